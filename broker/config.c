@@ -1,0 +1,868 @@
+/*
+ * The JSON configuration. jansson parses; it does not remember where a
+ * value stood in the text, so errors are placed by walking the original
+ * text along the key path of the bad value (locate()).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <secretsfs/backend.h>
+#include <secretsfs/config.h>
+#include <secretsfs/secfile.h>
+
+#define CONFIG_MAX_BYTES	(16u << 20)
+
+#define DEFAULT_MOUNTPOINT	"/run/secretsfs"
+#define DEFAULT_LOCKED		(32u << 20)
+#define DEFAULT_CACHE_MAX	(8u << 20)
+#define DEFAULT_NEG_TTL_MS	5000
+#define DEFAULT_REFRESH_MS	60000
+#define DEFAULT_MODE		0400
+
+int
+config_err_set(struct config_err *err, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(err->path, sizeof(err->path), "%s", path ? path : "");
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	err->line = err->col = 0;
+	return -EINVAL;
+}
+
+void
+config_err_format(const struct config_err *err, const char *file, char *buf,
+    size_t len)
+{
+	if (err->line > 0 && err->path[0])
+		snprintf(buf, len, "%s:%d:%d: %s: %s", file, err->line,
+		    err->col, err->path, err->msg);
+	else if (err->line > 0)
+		snprintf(buf, len, "%s:%d:%d: %s", file, err->line, err->col,
+		    err->msg);
+	else if (err->path[0])
+		snprintf(buf, len, "%s: %s: %s", file, err->path, err->msg);
+	else
+		snprintf(buf, len, "%s: %s", file, err->msg);
+}
+
+int
+config_parse_duration(const char *s, int64_t *ms)
+{
+	static const struct { const char *u; int64_t ms; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+		{ "d", 86400000 }, { "", 1000 },
+	};
+	char *end;
+	double v;
+	size_t i;
+
+	if (!s || !*s || isspace((unsigned char)*s) || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -EINVAL;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].u) == 0) {
+			if (v * units[i].ms > (double)INT64_MAX / 2)
+				return -ERANGE;
+			*ms = (int64_t)(v * units[i].ms);
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int
+config_parse_size(const char *s, uint64_t *bytes)
+{
+	static const struct { const char *u; uint64_t mul; } units[] = {
+		{ "", 1 }, { "B", 1 },
+		{ "KiB", 1ull << 10 }, { "MiB", 1ull << 20 }, { "GiB", 1ull << 30 },
+		{ "KB", 1000 }, { "MB", 1000000 }, { "GB", 1000000000 },
+	};
+	char *end;
+	unsigned long long v;
+	size_t i;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -ERANGE;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].u) == 0) {
+			if (v > UINT64_MAX / units[i].mul)
+				return -ERANGE;
+			*bytes = v * units[i].mul;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* --- placing a key path in the text ------------------------------------ */
+
+struct cursor {
+	const char	*s;
+	size_t		 i, n;
+};
+
+static void
+skip_ws(struct cursor *c)
+{
+	while (c->i < c->n && isspace((unsigned char)c->s[c->i]))
+		c->i++;
+}
+
+/* Past a string whose opening quote is at c->i; its raw bytes in *b,*e. */
+static int
+skip_string(struct cursor *c, size_t *b, size_t *e)
+{
+	if (c->i >= c->n || c->s[c->i] != '"')
+		return -1;
+	*b = ++c->i;
+	while (c->i < c->n && c->s[c->i] != '"') {
+		if (c->s[c->i] == '\\')
+			c->i++;
+		c->i++;
+	}
+	if (c->i >= c->n)
+		return -1;
+	*e = c->i++;
+	return 0;
+}
+
+static int
+skip_value(struct cursor *c)
+{
+	size_t b, e;
+	int depth = 0;
+
+	skip_ws(c);
+	do {
+		if (c->i >= c->n)
+			return -1;
+		switch (c->s[c->i]) {
+		case '"':
+			if (skip_string(c, &b, &e) < 0)
+				return -1;
+			continue;
+		case '{': case '[':
+			depth++;
+			break;
+		case '}': case ']':
+			if (depth == 0)
+				return 0;	/* end of the enclosing container */
+			depth--;
+			break;
+		case ',':
+			if (depth == 0)
+				return 0;
+			break;
+		default:
+			if (depth == 0 && isspace((unsigned char)c->s[c->i]))
+				return 0;
+		}
+		c->i++;
+	} while (depth > 0 || (c->i < c->n && !strchr(",}] \t\r\n", c->s[c->i])));
+	return 0;
+}
+
+/* Next segment of a key path: a key (quoted or bare) or [index]. */
+static int
+next_segment(const char **p, char *key, size_t keylen, long *index)
+{
+	const char *s = *p;
+	size_t k = 0;
+
+	if (*s == '.')
+		s++;
+	*index = -1;
+	if (*s == '[') {
+		*index = strtol(s + 1, (char **)&s, 10);
+		if (*s != ']')
+			return -1;
+		*p = s + 1;
+		return 0;
+	}
+	if (*s == '"') {
+		for (s++; *s && *s != '"'; s++)
+			if (k + 1 < keylen)
+				key[k++] = *s;
+		if (*s == '"')
+			s++;
+	} else {
+		for (; *s && *s != '.' && *s != '['; s++)
+			if (k + 1 < keylen)
+				key[k++] = *s;
+	}
+	key[k] = '\0';
+	*p = s;
+	return k ? 0 : -1;
+}
+
+static void
+pos_of(const char *text, size_t off, int *line, int *col)
+{
+	size_t i;
+
+	*line = 1;
+	*col = 1;
+	for (i = 0; i < off; i++) {
+		if (text[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else
+			(*col)++;
+	}
+}
+
+/*
+ * Where does `path` point in `text`? The key of the deepest member found
+ * (or the element, for an index); as deep as the path can be followed.
+ */
+static void
+locate(const char *text, size_t len, const char *path, int *line, int *col)
+{
+	struct cursor c = { text, 0, len };
+	size_t found, kb, ke;
+	char key[256];
+	long index;
+
+	skip_ws(&c);
+	found = c.i;
+	while (*path && next_segment(&path, key, sizeof(key), &index) == 0) {
+		skip_ws(&c);
+		if (index >= 0) {
+			if (c.i >= c.n || text[c.i] != '[')
+				break;
+			c.i++;
+			for (long n = 0; n < index; n++) {
+				if (skip_value(&c) < 0 || c.i >= c.n || text[c.i] != ',')
+					goto done;
+				c.i++;
+			}
+			skip_ws(&c);
+			found = c.i;
+			continue;
+		}
+		if (c.i >= c.n || text[c.i] != '{')
+			break;
+		c.i++;
+		for (;;) {
+			skip_ws(&c);
+			if (skip_string(&c, &kb, &ke) < 0)
+				goto done;
+			skip_ws(&c);
+			if (c.i >= c.n || text[c.i] != ':')
+				goto done;
+			c.i++;
+			if (ke - kb == strlen(key) &&
+			    memcmp(text + kb, key, ke - kb) == 0) {
+				found = kb - 1;
+				break;
+			}
+			if (skip_value(&c) < 0 || c.i >= c.n || text[c.i] != ',')
+				goto done;
+			c.i++;
+		}
+	}
+done:
+	pos_of(text, found, line, col);
+}
+
+/* --- building key paths ------------------------------------------------ */
+
+static void
+path_key(char *out, size_t len, const char *parent, const char *key)
+{
+	bool bare = *key != '\0';
+
+	for (const char *p = key; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+			bare = false;
+	snprintf(out, len, bare ? "%s%s%s" : "%s%s\"%s\"", parent,
+	    *parent ? "." : "", key);
+}
+
+/* --- typed getters ----------------------------------------------------- */
+
+static int
+check_keys(const json_t *obj, const char *path, const char *const *allowed,
+    struct config_err *err)
+{
+	const char *k;
+	json_t *v;
+	char p[256];
+
+	json_object_foreach((json_t *)obj, k, v) {
+		const char *const *a;
+
+		for (a = allowed; *a; a++)
+			if (strcmp(*a, k) == 0)
+				break;
+		if (!*a) {
+			path_key(p, sizeof(p), path, k);
+			return config_err_set(err, p, "unknown key");
+		}
+	}
+	return 0;
+}
+
+static int
+get_object(const json_t *parent, const char *path, const char *key,
+    bool required, json_t **out, struct config_err *err)
+{
+	json_t *v = json_object_get(parent, key);
+	char p[256];
+
+	path_key(p, sizeof(p), path, key);
+	*out = NULL;
+	if (!v) {
+		if (required)
+			return config_err_set(err, *path ? path : p,
+			    "missing required key \"%s\"", key);
+		return 0;
+	}
+	if (!json_is_object(v))
+		return config_err_set(err, p, "expected an object");
+	*out = v;
+	return 0;
+}
+
+static int
+get_string(const json_t *parent, const char *path, const char *key,
+    bool required, const char **out, struct config_err *err)
+{
+	json_t *v = json_object_get(parent, key);
+	char p[256];
+
+	path_key(p, sizeof(p), path, key);
+	if (!v || json_is_null(v)) {
+		if (required)
+			return config_err_set(err, *path ? path : p,
+			    "missing required key \"%s\"", key);
+		return 0;
+	}
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return config_err_set(err, p, "expected a non-empty string");
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return config_err_set(err, p, "string holds a NUL byte");
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int
+get_bool(const json_t *parent, const char *path, const char *key, bool *out,
+    struct config_err *err)
+{
+	json_t *v = json_object_get(parent, key);
+	char p[256];
+
+	if (!v)
+		return 0;
+	path_key(p, sizeof(p), path, key);
+	if (!json_is_boolean(v))
+		return config_err_set(err, p, "expected true or false");
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int
+get_duration(const json_t *parent, const char *path, const char *key,
+    int64_t *ms, struct config_err *err)
+{
+	json_t *v = json_object_get(parent, key);
+	char p[256];
+
+	if (!v)
+		return 0;
+	path_key(p, sizeof(p), path, key);
+	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    json_integer_value(v) < INT64_MAX / 2000) {
+		*ms = json_integer_value(v) * 1000;
+		return 0;
+	}
+	if (!json_is_string(v) ||
+	    config_parse_duration(json_string_value(v), ms) < 0)
+		return config_err_set(err, p, "expected a duration such as "
+		    "\"500ms\", \"30s\", \"5m\" or \"1h\"");
+	return 0;
+}
+
+static int
+get_size(const json_t *parent, const char *path, const char *key,
+    uint64_t *bytes, struct config_err *err)
+{
+	json_t *v = json_object_get(parent, key);
+	char p[256];
+
+	if (!v)
+		return 0;
+	path_key(p, sizeof(p), path, key);
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*bytes = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_string(v) ||
+	    config_parse_size(json_string_value(v), bytes) < 0)
+		return config_err_set(err, p, "expected a size such as "
+		    "\"4096\", \"64KiB\" or \"16MiB\"");
+	return 0;
+}
+
+static int
+get_mode(const json_t *parent, const char *path, const char *key,
+    mode_t *mode, struct config_err *err)
+{
+	json_t *v = json_object_get(parent, key);
+	const char *s;
+	char p[256], *end;
+	long m;
+
+	if (!v)
+		return 0;
+	path_key(p, sizeof(p), path, key);
+	if (!json_is_string(v))
+		return config_err_set(err, p, "expected an octal string such "
+		    "as \"0440\"");
+	s = json_string_value(v);
+	m = strtol(s, &end, 8);
+	if (!*s || *end || m < 0)
+		return config_err_set(err, p, "expected an octal string such "
+		    "as \"0440\"");
+	/* A secret file is never writable, executable or special. */
+	if (m & ~0444L)
+		return config_err_set(err, p, "mode %s grants more than read "
+		    "permission; use a subset of 0444", s);
+	*mode = (mode_t)m;
+	return 0;
+}
+
+static int
+get_id(const json_t *parent, const char *path, const char *key, bool group,
+    unsigned *id, struct config_err *err)
+{
+	json_t *v = json_object_get(parent, key);
+	char p[256], buf[4096];
+
+	if (!v)
+		return 0;
+	path_key(p, sizeof(p), path, key);
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0 ||
+		    json_integer_value(v) >= (json_int_t)UINT32_MAX)
+			return config_err_set(err, p, "out of range");
+		*id = (unsigned)json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return config_err_set(err, p, "expected a number or a %s name",
+		    group ? "group" : "user");
+	if (group) {
+		struct group g, *gp = NULL;
+
+		getgrnam_r(json_string_value(v), &g, buf, sizeof(buf), &gp);
+		if (!gp)
+			return config_err_set(err, p, "no such group \"%s\"",
+			    json_string_value(v));
+		*id = gp->gr_gid;
+	} else {
+		struct passwd pw, *pp = NULL;
+
+		getpwnam_r(json_string_value(v), &pw, buf, sizeof(buf), &pp);
+		if (!pp)
+			return config_err_set(err, p, "no such user \"%s\"",
+			    json_string_value(v));
+		*id = pp->pw_uid;
+	}
+	return 0;
+}
+
+/* --- sections ---------------------------------------------------------- */
+
+struct defaults {
+	mode_t	 mode;
+	unsigned uid, gid;
+	int64_t	 refresh_ms;
+};
+
+static int
+parse_defaults(const json_t *root, struct defaults *d, struct config_err *err)
+{
+	static const char *const keys[] = { "mode", "uid", "gid", "refresh",
+	    NULL };
+	json_t *o;
+	int r;
+
+	d->mode = DEFAULT_MODE;
+	d->uid = d->gid = 0;
+	d->refresh_ms = DEFAULT_REFRESH_MS;
+	if ((r = get_object(root, "", "defaults", false, &o, err)) < 0 || !o)
+		return r;
+	if ((r = check_keys(o, "defaults", keys, err)) < 0 ||
+	    (r = get_mode(o, "defaults", "mode", &d->mode, err)) < 0 ||
+	    (r = get_id(o, "defaults", "uid", false, &d->uid, err)) < 0 ||
+	    (r = get_id(o, "defaults", "gid", true, &d->gid, err)) < 0 ||
+	    (r = get_duration(o, "defaults", "refresh", &d->refresh_ms, err)) < 0)
+		return r;
+	return 0;
+}
+
+static int
+parse_mount(const json_t *root, struct config *cfg, struct config_err *err)
+{
+	static const char *const keys[] = { "path", "allow_other", NULL };
+	const char *path = DEFAULT_MOUNTPOINT;
+	json_t *o;
+	int r;
+
+	cfg->allow_other = true;
+	if ((r = get_object(root, "", "mount", false, &o, err)) < 0)
+		return r;
+	if (o) {
+		if ((r = check_keys(o, "mount", keys, err)) < 0 ||
+		    (r = get_string(o, "mount", "path", false, &path, err)) < 0 ||
+		    (r = get_bool(o, "mount", "allow_other", &cfg->allow_other,
+		    err)) < 0)
+			return r;
+		if (path[0] != '/')
+			return config_err_set(err, "mount.path",
+			    "expected an absolute path");
+	}
+	cfg->mountpoint = strdup(path);
+	return cfg->mountpoint ? 0 : -ENOMEM;
+}
+
+static int
+parse_limits(const json_t *root, struct config *cfg, struct config_err *err)
+{
+	static const char *const mkeys[] = { "locked_bytes", NULL };
+	static const char *const ckeys[] = { "max_bytes", "negative_ttl", NULL };
+	json_t *o;
+	int r;
+
+	cfg->locked_bytes = DEFAULT_LOCKED;
+	cfg->cache_max_bytes = DEFAULT_CACHE_MAX;
+	cfg->negative_ttl_ms = DEFAULT_NEG_TTL_MS;
+	if ((r = get_object(root, "", "memory", false, &o, err)) < 0)
+		return r;
+	if (o && ((r = check_keys(o, "memory", mkeys, err)) < 0 ||
+	    (r = get_size(o, "memory", "locked_bytes", &cfg->locked_bytes,
+	    err)) < 0))
+		return r;
+	if ((r = get_object(root, "", "cache", false, &o, err)) < 0)
+		return r;
+	if (o && ((r = check_keys(o, "cache", ckeys, err)) < 0 ||
+	    (r = get_size(o, "cache", "max_bytes", &cfg->cache_max_bytes,
+	    err)) < 0 ||
+	    (r = get_duration(o, "cache", "negative_ttl", &cfg->negative_ttl_ms,
+	    err)) < 0))
+		return r;
+	if (cfg->locked_bytes < (1u << 20))
+		return config_err_set(err, "memory.locked_bytes",
+		    "must be at least 1MiB");
+	/*
+	 * Parsed backend answers and pinned old versions live in the arena
+	 * beside the cache, so the cache may fill only half of it.
+	 */
+	if (cfg->cache_max_bytes == 0 ||
+	    cfg->cache_max_bytes > cfg->locked_bytes / 2)
+		return config_err_set(err, "cache.max_bytes", "must be between "
+		    "1 and half of memory.locked_bytes (%" PRIu64 ")",
+		    cfg->locked_bytes / 2);
+	return 0;
+}
+
+static int
+parse_backends(const json_t *root, struct config *cfg, struct config_err *err)
+{
+	const char *name, *type = NULL;
+	json_t *o, *b;
+	char p[256];
+	size_t i = 0;
+	int r;
+
+	if ((r = get_object(root, "", "backends", true, &o, err)) < 0)
+		return r;
+	if (json_object_size(o) == 0)
+		return config_err_set(err, "backends", "no backend is defined");
+	if (!(cfg->backends = calloc(json_object_size(o), sizeof(*cfg->backends))))
+		return -ENOMEM;
+	json_object_foreach(o, name, b) {
+		struct config_backend *cb = &cfg->backends[i];
+
+		path_key(p, sizeof(p), "backends", name);
+		if (!json_is_object(b))
+			return config_err_set(err, p, "expected an object");
+		if ((r = get_string(b, p, "type", true, &type, err)) < 0)
+			return r;
+		if ((r = backend_validate(type, b, p, err)) < 0)
+			return r;
+		cb->name = strdup(name);
+		cb->type = strdup(type);
+		cb->path = strdup(p);
+		cb->options = json_incref(b);
+		cfg->n_backends = ++i;
+		if (!cb->name || !cb->type || !cb->path)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static bool
+valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > NAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (; *s; s++)
+		if (*s == '/' || (unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static int
+parse_secrets(const json_t *root, struct config *cfg,
+    const struct defaults *d, struct config_err *err)
+{
+	static const char *const keys[] = { "backend", "ref", "field",
+	    "version", "mode", "uid", "gid", "refresh", NULL };
+	const char *name;
+	json_t *o, *s;
+	char p[256];
+	size_t i = 0;
+	int r;
+
+	if ((r = get_object(root, "", "secrets", true, &o, err)) < 0)
+		return r;
+	if (!(cfg->secrets = calloc(json_object_size(o) + 1,
+	    sizeof(*cfg->secrets))))
+		return -ENOMEM;
+	json_object_foreach(o, name, s) {
+		struct config_secret *cs = &cfg->secrets[i];
+		const char *backend = NULL, *ref = NULL, *field = NULL;
+		const char *version = NULL;
+		unsigned uid = d->uid, gid = d->gid;
+		ssize_t bi;
+
+		path_key(p, sizeof(p), "secrets", name);
+		if (!valid_name(name))
+			return config_err_set(err, p, "not a valid file name "
+			    "(no '/', no control characters, not . or ..)");
+		if (!json_is_object(s))
+			return config_err_set(err, p, "expected an object");
+		cs->mode = d->mode;
+		cs->refresh_ms = d->refresh_ms;
+		if ((r = check_keys(s, p, keys, err)) < 0 ||
+		    (r = get_string(s, p, "backend", true, &backend, err)) < 0 ||
+		    (r = get_string(s, p, "ref", false, &ref, err)) < 0 ||
+		    (r = get_string(s, p, "field", false, &field, err)) < 0 ||
+		    (r = get_string(s, p, "version", false, &version, err)) < 0 ||
+		    (r = get_mode(s, p, "mode", &cs->mode, err)) < 0 ||
+		    (r = get_id(s, p, "uid", false, &uid, err)) < 0 ||
+		    (r = get_id(s, p, "gid", true, &gid, err)) < 0 ||
+		    (r = get_duration(s, p, "refresh", &cs->refresh_ms, err)) < 0)
+			return r;
+		if ((bi = config_find_backend(cfg, backend)) < 0) {
+			char bp[256];
+
+			path_key(bp, sizeof(bp), p, "backend");
+			return config_err_set(err, bp, "no backend named \"%s\" "
+			    "in \"backends\"", backend);
+		}
+		if (cs->refresh_ms < 1000) {
+			char rp[256];
+
+			path_key(rp, sizeof(rp), p, "refresh");
+			return config_err_set(err, rp, "must be at least 1s");
+		}
+		cs->backend = (size_t)bi;
+		cs->uid = uid;
+		cs->gid = gid;
+		cs->name = strdup(name);
+		/* The reference defaults to the file name. */
+		cs->ref = strdup(ref ? ref : name);
+		cs->field = field ? strdup(field) : NULL;
+		cs->version = version ? strdup(version) : NULL;
+		cfg->n_secrets = ++i;
+		if (!cs->name || !cs->ref || (field && !cs->field) ||
+		    (version && !cs->version))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int
+parse_root(struct config *cfg, struct config_err *err)
+{
+	static const char *const keys[] = { "mount", "memory", "cache",
+	    "defaults", "backends", "secrets", NULL };
+	struct defaults d;
+	int r;
+
+	if (!json_is_object(cfg->root))
+		return config_err_set(err, "", "the document must be a JSON "
+		    "object");
+	if ((r = check_keys(cfg->root, "", keys, err)) < 0 ||
+	    (r = parse_mount(cfg->root, cfg, err)) < 0 ||
+	    (r = parse_limits(cfg->root, cfg, err)) < 0 ||
+	    (r = parse_defaults(cfg->root, &d, err)) < 0 ||
+	    (r = parse_backends(cfg->root, cfg, err)) < 0 ||
+	    (r = parse_secrets(cfg->root, cfg, &d, err)) < 0)
+		return r;
+	return 0;
+}
+
+int
+config_load_string(const char *text, const char *file, struct config **out,
+    struct config_err *err)
+{
+	struct config *cfg;
+	json_error_t je;
+	int r;
+
+	*out = NULL;
+	memset(err, 0, sizeof(*err));
+	if (!(cfg = calloc(1, sizeof(*cfg))))
+		return -ENOMEM;
+	if (!(cfg->file = strdup(file))) {
+		free(cfg);
+		return -ENOMEM;
+	}
+	cfg->root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+	if (!cfg->root) {
+		config_err_set(err, "", "invalid JSON: %s", je.text);
+		err->line = je.line;
+		err->col = je.column;
+		config_free(cfg);
+		return -EINVAL;
+	}
+	if ((r = parse_root(cfg, err)) < 0) {
+		if (r == -EINVAL)
+			locate(text, strlen(text), err->path, &err->line,
+			    &err->col);
+		else
+			config_err_set(err, "", "%s", strerror(-r));
+		config_free(cfg);
+		return r;
+	}
+	*out = cfg;
+	return 0;
+}
+
+int
+config_load(const char *file, struct config **out, struct config_err *err)
+{
+	char ebuf[256], *text;
+	struct stat st;
+	ssize_t n;
+	size_t have = 0;
+	int fd, r;
+
+	*out = NULL;
+	memset(err, 0, sizeof(*err));
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = -errno;
+		config_err_set(err, "", "cannot open: %s", strerror(-r));
+		return r;
+	}
+	if ((r = secfile_check_private(fd, file, ebuf, sizeof(ebuf))) < 0 ||
+	    fstat(fd, &st) != 0) {
+		/* ebuf starts with the file name; config_err_format adds it. */
+		const char *why = strncmp(ebuf, file, strlen(file)) == 0 ?
+		    ebuf + strlen(file) + 2 : ebuf;
+		config_err_set(err, "", "refused: %s", why);
+		close(fd);
+		return r < 0 ? r : -EIO;
+	}
+	if (st.st_size > CONFIG_MAX_BYTES) {
+		close(fd);
+		config_err_set(err, "", "larger than %u bytes", CONFIG_MAX_BYTES);
+		return -EFBIG;
+	}
+	if (!(text = malloc((size_t)st.st_size + 1))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (have < (size_t)st.st_size &&
+	    (n = read(fd, text + have, (size_t)st.st_size - have)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			config_err_set(err, "", "read: %s", strerror(-r));
+			free(text);
+			close(fd);
+			return r;
+		}
+		have += (size_t)n;
+	}
+	close(fd);
+	text[have] = '\0';
+	r = config_load_string(text, file, out, err);
+	/* Static credentials may sit in the config. */
+	explicit_bzero(text, have);
+	free(text);
+	return r;
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t i;
+
+	if (!cfg)
+		return;
+	for (i = 0; i < cfg->n_backends; i++) {
+		free(cfg->backends[i].name);
+		free(cfg->backends[i].type);
+		free(cfg->backends[i].path);
+		json_decref(cfg->backends[i].options);
+	}
+	free(cfg->backends);
+	for (i = 0; i < cfg->n_secrets; i++) {
+		free(cfg->secrets[i].name);
+		free(cfg->secrets[i].ref);
+		free(cfg->secrets[i].field);
+		free(cfg->secrets[i].version);
+	}
+	free(cfg->secrets);
+	json_decref(cfg->root);
+	free(cfg->mountpoint);
+	free(cfg->file);
+	free(cfg);
+}
+
+ssize_t
+config_find_secret(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_secrets; i++)
+		if (strcmp(cfg->secrets[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+ssize_t
+config_find_backend(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_backends; i++)
+		if (strcmp(cfg->backends[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}

@@ -1,0 +1,87 @@
+/*
+ * backend: the one interface behind which Vault, AWS Secrets Manager and
+ * the development `file` backend sit.
+ *
+ * Plain requests in, plain results out, no pointers shared with the
+ * caller beyond the result it receives: so the interface can later be
+ * served across a socketpair from a separate fetcher process without its
+ * callers changing.
+ */
+#ifndef SECRETSFS_BACKEND_H
+#define SECRETSFS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include <secretsfs/config.h>
+
+#define BACKEND_VERSION_MAX	128
+#define BACKEND_ERR_MAX		256
+
+struct backend_request {
+	const char	*ref;		/* backend reference (path, ARN, file) */
+	const char	*field;		/* JSON key to select, or NULL */
+	const char	*version;	/* pinned version, or NULL */
+};
+
+/* What a fetch yields. data is a secmem block the receiver owns. */
+struct backend_value {
+	uint8_t		*data;
+	size_t		 len;
+	char		 version[BACKEND_VERSION_MAX];
+	struct timespec	 changed;	/* when this version was made; 0 if unknown */
+};
+
+struct backend_ops {
+	const char	*type;
+	/* Check the backend's config object; path is its key path. */
+	int	(*validate)(const json_t *opts, const char *path,
+		    struct config_err *err);
+	/* Make an instance; errbuf says why not (never a secret). */
+	int	(*open)(const struct config_backend *cfg, void **impl,
+		    char *errbuf, size_t errlen);
+	/*
+	 * Fetch one secret. 0, or -ENOENT (no such secret or version),
+	 * -EACCES (the backend refused us), -EIO (anything else), with the
+	 * backend's own words in errbuf. Never the value in errbuf.
+	 */
+	int	(*fetch)(void *impl, const struct backend_request *req,
+		    struct backend_value *out, char *errbuf, size_t errlen);
+	void	(*close)(void *impl);
+};
+
+struct backend;
+
+/* Validate a config object of the given type; -EINVAL with err filled. */
+int backend_validate(const char *type, const json_t *opts, const char *path,
+    struct config_err *err);
+
+/* 0 and *out, or -errno with errbuf filled. */
+int backend_open(const struct config_backend *cfg, struct backend **out,
+    char *errbuf, size_t errlen);
+int backend_fetch(struct backend *b, const struct backend_request *req,
+    struct backend_value *out, char *errbuf, size_t errlen);
+const char *backend_name(const struct backend *b);
+const char *backend_type(const struct backend *b);
+/* NULL is fine. */
+void backend_close(struct backend *b);
+
+/* Wipe and free the value's bytes; the struct itself is the caller's. */
+void backend_value_clear(struct backend_value *v);
+
+/*
+ * Replace v's bytes with those of one member of the JSON object they hold:
+ * a string member is served as its raw text, anything else as compact
+ * JSON. -ENOENT when the member is missing, -EINVAL when v is not a JSON
+ * object. The old bytes are wiped either way on success.
+ */
+int backend_select_field(struct backend_value *v, const char *field,
+    char *errbuf, size_t errlen);
+
+/* The file backend's operations (backend_file.c). */
+extern const struct backend_ops backend_file_ops;
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * config: the JSON configuration, parsed once into an immutable struct.
+ */
+#ifndef SECRETSFS_CONFIG_H
+#define SECRETSFS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Where and why a configuration is wrong. `path` names the key, e.g.
+ * `secrets.db_password.mode`, `rules[2].match.label`; a key that holds
+ * anything but [A-Za-z0-9_-] is written in double quotes:
+ * `secrets."tls.crt".mode`. Sub-parsers (policy, audit, backends) fill path
+ * and msg; config fills line and col from the file's text.
+ */
+struct config_err {
+	char	path[256];
+	char	msg[256];
+	int	line;	/* 1-based; 0 when unknown */
+	int	col;
+};
+
+/* Fill err (printf-style message). Always returns -EINVAL. */
+int config_err_set(struct config_err *err, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "250ms", "30s", "5m", "1h", "2d", or a bare number of seconds. */
+int config_parse_duration(const char *s, int64_t *ms);
+/* "4096", "64KiB", "16MiB", "1GiB" (also KB/MB/GB as powers of 1000). */
+int config_parse_size(const char *s, uint64_t *bytes);
+
+#include <sys/types.h>
+#include <jansson.h>
+
+struct config_backend {
+	char	*name;
+	char	*type;		/* "file", "vault", "aws" */
+	char	*path;		/* key path of its object, for errors */
+	json_t	*options;	/* its whole object; owned, for the constructor */
+};
+
+struct config_secret {
+	char	*name;		/* file name in the mount */
+	size_t	 backend;	/* index into config.backends */
+	char	*ref;		/* backend reference: file name, KV path, ARN */
+	char	*field;		/* JSON key to serve, or NULL for the whole value */
+	char	*version;	/* pinned version, or NULL for the current one */
+	mode_t	 mode;
+	uid_t	 uid;
+	gid_t	 gid;
+	int64_t	 refresh_ms;
+};
+
+struct config {
+	char			*file;
+	char			*mountpoint;
+	bool			 allow_other;
+	uint64_t		 locked_bytes;
+	uint64_t		 cache_max_bytes;
+	int64_t			 negative_ttl_ms;
+	struct config_backend	*backends;
+	size_t			 n_backends;
+	struct config_secret	*secrets;
+	size_t			 n_secrets;
+	json_t			*root;	/* the parsed document; owned */
+};
+
+/*
+ * Load and validate a config file. The file must be private to its owner
+ * (root or the effective user). On error returns -errno (-EINVAL for a bad
+ * document, with err filled, path and line/col included) and *out is NULL.
+ * The caller owns *out and releases it with config_free().
+ */
+int config_load(const char *file, struct config **out, struct config_err *err);
+
+/* The same from a string, for tests; file is only used in messages. */
+int config_load_string(const char *text, const char *file, struct config **out,
+    struct config_err *err);
+
+void config_free(struct config *cfg);
+
+/* index of the secret or backend called name, or -1 */
+ssize_t config_find_secret(const struct config *cfg, const char *name);
+ssize_t config_find_backend(const struct config *cfg, const char *name);
+
+/* "FILE:LINE:COL: PATH: MSG" into buf. */
+void config_err_format(const struct config_err *err, const char *file,
+    char *buf, size_t len);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * fs: the FUSE low-level adapter. The only module that includes libfuse.
+ */
+#ifndef SECRETSFS_FS_H
+#define SECRETSFS_FS_H
+
+#include <stdbool.h>
+
+#include <secretsfs/broker.h>
+
+struct fs_options {
+	const char	*mountpoint;
+	bool		 foreground;
+	bool		 debug;		/* libfuse's own request trace */
+	bool		 allow_other;
+};
+
+/*
+ * Mount, serve until SIGTERM/SIGINT (or an unmount), unmount. A stale
+ * mount of a dead daemon at the mountpoint is cleared first. Returns 0 on
+ * a clean stop, -errno when the mount failed (logged). The broker stays
+ * the caller's.
+ */
+int fs_run(struct broker *b, const struct fs_options *opt);
+
+#endif
