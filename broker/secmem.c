@@ -28,20 +28,19 @@
 #include <secretsfs/secmem.h>
 
 #define ALIGN		16
-#define MIN_BLOCK	64	/* header + two free-list links, rounded */
+#define MIN_BLOCK	64	/* header + the smallest payload */
 
+/*
+ * The free-list links live in the header, not in the payload, so a freed
+ * payload stays all zeroes until it is handed out again.
+ */
 struct blk {
-	uint64_t	canary;
-	uint64_t	size;		/* whole block, header included */
-	uint64_t	prev_size;	/* physical predecessor; 0 for the first */
-	uint64_t	used;
-};
-
-/* A free block keeps its list links where the payload would be. */
-struct fblk {
-	struct blk	 hdr;
-	struct fblk	*next;
-	struct fblk	*prev;
+	uint64_t	 canary;
+	uint64_t	 size;		/* whole block, header included */
+	uint64_t	 prev_size;	/* physical predecessor; 0 for the first */
+	uint64_t	 used;
+	struct blk	*next;		/* free list, when free */
+	struct blk	*prev;
 };
 
 static struct {
@@ -52,7 +51,7 @@ static struct {
 	size_t		 len;
 	size_t		 used;
 	uint64_t	 canary;
-	struct fblk	*free;
+	struct blk	*free;
 	const char	*backing;
 	int		 memfd;
 } A = { .lock = PTHREAD_MUTEX_INITIALIZER, .memfd = -1 };
@@ -70,7 +69,7 @@ canary_of(const struct blk *b)
 }
 
 static void
-freelist_insert(struct fblk *f)
+freelist_insert(struct blk *f)
 {
 	f->prev = NULL;
 	f->next = A.free;
@@ -80,7 +79,7 @@ freelist_insert(struct fblk *f)
 }
 
 static void
-freelist_remove(struct fblk *f)
+freelist_remove(struct blk *f)
 {
 	if (f->prev)
 		f->prev->next = f->next;
@@ -209,7 +208,7 @@ secmem_init(size_t bytes, char *errbuf, size_t errlen)
 		A.canary = (uint64_t)(uintptr_t)A.base * 0x9e3779b97f4a7c15ULL;
 	b = (struct blk *)A.base;
 	set_block(b, A.len, 0, 0);
-	freelist_insert((struct fblk *)b);
+	freelist_insert(b);
 	return 0;
 }
 
@@ -233,7 +232,7 @@ secmem_shutdown(void)
 void *
 secmem_alloc(size_t n)
 {
-	struct fblk *f;
+	struct blk *f;
 	size_t need;
 
 	if (n == 0 || n > SIZE_MAX / 2 || !A.base)
@@ -244,14 +243,14 @@ secmem_alloc(size_t n)
 
 	pthread_mutex_lock(&A.lock);
 	for (f = A.free; f; f = f->next)
-		if (f->hdr.size >= need)
+		if (f->size >= need)
 			break;
 	if (!f) {
 		pthread_mutex_unlock(&A.lock);
 		return NULL;
 	}
 	freelist_remove(f);
-	struct blk *b = &f->hdr;
+	struct blk *b = f;
 	if (b->size - need >= MIN_BLOCK) {
 		struct blk *rest = (struct blk *)((uint8_t *)b + need);
 		struct blk *after;
@@ -259,7 +258,7 @@ secmem_alloc(size_t n)
 		set_block(rest, b->size - need, need, 0);
 		if ((after = next_of(rest)))
 			after->prev_size = rest->size;
-		freelist_insert((struct fblk *)rest);
+		freelist_insert(rest);
 		b->size = need;
 	}
 	b->used = 1;
@@ -316,23 +315,23 @@ secmem_free(void *p)
 	b->used = 0;
 
 	if ((n = next_of(b)) && !n->used) {
-		freelist_remove((struct fblk *)n);
+		freelist_remove(n);
 		b->size += n->size;
-		explicit_bzero(n, sizeof(struct fblk));
+		explicit_bzero(n, sizeof(struct blk));
 	}
 	if (b->prev_size) {
 		prev = (struct blk *)((uint8_t *)b - b->prev_size);
 		if (!prev->used) {
-			freelist_remove((struct fblk *)prev);
+			freelist_remove(prev);
 			prev->size += b->size;
-			explicit_bzero(b, sizeof(struct fblk));
+			explicit_bzero(b, sizeof(struct blk));
 			b = prev;
 		}
 	}
 	if ((n = next_of(b)))
 		n->prev_size = b->size;
 	b->canary = canary_of(b);
-	freelist_insert((struct fblk *)b);
+	freelist_insert(b);
 	pthread_mutex_unlock(&A.lock);
 }
 

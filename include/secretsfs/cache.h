@@ -50,7 +50,8 @@ struct cache *cache_new(const struct cache_limits *lim, cache_fetch_fn fn,
 void cache_free(struct cache *c);
 
 /*
- * Pin the value of name, fetching it when absent or older than ttl_ms.
+ * Pin the value of name, fetching it when absent or due. A fetched value
+ * is due for a refresh ttl_ms after it was fetched.
  * 0 and *out pinned (release with cache_put), or -errno from the fetch
  * (-ENOENT, -EACCES, -EIO, -EFBIG when the value alone exceeds the cap).
  */

@@ -1,0 +1,233 @@
+/*
+ * config: a valid document, and each kind of error with the key path and
+ * the line/column it names.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <secretsfs/config.h>
+
+static const char valid[] =
+"{\n"
+"  \"mount\": {\"path\": \"/run/secretsfs\"},\n"
+"  \"memory\": {\"locked_bytes\": \"16MiB\"},\n"
+"  \"cache\": {\"max_bytes\": \"4MiB\", \"negative_ttl\": \"2s\"},\n"
+"  \"defaults\": {\"mode\": \"0440\", \"uid\": 0, \"gid\": 0, \"refresh\": \"5m\"},\n"
+"  \"backends\": {\"dev\": {\"type\": \"file\", \"dir\": \"/etc/secrets\"}},\n"
+"  \"secrets\": {\n"
+"    \"db_password\": {\"backend\": \"dev\", \"ref\": \"db\", \"uid\": 1000, \"gid\": 1001},\n"
+"    \"api.json\": {\"backend\": \"dev\", \"field\": \"token\", \"mode\": \"0400\", \"refresh\": 30}\n"
+"  }\n"
+"}\n";
+
+static void
+test_valid(void **state)
+{
+	struct config_err err;
+	struct config *cfg;
+
+	(void)state;
+	assert_int_equal(config_load_string(valid, "t.json", &cfg, &err), 0);
+	assert_string_equal(cfg->mountpoint, "/run/secretsfs");
+	assert_int_equal(cfg->locked_bytes, 16u << 20);
+	assert_int_equal(cfg->cache_max_bytes, 4u << 20);
+	assert_int_equal(cfg->negative_ttl_ms, 2000);
+	assert_true(cfg->allow_other);
+	assert_int_equal(cfg->n_backends, 1);
+	assert_string_equal(cfg->backends[0].type, "file");
+	assert_int_equal(cfg->n_secrets, 2);
+
+	ssize_t i = config_find_secret(cfg, "db_password");
+	assert_true(i >= 0);
+	assert_string_equal(cfg->secrets[i].ref, "db");
+	assert_null(cfg->secrets[i].field);
+	assert_int_equal(cfg->secrets[i].mode, 0440);	/* from defaults */
+	assert_int_equal(cfg->secrets[i].uid, 1000);
+	assert_int_equal(cfg->secrets[i].gid, 1001);
+	assert_int_equal(cfg->secrets[i].refresh_ms, 300000);
+
+	i = config_find_secret(cfg, "api.json");
+	assert_true(i >= 0);
+	assert_string_equal(cfg->secrets[i].ref, "api.json");	/* defaults to the name */
+	assert_string_equal(cfg->secrets[i].field, "token");
+	assert_int_equal(cfg->secrets[i].mode, 0400);
+	assert_int_equal(cfg->secrets[i].refresh_ms, 30000);
+	assert_int_equal(config_find_secret(cfg, "nope"), -1);
+	config_free(cfg);
+}
+
+struct bad {
+	const char	*text;
+	const char	*path;
+	int		 line, col;
+	const char	*msg;		/* a substring */
+};
+
+static void
+test_errors_name_path_and_position(void **state)
+{
+	static const struct bad cases[] = {
+		/* Syntax errors come from jansson with its position. */
+		{ "{\n  \"backends\": {,\n}", "", 2, 16, "invalid JSON" },
+		{ "[1]", "", 1, 1, "must be a JSON object" },
+		{ "{\n \"bogus\": 1}", "bogus", 2, 2, "unknown key" },
+		{ "{\"secrets\": {}}", "backends", 1, 1, "missing required key" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\n"
+		  "  \"s\": {\"backend\": \"a\",\n"
+		  "         \"mode\": \"0777\"}}}",
+		  "secrets.s.mode", 4, 10, "more than read" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": \"b\"}}}",
+		  "secrets.s.backend", 2, 19, "no backend named \"b\"" },
+		{ "{\"backends\": {\"a\": {\"type\": \"nope\"}},\n\"secrets\": {}}",
+		  "backends.a.type", 1, 21, "unknown backend type" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\"}},\n\"secrets\": {}}",
+		  "backends.a", 1, 15, "missing required key \"dir\"" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"tls.crt\": {\"backend\": \"a\", \"refresh\": \"soon\"}}}",
+		  "secrets.\"tls.crt\".refresh", 2, 41, "expected a duration" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"a/b\": {\"backend\": \"a\"}}}",
+		  "secrets.\"a/b\"", 2, 13, "not a valid file name" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": \"a\", \"uid\": \"no-such-user-xyz\"}}}",
+		  "secrets.s.uid", 2, 35, "no such user" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"cache\": {\"max_bytes\": \"64MiB\"}, \"secrets\": {}}",
+		  "cache.max_bytes", 2, 11, "half of memory.locked_bytes" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": \"a\"}, \"s\": {\"backend\": \"a\"}}}",
+		  "", 2, 0, "duplicate object key" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config_err err;
+		struct config *cfg = (void *)1;
+
+		print_message("case %zu: %s\n", i, cases[i].path);
+		assert_int_equal(config_load_string(cases[i].text, "t.json",
+		    &cfg, &err), -EINVAL);
+		assert_null(cfg);
+		assert_string_equal(err.path, cases[i].path);
+		assert_int_equal(err.line, cases[i].line);
+		if (cases[i].col)
+			assert_int_equal(err.col, cases[i].col);
+		assert_non_null(strstr(err.msg, cases[i].msg));
+	}
+}
+
+static void
+test_error_format(void **state)
+{
+	struct config_err err;
+	struct config *cfg;
+	char buf[512];
+
+	(void)state;
+	assert_int_equal(config_load_string("{\n  \"bogus\": 1}", "c.json",
+	    &cfg, &err), -EINVAL);
+	config_err_format(&err, "c.json", buf, sizeof(buf));
+	assert_string_equal(buf, "c.json:2:3: bogus: unknown key");
+}
+
+static void
+write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static void
+test_file_permissions(void **state)
+{
+	char dir[] = "/tmp/secretsfs-config-XXXXXX", path[64];
+	struct config_err err;
+	struct config *cfg;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/c.json", dir);
+
+	write_file(path, valid, 0600);
+	assert_int_equal(config_load(path, &cfg, &err), 0);
+	config_free(cfg);
+
+	write_file(path, valid, 0644);
+	assert_int_equal(config_load(path, &cfg, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "group or other"));
+
+	write_file(path, valid, 0620);
+	assert_int_equal(config_load(path, &cfg, &err), -EPERM);
+
+	unlink(path);
+	assert_int_equal(config_load(path, &cfg, &err), -ENOENT);
+	rmdir(dir);
+}
+
+static void
+test_durations_and_sizes(void **state)
+{
+	int64_t ms;
+	uint64_t b;
+
+	(void)state;
+	assert_int_equal(config_parse_duration("250ms", &ms), 0);
+	assert_int_equal(ms, 250);
+	assert_int_equal(config_parse_duration("30s", &ms), 0);
+	assert_int_equal(ms, 30000);
+	assert_int_equal(config_parse_duration("5m", &ms), 0);
+	assert_int_equal(ms, 300000);
+	assert_int_equal(config_parse_duration("1.5h", &ms), 0);
+	assert_int_equal(ms, 5400000);
+	assert_int_equal(config_parse_duration("2d", &ms), 0);
+	assert_int_equal(ms, 172800000);
+	assert_int_equal(config_parse_duration("12", &ms), 0);
+	assert_int_equal(ms, 12000);
+	assert_int_equal(config_parse_duration("-1s", &ms), -EINVAL);
+	assert_int_equal(config_parse_duration("5 m", &ms), -EINVAL);
+	assert_int_equal(config_parse_duration("", &ms), -EINVAL);
+	assert_int_equal(config_parse_duration("1w", &ms), -EINVAL);
+
+	assert_int_equal(config_parse_size("4096", &b), 0);
+	assert_int_equal(b, 4096);
+	assert_int_equal(config_parse_size("64KiB", &b), 0);
+	assert_int_equal(b, 65536);
+	assert_int_equal(config_parse_size("16MiB", &b), 0);
+	assert_int_equal(b, 16u << 20);
+	assert_int_equal(config_parse_size("2MB", &b), 0);
+	assert_int_equal(b, 2000000);
+	assert_int_equal(config_parse_size("1.5MiB", &b), -EINVAL);
+	assert_int_equal(config_parse_size("-1", &b), -EINVAL);
+	assert_int_equal(config_parse_size("99999999999999999999", &b), -ERANGE);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_errors_name_path_and_position),
+		cmocka_unit_test(test_error_format),
+		cmocka_unit_test(test_file_permissions),
+		cmocka_unit_test(test_durations_and_sizes),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
