@@ -87,6 +87,21 @@ backend_fetch(struct backend *b, const struct backend_request *req,
 	return r;
 }
 
+int
+backend_list(struct backend *b, const char *prefix, char ***names, size_t *n,
+    char *errbuf, size_t errlen)
+{
+	*names = NULL;
+	*n = 0;
+	errbuf[0] = '\0';
+	if (!b->ops->list) {
+		snprintf(errbuf, errlen, "backend type %s cannot list",
+		    b->ops->type);
+		return -ENOTSUP;
+	}
+	return b->ops->list(b->impl, prefix, names, n, errbuf, errlen);
+}
+
 const char *
 backend_name(const struct backend *b)
 {

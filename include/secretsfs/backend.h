@@ -50,6 +50,14 @@ struct backend_ops {
 	 */
 	int	(*fetch)(void *impl, const struct backend_request *req,
 		    struct backend_value *out, char *errbuf, size_t errlen);
+	/*
+	 * Optional (NULL when the backend cannot list). The names directly
+	 * under prefix, as an array of *n malloc'd strings the caller frees;
+	 * sub-folders end in '/'. 0, or -ENOENT (nothing there), -EACCES,
+	 * -EIO.
+	 */
+	int	(*list)(void *impl, const char *prefix, char ***names,
+		    size_t *n, char *errbuf, size_t errlen);
 	void	(*close)(void *impl);
 };
 
@@ -64,6 +72,9 @@ int backend_open(const struct config_backend *cfg, struct backend **out,
     char *errbuf, size_t errlen);
 int backend_fetch(struct backend *b, const struct backend_request *req,
     struct backend_value *out, char *errbuf, size_t errlen);
+/* -ENOTSUP when the backend cannot list. */
+int backend_list(struct backend *b, const char *prefix, char ***names,
+    size_t *n, char *errbuf, size_t errlen);
 const char *backend_name(const struct backend *b);
 const char *backend_type(const struct backend *b);
 /* NULL is fine. */
