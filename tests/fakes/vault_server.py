@@ -1,0 +1,1274 @@
+#!/usr/bin/python3
+"""A faithful local HashiCorp Vault for the secretsfs tests (Python standard library only).
+
+Wire behaviour follows /work/shared/reference/backend-api.md PART A: the /v1 envelope
+(request_id, lease_id, renewable, lease_duration, data, wrap_info, warnings, auth,
+mount_type), `{"errors":[...]}` errors, 404 `{"errors":[]}` for absent data and empty lists,
+`Cache-Control: no-store` on every answer. HTTPS only, and the TLS handshake REQUIRES a
+client certificate signed by --client-ca (what Vault does with
+tls_require_and_verify_client_cert).
+
+/v1 routes
+  GET|HEAD sys/health                      (?activecode= ?sealedcode= ?standbyok= ...)
+  GET  sys/internal/ui/mounts/<mount>      KV version detection
+  POST auth/<cert mount>/login             {"name": optional}; role matched against the
+                                           handshake's client certificate
+  POST auth/<approle mount>/login          {"role_id","secret_id"}
+  POST auth/<kubernetes mount>/login       {"role","jwt"}
+  GET  auth/token/lookup-self, POST auth/token/renew-self {"increment"}, POST revoke-self
+  KV v2 mount: data/<p> (GET ?version=, POST|PUT, DELETE), metadata/<p> (GET, LIST,
+               POST|PUT, DELETE), delete/<p>, undelete/<p>, destroy/<p>, config
+  KV v1 mount: <p> (GET, LIST, POST|PUT, DELETE)
+  LIST is the LIST method or GET ?list=true. Tokens: X-Vault-Token, else
+  "Authorization: Bearer". X-Vault-Namespace selects a separate secret store per namespace.
+
+Not modelled: ACL policies (any valid token may do anything), response wrapping, PATCH,
+namespaces in the URL path, standby nodes. Tokens are valid in every namespace.
+
+Control routes (token: the root token), for the tests and for "the security team":
+  GET  /_fake/stats                  counters (see State.new_stats)
+  POST /_fake/reset_stats
+  GET|POST /_fake/faults             see State.set_faults
+  GET|POST /_fake/config             see State.configure (same JSON as --config FILE)
+  POST /_fake/revoke_tokens          {} = every non-root token, or {"tokens":[..]},
+                                     {"accessors":[..]}
+The root token also works on every /v1 route, so `vault kv put` equivalents (POST data/<p>)
+are how a test rotates a secret.
+
+stderr gets one line per request: method, path (no query), status. Never a body or token.
+"""
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import ssl
+import string
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+MAX_REQUEST_SIZE = 32 * 1024 * 1024     # Vault's MaxRequestSize
+DEFAULT_LEASE_TTL = 2764800             # 768h, Vault's default lease TTL
+DEFAULT_MAX_VERSIONS = 10               # KV v2 keeps 10 versions when max_versions is 0
+VAULT_VERSION = "1.16.0"
+HANDSHAKE_TIMEOUT = 10
+IDLE_TIMEOUT = 60
+RECENT_MAX = 500
+B62 = string.ascii_letters + string.digits
+
+V2_PATH_WARNING = ("Invalid path for a versioned K/V secrets engine. See the API docs for the "
+                   "appropriate API endpoints to use. If using the Vault CLI, use 'vault kv get' "
+                   "for this operation.")
+STATUS_MESSAGES = {
+    400: "invalid request", 403: "permission denied", 404: None, 405: "unsupported operation",
+    412: "required index state not present", 429: "rate limit quota exceeded",
+    500: "internal error", 502: "upstream error", 503: "Vault is sealed",
+}
+
+
+class VaultError(Exception):
+    """An answer other than success: status + errors list (empty list = `{"errors":[]}`)."""
+
+    def __init__(self, status, *errors):
+        super().__init__(status)
+        self.status = status
+        self.errors = list(errors)
+
+
+def rand62(n):
+    return "".join(secrets.choice(B62) for _ in range(n))
+
+
+def new_uuid():
+    return str(uuid.uuid4())
+
+
+def rfc3339(t_ns):
+    """Go's RFC3339Nano in UTC: trailing zeros of the fraction dropped."""
+    frac = ("%09d" % (t_ns % 1_000_000_000)).rstrip("0")
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t_ns // 1_000_000_000))
+    return base + ("." + frac if frac else "") + "Z"
+
+
+_DUR = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h|d)")
+_DUR_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600,
+             "d": 86400}
+
+
+def parse_duration(v):
+    """Vault accepts seconds as a number or a numeric string, or a Go duration ("1h30m")."""
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        raise ValueError("bad duration")
+    if isinstance(v, (int, float)):
+        return int(v)
+    s = str(v).strip()
+    if re.fullmatch(r"[0-9]+", s):
+        return int(s)
+    pos, total = 0, 0.0
+    for m in _DUR.finditer(s):
+        if m.start() != pos:
+            raise ValueError("bad duration")
+        total += float(m.group(1)) * _DUR_UNIT[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or pos == 0:
+        raise ValueError("bad duration")
+    return int(total)
+
+
+def fmt_duration(secs):
+    """Go's time.Duration.String() for whole seconds."""
+    secs = int(secs)
+    if secs == 0:
+        return "0s"
+    h, rem = divmod(secs, 3600)
+    m, s = divmod(rem, 60)
+    out = ""
+    if h:
+        out += "%dh" % h
+    if h or m:
+        out += "%dm" % m
+    return out + "%ds" % s
+
+
+def sorted_deep(obj):
+    """Go marshals map[string]interface{} with sorted keys; the envelope's data is such a map."""
+    if isinstance(obj, dict):
+        return {k: sorted_deep(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [sorted_deep(x) for x in obj]
+    return obj
+
+
+def pem_subjects(pem_text):
+    """Subject DNs of every certificate in a PEM bundle, in getpeercert() form."""
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem_text,
+                        re.S)
+    subjects = []
+    for block in blocks:
+        with tempfile.NamedTemporaryFile("w", suffix=".pem") as f:
+            f.write(block + "\n")
+            f.flush()
+            # Private but present since Python 3.2; the fake is stdlib-only by design.
+            decoded = ssl._ssl._test_decode_cert(f.name)
+        subjects.append(dn_key(decoded["subject"]))
+    return subjects
+
+
+def dn_key(dn):
+    return tuple(tuple((k, v) for k, v in rdn) for rdn in dn)
+
+
+def dn_cn(dn):
+    for rdn in dn:
+        for k, v in rdn:
+            if k == "commonName":
+                return v
+    return ""
+
+
+class State:
+    """Everything the server knows. One lock; handlers hold it only briefly."""
+
+    def __init__(self, args):
+        self.lock = threading.RLock()
+        self.root_token = args.root_token
+        self.state_file = args.state_file
+        self.token_ttl = args.token_ttl
+        self.token_max_ttl = args.token_max_ttl
+        self.mounts = {}
+        for spec in args.mount or ["secret=2", "kv=1"]:
+            name, _, ver = spec.partition("=")
+            self.mounts[name.strip("/")] = int(ver or 2)
+        self.auth_mounts = {"cert": "cert", "approle": "approle", "kubernetes": "kubernetes"}
+        self.approle = {}
+        self.kubernetes = {}
+        with open(args.client_ca) as f:
+            self.cert = {"default": {"certificate": f.read(), "policies": ["default"]}}
+        self.cert_subjects = {}
+        self.kv1 = {}   # ns -> mount -> path -> data
+        self.kv2 = {}   # ns -> mount -> path -> entry
+        self.tokens = {}
+        self.sealed = False
+        self.faults = []
+        self.cluster_id = new_uuid()
+        self.cluster_name = "vault-cluster-" + secrets.token_hex(4)
+        self.stats = self.new_stats()
+        if self.state_file and os.path.exists(self.state_file):
+            self.load()     # a restart: the saved config wins over --config
+        elif args.config:
+            with open(args.config) as f:
+                self.configure(json.load(f))
+        self.refresh_cert_subjects()
+
+    # -- persistence: lets restart() keep secrets, tokens and config (not faults, stats) --
+
+    PERSIST = ("token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle", "kubernetes",
+               "cert", "kv1", "kv2", "tokens")
+
+    def load(self):
+        with open(self.state_file) as f:
+            saved = json.load(f)
+        for key in self.PERSIST:
+            if key in saved:
+                setattr(self, key, saved[key])
+
+    def save(self):
+        if not self.state_file:
+            return
+        blob = json.dumps({k: getattr(self, k) for k in self.PERSIST}).encode()
+        tmp = self.state_file + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, self.state_file)
+
+    # -- configuration --
+
+    def configure(self, cfg):
+        """Each key given replaces that whole section:
+        token_ttl, token_max_ttl (seconds or "1h"), mounts {name: 1|2},
+        auth_mounts {mount: "cert"|"approle"|"kubernetes"},
+        approle {role_name: {role_id, secret_id | secret_ids [..] | null (no secret needed),
+                             policies, token_ttl, token_max_ttl}},
+        kubernetes {role: {jwts [..], policies, service_account_name,
+                           service_account_namespace, token_ttl, token_max_ttl}},
+        cert {name: {certificate PEM | certificate_file path, allowed_common_names [globs],
+                     policies, token_ttl, token_max_ttl}}."""
+        known = {"token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle",
+                 "kubernetes", "cert"}
+        unknown = set(cfg) - known
+        if unknown:
+            raise VaultError(400, "unknown config keys: " + ", ".join(sorted(unknown)))
+        with self.lock:
+            for key in ("token_ttl", "token_max_ttl"):
+                if key in cfg:
+                    setattr(self, key, parse_duration(cfg[key]))
+            if "mounts" in cfg:
+                self.mounts = {k.strip("/"): int(v) for k, v in cfg["mounts"].items()}
+            if "auth_mounts" in cfg:
+                self.auth_mounts = {k.strip("/"): v for k, v in cfg["auth_mounts"].items()}
+            for key in ("approle", "kubernetes"):
+                if key in cfg:
+                    setattr(self, key, dict(cfg[key] or {}))
+            if "cert" in cfg:
+                roles = {}
+                for name, role in (cfg["cert"] or {}).items():
+                    role = dict(role)
+                    if "certificate_file" in role:
+                        with open(role.pop("certificate_file")) as f:
+                            role["certificate"] = f.read()
+                    roles[name] = role
+                self.cert = roles
+                self.refresh_cert_subjects()
+            self.save()
+
+    def refresh_cert_subjects(self):
+        self.cert_subjects = {name: pem_subjects(role.get("certificate", ""))
+                              for name, role in self.cert.items()}
+
+    def public_config(self):
+        with self.lock:
+            return {"token_ttl": self.token_ttl, "token_max_ttl": self.token_max_ttl,
+                    "mounts": self.mounts, "auth_mounts": self.auth_mounts,
+                    "approle": self.approle, "kubernetes": self.kubernetes,
+                    "cert": {n: {k: v for k, v in r.items() if k != "certificate"}
+                             for n, r in self.cert.items()}}
+
+    # -- faults --
+
+    TERMINAL = ("status", "drop", "malformed", "oversized")
+
+    def set_faults(self, spec):
+        """{"clear": true} drops every fault and unseals (applied first);
+        {"sealed": bool};
+        {"status_once": 429 | {code, prefix}}                  next request only;
+        {"status_n": {code, count, prefix}};
+        {"status": 500 | {code, count, prefix, message, retry_after}};
+        {"slow": seconds | {seconds, count, prefix}};
+        {"drop": true | {count, prefix}}                       close without answering;
+        {"malformed": true | {count, prefix}}                  200 with broken JSON;
+        {"oversized": nbytes | {bytes, count, prefix}}         200, valid JSON of that size.
+        count absent/null = until cleared; prefix defaults to "/v1/" and matches the URL path.
+        A value of false/null removes the faults of that kind. A list adds several."""
+        with self.lock:
+            if spec.get("clear"):
+                self.faults = []
+                self.sealed = False
+            if "sealed" in spec:
+                self.sealed = bool(spec["sealed"])
+            scalar = {"status_once": "code", "status_n": "code", "status": "code",
+                      "slow": "seconds", "drop": None, "malformed": None, "oversized": "bytes"}
+            for key, val in spec.items():
+                if key in ("clear", "sealed"):
+                    continue
+                if key not in scalar:
+                    raise VaultError(400, "unknown fault %r" % key)
+                kind = "status" if key.startswith("status") else key
+                if val is None or val is False:
+                    self.faults = [f for f in self.faults if f["kind"] != kind]
+                    continue
+                for item in (val if isinstance(val, list) else [val]):
+                    f = dict(item) if isinstance(item, dict) else (
+                        {scalar[key]: item} if scalar[key] else {})
+                    f["kind"] = kind
+                    f.setdefault("prefix", "/v1/")
+                    f.setdefault("count", 1 if key == "status_once" else None)
+                    if key == "status_n" and f["count"] is None:
+                        raise VaultError(400, "status_n needs a count")
+                    if kind == "status":
+                        f["code"] = int(f.get("code", 500))
+                    if kind == "slow":
+                        f["seconds"] = float(f.get("seconds", 1))
+                    if kind == "oversized":
+                        f["bytes"] = int(f.get("bytes", 64 * 1024 * 1024))
+                    self.faults.append(f)
+            return self.fault_view()
+
+    def fault_view(self):
+        with self.lock:
+            return {"sealed": self.sealed, "faults": [dict(f) for f in self.faults]}
+
+    def take_faults(self, path):
+        """The slow fault and the terminal fault that apply to this request, counted down."""
+        slow = terminal = None
+        with self.lock:
+            for f in self.faults:
+                if not path.startswith(f["prefix"]):
+                    continue
+                if f["kind"] == "slow" and slow is None:
+                    slow = f
+                elif f["kind"] in self.TERMINAL and terminal is None:
+                    terminal = f
+            for f in (slow, terminal):
+                if f is None:
+                    continue
+                name = f["kind"] + (":%d" % f["code"] if f["kind"] == "status" else "")
+                self.bump("faults", name)
+                if f["count"] is not None:
+                    f["count"] -= 1
+                    if f["count"] <= 0:
+                        self.faults.remove(f)
+        return (dict(slow) if slow else None), (dict(terminal) if terminal else None)
+
+    # -- statistics --
+
+    @staticmethod
+    def new_stats():
+        return {
+            "requests": 0,          # every /v1 request, faulted or not
+            "by_path": {},          # "GET /v1/secret/data/db": n (LIST shown as LIST)
+            "by_route": {},         # "kv2.read", "kv1.list", "login.cert", ...: n
+            "status": {},           # "200": n
+            "kv_reads": {},         # "[ns/]secret/data/db": n, reads that reached the KV store
+            "kv_writes": {},
+            "lists": {},
+            "logins": {},           # auth type: successful logins
+            "login_failures": {},
+            "renewals": 0,
+            "lookups": 0,
+            "tokens_issued": 0,
+            "permission_denied": 0,
+            "faults": {},           # fault kind (status:N): times applied
+            "connections": 0,       # TLS connections accepted (connection reuse checks)
+            "tls_resumed": 0,       # of which resumed a TLS session
+            "handshake_failures": {},   # reason: n
+            "recent": [],           # last requests: method, path, namespace, status, token,
+                                    # x_vault_request; never values
+        }
+
+    def bump(self, section, key=None, n=1):
+        with self.lock:
+            if key is None:
+                self.stats[section] += n
+            else:
+                d = self.stats[section]
+                d[key] = d.get(key, 0) + n
+
+    def snapshot_stats(self):
+        with self.lock:
+            return json.loads(json.dumps(self.stats))
+
+    def reset_stats(self):
+        with self.lock:
+            self.stats = self.new_stats()
+
+    # -- tokens --
+
+    def issue_token(self, path, policies, meta, ttl, max_ttl, display_name):
+        now = time.time()
+        ttl = self.token_ttl if ttl is None else parse_duration(ttl)
+        max_ttl = self.token_max_ttl if max_ttl is None else parse_duration(max_ttl)
+        ttl = min(ttl, max_ttl)
+        tok = {
+            "id": "hvs." + rand62(24), "accessor": rand62(24),
+            "policies": sorted(set(["default"] + list(policies or []))),
+            "meta": meta, "path": path, "display_name": display_name,
+            "creation_time": now, "creation_ttl": ttl, "renew_ttl": ttl,
+            "expire_at": now + ttl, "max_expire_at": now + max_ttl,
+            "entity_id": new_uuid(),
+        }
+        with self.lock:
+            self.tokens[tok["id"]] = tok
+            self.stats["tokens_issued"] += 1
+            self.save()
+        return tok
+
+    def root_record(self):
+        return {"id": self.root_token, "accessor": "root-accessor", "policies": ["root"],
+                "meta": None, "path": "auth/token/root", "display_name": "root",
+                "creation_time": 0, "creation_ttl": 0, "renew_ttl": 0, "expire_at": None,
+                "max_expire_at": None, "entity_id": ""}
+
+    def lookup_token(self, token_id):
+        if not token_id:
+            return None
+        if self.root_token and secrets.compare_digest(token_id, self.root_token):
+            return self.root_record()
+        with self.lock:
+            tok = self.tokens.get(token_id)
+            if tok is None:
+                return None
+            if tok["expire_at"] is not None and tok["expire_at"] <= time.time():
+                del self.tokens[token_id]
+                self.save()
+                return None
+            return dict(tok)
+
+    def renew_token(self, token_id, increment):
+        """(token, warnings), or (None, None) when it vanished since it was checked."""
+        warnings = None
+        if token_id == self.root_token:
+            return self.root_record(), None     # never expires: nothing to renew
+        with self.lock:
+            tok = self.tokens.get(token_id)
+            if tok is None:
+                return None, None
+            now = time.time()
+            want = tok["renew_ttl"] if increment is None else increment
+            new_expire = now + want
+            if new_expire > tok["max_expire_at"]:
+                new_expire = tok["max_expire_at"]
+                warnings = ['TTL of "%s" exceeded the effective max_ttl of "%s"; TTL value is '
+                            'capped accordingly' % (fmt_duration(want),
+                                                    fmt_duration(new_expire - now))]
+            tok["expire_at"] = new_expire
+            self.stats["renewals"] += 1
+            self.save()
+            return dict(tok), warnings
+
+    def revoke(self, tokens=None, accessors=None):
+        with self.lock:
+            before = len(self.tokens)
+            if tokens is None and accessors is None:
+                self.tokens = {}
+            else:
+                tokens, accessors = set(tokens or []), set(accessors or [])
+                self.tokens = {k: v for k, v in self.tokens.items()
+                               if k not in tokens and v["accessor"] not in accessors}
+            self.save()
+            return before - len(self.tokens)
+
+    # -- mounts --
+
+    def find_mount(self, rel):
+        best = None
+        for m in self.mounts:
+            if (rel == m or rel.startswith(m + "/")) and (best is None or len(m) > len(best)):
+                best = m
+        return best
+
+    def kv_store(self, version, ns, mount):
+        top = self.kv1 if version == 1 else self.kv2
+        return top.setdefault(ns, {}).setdefault(mount, {})
+
+
+def list_keys(paths, prefix):
+    """Children of `prefix` among `paths`; folders carry a trailing "/"."""
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    keys = set()
+    for p in paths:
+        if p.startswith(prefix) and p != prefix:
+            rest = p[len(prefix):]
+            head, sep, _ = rest.partition("/")
+            keys.add(head + "/" if sep else head)
+    return sorted(keys)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT
+
+    # BaseHTTPRequestHandler would log to stderr with the query string; we log ourselves.
+    def log_message(self, fmt, *args):
+        pass
+
+    def version_string(self):
+        return "Vault"
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_HEAD(self):
+        self.dispatch("HEAD")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    def do_LIST(self):
+        self.dispatch("LIST")
+
+    def do_PATCH(self):
+        self.dispatch("PATCH")
+
+    # -- plumbing --
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks, total = [], 0
+            while True:
+                line = self.rfile.readline(1024)
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                total += size
+                if total > MAX_REQUEST_SIZE:
+                    self.close_connection = True
+                    raise VaultError(413, "http: request body too large")
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_SIZE:
+            self.close_connection = True
+            raise VaultError(413, "http: request body too large")
+        return self.rfile.read(length) if length else b""
+
+    def json_body(self):
+        if not self.body.strip():
+            return {}
+        try:
+            obj = json.loads(self.body)
+        except ValueError as e:
+            raise VaultError(400, "failed to parse JSON input: %s" % e)
+        if not isinstance(obj, dict):
+            raise VaultError(400, "failed to parse JSON input: not an object")
+        return obj
+
+    def send(self, status, payload=None, raw=None, headers=None):
+        """The only place that answers. payload: JSON-able; raw: bytes or a callable writer."""
+        if payload is not None:
+            raw = json.dumps(payload, separators=(",", ":")).encode()
+        self.send_response_only(status)
+        self.send_header("Date", self.date_time_string())
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if raw is not None:
+            self.send_header("Content-Type", "application/json")
+            size = raw[0] if isinstance(raw, tuple) else len(raw)
+            self.send_header("Content-Length", str(size))
+        elif status != 204:
+            self.send_header("Content-Length", "0")
+        self.end_headers()
+        if raw is not None and self.command != "HEAD":
+            if isinstance(raw, tuple):
+                raw[1](self.wfile)
+            else:
+                self.wfile.write(raw)
+        self.log_line(status)
+
+    def send_error_body(self, err):
+        self.send(err.status, {"errors": err.errors})
+
+    def log_line(self, status):
+        st = self.server.state
+        if self.url_path.startswith("/v1/"):
+            with st.lock:
+                st.bump("status", str(status))
+                recent = st.stats["recent"]
+                recent.append({"method": self.method, "path": self.url_path,
+                               "namespace": self.namespace, "status": status,
+                               "token": self.token_kind,
+                               "x_vault_request": self.headers.get("X-Vault-Request") == "true"})
+                del recent[:-RECENT_MAX]
+        if not self.server.quiet:
+            sys.stderr.write("vault-fake: %s %s %s\n" % (self.method, self.url_path, status))
+            sys.stderr.flush()
+
+    def envelope(self, data=None, auth=None, mount_type="", lease_duration=0, warnings=None):
+        return {"request_id": new_uuid(), "lease_id": "", "renewable": False,
+                "lease_duration": lease_duration,
+                "data": sorted_deep(data) if data is not None else None,
+                "wrap_info": None, "warnings": warnings, "auth": auth, "mount_type": mount_type}
+
+    def token_id(self):
+        tok = self.headers.get("X-Vault-Token")
+        if tok:
+            return tok
+        authz = self.headers.get("Authorization", "")
+        if authz.startswith("Bearer "):
+            return authz[len("Bearer "):].strip()
+        return None
+
+    def require_token(self):
+        st = self.server.state
+        tok = st.lookup_token(self.token_id())
+        if tok is None:
+            self.token_kind = "invalid" if self.token_id() else "none"
+            st.bump("permission_denied")
+            raise VaultError(403, "permission denied")
+        self.token_kind = "root" if tok["policies"] == ["root"] else "token"
+        return tok
+
+    # -- dispatch --
+
+    def dispatch(self, method):
+        st = self.server.state
+        url = urlsplit(self.path)
+        self.url_path = unquote(url.path)
+        self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if method == "GET" and self.query.get("list") == "true":
+            method = "LIST"
+        self.method = method
+        self.namespace = self.headers.get("X-Vault-Namespace", "").strip("/")
+        self.token_kind = "none"
+        try:
+            self.body = self.read_body()
+            if self.url_path.startswith("/_fake/"):
+                return self.control()
+            if not self.url_path.startswith("/v1/"):
+                raise VaultError(404, "404 page not found")
+            st.bump("requests")
+            st.bump("by_path", "%s %s" % (method, self.url_path))
+            slow, terminal = st.take_faults(self.url_path)
+            if slow:
+                time.sleep(slow["seconds"])
+            if terminal and self.apply_fault(terminal):
+                return
+            rel = self.url_path[len("/v1/"):]
+            if st.sealed and rel != "sys/health":
+                raise VaultError(503, "Vault is sealed")
+            self.route(rel)
+        except VaultError as err:
+            self.send_error_body(err)
+        except (ConnectionError, ssl.SSLError, socket.timeout):
+            self.close_connection = True
+        except Exception as e:   # a bug in the fake: say which, but never echo the body
+            sys.stderr.write("vault-fake: internal error %s: %s\n" % (type(e).__name__, e))
+            self.send(500, {"errors": ["internal error"]})
+
+    def apply_fault(self, f):
+        """True when the fault answered (or refused to answer) the request."""
+        kind = f["kind"]
+        if kind == "drop":
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.log_line("dropped")
+            return True
+        if kind == "status":
+            code = f["code"]
+            msg = f.get("message", STATUS_MESSAGES.get(code, "fault injected"))
+            headers = {}
+            if f.get("retry_after") is not None:
+                headers["Retry-After"] = str(f["retry_after"])
+            self.send(code, {"errors": [msg] if msg else []}, headers=headers)
+            return True
+        if kind == "malformed":
+            self.send(200, raw=b'{"request_id":"' + new_uuid().encode()
+                      + b'","lease_id":"","renewable":false,"data":{"data":{"value":"tru')
+            return True
+        if kind == "oversized":
+            head = json.dumps(self.envelope(data={"data": {"pad": ""}}, mount_type="kv"),
+                              separators=(",", ":"))
+            cut = head.index('"pad":"') + len('"pad":"')
+            pre, post = head[:cut].encode(), head[cut:].encode()
+            pad = max(0, f["bytes"] - len(pre) - len(post))
+
+            def writer(w, pre=pre, post=post, pad=pad):
+                w.write(pre)
+                chunk = b"A" * 65536
+                left = pad
+                while left > 0:
+                    w.write(chunk[:min(left, len(chunk))])
+                    left -= min(left, len(chunk))
+                w.write(post)
+            self.send(200, raw=(len(pre) + pad + len(post), writer))
+            return True
+        return False
+
+    def route(self, rel):
+        st = self.server.state
+        method = self.method
+        if rel == "sys/health":
+            return self.health()
+        if rel.startswith("sys/internal/ui/mounts/"):
+            self.require_token()
+            return self.ui_mount(rel[len("sys/internal/ui/mounts/"):].strip("/"))
+        if rel.startswith("auth/"):
+            parts = rel.split("/")
+            if rel in ("auth/token/lookup-self",) and method in ("GET", "POST", "PUT"):
+                return self.lookup_self()
+            if rel == "auth/token/renew-self" and method in ("POST", "PUT"):
+                return self.renew_self()
+            if rel == "auth/token/revoke-self" and method in ("POST", "PUT"):
+                tok = self.require_token()
+                st.revoke(tokens=[tok["id"]])
+                return self.send(204)
+            if len(parts) == 3 and parts[2] == "login" and parts[1] in st.auth_mounts:
+                if method not in ("POST", "PUT"):
+                    raise VaultError(405, "unsupported operation")
+                return self.login(parts[1], st.auth_mounts[parts[1]])
+        tok = self.require_token()
+        mount = st.find_mount(rel)
+        if mount is None:
+            if tok["policies"] == ["root"]:
+                raise VaultError(404, 'no handler for route "%s". route entry not found.' % rel)
+            raise VaultError(403, "permission denied")
+        sub = rel[len(mount) + 1:]
+        if st.mounts[mount] == 1:
+            return self.kv1(mount, sub)
+        return self.kv2(mount, sub)
+
+    # -- sys --
+
+    def health(self):
+        st = self.server.state
+        q = self.query
+        if st.sealed:
+            code = int(q.get("sealedcode", 503))
+        else:
+            code = int(q.get("activecode", 200))
+        body = {"clock_skew_ms": 0, "cluster_id": st.cluster_id, "cluster_name": st.cluster_name,
+                "echo_duration_ms": 0, "enterprise": False, "initialized": True,
+                "performance_standby": False, "replication_dr_mode": "disabled",
+                "replication_performance_mode": "disabled", "sealed": st.sealed,
+                "server_time_utc": int(time.time()), "standby": False,
+                "version": VAULT_VERSION}
+        if st.sealed:   # what a sealed node knows: no cluster identity, no replication state
+            for k in ("cluster_id", "cluster_name", "clock_skew_ms", "echo_duration_ms"):
+                body.pop(k)
+            body.update(standby=True, replication_dr_mode="unknown",
+                        replication_performance_mode="unknown")
+        st.bump("by_route", "sys.health")
+        self.send(code, body)
+
+    def ui_mount(self, name):
+        st = self.server.state
+        if name not in st.mounts:
+            raise VaultError(400, 'no mount found for path "%s"' % name)
+        ver = st.mounts[name]
+        data = {"accessor": "kv_" + secrets.token_hex(4), "config": {
+                    "default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0},
+                "description": "", "external_entropy_access": False, "local": False,
+                "options": {"version": str(ver)}, "path": name + "/", "plugin_version": "",
+                "running_plugin_version": "v0.17.0+builtin", "seal_wrap": False, "type": "kv",
+                "uuid": new_uuid()}
+        self.send(200, self.envelope(data=data))
+
+    # -- auth --
+
+    def auth_block(self, tok, lease_duration, renewable=True):
+        return {"client_token": tok["id"], "accessor": tok["accessor"],
+                "policies": tok["policies"], "token_policies": tok["policies"],
+                "metadata": tok["meta"], "lease_duration": int(lease_duration),
+                "renewable": renewable, "entity_id": tok["entity_id"], "token_type": "service",
+                "orphan": True, "mfa_requirement": None, "num_uses": 0}
+
+    def login(self, mount, kind):
+        st = self.server.state
+        body = self.json_body()
+        st.bump("by_route", "login." + kind)
+        try:
+            role_name, role, meta = getattr(self, "login_" + kind)(body)
+        except VaultError:
+            st.bump("login_failures", kind)
+            raise
+        tok = st.issue_token("auth/%s/login" % mount, role.get("policies"), meta,
+                             role.get("token_ttl"), role.get("token_max_ttl"),
+                             "%s-%s" % (mount, role_name))
+        st.bump("logins", kind)
+        self.send(200, self.envelope(auth=self.auth_block(tok, tok["creation_ttl"]),
+                                     mount_type=kind))
+
+    def login_cert(self, body):
+        st = self.server.state
+        bad = VaultError(400, "invalid certificate or no client certificate supplied")
+        peer = self.connection.getpeercert()
+        if not peer:
+            raise bad
+        issuer, cn = dn_key(peer.get("issuer", ())), dn_cn(peer.get("subject", ()))
+        wanted = body.get("name") or None
+        with st.lock:
+            roles = sorted(st.cert.items())
+            subjects = dict(st.cert_subjects)
+        for name, role in roles:
+            if wanted and name != wanted:
+                continue
+            if issuer not in subjects.get(name, []):
+                continue
+            allowed = role.get("allowed_common_names")
+            if allowed and not any(fnmatch.fnmatchcase(cn, g) for g in allowed):
+                continue
+            meta = {"authority_key_id": "", "cert_name": name, "common_name": cn,
+                    "serial_number": str(int(peer.get("serialNumber", "0"), 16)),
+                    "subject_key_id": ""}
+            return name, role, meta
+        raise bad
+
+    def login_approle(self, body):
+        st = self.server.state
+        role_id, secret_id = body.get("role_id"), body.get("secret_id")
+        if not role_id:
+            raise VaultError(400, "missing role_id")
+        with st.lock:
+            found = [(n, r) for n, r in st.approle.items() if r.get("role_id") == role_id]
+        if not found:
+            raise VaultError(400, "invalid role or secret ID")
+        name, role = found[0]
+        valid = role.get("secret_ids") or ([role["secret_id"]] if role.get("secret_id") else [])
+        if valid:
+            if not secret_id:
+                raise VaultError(400, "missing secret_id")
+            if not any(secrets.compare_digest(str(secret_id), str(s)) for s in valid):
+                raise VaultError(400, "invalid role or secret ID")
+        return name, role, {"role_name": name}
+
+    def login_kubernetes(self, body):
+        st = self.server.state
+        role_name, jwt = body.get("role"), body.get("jwt")
+        if not role_name:
+            raise VaultError(400, "missing role")
+        if not jwt:
+            raise VaultError(400, "missing jwt")
+        with st.lock:
+            role = st.kubernetes.get(role_name)
+        if role is None:
+            raise VaultError(400, 'invalid role name "%s"' % role_name)
+        if not any(secrets.compare_digest(str(jwt), str(j)) for j in role.get("jwts", [])):
+            raise VaultError(403, "permission denied")
+        meta = {"role": role_name,
+                "service_account_name": role.get("service_account_name", "default"),
+                "service_account_namespace": role.get("service_account_namespace", "default"),
+                "service_account_secret_name": "",
+                "service_account_uid": role.get("service_account_uid", new_uuid())}
+        return role_name, role, meta
+
+    def lookup_self(self):
+        st = self.server.state
+        tok = self.require_token()
+        st.bump("lookups")
+        st.bump("by_route", "token.lookup-self")
+        now = time.time()
+        exp = tok["expire_at"]
+        data = {"accessor": tok["accessor"], "creation_time": int(tok["creation_time"]),
+                "creation_ttl": tok["creation_ttl"], "display_name": tok["display_name"],
+                "entity_id": tok["entity_id"],
+                "expire_time": rfc3339(int(exp * 1e9)) if exp else None,
+                "explicit_max_ttl": 0, "id": tok["id"],
+                "issue_time": rfc3339(int(tok["creation_time"] * 1e9)),
+                "meta": tok["meta"], "num_uses": 0, "orphan": True, "path": tok["path"],
+                "policies": tok["policies"], "renewable": exp is not None,
+                "ttl": max(0, int(exp - now)) if exp else 0, "type": "service"}
+        self.send(200, self.envelope(data=data, mount_type="token"))
+
+    def renew_self(self):
+        st = self.server.state
+        tok = self.require_token()
+        body = self.json_body()
+        st.bump("by_route", "token.renew-self")
+        try:
+            inc = parse_duration(body.get("increment"))
+        except ValueError:
+            raise VaultError(400, "invalid increment")
+        tok, warnings = st.renew_token(tok["id"], inc)
+        if tok is None:
+            raise VaultError(403, "permission denied")
+        ttl = max(0, int(round(tok["expire_at"] - time.time()))) if tok["expire_at"] else 0
+        self.send(200, self.envelope(auth=self.auth_block(tok, ttl, tok["expire_at"] is not None),
+                                     mount_type="token", warnings=warnings))
+
+    # -- KV --
+
+    def stat_key(self, rel):
+        return (self.namespace + "/" if self.namespace else "") + rel
+
+    def kv1(self, mount, key):
+        st = self.server.state
+        method = self.method
+        rel = self.stat_key(mount + "/" + key)
+        route = {"LIST": "list", "GET": "read", "POST": "write", "PUT": "write",
+                 "DELETE": "delete"}.get(method)
+        if route is None:
+            raise VaultError(405, "unsupported operation")
+        st.bump("by_route", "kv1." + route)
+        body = self.json_body() if route == "write" else None
+        with st.lock:
+            store = st.kv_store(1, self.namespace, mount)
+            if route == "list":
+                st.bump("lists", rel)
+                keys = list_keys(store, key)
+                if not keys:
+                    raise VaultError(404)
+                answer = (200, self.envelope(data={"keys": keys}, mount_type="kv"))
+            elif route == "read":
+                st.bump("kv_reads", rel)
+                data = store.get(key)
+                if data is None:
+                    raise VaultError(404)
+                lease = DEFAULT_LEASE_TTL
+                if "ttl" in data:
+                    try:
+                        lease = parse_duration(data["ttl"]) or DEFAULT_LEASE_TTL
+                    except ValueError:
+                        pass
+                answer = (200, self.envelope(data=data, mount_type="kv", lease_duration=lease))
+            elif route == "write":
+                if not key:
+                    raise VaultError(400, "missing path")
+                if not body:
+                    raise VaultError(400, "missing data fields")
+                store[key] = body
+                st.bump("kv_writes", rel)
+                st.save()
+                answer = (204, None)
+            else:
+                store.pop(key, None)
+                st.save()
+                answer = (204, None)
+        self.send(*answer)
+
+    KV2_OPS = {
+        "data": {"GET": "read", "POST": "write", "PUT": "write", "DELETE": "delete_latest"},
+        "metadata": {"GET": "metadata", "LIST": "list", "POST": "metadata_write",
+                     "PUT": "metadata_write", "DELETE": "metadata_delete"},
+        "delete": {"POST": "versions", "PUT": "versions"},
+        "undelete": {"POST": "versions", "PUT": "versions"},
+        "destroy": {"POST": "versions", "PUT": "versions"},
+    }
+
+    def kv2(self, mount, sub):
+        """Handlers run under the state lock and return (status, payload); the answer is
+        sent after the lock is released, so a slow reader cannot stall other requests."""
+        st = self.server.state
+        op, _, key = sub.partition("/")
+        if op == "config" and self.method == "GET":
+            return self.send(200, self.envelope(data={"cas_required": False,
+                                                      "delete_version_after": "0s",
+                                                      "max_versions": 0}, mount_type="kv"))
+        if op not in self.KV2_OPS:
+            return self.send(404, self.envelope(mount_type="kv", warnings=[V2_PATH_WARNING]))
+        name = self.KV2_OPS[op].get(self.method)
+        if name is None:
+            raise VaultError(405, "unsupported operation")
+        st.bump("by_route", "kv2.%s.%s" % (op, self.method.lower()))
+        body = self.json_body() if self.method in ("POST", "PUT") else None
+        if op != "metadata" or name != "list":
+            key = key.strip("/")
+        with st.lock:
+            store = st.kv_store(2, self.namespace, mount)
+            answer = getattr(self, "kv2_" + name)(store, mount, key, op, body)
+            if self.method != "GET" and self.method != "LIST":
+                st.save()
+        self.send(*answer)
+
+    @staticmethod
+    def new_entry(now):
+        return {"versions": {}, "current_version": 0, "oldest_version": 0, "created_ns": now,
+                "updated_ns": now, "custom_metadata": None, "max_versions": 0,
+                "cas_required": False, "delete_version_after": 0}
+
+    @staticmethod
+    def version_meta(entry, n):
+        v = entry["versions"][str(n)]
+        deleted = v["deletion_ns"] and v["deletion_ns"] <= time.time_ns()
+        return {"created_time": rfc3339(v["created_ns"]),
+                "custom_metadata": entry["custom_metadata"],
+                "deletion_time": rfc3339(v["deletion_ns"]) if v["deletion_ns"] else "",
+                "destroyed": v["destroyed"], "version": n}, bool(deleted or v["destroyed"])
+
+    def kv2_read(self, store, mount, key, op, body):
+        self.server.state.bump("kv_reads", self.stat_key("%s/data/%s" % (mount, key)))
+        try:
+            n = int(self.query.get("version", "0") or 0)
+        except ValueError:
+            raise VaultError(400, 'error converting input for field "version"')
+        entry = store.get(key)
+        if entry is None:
+            raise VaultError(404)
+        if n == 0:
+            n = entry["current_version"]
+        if str(n) not in entry["versions"]:
+            raise VaultError(404)
+        meta, gone = self.version_meta(entry, n)
+        data = None if gone else entry["versions"][str(n)]["data"]
+        # A deleted or destroyed version is a 404 that still carries the whole envelope.
+        return (404 if gone else 200,
+                self.envelope(data={"data": data, "metadata": meta}, mount_type="kv"))
+
+    def kv2_write(self, store, mount, key, op, body):
+        if not key:
+            raise VaultError(400, "missing path")
+        if "data" not in body:
+            raise VaultError(400, "no data provided")
+        if not isinstance(body["data"], dict):
+            raise VaultError(400, "data must be a JSON object")
+        entry = store.get(key)
+        cur = entry["current_version"] if entry else 0
+        cas = (body.get("options") or {}).get("cas")
+        if cas is None and entry and entry["cas_required"]:
+            raise VaultError(400, "check-and-set parameter required for this call")
+        if cas is not None and int(cas) != cur:
+            raise VaultError(400, "check-and-set parameter did not match the current version")
+        now = time.time_ns()
+        if entry is None:
+            entry = store[key] = self.new_entry(now)
+        n = cur + 1
+        dva = entry["delete_version_after"]
+        entry["versions"][str(n)] = {"data": body["data"], "created_ns": now,
+                                     "deletion_ns": now + dva * 10**9 if dva else 0,
+                                     "destroyed": False}
+        entry["current_version"] = n
+        entry["updated_ns"] = now
+        keep = entry["max_versions"] or DEFAULT_MAX_VERSIONS
+        for old in [v for v in entry["versions"] if int(v) <= n - keep]:
+            del entry["versions"][old]
+        entry["oldest_version"] = min(int(v) for v in entry["versions"])
+        self.server.state.bump("kv_writes", self.stat_key("%s/data/%s" % (mount, key)))
+        meta, _ = self.version_meta(entry, n)
+        return 200, self.envelope(data=meta, mount_type="kv")
+
+    def kv2_delete_latest(self, store, mount, key, op, body):
+        entry = store.get(key)
+        if entry and entry["current_version"]:
+            v = entry["versions"].get(str(entry["current_version"]))
+            if v and not v["deletion_ns"]:
+                v["deletion_ns"] = time.time_ns()
+        return 204, None
+
+    def kv2_versions(self, store, mount, key, op, body):
+        versions = body.get("versions")
+        if not versions:
+            raise VaultError(400, "no version number provided")
+        entry = store.get(key)
+        now = time.time_ns()
+        for n in versions:
+            v = entry["versions"].get(str(int(n))) if entry else None
+            if v is None or v["destroyed"]:
+                continue
+            if op == "delete" and not v["deletion_ns"]:
+                v["deletion_ns"] = now
+            elif op == "undelete":
+                v["deletion_ns"] = 0
+            elif op == "destroy":
+                v["destroyed"] = True
+                v["data"] = None
+        return 204, None
+
+    def kv2_metadata(self, store, mount, key, op, body):
+        entry = store.get(key)
+        if entry is None:
+            raise VaultError(404)
+        versions = {}
+        for n in entry["versions"]:
+            meta, _ = self.version_meta(entry, int(n))
+            versions[n] = {k: meta[k] for k in ("created_time", "deletion_time", "destroyed")}
+        data = {"cas_required": entry["cas_required"],
+                "created_time": rfc3339(entry["created_ns"]),
+                "current_version": entry["current_version"],
+                "custom_metadata": entry["custom_metadata"],
+                "delete_version_after": fmt_duration(entry["delete_version_after"]),
+                "max_versions": entry["max_versions"],
+                "oldest_version": entry["oldest_version"],
+                "updated_time": rfc3339(entry["updated_ns"]), "versions": versions}
+        return 200, self.envelope(data=data, mount_type="kv")
+
+    def kv2_list(self, store, mount, key, op, body):
+        self.server.state.bump("lists", self.stat_key("%s/metadata/%s" % (mount, key)))
+        keys = list_keys(store, key.lstrip("/"))
+        if not keys:
+            raise VaultError(404)
+        return 200, self.envelope(data={"keys": keys}, mount_type="kv")
+
+    def kv2_metadata_write(self, store, mount, key, op, body):
+        if not key:
+            raise VaultError(400, "missing path")
+        now = time.time_ns()
+        entry = store.setdefault(key, self.new_entry(now))
+        try:
+            if "max_versions" in body:
+                entry["max_versions"] = int(body["max_versions"])
+            if "cas_required" in body:
+                entry["cas_required"] = bool(body["cas_required"])
+            if "delete_version_after" in body:
+                entry["delete_version_after"] = parse_duration(body["delete_version_after"]) or 0
+        except ValueError as e:
+            raise VaultError(400, str(e))
+        if "custom_metadata" in body:
+            entry["custom_metadata"] = {str(k): str(v) for k, v in
+                                        (body["custom_metadata"] or {}).items()} or None
+        entry["updated_ns"] = now
+        return 204, None
+
+    def kv2_metadata_delete(self, store, mount, key, op, body):
+        store.pop(key, None)
+        return 204, None
+
+    # -- control plane --
+
+    def control(self):
+        st = self.server.state
+        tok = self.token_id()
+        if not (tok and st.root_token and secrets.compare_digest(tok, st.root_token)):
+            raise VaultError(403, "permission denied")
+        self.token_kind = "root"
+        what, method = self.url_path[len("/_fake/"):], self.method
+        if what == "stats" and method == "GET":
+            return self.send(200, st.snapshot_stats())
+        if what == "reset_stats" and method in ("POST", "PUT"):
+            st.reset_stats()
+            return self.send(204)
+        if what == "faults":
+            if method in ("POST", "PUT"):
+                return self.send(200, st.set_faults(self.json_body()))
+            return self.send(200, st.fault_view())
+        if what == "config":
+            if method in ("POST", "PUT"):
+                try:
+                    st.configure(self.json_body())
+                except (ValueError, TypeError, OSError) as e:
+                    raise VaultError(400, "bad config: %s" % e)
+            return self.send(200, st.public_config())
+        if what == "revoke_tokens" and method in ("POST", "PUT"):
+            body = self.json_body()
+            n = st.revoke(body.get("tokens"), body.get("accessors"))
+            return self.send(200, {"revoked": n})
+        raise VaultError(404, "no such control route")
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr, ctx, state, quiet):
+        if ":" in addr[0]:
+            self.address_family = socket.AF_INET6
+        self.ctx, self.state, self.quiet = ctx, state, quiet
+        super().__init__(addr, Handler)
+
+    def finish_request(self, request, client_address):
+        """The handshake runs in the connection's own thread, so a stuck client blocks
+        only itself. A refused handshake is counted by reason, never answered."""
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            conn = self.ctx.wrap_socket(request, server_side=True)
+        except ssl.SSLCertVerificationError as e:
+            self.state.bump("handshake_failures", e.verify_message or "verify failed")
+            self.log_refused(e.verify_message)
+            return
+        except ssl.SSLError as e:
+            self.state.bump("handshake_failures", e.reason or type(e).__name__)
+            self.log_refused(e.reason)
+            return
+        except OSError as e:
+            self.state.bump("handshake_failures", type(e).__name__)
+            return
+        try:
+            self.state.bump("connections")
+            if conn.session_reused:
+                self.state.bump("tls_resumed")
+            conn.settimeout(IDLE_TIMEOUT)
+            self.RequestHandlerClass(conn, client_address, self)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def log_refused(self, why):
+        if not self.quiet:
+            sys.stderr.write("vault-fake: TLS handshake refused: %s\n" % why)
+            sys.stderr.flush()
+
+    def handle_error(self, request, client_address):
+        pass    # connection-level noise (resets) is expected in fault tests
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bind", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    p.add_argument("--cert", required=True, help="server certificate (PEM)")
+    p.add_argument("--key", required=True, help="server private key (PEM)")
+    p.add_argument("--client-ca", required=True,
+                   help="CA bundle that client certificates must chain to; also the default "
+                        "cert auth role 'default'")
+    p.add_argument("--ready-file", help='written as {"port":N,"pid":N} once listening')
+    p.add_argument("--state-file", help="persist secrets, tokens and config here (0600)")
+    p.add_argument("--root-token", help="root token (prefer --root-token-file)")
+    p.add_argument("--root-token-file", help="file holding the root token")
+    p.add_argument("--token-ttl", type=parse_duration, default=3600)
+    p.add_argument("--token-max-ttl", type=parse_duration, default=DEFAULT_LEASE_TTL)
+    p.add_argument("--mount", action="append",
+                   help="NAME=1|2 (repeatable; default secret=2 and kv=1)")
+    p.add_argument("--config", help="JSON file, same keys as POST /_fake/config")
+    p.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    args = p.parse_args()
+    if args.root_token_file:
+        with open(args.root_token_file) as f:
+            args.root_token = f.read().strip()
+    if not args.root_token:
+        args.root_token = "hvs." + rand62(24)
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(args.cert, args.key)
+    ctx.load_verify_locations(cafile=args.client_ca)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+
+    state = State(args)
+    server = Server((args.bind, args.port), ctx, state, args.quiet)
+    port = server.server_address[1]
+    if args.ready_file:
+        tmp = args.ready_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"port": port, "pid": os.getpid()}, f)
+        os.replace(tmp, args.ready_file)
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,633 @@
+"""Fidelity of the fake Vault (tests/fakes/vault_server.py), checked with hvac, a real Vault
+client, and with plain TLS sockets for the mutual-TLS rules.
+
+Run: cd /work/main && /usr/bin/python3 -m pytest -q tests/system/test_fake_vault.py
+"""
+
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+import hvac
+import pytest
+import requests
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes"))
+from vault_fixture import VaultFake, make_pki  # noqa: E402
+
+ENVELOPE_KEYS = ["request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info",
+                 "warnings", "auth", "mount_type"]
+VERSION_META_KEYS = {"created_time", "custom_metadata", "deletion_time", "destroyed", "version"}
+RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
+
+APPROLE = {"broker": {"role_id": "role-id-1234", "secret_id": "secret-id-5678",
+                      "policies": ["secretsfs"]}}
+KUBERNETES = {"secretsfs": {"jwts": ["jwt-good-1"], "policies": ["secretsfs"],
+                            "service_account_name": "secretsfs",
+                            "service_account_namespace": "kube-system"}}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def vault(tmp_path_factory, pki):
+    v = VaultFake.start(tmp_path_factory.mktemp("vault"), pki, quiet=True,
+                        config={"approle": APPROLE, "kubernetes": KUBERNETES})
+    yield v
+    v.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_faults(request):
+    yield
+    if "vault" in request.fixturenames:
+        v = request.getfixturevalue("vault")
+        v.clear_faults()
+        v.configure(approle=APPROLE, kubernetes=KUBERNETES,
+                    cert={"default": {"certificate_file": v.pki.ca, "policies": ["default"]}})
+
+
+def client(vault, token=None, namespace=None, cert=None, key=None):
+    return hvac.Client(url=vault.addr, token=token, namespace=namespace, verify=vault.ca,
+                       cert=(cert or vault.client_cert, key or vault.client_key), timeout=10)
+
+
+def root(vault, namespace=None):
+    return client(vault, token=vault.root_token, namespace=namespace)
+
+
+# -- PKI --
+
+def test_mkpki_is_idempotent_and_keys_are_private(pki):
+    before = {n: open(os.path.join(pki.dir, n), "rb").read() for n in os.listdir(pki.dir)
+              if n.endswith((".crt", ".key"))}
+    assert len(before) == 16
+    again = make_pki(pki.dir)
+    after = {n: open(os.path.join(pki.dir, n), "rb").read() for n in before}
+    assert after == before
+    for name in before:
+        mode = os.stat(os.path.join(again.dir, name)).st_mode & 0o777
+        assert mode == (0o600 if name.endswith(".key") else 0o644), name
+
+
+def test_mkpki_certificates_chain_as_documented(pki):
+    def verify(ca, cert):
+        return subprocess.run(["openssl", "verify", "-CAfile", ca, cert],
+                              capture_output=True, text=True)
+    for good in (pki.server_cert, pki.client_cert, pki.client2_cert):
+        assert verify(pki.ca, good).returncode == 0, good
+    expired = verify(pki.ca, pki.client_expired_cert)
+    assert expired.returncode != 0 and "expired" in expired.stdout + expired.stderr
+    assert verify(pki.ca, pki.client_otherca_cert).returncode != 0
+    assert verify(pki.other_ca, pki.client_otherca_cert).returncode == 0
+    assert verify(pki.other_ca, pki.server_otherca_cert).returncode == 0
+    san = subprocess.run(["openssl", "x509", "-in", pki.server_cert, "-noout", "-ext",
+                          "subjectAltName"], capture_output=True, text=True).stdout
+    assert "127.0.0.1" in san and "0:0:0:0:0:0:0:1" in san and "localhost" in san
+
+
+# -- mutual TLS --
+
+def tls_attempt(vault, cert=None, key=None, tls12=False):
+    """bytes of an HTTP answer, or the exception that ended the connection."""
+    ctx = ssl.create_default_context(cafile=vault.ca)
+    if tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    raw = socket.create_connection(("127.0.0.1", vault.port), timeout=5)
+    try:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"GET /v1/sys/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Connection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+    except (ssl.SSLError, ConnectionError) as e:
+        return e
+    finally:
+        raw.close()
+
+
+def test_tls_valid_client_certs_are_served(vault, pki):
+    for cert, key in ((pki.client_cert, pki.client_key), (pki.client2_cert, pki.client2_key)):
+        answer = tls_attempt(vault, cert, key)
+        assert isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 200 "), answer
+
+
+@pytest.mark.parametrize("tls12", [False, True], ids=["tls13", "tls12"])
+@pytest.mark.parametrize("which,reason", [
+    ("none", "PEER_DID_NOT_RETURN_A_CERTIFICATE"),
+    ("expired", "certificate has expired"),
+    ("otherca", "unable to get local issuer certificate"),
+])
+def test_tls_refuses_bad_client_certs(vault, pki, which, reason, tls12):
+    cert = {"none": (None, None),
+            "expired": (pki.client_expired_cert, pki.client_expired_key),
+            "otherca": (pki.client_otherca_cert, pki.client_otherca_key)}[which]
+    before = vault.stats()["handshake_failures"].get(reason, 0)
+    answer = tls_attempt(vault, *cert, tls12=tls12)
+    assert not (isinstance(answer, bytes) and answer.startswith(b"HTTP/")), answer
+    if tls12:   # in TLS 1.2 the client learns of the refusal inside the handshake itself
+        assert isinstance(answer, ssl.SSLError), answer
+    assert vault.stats()["handshake_failures"].get(reason, 0) == before + 1
+
+
+def test_tls_server_from_unknown_ca_is_rejected_by_hvac(tmp_path, pki):
+    with VaultFake.start(tmp_path / "v", pki, quiet=True, server_cert=pki.server_otherca_cert,
+                         server_key=pki.server_otherca_key) as other:
+        with pytest.raises(requests.exceptions.SSLError):
+            client(other).sys.read_health_status(method="GET")
+        # The same server is fine for a client that trusts its CA: only the CA differs.
+        ok = hvac.Client(url=other.addr, verify=pki.other_ca,
+                         cert=(pki.client_cert, pki.client_key))
+        assert ok.sys.read_health_status(method="GET")["initialized"] is True
+
+
+# -- KV v2 --
+
+def test_kv2_write_read_versions(vault):
+    c = root(vault)
+    w1 = c.secrets.kv.v2.create_or_update_secret("app/db", {"password": "pw-1"},
+                                                 mount_point="secret")
+    w2 = c.secrets.kv.v2.create_or_update_secret("app/db", {"password": "pw-2", "user": "u"},
+                                                 mount_point="secret")
+    assert list(w1) == ENVELOPE_KEYS
+    assert set(w1["data"]) == VERSION_META_KEYS
+    assert w2["data"]["version"] == w1["data"]["version"] + 1
+    latest = c.secrets.kv.v2.read_secret_version("app/db", mount_point="secret")
+    assert list(latest) == ENVELOPE_KEYS
+    assert latest["mount_type"] == "kv" and latest["auth"] is None
+    assert re.fullmatch(r"[0-9a-f-]{36}", latest["request_id"])
+    assert latest["data"]["data"] == {"password": "pw-2", "user": "u"}
+    meta = latest["data"]["metadata"]
+    assert set(meta) == VERSION_META_KEYS and meta["version"] == w2["data"]["version"]
+    assert RFC3339_NANO.match(meta["created_time"]) and meta["deletion_time"] == ""
+    old = c.secrets.kv.v2.read_secret_version("app/db", version=w1["data"]["version"],
+                                              mount_point="secret")
+    assert old["data"]["data"] == {"password": "pw-1"}
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        c.secrets.kv.v2.read_secret_version("app/db", version=99, mount_point="secret")
+
+
+def test_kv2_missing_is_404_with_empty_errors(vault):
+    status, body, headers = vault.request("GET", "/v1/secret/data/does/not/exist")
+    assert status == 404 and body == {"errors": []}
+    assert headers.get("Cache-Control") == "no-store"
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        root(vault).secrets.kv.v2.read_secret_version("does/not/exist", mount_point="secret")
+
+
+def test_kv2_list_and_metadata(vault):
+    c = root(vault)
+    for p in ("list/a", "list/b/c", "list/b/d"):
+        c.secrets.kv.v2.create_or_update_secret(p, {"v": p}, mount_point="secret")
+    c.secrets.kv.v2.create_or_update_secret("list/a", {"v": "again"}, mount_point="secret")
+    keys = c.secrets.kv.v2.list_secrets("list", mount_point="secret")["data"]["keys"]
+    assert keys == ["a", "b/"]
+    assert c.secrets.kv.v2.list_secrets("list/b/", mount_point="secret")["data"]["keys"] == \
+        ["c", "d"]
+    # GET ?list=true is the same operation as the LIST method.
+    status, body, _ = vault.request("GET", "/v1/secret/metadata/list?list=true")
+    assert status == 200 and body["data"]["keys"] == ["a", "b/"]
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        c.secrets.kv.v2.list_secrets("list/nothing-here", mount_point="secret")
+    status, body, _ = vault.request("LIST", "/v1/secret/metadata/list/nothing-here")
+    assert status == 404 and body == {"errors": []}
+    md = c.secrets.kv.v2.read_secret_metadata("list/a", mount_point="secret")["data"]
+    assert md["current_version"] == 2 and md["oldest_version"] == 1
+    assert sorted(md["versions"]) == ["1", "2"]
+    assert set(md["versions"]["1"]) == {"created_time", "deletion_time", "destroyed"}
+    assert md["delete_version_after"] == "0s" and md["cas_required"] is False
+
+
+def test_kv2_delete_undelete_destroy(vault):
+    c = root(vault)
+    c.secrets.kv.v2.create_or_update_secret("del/x", {"k": "v1"}, mount_point="secret")
+    c.secrets.kv.v2.create_or_update_secret("del/x", {"k": "v2"}, mount_point="secret")
+    c.secrets.kv.v2.delete_latest_version_of_secret("del/x", mount_point="secret")
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        c.secrets.kv.v2.read_secret_version("del/x", mount_point="secret")
+    # A deleted version is a 404 that still carries the envelope and the metadata.
+    status, body, _ = vault.request("GET", "/v1/secret/data/del/x")
+    assert status == 404 and list(body) == ENVELOPE_KEYS
+    assert body["data"]["data"] is None
+    assert RFC3339_NANO.match(body["data"]["metadata"]["deletion_time"])
+    assert c.secrets.kv.v2.read_secret_version("del/x", version=1,
+                                               mount_point="secret")["data"]["data"] == {"k": "v1"}
+    c.secrets.kv.v2.undelete_secret_versions("del/x", [2], mount_point="secret")
+    assert c.secrets.kv.v2.read_secret_version("del/x", mount_point="secret")["data"]["data"] \
+        == {"k": "v2"}
+    c.secrets.kv.v2.destroy_secret_versions("del/x", [2], mount_point="secret")
+    status, body, _ = vault.request("GET", "/v1/secret/data/del/x")
+    assert status == 404 and body["data"]["metadata"]["destroyed"] is True
+    assert body["data"]["data"] is None
+    c.secrets.kv.v2.delete_metadata_and_all_versions("del/x", mount_point="secret")
+    status, body, _ = vault.request("GET", "/v1/secret/metadata/del/x")
+    assert status == 404 and body == {"errors": []}
+
+
+def test_kv2_check_and_set(vault):
+    c = root(vault)
+    c.secrets.kv.v2.create_or_update_secret("cas/x", {"a": "1"}, mount_point="secret")
+    with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+        c.secrets.kv.v2.create_or_update_secret("cas/x", {"a": "2"}, cas=0,
+                                                mount_point="secret")
+    assert e.value.errors == ["check-and-set parameter did not match the current version"]
+    assert c.secrets.kv.v2.create_or_update_secret("cas/x", {"a": "2"}, cas=1,
+                                                   mount_point="secret")["data"]["version"] == 2
+
+
+def test_kv2_rotation_through_the_fixture_is_what_hvac_reads(vault):
+    v1 = vault.kv_put("secret", "rot/db", {"password": "before"})
+    v2 = vault.kv_put("secret", "rot/db", {"password": "after"})
+    assert v2 == v1 + 1
+    got = root(vault).secrets.kv.v2.read_secret_version("rot/db", mount_point="secret")
+    assert got["data"]["data"] == {"password": "after"}
+    assert vault.kv_get("secret", "rot/db", version=v1) == {"password": "before"}
+    vault.kv_delete("secret", "rot/db")
+    assert vault.kv_get("secret", "rot/db") is None
+
+
+def test_v1_style_path_on_a_v2_mount_is_404_with_warning(vault):
+    status, body, _ = vault.request("GET", "/v1/secret/app/db")
+    assert status == 404 and body["data"] is None
+    assert "versioned K/V" in body["warnings"][0]
+
+
+# -- KV v1 --
+
+def test_kv1_read_write_list_delete(vault):
+    c = root(vault)
+    c.secrets.kv.v1.create_or_update_secret("v1app/token", {"token": "t1"}, mount_point="kv")
+    c.secrets.kv.v1.create_or_update_secret("v1app/ttl", {"x": "y", "ttl": "1h"},
+                                            mount_point="kv")
+    got = c.secrets.kv.v1.read_secret("v1app/token", mount_point="kv")
+    assert list(got) == ENVELOPE_KEYS
+    assert got["data"] == {"token": "t1"} and got["lease_duration"] == 2764800
+    assert c.secrets.kv.v1.read_secret("v1app/ttl", mount_point="kv")["lease_duration"] == 3600
+    assert c.secrets.kv.v1.list_secrets("v1app", mount_point="kv")["data"]["keys"] == \
+        ["token", "ttl"]
+    assert vault.kv_put("kv", "v1app/token", {"token": "t2"}) is None
+    assert vault.kv_get("kv", "v1app/token") == {"token": "t2"}
+    c.secrets.kv.v1.delete_secret("v1app/token", mount_point="kv")
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        c.secrets.kv.v1.read_secret("v1app/token", mount_point="kv")
+
+
+def test_mount_version_detection(vault):
+    status, body, _ = vault.request("GET", "/v1/sys/internal/ui/mounts/secret")
+    assert status == 200 and body["data"]["options"]["version"] == "2"
+    assert body["data"]["type"] == "kv"
+    assert vault.mount_version("kv") == 1
+
+
+# -- tokens and routing --
+
+def test_bad_missing_or_bearer_token(vault):
+    vault.kv_put("secret", "tok/x", {"a": "b"})
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token="hvs.notarealtoken000000000").secrets.kv.v2.read_secret_version(
+            "tok/x", mount_point="secret")
+    assert e.value.errors == ["permission denied"]
+    status, body, headers = vault.request("GET", "/v1/secret/data/tok/x", token="")
+    assert status == 403 and body == {"errors": ["permission denied"]}
+    assert headers.get("Cache-Control") == "no-store"
+    status, body, _ = vault.request("GET", "/v1/secret/data/tok/x", token="",
+                                    headers={"Authorization": "Bearer " + vault.root_token})
+    assert status == 200 and body["data"]["data"] == {"a": "b"}
+
+
+def test_unknown_mount(vault):
+    status, body, _ = vault.request("GET", "/v1/nomount/data/x")
+    assert status == 404 and "no handler for route" in body["errors"][0]
+    token = client(vault).auth.cert.login(cert_pem=vault.client_cert,
+                                          key_pem=vault.client_key)["auth"]["client_token"]
+    status, body, _ = vault.request("GET", "/v1/nomount/data/x", token=token)
+    assert status == 403 and body == {"errors": ["permission denied"]}
+
+
+def test_lookup_self_and_renew_self(vault):
+    c = client(vault)
+    login = c.auth.approle.login(role_id="role-id-1234", secret_id="secret-id-5678")
+    look = c.auth.token.lookup_self()
+    assert list(look) == ENVELOPE_KEYS and look["mount_type"] == "token"
+    d = look["data"]
+    assert d["id"] == login["auth"]["client_token"] and d["accessor"] == login["auth"]["accessor"]
+    assert 0 < d["ttl"] <= d["creation_ttl"] == login["auth"]["lease_duration"]
+    assert RFC3339_NANO.match(d["expire_time"]) and d["path"] == "auth/approle/login"
+    assert d["policies"] == ["default", "secretsfs"]
+    renewed = c.auth.token.renew_self(increment="30m")
+    assert renewed["auth"]["client_token"] == d["id"]
+    assert renewed["auth"]["lease_duration"] == 1800 and renewed["auth"]["renewable"] is True
+    root_look = root(vault).auth.token.lookup_self()["data"]
+    assert root_look["policies"] == ["root"] and root_look["expire_time"] is None
+
+
+@pytest.fixture
+def short_vault(tmp_path, pki):
+    v = VaultFake.start(tmp_path / "short", pki, quiet=True, token_ttl=2, token_max_ttl=5)
+    yield v
+    v.stop()
+
+
+def test_token_expiry_renewal_and_max_ttl(short_vault):
+    v = short_vault
+    v.kv_put("secret", "exp/x", {"a": "b"})
+    a, b = client(v), client(v)
+    t0 = time.monotonic()
+    assert a.auth.cert.login(cert_pem=v.client_cert, key_pem=v.client_key)["auth"][
+        "lease_duration"] == 2
+    b.auth.cert.login(cert_pem=v.client_cert, key_pem=v.client_key)
+    time.sleep(max(0, t0 + 1.0 - time.monotonic()))
+    assert a.auth.token.renew_self()["auth"]["lease_duration"] == 2
+    time.sleep(max(0, t0 + 2.5 - time.monotonic()))
+    with pytest.raises(hvac.exceptions.Forbidden):      # b expired at t0+2
+        b.secrets.kv.v2.read_secret_version("exp/x", mount_point="secret")
+    with pytest.raises(hvac.exceptions.Forbidden):      # and cannot renew itself back
+        b.auth.token.renew_self()
+    # Logging in again works although hvac still sends the dead token (Vault ignores a
+    # bad current token on login paths), and the new token reads.
+    b.auth.cert.login(cert_pem=v.client_cert, key_pem=v.client_key)
+    assert b.secrets.kv.v2.read_secret_version("exp/x", mount_point="secret")
+    assert a.secrets.kv.v2.read_secret_version("exp/x", mount_point="secret")["data"]["data"] \
+        == {"a": "b"}                                   # a was renewed until t0+3
+    capped = a.auth.token.renew_self(increment=3600)    # max TTL: t0+5
+    assert 1 <= capped["auth"]["lease_duration"] <= 3
+    assert capped["warnings"] and "max_ttl" in capped["warnings"][0]
+    time.sleep(max(0, t0 + 5.4 - time.monotonic()))
+    with pytest.raises(hvac.exceptions.Forbidden):
+        a.auth.token.lookup_self()
+    stats = v.stats()
+    assert stats["renewals"] == 2 and stats["logins"]["cert"] == 3
+
+
+def test_revoke_tokens(vault):
+    c = client(vault)
+    c.auth.kubernetes.login(role="secretsfs", jwt="jwt-good-1")
+    assert c.auth.token.lookup_self()["data"]["path"] == "auth/kubernetes/login"
+    assert vault.revoke_tokens() >= 1
+    with pytest.raises(hvac.exceptions.Forbidden):
+        c.auth.token.lookup_self()
+    assert root(vault).auth.token.lookup_self()["data"]["policies"] == ["root"]
+
+
+# -- auth methods --
+
+def test_cert_login(vault):
+    c = client(vault)
+    resp = c.auth.cert.login(cert_pem=vault.client_cert, key_pem=vault.client_key)
+    assert list(resp) == ENVELOPE_KEYS and resp["mount_type"] == "cert"
+    auth = resp["auth"]
+    assert re.fullmatch(r"hvs\.[A-Za-z0-9]{24}", auth["client_token"])
+    assert auth["renewable"] is True and auth["lease_duration"] == 3600
+    assert auth["metadata"]["common_name"] == "secretsfs-client"
+    assert auth["token_type"] == "service" and "default" in auth["policies"]
+    assert c.token == auth["client_token"] and c.is_authenticated()
+    vault.kv_put("secret", "cert/x", {"a": "b"})
+    assert c.secrets.kv.v2.read_secret_version("cert/x", mount_point="secret")["data"]["data"] \
+        == {"a": "b"}
+
+
+def test_cert_login_role_constraints(vault, pki):
+    vault.configure(cert={"exact": {"certificate_file": pki.ca,
+                                    "allowed_common_names": ["secretsfs-client"],
+                                    "policies": ["exact"]},
+                          "glob": {"certificate_file": pki.ca,
+                                   "allowed_common_names": ["secretsfs-client?"],
+                                   "policies": ["glob"]}})
+    c1 = client(vault)
+    assert "exact" in c1.auth.cert.login(name="exact", cert_pem=pki.client_cert,
+                                         key_pem=pki.client_key)["auth"]["policies"]
+    c2 = client(vault, cert=pki.client2_cert, key=pki.client2_key)
+    with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+        c2.auth.cert.login(name="exact", cert_pem=pki.client2_cert, key_pem=pki.client2_key)
+    assert e.value.errors == ["invalid certificate or no client certificate supplied"]
+    # Without a name every role is tried: client2 matches the glob role.
+    assert "glob" in c2.auth.cert.login(cert_pem=pki.client2_cert,
+                                        key_pem=pki.client2_key)["auth"]["policies"]
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        c1.auth.cert.login(name="no-such-role", cert_pem=pki.client_cert,
+                           key_pem=pki.client_key)
+    assert vault.stats()["login_failures"]["cert"] >= 2
+
+
+def test_cert_login_role_must_match_the_issuing_ca(tmp_path, pki):
+    bundle = tmp_path / "both-cas.pem"
+    bundle.write_text(open(pki.ca).read() + open(pki.other_ca).read())
+    cfg = {"cert": {"main": {"certificate_file": pki.ca, "policies": ["main"]}}}
+    with VaultFake.start(tmp_path / "v", pki, quiet=True, client_ca=bundle, config=cfg) as v:
+        other = client(v, cert=pki.client_otherca_cert, key=pki.client_otherca_key)
+        # The handshake accepts the other CA (it is in the bundle), the role does not.
+        assert other.sys.read_health_status(method="GET")["sealed"] is False
+        with pytest.raises(hvac.exceptions.InvalidRequest):
+            other.auth.cert.login(cert_pem=pki.client_otherca_cert,
+                                  key_pem=pki.client_otherca_key)
+        assert "main" in client(v).auth.cert.login(cert_pem=pki.client_cert,
+                                                   key_pem=pki.client_key)["auth"]["policies"]
+        v.configure(cert={"other": {"certificate_file": pki.other_ca, "policies": ["o"]}})
+        assert "o" in other.auth.cert.login(cert_pem=pki.client_otherca_cert,
+                                            key_pem=pki.client_otherca_key)["auth"]["policies"]
+
+
+def test_approle_login(vault):
+    c = client(vault)
+    resp = c.auth.approle.login(role_id="role-id-1234", secret_id="secret-id-5678")
+    assert resp["mount_type"] == "approle" and resp["auth"]["metadata"] == {"role_name": "broker"}
+    assert c.is_authenticated()
+    with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+        client(vault).auth.approle.login(role_id="role-id-1234", secret_id="wrong")
+    assert e.value.errors == ["invalid role or secret ID"]
+    with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+        client(vault).auth.approle.login(role_id="unknown", secret_id="secret-id-5678")
+    assert e.value.errors == ["invalid role or secret ID"]
+    status, body, _ = vault.request("POST", "/v1/auth/approle/login",
+                                    {"role_id": "role-id-1234"}, token="")
+    assert status == 400 and body == {"errors": ["missing secret_id"]}
+
+
+def test_kubernetes_login(vault):
+    c = client(vault)
+    resp = c.auth.kubernetes.login(role="secretsfs", jwt="jwt-good-1")
+    meta = resp["auth"]["metadata"]
+    assert meta["role"] == "secretsfs" and meta["service_account_namespace"] == "kube-system"
+    assert "secretsfs" in resp["auth"]["policies"] and c.is_authenticated()
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault).auth.kubernetes.login(role="secretsfs", jwt="jwt-forged")
+    assert e.value.errors == ["permission denied"]
+    with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+        client(vault).auth.kubernetes.login(role="nope", jwt="jwt-good-1")
+    assert e.value.errors == ['invalid role name "nope"']
+    for body, msg in (({"jwt": "jwt-good-1"}, "missing role"), ({"role": "secretsfs"},
+                                                                 "missing jwt")):
+        status, answer, _ = vault.request("POST", "/v1/auth/kubernetes/login", body, token="")
+        assert status == 400 and answer == {"errors": [msg]}
+
+
+# -- health, seal, namespaces --
+
+def test_health(vault):
+    h = client(vault).sys.read_health_status(method="GET")
+    assert h["initialized"] is True and h["sealed"] is False and h["standby"] is False
+    assert abs(h["server_time_utc"] - time.time()) < 60 and h["version"]
+    head = client(vault).sys.read_health_status(method="HEAD")
+    assert head.status_code == 200 and head.content == b""
+
+
+def test_sealed(vault):
+    vault.kv_put("secret", "seal/x", {"a": "b"})
+    assert vault.faults(sealed=True)["sealed"] is True
+    with pytest.raises(hvac.exceptions.VaultDown) as e:
+        root(vault).secrets.kv.v2.read_secret_version("seal/x", mount_point="secret")
+    assert e.value.errors == ["Vault is sealed"]
+    with pytest.raises(hvac.exceptions.VaultDown):
+        client(vault).auth.cert.login(cert_pem=vault.client_cert, key_pem=vault.client_key)
+    h = client(vault).sys.read_health_status(method="GET")
+    assert h.status_code == 503 and h.json()["sealed"] is True
+    # What the Go client does: every *code as 299 so that all states parse.
+    status, body, _ = vault.request("GET", "/v1/sys/health?sealedcode=299&activecode=299")
+    assert status == 299 and body["sealed"] is True
+    vault.faults(sealed=False)
+    assert root(vault).secrets.kv.v2.read_secret_version(
+        "seal/x", mount_point="secret")["data"]["data"] == {"a": "b"}
+
+
+def test_namespaces_are_separate_stores(vault):
+    a = root(vault, namespace="team-a")
+    a.secrets.kv.v2.create_or_update_secret("ns/x", {"who": "a"}, mount_point="secret")
+    vault.kv_put("secret", "ns/x", {"who": "b"}, namespace="team-b/")
+    assert a.secrets.kv.v2.read_secret_version("ns/x", mount_point="secret")["data"]["data"] \
+        == {"who": "a"}
+    assert vault.kv_get("secret", "ns/x", namespace="team-b") == {"who": "b"}
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        root(vault).secrets.kv.v2.read_secret_version("ns/x", mount_point="secret")
+    stats = vault.stats()
+    assert stats["kv_reads"]["team-a/secret/data/ns/x"] >= 1
+    assert any(r["namespace"] == "team-a" for r in stats["recent"])
+
+
+# -- faults and statistics --
+
+def test_status_faults_are_scoped_and_counted(vault):
+    vault.kv_put("secret", "f/x", {"a": "b"})
+    vault.kv_put("secret", "f/y", {"a": "c"})
+    c = root(vault)
+    vault.faults(status_once={"code": 429, "prefix": "/v1/secret/data/f/x"})
+    with pytest.raises(hvac.exceptions.RateLimitExceeded) as e:
+        c.secrets.kv.v2.read_secret_version("f/x", mount_point="secret")
+    assert e.value.errors == ["rate limit quota exceeded"]
+    assert c.secrets.kv.v2.read_secret_version("f/x", mount_point="secret")["data"]["data"] \
+        == {"a": "b"}
+    vault.faults(status_n={"code": 500, "count": 2, "prefix": "/v1/secret/data/f/x"})
+    assert c.secrets.kv.v2.read_secret_version("f/y", mount_point="secret")  # out of scope
+    for _ in range(2):
+        with pytest.raises(hvac.exceptions.InternalServerError):
+            c.secrets.kv.v2.read_secret_version("f/x", mount_point="secret")
+    assert c.secrets.kv.v2.read_secret_version("f/x", mount_point="secret")
+    assert vault.faults()["faults"] == []
+    faults = vault.stats()["faults"]
+    assert faults["status:429"] >= 1 and faults["status:500"] >= 2
+
+
+def test_drop_fault_closes_without_answer(vault):
+    vault.kv_put("secret", "f/drop", {"a": "b"})
+    vault.faults(drop={"count": 1, "prefix": "/v1/secret/data/f/drop"})
+    with pytest.raises(requests.exceptions.ConnectionError):
+        root(vault).secrets.kv.v2.read_secret_version("f/drop", mount_point="secret")
+    assert root(vault).secrets.kv.v2.read_secret_version("f/drop", mount_point="secret")
+
+
+def test_malformed_and_oversized_faults(vault):
+    vault.faults(malformed={"count": 1, "prefix": "/v1/secret/data/f/bad"})
+    resp = root(vault).secrets.kv.v2.read_secret_version("f/bad", mount_point="secret")
+    # hvac's JSON adapter hands back the raw response when a 200 is not JSON.
+    assert isinstance(resp, requests.Response) and resp.status_code == 200
+    with pytest.raises(ValueError):
+        resp.json()
+    size = 3 * 1024 * 1024
+    vault.faults(oversized={"bytes": size, "count": 1, "prefix": "/v1/secret/data/f/big"})
+    resp = requests.get(vault.addr + "/v1/secret/data/f/big", verify=vault.ca,
+                        cert=(vault.client_cert, vault.client_key),
+                        headers={"X-Vault-Token": vault.root_token}, timeout=30)
+    assert resp.status_code == 200 and len(resp.content) == size
+    assert int(resp.headers["Content-Length"]) == size
+    assert len(resp.json()["data"]["data"]["pad"]) > size - 1024
+
+
+def test_slow_fault(vault):
+    vault.faults(slow={"seconds": 0.6, "prefix": "/v1/sys/health"})
+    t = time.monotonic()
+    assert client(vault).sys.read_health_status(method="GET")["sealed"] is False
+    assert time.monotonic() - t >= 0.6
+    vault.faults(slow=None)
+    t = time.monotonic()
+    client(vault).sys.read_health_status(method="GET")
+    assert time.monotonic() - t < 0.5
+
+
+def test_stats_count_reads_logins_and_connections(vault):
+    vault.kv_put("secret", "st/x", {"a": "b"})
+    vault.reset_stats()
+    c = client(vault)
+    c.auth.cert.login(cert_pem=vault.client_cert, key_pem=vault.client_key)
+    for _ in range(3):
+        c.secrets.kv.v2.read_secret_version("st/x", mount_point="secret")
+    c.auth.token.renew_self()
+    s = vault.stats()
+    assert s["kv_reads"] == {"secret/data/st/x": 3}
+    assert s["logins"] == {"cert": 1} and s["renewals"] == 1
+    assert s["by_path"]["GET /v1/secret/data/st/x"] == 3
+    assert s["status"] == {"200": 5}
+    assert s["recent"][-1]["x_vault_request"] is True   # hvac sends X-Vault-Request
+    assert s["connections"] <= 2                         # hvac reuses its connection
+    vault.reset_stats()
+    assert vault.stats()["kv_reads"] == {}
+
+
+def test_control_routes_need_the_root_token(vault):
+    status, body, _ = vault.request("GET", "/_fake/stats", token="hvs.wrong")
+    assert status == 403 and body == {"errors": ["permission denied"]}
+    status, body, _ = vault.request("POST", "/_fake/faults", {"bogus": 1})
+    assert status == 400
+
+
+def test_restart_keeps_port_secrets_and_tokens(tmp_path, pki):
+    v = VaultFake.start(tmp_path / "r", pki, quiet=True)
+    try:
+        v.kv_put("secret", "keep/x", {"a": "b"})
+        c = client(v)
+        c.auth.cert.login(cert_pem=v.client_cert, key_pem=v.client_key)
+        port, pid = v.port, v.pid
+        v.restart()
+        assert v.port == port and v.pid != pid and v.running
+        assert c.secrets.kv.v2.read_secret_version("keep/x", mount_point="secret")[
+            "data"]["data"] == {"a": "b"}
+        assert v.stats()["kv_reads"] == {"secret/data/keep/x": 1}
+    finally:
+        v.stop()
+    assert not v.running
+    with pytest.raises(requests.exceptions.ConnectionError):
+        client(v).sys.read_health_status(method="GET")
+
+
+def test_log_has_no_secret_values(tmp_path, pki):
+    with VaultFake.start(tmp_path / "l", pki) as v:
+        v.kv_put("secret", "log/x", {"password": "do-not-log-me-4711"})
+        assert v.kv_get("secret", "log/x") == {"password": "do-not-log-me-4711"}
+        status, _, _ = v.request("POST", "/v1/auth/approle/login",
+                                 {"role_id": "r", "secret_id": "also-secret-0815"}, token="")
+        assert status == 400
+    log = open(v.log_path).read()
+    assert "POST /v1/secret/data/log/x 200" in log
+    for secret in ("do-not-log-me-4711", "also-secret-0815", v.root_token):
+        assert secret not in log
