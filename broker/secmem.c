@@ -212,6 +212,23 @@ secmem_init(size_t bytes, char *errbuf, size_t errlen)
 	return 0;
 }
 
+int
+secmem_init_child(size_t bytes, char *errbuf, size_t errlen)
+{
+	/* Another thread may have held the lock at fork time. */
+	pthread_mutex_init(&A.lock, NULL);
+	if (A.map)
+		munmap(A.map, A.map_len);
+	if (A.memfd >= 0)
+		close(A.memfd);
+	A.map = A.base = NULL;
+	A.free = NULL;
+	A.len = A.used = 0;
+	A.memfd = -1;
+	A.backing = NULL;
+	return secmem_init(bytes, errbuf, errlen);
+}
+
 void
 secmem_shutdown(void)
 {

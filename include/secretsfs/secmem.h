@@ -20,6 +20,13 @@
  */
 int secmem_init(size_t bytes, char *errbuf, size_t errlen);
 
+/*
+ * In a child after fork(): the parent's arena is not inherited (it is
+ * mapped MADV_DONTFORK or MADV_WIPEONFORK), so forget it without touching
+ * it and map a fresh one, as secmem_init does.
+ */
+int secmem_init_child(size_t bytes, char *errbuf, size_t errlen);
+
 /* Unmap the arena after wiping all of it. Only at exit. */
 void secmem_shutdown(void);
 

@@ -294,6 +294,34 @@ test_bounce_buffer_is_reused(void **state)
 }
 
 static void
+child_fresh_arena(int wfd)
+{
+	char why[512];
+	char *p;
+
+	/* The parent's arena is gone here; the child maps its own. */
+	if (secmem_init_child(ARENA, why, sizeof(why)) != 0)
+		_exit(3);
+	p = secmem_strdup("child");
+	dprintf(wfd, "%s %d", p ? p : "null", secmem_owns(p));
+	secmem_free(p);
+}
+
+static void
+test_child_after_fork_maps_its_own_arena(void **state)
+{
+	char msg[64];
+	int status;
+
+	(void)state;
+	ensure_init();
+	status = in_child(child_fresh_arena, msg, sizeof(msg));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_string_equal(msg, "child 1");
+}
+
+static void
 test_harden_process(void **state)
 {
 	struct rlimit rl;
@@ -318,6 +346,7 @@ main(void)
 		cmocka_unit_test(test_exhaustion_and_coalescing),
 		cmocka_unit_test(test_json_allocator_uses_arena),
 		cmocka_unit_test(test_bounce_buffer_is_reused),
+		cmocka_unit_test(test_child_after_fork_maps_its_own_arena),
 		cmocka_unit_test(test_harden_process),
 	};
 

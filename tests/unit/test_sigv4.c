@@ -18,7 +18,6 @@
  *   derived-secretsmanager/			same layout as botocore
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE	/* vasprintf, memmem, strptime */
 #endif
 #include <dirent.h>
 #include <errno.h>

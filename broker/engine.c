@@ -1,0 +1,530 @@
+/*
+ * engine: container name, image and labels from a Docker-compatible Engine
+ * API over its Unix socket, cached per container id.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include <secretsfs/engine.h>
+
+/* What the engine said about one container: the caller's engine fields. */
+struct meta {
+	char			 name[IDENTITY_NAME_MAX];
+	char			 image[IDENTITY_NAME_MAX];
+	size_t			 n_labels;
+	struct identity_label	 labels[IDENTITY_LABELS_MAX];
+	bool			 truncated;
+};
+
+struct eng_entry {
+	struct eng_entry	*hnext;
+	struct eng_entry	*prev, *next;	/* LRU: head is the newest */
+	char			 id[IDENTITY_ID_MAX];
+	int64_t			 expires_ms;
+	int			 err;		/* 0, or the cached failure */
+	struct meta		 m;
+};
+
+#define ENGINE_BUCKETS	256	/* ids are random hex: no need to resize */
+
+struct engine {
+	char			*socket_path;
+	long			 timeout_ms;
+	pthread_mutex_t		 lock;
+	size_t			 max;
+	int64_t			 ttl_ms, neg_ttl_ms;
+	struct eng_entry	*buckets[ENGINE_BUCKETS];
+	struct eng_entry	*head, *tail;
+	size_t			 count;
+	uint64_t		 hits, misses, errors;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool
+is_hex64(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[64] == '\0';
+}
+
+static size_t
+bucket_of(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	while (*id)
+		h = (h ^ (unsigned char)*id++) * 16777619u;
+	return h % ENGINE_BUCKETS;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+/* Copy only if the whole string fits: a prefix is not the value. */
+static bool
+copy_whole(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= size)
+		return false;
+	memcpy(dst, src, n + 1);
+	return true;
+}
+
+static void
+meta_to_caller(const struct meta *m, struct caller *c)
+{
+	memcpy(c->container_name, m->name, sizeof(c->container_name));
+	memcpy(c->image, m->image, sizeof(c->image));
+	memcpy(c->labels, m->labels, sizeof(c->labels));
+	c->n_labels = m->n_labels;
+	c->labels_truncated = m->truncated;
+}
+
+static void
+caller_clear_engine(struct caller *c)
+{
+	c->container_name[0] = '\0';
+	c->image[0] = '\0';
+	memset(c->labels, 0, sizeof(c->labels));
+	c->n_labels = 0;
+	c->labels_truncated = false;
+}
+
+static int
+parse_meta(const char *body, size_t len, const char *expected_id,
+    struct meta *m)
+{
+	json_t *root, *v, *config, *labels, *lv;
+	const char *s, *key;
+	struct identity_label *l;
+	int r = -EPROTO;
+
+	memset(m, 0, sizeof(*m));
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+	if (root == NULL || !json_is_object(root))
+		goto out;
+	if (expected_id) {
+		v = json_object_get(root, "Id");
+		if (!json_is_string(v) || strcmp(json_string_value(v),
+		    expected_id) != 0)
+			goto out;
+	}
+
+	v = json_object_get(root, "Name");
+	if (json_is_string(v)) {
+		s = json_string_value(v);
+		if (*s == '/')
+			s++;
+		copy_whole(m->name, sizeof(m->name), s);
+	}
+
+	config = json_object_get(root, "Config");
+	if (config != NULL && !json_is_object(config) && !json_is_null(config))
+		goto out;
+	v = json_object_get(config, "Image");
+	if (json_is_string(v) && *json_string_value(v) != '\0')
+		copy_whole(m->image, sizeof(m->image), json_string_value(v));
+	if (m->image[0] == '\0') {
+		v = json_object_get(root, "ImageName");
+		if (json_is_string(v))
+			copy_whole(m->image, sizeof(m->image),
+			    json_string_value(v));
+	}
+
+	labels = json_object_get(config, "Labels");
+	if (labels != NULL && !json_is_object(labels) && !json_is_null(labels))
+		goto out;
+	if (json_is_object(labels)) {
+		json_object_foreach(labels, key, lv) {
+			if (!json_is_string(lv) || *key == '\0' ||
+			    m->n_labels == IDENTITY_LABELS_MAX) {
+				m->truncated = true;
+				continue;
+			}
+			l = &m->labels[m->n_labels];
+			if (!copy_whole(l->key, sizeof(l->key), key) ||
+			    !copy_whole(l->value, sizeof(l->value),
+			    json_string_value(lv))) {
+				memset(l, 0, sizeof(*l));
+				m->truncated = true;
+				continue;
+			}
+			m->n_labels++;
+		}
+	}
+	r = 0;
+out:
+	json_decref(root);
+	if (r < 0)
+		memset(m, 0, sizeof(*m));
+	return r;
+}
+
+int
+engine_parse_inspect(const char *body, size_t len, const char *expected_id,
+    struct caller *c)
+{
+	struct meta m;
+	int r;
+
+	caller_clear_engine(c);
+	if ((r = parse_meta(body, len, expected_id, &m)) < 0)
+		return r;
+	meta_to_caller(&m, c);
+	return 0;
+}
+
+/* ---- the request -------------------------------------------------------- */
+
+struct body {
+	char	*p;
+	size_t	 len, cap;
+	bool	 too_big;
+};
+
+/*
+ * Grow by hand rather than realloc(): the body holds the container's
+ * environment, and realloc would leave unwiped copies behind.
+ */
+static size_t
+body_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct body *b = arg;
+	size_t n = size * nmemb, ncap;
+	char *np;
+
+	if (n > ENGINE_BODY_MAX - b->len) {
+		b->too_big = true;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap) {
+		ncap = b->cap ? b->cap : 16384;
+		while (ncap < b->len + n + 1)
+			ncap *= 2;
+		if ((np = malloc(ncap)) == NULL)
+			return 0;
+		if (b->p) {
+			memcpy(np, b->p, b->len);
+			explicit_bzero(b->p, b->cap);
+			free(b->p);
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+static int
+curl_to_errno(CURL *h, CURLcode cc, const struct body *b)
+{
+	long oserr = 0;
+
+	switch (cc) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_COULDNT_CONNECT:
+		curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
+		return oserr > 0 ? -(int)oserr : -ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_WRITE_ERROR:
+		return b->too_big ? -EMSGSIZE : -ENOMEM;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+static int
+fetch(struct engine *e, const char *id, struct meta *m)
+{
+	char url[128];
+	struct body b = { NULL, 0, 0, false };
+	CURLcode cc;
+	long status = 0;
+	CURL *h;
+	int r;
+
+	/* The id goes into a URL: only the exact shape identity produces. */
+	if (!is_hex64(id))
+		return -EINVAL;
+	snprintf(url, sizeof(url), "http://localhost/containers/%s/json", id);
+	if ((h = curl_easy_init()) == NULL)
+		return -ENOMEM;
+	if (curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, e->socket_path) ||
+	    curl_easy_setopt(h, CURLOPT_URL, url) ||
+#if LIBCURL_VERSION_NUM >= 0x075500
+	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http") ||
+#else
+	    curl_easy_setopt(h, CURLOPT_PROTOCOLS, CURLPROTO_HTTP) ||
+#endif
+	    curl_easy_setopt(h, CURLOPT_PROXY, "") ||
+	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) ||
+	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, e->timeout_ms) ||
+	    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms) ||
+	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write) ||
+	    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b)) {
+		curl_easy_cleanup(h);
+		return -ENOMEM;
+	}
+	cc = curl_easy_perform(h);
+	r = curl_to_errno(h, cc, &b);
+	if (r == 0) {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 200)
+			r = parse_meta(b.p ? b.p : "", b.len, id, m);
+		else if (status == 404)
+			r = -ENOENT;
+		else
+			r = -EPROTO;
+	}
+	curl_easy_cleanup(h);
+	if (b.p) {
+		explicit_bzero(b.p, b.cap);
+		free(b.p);
+	}
+	return r;
+}
+
+/* ---- the engine and its cache ------------------------------------------- */
+
+struct engine *
+engine_new(const char *socket_path)
+{
+	struct engine *e;
+
+	if (socket_path && strncmp(socket_path, "unix://", 7) == 0)
+		socket_path += 7;
+	if (socket_path == NULL || *socket_path == '\0') {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	if ((e->socket_path = strdup(socket_path)) == NULL) {
+		free(e);
+		return NULL;
+	}
+	if (pthread_mutex_init(&e->lock, NULL) != 0) {
+		free(e->socket_path);
+		free(e);
+		return NULL;
+	}
+	e->timeout_ms = ENGINE_DEFAULT_TIMEOUT_MS;
+	e->max = ENGINE_DEFAULT_CACHE_MAX;
+	e->ttl_ms = ENGINE_DEFAULT_TTL_MS;
+	e->neg_ttl_ms = ENGINE_DEFAULT_NEG_TTL_MS;
+	return e;
+}
+
+static void
+lru_unlink(struct engine *e, struct eng_entry *x)
+{
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		e->head = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	else
+		e->tail = x->prev;
+	x->prev = x->next = NULL;
+}
+
+static void
+lru_push(struct engine *e, struct eng_entry *x)
+{
+	x->prev = NULL;
+	x->next = e->head;
+	if (e->head)
+		e->head->prev = x;
+	e->head = x;
+	if (e->tail == NULL)
+		e->tail = x;
+}
+
+static struct eng_entry *
+find_locked(struct engine *e, const char *id)
+{
+	struct eng_entry *x;
+
+	for (x = e->buckets[bucket_of(id)]; x; x = x->hnext)
+		if (strcmp(x->id, id) == 0)
+			return x;
+	return NULL;
+}
+
+static void
+remove_locked(struct engine *e, struct eng_entry *x)
+{
+	struct eng_entry **pp;
+
+	for (pp = &e->buckets[bucket_of(x->id)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == x) {
+			*pp = x->hnext;
+			break;
+		}
+	}
+	lru_unlink(e, x);
+	e->count--;
+}
+
+void
+engine_free(struct engine *e)
+{
+	struct eng_entry *x;
+
+	if (e == NULL)
+		return;
+	while ((x = e->head) != NULL) {
+		remove_locked(e, x);
+		free(x);
+	}
+	pthread_mutex_destroy(&e->lock);
+	free(e->socket_path);
+	free(e);
+}
+
+void
+engine_set_cache(struct engine *e, size_t max_entries, int64_t ttl_ms,
+    int64_t neg_ttl_ms)
+{
+	struct eng_entry *x;
+
+	pthread_mutex_lock(&e->lock);
+	e->max = max_entries;
+	e->ttl_ms = ttl_ms;
+	e->neg_ttl_ms = neg_ttl_ms;
+	while (e->count > e->max && (x = e->tail) != NULL) {
+		remove_locked(e, x);
+		free(x);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+void
+engine_set_timeout(struct engine *e, long timeout_ms)
+{
+	e->timeout_ms = timeout_ms > 0 ? timeout_ms : ENGINE_DEFAULT_TIMEOUT_MS;
+}
+
+void
+engine_stats(struct engine *e, struct engine_stats *st)
+{
+	pthread_mutex_lock(&e->lock);
+	st->hits = e->hits;
+	st->misses = e->misses;
+	st->errors = e->errors;
+	st->entries = e->count;
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void
+cache_put(struct engine *e, const char *id, int err, const struct meta *m,
+    struct eng_entry *fresh_in)
+{
+	struct eng_entry *x, *fresh = fresh_in;
+	int64_t ttl;
+
+	pthread_mutex_lock(&e->lock);
+	ttl = err == 0 ? e->ttl_ms : e->neg_ttl_ms;
+	if (ttl <= 0 || e->max == 0) {
+		pthread_mutex_unlock(&e->lock);
+		free(fresh);
+		return;
+	}
+	if ((x = find_locked(e, id)) != NULL) {
+		lru_unlink(e, x);
+	} else if (fresh) {
+		while (e->count >= e->max && e->tail) {
+			struct eng_entry *old = e->tail;
+
+			remove_locked(e, old);
+			free(old);
+		}
+		x = fresh;
+		fresh = NULL;
+		memcpy(x->id, id, IDENTITY_ID_MAX);
+		x->hnext = e->buckets[bucket_of(id)];
+		e->buckets[bucket_of(id)] = x;
+		e->count++;
+	}
+	if (x) {
+		x->err = err;
+		x->m = *m;
+		x->expires_ms = now_ms() + ttl;
+		lru_push(e, x);
+	}
+	pthread_mutex_unlock(&e->lock);
+	free(fresh);
+}
+
+int
+engine_enrich(struct engine *e, struct caller *c)
+{
+	struct eng_entry *x;
+	struct meta m;
+	int r;
+
+	caller_clear_engine(c);
+	if (c->container_id[0] == '\0')
+		return 0;
+
+	pthread_mutex_lock(&e->lock);
+	x = find_locked(e, c->container_id);
+	if (x && now_ms() < x->expires_ms) {
+		r = x->err;
+		if (r == 0)
+			meta_to_caller(&x->m, c);
+		lru_unlink(e, x);
+		lru_push(e, x);
+		e->hits++;
+		pthread_mutex_unlock(&e->lock);
+		return r;
+	}
+	e->misses++;
+	pthread_mutex_unlock(&e->lock);
+
+	/*
+	 * Concurrent misses on one id may each ask the engine; a container's
+	 * first open()s are few, and a singleflight would make every waiter
+	 * share one timeout anyway.
+	 */
+	r = fetch(e, c->container_id, &m);
+	if (r < 0) {
+		memset(&m, 0, sizeof(m));
+		pthread_mutex_lock(&e->lock);
+		e->errors++;
+		pthread_mutex_unlock(&e->lock);
+	}
+	if (r != -EINVAL && r != -ENOMEM)
+		cache_put(e, c->container_id, r, &m, malloc(sizeof(*x)));
+	if (r == 0)
+		meta_to_caller(&m, c);
+	return r;
+}

@@ -1,0 +1,177 @@
+/*
+ * identity: who is calling. From the FUSE request's pid/uid/gid to the
+ * container the process runs in, by way of /proc/<pid>/cgroup.
+ *
+ * Trust model. uid and gid come from the FUSE request (the kernel), never
+ * from /proc and never from a cache. The container is read from the
+ * process's cgroup path as the broker's cgroup namespace shows it, so the
+ * broker must run in the host's pid and cgroup namespaces. A process can
+ * create cgroups only below its own (when its runtime delegates a subtree),
+ * so the OUTERMOST container component of a path is the one the host's
+ * runtime made: a container that names a sub-cgroup "docker-<other id>.scope"
+ * is still itself.
+ */
+#ifndef SECRETSFS_IDENTITY_H
+#define SECRETSFS_IDENTITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum identity_runtime {
+	IDENTITY_RUNTIME_HOST = 0,	/* no container: a host process */
+	IDENTITY_RUNTIME_DOCKER,
+	IDENTITY_RUNTIME_PODMAN,	/* libpod */
+	IDENTITY_RUNTIME_CONTAINERD,	/* cri-containerd */
+	IDENTITY_RUNTIME_CRIO,
+	IDENTITY_RUNTIME_KUBEPODS,	/* a pod slice whose runtime is not named */
+	IDENTITY_RUNTIME_SYSTEMD,	/* a <name>.service outside any container */
+};
+#define IDENTITY_RUNTIME_COUNT	(IDENTITY_RUNTIME_SYSTEMD + 1)
+
+#define IDENTITY_ID_MAX		65	/* 64 hex digits + NUL */
+#define IDENTITY_CGROUP_MAX	512
+#define IDENTITY_NAME_MAX	256
+#define IDENTITY_LABELS_MAX	16
+
+struct identity_label {
+	char	key[128];
+	char	value[256];
+};
+
+/*
+ * A caller as the policy and the audit trail see it. Plain data: copied
+ * by value, no pointers at all. Strings are NUL-terminated
+ * and empty when unknown.
+ *
+ * cgroup: the path the identity was read from (the v2 line when it names
+ * the container, else the v1 line that does); for a process outside any
+ * container, the v2 path, else name=systemd's, else the first line's. A
+ * path that does not fit is left EMPTY rather than truncated, so that a
+ * glob can never match a cut-off path.
+ *
+ * runtime/container_id: container_id is 64 lowercase hex digits, or empty
+ * for HOST, SYSTEMD and a KUBEPODS pod-level cgroup. pod_uid is normalised
+ * to '-' separators (systemd slices spell it with '_'). unit is the
+ * outermost "<name>.service" of the path, set only for SYSTEMD.
+ *
+ * The engine fields are filled by engine_enrich() (engine.h). A label whose
+ * key or value does not fit is dropped, never truncated; labels beyond
+ * IDENTITY_LABELS_MAX are dropped too and labels_truncated is set. A dropped
+ * label cannot match a rule, so the loss fails closed.
+ */
+struct caller {
+	pid_t			 pid;
+	uid_t			 uid;
+	gid_t			 gid;
+	uint64_t		 start_time;	/* /proc/<pid>/stat field 22 */
+	char			 comm[17];
+	char			 cgroup[IDENTITY_CGROUP_MAX];	/* see above */
+	enum identity_runtime	 runtime;
+	char			 container_id[IDENTITY_ID_MAX];
+	char			 pod_uid[64];
+	char			 unit[IDENTITY_NAME_MAX];	/* systemd service name */
+	/* From the Engine API when configured; empty otherwise. */
+	char			 container_name[IDENTITY_NAME_MAX];
+	char			 image[IDENTITY_NAME_MAX];
+	size_t			 n_labels;
+	struct identity_label	 labels[IDENTITY_LABELS_MAX];
+	bool			 labels_truncated;	/* some labels were dropped */
+};
+
+/*
+ * "host", "docker", "podman", "containerd", "cri-o", "kubepods", "systemd";
+ * "unknown" for a value out of range. Static storage.
+ */
+const char *identity_runtime_name(enum identity_runtime rt);
+
+/* The inverse of identity_runtime_name(). 0, or -EINVAL for an unknown name. */
+int identity_runtime_from_name(const char *name, enum identity_runtime *rt);
+
+/*
+ * True for a caller that runs in no container and no pod: runtime HOST or
+ * SYSTEMD. The policy's "host" matcher uses exactly this.
+ */
+bool identity_is_host(const struct caller *c);
+
+/*
+ * Parse the text of a /proc/<pid>/cgroup file (v1 "N:ctrl,ctrl:/path" lines,
+ * the v2 "0::/path" line, or both as on a hybrid host) into c->cgroup,
+ * runtime, container_id, pod_uid and unit; other fields are untouched.
+ * Each line's path is classified (container > pod > systemd service >
+ * host); the best class wins, ties going to the v2 line, then name=systemd,
+ * then the other v1 lines in file order.
+ *
+ * Recognised components (the outermost match in a path decides):
+ *   docker-<64hex>.scope, docker/<64hex>           docker
+ *   libpod-<64hex>[.scope]                         podman (libpod-conmon-* is not)
+ *   cri-containerd-<64hex>.scope                   containerd
+ *   crio-<64hex>.scope                             cri-o (crio-conmon-* is not)
+ *   *kubepods*-pod<uid>.slice, kubepods/.../pod<uid> pod uid; a bare <64hex>
+ *                                                  below it is the container
+ *                                                  (runtime kubepods)
+ *   <name>.service                                 systemd (unit = name.service)
+ * Returns 0, or -EINVAL when text holds no well-formed line.
+ */
+int identity_parse_cgroup(const char *text, struct caller *c);
+
+/*
+ * Parse the text of /proc/<pid>/stat: comm (between the first '(' and the
+ * LAST ')', since comm may hold both) into comm[17], and field 22, the
+ * start time in clock ticks since boot. Returns 0 or -EINVAL.
+ */
+int identity_parse_stat(const char *text, uint64_t *start_time, char comm[17]);
+
+/*
+ * Uncached: fill *out from <proc_root>/<pid>/{stat,cgroup} (proc_root NULL
+ * means "/proc") and the uid/gid given. The engine fields are left empty.
+ * Returns 0; -ESRCH when the process is gone, or was replaced by another
+ * with the same pid while it was being read (start time changed between
+ * the two stat reads around the cgroup read), or pid <= 0 (the kernel sends
+ * pid 0 for a caller outside the broker's pid namespace); -EINVAL for a
+ * file that does not parse; other -errno from /proc (-EACCES, -EFBIG).
+ */
+int identity_read(const char *proc_root, pid_t pid, uid_t uid, gid_t gid,
+    struct caller *out);
+
+/*
+ * A bounded cache of identity_read() keyed by (pid, start_time). Each lookup
+ * reads <proc>/<pid>/stat (cheap) so that a reused pid, whose start time
+ * differs, is a miss and never inherits the previous process's identity;
+ * the cgroup file is read only on a miss. comm is always fresh (from that
+ * same stat read); uid/gid always come from the arguments.
+ *
+ * max_entries bounds the cache (least recently used entry evicted first;
+ * 0 disables caching). ttl_ms bounds how long a process that moves to
+ * another cgroup keeps its old identity (0: no expiry by time).
+ * Returns NULL on OOM. All functions below are thread-safe, except that
+ * identity_cache_set_proc_root() must be called before the cache is shared.
+ */
+struct identity_cache;
+
+struct identity_cache *identity_cache_new(size_t max_entries, int64_t ttl_ms);
+/* Accepts NULL. */
+void identity_cache_free(struct identity_cache *ic);
+
+/* For unit tests: read "<root>/<pid>/..." instead of "/proc/<pid>/...".
+ * The string is copied. 0 or -ENOMEM. */
+int identity_cache_set_proc_root(struct identity_cache *ic, const char *root);
+
+/* As identity_read(), through the cache. */
+int identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
+    struct caller *out);
+
+/* Drop every entry (e.g. on reload). */
+void identity_cache_flush(struct identity_cache *ic);
+
+struct identity_cache_stats {
+	uint64_t	hits;
+	uint64_t	misses;		/* each one read a cgroup file */
+	uint64_t	evictions;	/* dropped to stay within max_entries */
+	size_t		entries;
+};
+void identity_cache_stats(struct identity_cache *ic,
+    struct identity_cache_stats *st);
+
+#endif

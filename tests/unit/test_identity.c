@@ -1,0 +1,853 @@
+/*
+ * identity: cgroup layouts of every runtime (v1, v2, hybrid), /proc/<pid>/stat
+ * parsing, and the (pid, start time) cache against a fake /proc tree.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <secretsfs/identity.h>
+
+#define ID_A	"a8ab54591efe0ae52aff7ed079c7e69d79b1d785cf5c051f0cf48c42cfd771a1"
+#define ID_B	"104c997c3b94272f24ec155a464167cde8223d5fbc4f3d2d1f6c6e7ef07b5911"
+#define ID_C	"60dbad47d63117d98f6cdfc66e319ee1dc20ef6dbafae3cda7920d7a2c2ec4cd"
+#define POD_U	"1b5a824d-1f8a-4e99-ba24-8767f38c9c2c"
+#define POD_S	"1b5a824d_1f8a_4e99_ba24_8767f38c9c2c"	/* systemd's spelling */
+
+/*
+ * A hybrid host (Ubuntu 20.04 / Debian 10 style): every v1 controller plus
+ * the unified line. rdma is not delegated by runtimes and stays at "/".
+ */
+static char *
+hybrid(const char *v1, const char *v2)
+{
+	static char buf[8192];
+
+	snprintf(buf, sizeof(buf),
+	    "12:blkio:%1$s\n"
+	    "11:cpuset:%1$s\n"
+	    "10:memory:%1$s\n"
+	    "9:devices:%1$s\n"
+	    "8:hugetlb:%1$s\n"
+	    "7:net_cls,net_prio:%1$s\n"
+	    "6:perf_event:%1$s\n"
+	    "5:rdma:/\n"
+	    "4:pids:%1$s\n"
+	    "3:cpu,cpuacct:%1$s\n"
+	    "2:freezer:%1$s\n"
+	    "1:name=systemd:%1$s\n"
+	    "0::%2$s\n", v1, v2);
+	return buf;
+}
+
+static void
+parse(const char *text, struct caller *c)
+{
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(identity_parse_cgroup(text, c), 0);
+}
+
+/* ---- layouts ------------------------------------------------------------ */
+
+static void
+test_docker_systemd_hybrid(void **state)
+{
+	struct caller c;
+	const char *p = "/system.slice/docker-" ID_A ".scope";
+
+	(void)state;
+	parse(hybrid(p, p), &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_DOCKER);
+	assert_string_equal(c.container_id, ID_A);
+	assert_string_equal(c.cgroup, p);
+	assert_string_equal(c.pod_uid, "");
+	assert_string_equal(c.unit, "");
+	assert_false(identity_is_host(&c));
+}
+
+static void
+test_docker_cgroupfs_hybrid(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	/* dockerd's cgroupfs driver on a hybrid host leaves unified at "/". */
+	parse(hybrid("/docker/" ID_B, "/"), &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_DOCKER);
+	assert_string_equal(c.container_id, ID_B);
+	/* v2 is "/", so the container comes from name=systemd. */
+	assert_string_equal(c.cgroup, "/docker/" ID_B);
+}
+
+static void
+test_docker_v2_only(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	parse("0::/system.slice/docker-" ID_C ".scope\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_DOCKER);
+	assert_string_equal(c.container_id, ID_C);
+}
+
+static void
+test_podman_cgroupfs_real(void **state)
+{
+	struct caller c;
+	/* Copied from a `podman run --runtime runc --rootfs` on the build host. */
+	const char *text =
+	    "9:name=systemd:/libpod_parent/libpod-9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565\n"
+	    "8:pids:/libpod_parent/libpod-9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565\n"
+	    "7:blkio:/libpod_parent/libpod-9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565\n"
+	    "6:freezer:/libpod_parent/libpod-9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565\n"
+	    "5:devices:/libpod_parent/libpod-9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565\n"
+	    "4:memory:/libpod_parent/libpod-9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565\n"
+	    "3:cpuset:/libpod_parent/libpod-9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565\n"
+	    "2:cpuacct:/libpod_parent/libpod-9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565\n"
+	    "1:cpu:/libpod_parent/libpod-9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565\n"
+	    "0::/libpod_parent/libpod-9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565\n";
+
+	(void)state;
+	parse(text, &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_PODMAN);
+	assert_string_equal(c.container_id,
+	    "9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565");
+	assert_string_equal(c.cgroup, "/libpod_parent/libpod-"
+	    "9884fa9cb219ecbd12d77d32cbb70d1fc6e1023b7a427e8a71e05a2fafb28565");
+}
+
+static void
+test_podman_systemd_scope(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	/* A container running systemd gets a "container" child cgroup. */
+	parse(hybrid("/machine.slice/libpod-" ID_A ".scope",
+	    "/machine.slice/libpod-" ID_A ".scope/container"), &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_PODMAN);
+	assert_string_equal(c.container_id, ID_A);
+	assert_string_equal(c.cgroup,
+	    "/machine.slice/libpod-" ID_A ".scope/container");
+
+	/* Quadlet runs the payload below the unit, --cgroups=split. */
+	parse("0::/system.slice/app.service/libpod-payload-" ID_B "\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_PODMAN);
+	assert_string_equal(c.container_id, ID_B);
+	assert_string_equal(c.unit, "");
+}
+
+static void
+test_podman_conmon_is_not_the_container(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	parse(hybrid("/machine.slice/libpod-conmon-" ID_A ".scope",
+	    "/machine.slice/libpod-conmon-" ID_A ".scope"), &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_HOST);
+	assert_string_equal(c.container_id, "");
+	assert_true(identity_is_host(&c));
+
+	/* The cgroupfs manager's conmon, as on the build host. */
+	parse("9:name=systemd:/\n8:pids:/libpod_parent/conmon\n"
+	    "4:memory:/libpod_parent/conmon\n0::/libpod_parent/conmon\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_HOST);
+	assert_string_equal(c.container_id, "");
+	assert_string_equal(c.cgroup, "/libpod_parent/conmon");
+}
+
+static void
+test_containerd_cri_pod(void **state)
+{
+	struct caller c;
+	const char *p = "/kubepods.slice/kubepods-burstable.slice/"
+	    "kubepods-burstable-pod" POD_S ".slice/cri-containerd-" ID_B ".scope";
+
+	(void)state;
+	parse(hybrid(p, p), &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_CONTAINERD);
+	assert_string_equal(c.container_id, ID_B);
+	assert_string_equal(c.pod_uid, POD_U);
+	assert_string_equal(c.cgroup, p);
+
+	/* Guaranteed QoS pods sit directly under kubepods.slice. */
+	parse("0::/kubepods.slice/kubepods-pod" POD_S ".slice/cri-containerd-"
+	    ID_C ".scope\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_CONTAINERD);
+	assert_string_equal(c.container_id, ID_C);
+	assert_string_equal(c.pod_uid, POD_U);
+}
+
+static void
+test_containerd_colon_form(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	parse("0::/system.slice/containerd.service/kubepods-besteffort-pod"
+	    POD_S ".slice:cri-containerd:" ID_A "\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_CONTAINERD);
+	assert_string_equal(c.container_id, ID_A);
+	assert_string_equal(c.pod_uid, POD_U);
+	assert_string_equal(c.unit, "");
+}
+
+static void
+test_crio_and_conmon(void **state)
+{
+	struct caller c;
+	const char *pod = "/kubepods.slice/kubepods-besteffort.slice/"
+	    "kubepods-besteffort-pod" POD_S ".slice";
+	char p[512];
+
+	(void)state;
+	snprintf(p, sizeof(p), "%s/crio-%s.scope", pod, ID_C);
+	parse(hybrid(p, p), &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_CRIO);
+	assert_string_equal(c.container_id, ID_C);
+	assert_string_equal(c.pod_uid, POD_U);
+
+	/* crio's conmon lives in the pod slice: the pod, never the container. */
+	snprintf(p, sizeof(p), "%s/crio-conmon-%s.scope", pod, ID_C);
+	parse(hybrid(p, p), &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_KUBEPODS);
+	assert_string_equal(c.container_id, "");
+	assert_string_equal(c.pod_uid, POD_U);
+	assert_false(identity_is_host(&c));
+}
+
+static void
+test_kubepods_cgroupfs(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	parse(hybrid("/kubepods/besteffort/pod" POD_U "/" ID_A, "/"), &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_KUBEPODS);
+	assert_string_equal(c.container_id, ID_A);
+	assert_string_equal(c.pod_uid, POD_U);
+	assert_string_equal(c.cgroup, "/kubepods/besteffort/pod" POD_U "/" ID_A);
+
+	/* Guaranteed pods have no QoS level; static pods have a hash uid. */
+	parse("0::/kubepods/pod4c0b5c7e27a1e8c7e37b7c8f2b9e1d3a/" ID_B "\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_KUBEPODS);
+	assert_string_equal(c.container_id, ID_B);
+	assert_string_equal(c.pod_uid, "4c0b5c7e27a1e8c7e37b7c8f2b9e1d3a");
+
+	/* A bare id outside kubepods is nobody's container. */
+	parse("0::/somewhere/" ID_B "\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_HOST);
+	assert_string_equal(c.container_id, "");
+}
+
+static void
+test_kubepods_docker_systemd(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	parse("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+	    POD_S ".slice/docker-" ID_A ".scope\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_DOCKER);
+	assert_string_equal(c.container_id, ID_A);
+	assert_string_equal(c.pod_uid, POD_U);
+}
+
+static void
+test_systemd_service(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	parse(hybrid("/system.slice/nginx.service", "/system.slice/nginx.service"),
+	    &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_SYSTEMD);
+	assert_string_equal(c.unit, "nginx.service");
+	assert_string_equal(c.container_id, "");
+	assert_true(identity_is_host(&c));
+
+	/* Outermost service: what a Delegate=yes service names below is its own. */
+	parse("0::/system.slice/backup.service/sub/fake.service\n", &c);
+	assert_string_equal(c.unit, "backup.service");
+}
+
+static void
+test_host_process(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	parse(hybrid("/user.slice/user-1000.slice/session-3.scope",
+	    "/user.slice/user-1000.slice/session-3.scope"), &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_HOST);
+	assert_string_equal(c.container_id, "");
+	assert_string_equal(c.unit, "");
+	assert_string_equal(c.cgroup, "/user.slice/user-1000.slice/session-3.scope");
+
+	/* The build host's own layout: a 32-hex id that is no container. */
+	parse("9:name=systemd:/\n8:pids:/\n7:blkio:/\n6:freezer:/\n"
+	    "5:devices:/\n4:memory:/process_api/0362528f1f4673caf5ef65cd4c4f66a0\n"
+	    "3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_HOST);
+	assert_string_equal(c.cgroup, "/");
+
+	/* A v1-only host falls back to name=systemd for the path. */
+	parse("3:memory:/foo\n2:name=systemd:/user.slice\n1:pids:/bar\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_HOST);
+	assert_string_equal(c.cgroup, "/user.slice");
+}
+
+static void
+test_v2_preferred(void **state)
+{
+	struct caller c;
+	char text[1024];
+
+	(void)state;
+	/* v2 and v1 both name a container: v2 wins the tie. */
+	snprintf(text, sizeof(text), "4:memory:/docker/%s\n"
+	    "1:name=systemd:/docker/%s\n0::/system.slice/docker-%s.scope\n",
+	    ID_A, ID_A, ID_A);
+	parse(text, &c);
+	assert_string_equal(c.cgroup, "/system.slice/docker-" ID_A ".scope");
+	/* A container beats a service, whichever line says so. */
+	parse("4:memory:/docker/" ID_B "\n0::/system.slice/foo.service\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_DOCKER);
+	assert_string_equal(c.container_id, ID_B);
+	assert_string_equal(c.cgroup, "/docker/" ID_B);
+}
+
+/* ---- things a container could try -------------------------------------- */
+
+static void
+test_outermost_container_wins(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	/* A container with a delegated subtree names a child after another. */
+	parse("0::/system.slice/docker-" ID_A ".scope/docker-" ID_B ".scope\n", &c);
+	assert_string_equal(c.container_id, ID_A);
+	parse("0::/docker/" ID_A "/docker/" ID_B "\n", &c);
+	assert_string_equal(c.container_id, ID_A);
+	parse("0::/machine.slice/libpod-" ID_C ".scope/kubepods/pod" POD_U "/"
+	    ID_B "\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_PODMAN);
+	assert_string_equal(c.container_id, ID_C);
+	assert_string_equal(c.pod_uid, "");
+}
+
+static void
+test_user_manager_subtree_untrusted(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	/* Any user can create these below user@<uid>.service. */
+	parse(hybrid("/user.slice/user-1000.slice/user@1000.service",
+	    "/user.slice/user-1000.slice/user@1000.service/user.slice/"
+	    "libpod-" ID_A ".scope"), &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_SYSTEMD);
+	assert_string_equal(c.container_id, "");
+	assert_string_equal(c.unit, "user@1000.service");
+	assert_true(identity_is_host(&c));
+
+	parse("0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+	    "docker-" ID_B ".scope\n", &c);
+	assert_string_equal(c.container_id, "");
+	assert_string_equal(c.unit, "user@1000.service");
+}
+
+static void
+test_near_misses(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	/* 63 hex digits, upper case, a trailing junk: none is an id. */
+	parse("0::/system.slice/docker-"
+	    "a8ab54591efe0ae52aff7ed079c7e69d79b1d785cf5c051f0cf48c42cfd771a"
+	    ".scope\n", &c);
+	assert_string_equal(c.container_id, "");
+	parse("0::/system.slice/docker-"
+	    "A8AB54591EFE0AE52AFF7ED079C7E69D79B1D785CF5C051F0CF48C42CFD771A1"
+	    ".scope\n", &c);
+	assert_string_equal(c.container_id, "");
+	parse("0::/system.slice/docker-" ID_A ".scopex\n", &c);
+	assert_string_equal(c.container_id, "");
+	parse("0::/system.slice/docker-" ID_A "\n", &c);
+	assert_string_equal(c.container_id, "");
+	parse("0::/crio-" ID_A "\n", &c);
+	assert_string_equal(c.container_id, "");
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_HOST);
+	/* ".service" alone is not a unit. */
+	parse("0::/system.slice/.service\n", &c);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_HOST);
+}
+
+static void
+test_malformed(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(identity_parse_cgroup("", &c), -EINVAL);
+	assert_int_equal(identity_parse_cgroup("garbage\n", &c), -EINVAL);
+	assert_int_equal(identity_parse_cgroup("x:memory:/docker/" ID_A "\n", &c),
+	    -EINVAL);
+	assert_int_equal(identity_parse_cgroup("0::relative\n", &c), -EINVAL);
+	/* Junk lines are skipped, a good one still counts; no final newline. */
+	parse("junk\n\n0::/system.slice/docker-" ID_A ".scope", &c);
+	assert_string_equal(c.container_id, ID_A);
+}
+
+static void
+test_long_path_not_truncated(void **state)
+{
+	char text[2048], *p;
+	struct caller c;
+	size_t i;
+
+	(void)state;
+	p = text + snprintf(text, sizeof(text), "0::/system.slice/docker-%s.scope",
+	    ID_A);
+	for (i = 0; i < 60; i++)
+		p += sprintf(p, "/level%02zu", i);
+	strcpy(p, "\n");
+	assert_true(strlen(text) > IDENTITY_CGROUP_MAX);
+	parse(text, &c);
+	/* Identified from the whole path; the field stays empty, not cut. */
+	assert_string_equal(c.container_id, ID_A);
+	assert_string_equal(c.cgroup, "");
+}
+
+static void
+test_runtime_names(void **state)
+{
+	static const char *names[] = { "host", "docker", "podman", "containerd",
+	    "cri-o", "kubepods", "systemd" };
+	enum identity_runtime rt;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		assert_string_equal(identity_runtime_name(
+		    (enum identity_runtime)i), names[i]);
+		assert_int_equal(identity_runtime_from_name(names[i], &rt), 0);
+		assert_int_equal(rt, (enum identity_runtime)i);
+	}
+	assert_string_equal(identity_runtime_name((enum identity_runtime)99),
+	    "unknown");
+	assert_int_equal(identity_runtime_from_name("libpod", &rt), -EINVAL);
+	assert_int_equal(identity_runtime_from_name(NULL, &rt), -EINVAL);
+}
+
+/* ---- /proc/<pid>/stat --------------------------------------------------- */
+
+static void
+test_parse_stat(void **state)
+{
+	uint64_t start = 0;
+	char comm[17];
+
+	(void)state;
+	/* Verbatim from the build host. */
+	assert_int_equal(identity_parse_stat("6477 (busybox) S 6467 6477 6477 0 "
+	    "-1 4194560 1112 0 1 0 2 1 0 0 20 0 1 0 33765 2322432 332 "
+	    "18446744073709551615 4198400 5785993 140733812529824 0 0 0 0 0 0 1 "
+	    "0 0 17 1 0 0 0 0 0\n", &start, comm), 0);
+	assert_int_equal(start, 33765);
+	assert_string_equal(comm, "busybox");
+
+	/* comm holds spaces and parens: only the last ')' ends it. */
+	assert_int_equal(identity_parse_stat("42 (a) b (c)) R 1 42 42 0 -1 0 0 0 "
+	    "0 0 0 0 0 0 20 0 1 0 987654321 0 0\n", &start, comm), 0);
+	assert_int_equal(start, 987654321);
+	assert_string_equal(comm, "a) b (c)");
+
+	assert_int_equal(identity_parse_stat("42 (x) S 1 2 3\n", &start, comm),
+	    -EINVAL);
+	assert_int_equal(identity_parse_stat("42 x S 1\n", &start, comm), -EINVAL);
+	assert_int_equal(identity_parse_stat("42 (x) S 1 42 42 0 -1 0 0 0 0 0 0 0 "
+	    "0 0 20 0 1 0 nope 0\n", &start, comm), -EINVAL);
+}
+
+/* ---- a fake /proc ------------------------------------------------------- */
+
+struct fakeproc {
+	char	root[64];
+};
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+fake_proc_set(struct fakeproc *fp, pid_t pid, const char *comm,
+    unsigned long long start, const char *cgroup)
+{
+	char path[256], stat[512];
+
+	snprintf(path, sizeof(path), "%s/%d", fp->root, (int)pid);
+	mkdir(path, 0700);
+	snprintf(stat, sizeof(stat), "%d (%s) S 1 %d %d 0 -1 4194560 1112 0 1 0 "
+	    "2 1 0 0 20 0 1 0 %llu 2322432 332 18446744073709551615 0 0\n",
+	    (int)pid, comm, (int)pid, (int)pid, start);
+	snprintf(path, sizeof(path), "%s/%d/stat", fp->root, (int)pid);
+	write_file(path, stat);
+	if (cgroup) {
+		snprintf(path, sizeof(path), "%s/%d/cgroup", fp->root, (int)pid);
+		write_file(path, cgroup);
+	}
+}
+
+static void
+fake_proc_kill(struct fakeproc *fp, pid_t pid)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%d/stat", fp->root, (int)pid);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%d/cgroup", fp->root, (int)pid);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%d", fp->root, (int)pid);
+	rmdir(path);
+}
+
+static int
+setup_proc(void **state)
+{
+	struct fakeproc *fp = calloc(1, sizeof(*fp));
+
+	if (fp == NULL)
+		return -1;
+	strcpy(fp->root, "/tmp/test_identity.XXXXXX");
+	if (mkdtemp(fp->root) == NULL)
+		return -1;
+	*state = fp;
+	return 0;
+}
+
+static int
+teardown_proc(void **state)
+{
+	struct fakeproc *fp = *state;
+	pid_t pid;
+
+	for (pid = 1; pid < 200; pid++)
+		fake_proc_kill(fp, pid);
+	rmdir(fp->root);
+	free(fp);
+	return 0;
+}
+
+#define CG_DOCKER_A	"0::/system.slice/docker-" ID_A ".scope\n"
+#define CG_PODMAN_B	"0::/machine.slice/libpod-" ID_B ".scope\n"
+
+static void
+test_cache_hit_and_pid_reuse(void **state)
+{
+	struct fakeproc *fp = *state;
+	struct identity_cache *ic;
+	struct identity_cache_stats st;
+	struct caller c;
+
+	ic = identity_cache_new(64, 0);
+	assert_non_null(ic);
+	assert_int_equal(identity_cache_set_proc_root(ic, fp->root), 0);
+
+	fake_proc_set(fp, 42, "payment-api", 1000, CG_DOCKER_A);
+	assert_int_equal(identity_lookup(ic, 42, 1000, 1000, &c), 0);
+	assert_int_equal(c.pid, 42);
+	assert_int_equal(c.start_time, 1000);
+	assert_string_equal(c.comm, "payment-api");
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_DOCKER);
+	assert_string_equal(c.container_id, ID_A);
+
+	/*
+	 * Change the cgroup file behind the cache's back: a hit must not
+	 * re-read it (that is the point of caching) ...
+	 */
+	fake_proc_set(fp, 42, "payment-api", 1000, CG_PODMAN_B);
+	assert_int_equal(identity_lookup(ic, 42, 0, 0, &c), 0);
+	assert_string_equal(c.container_id, ID_A);
+	/* ... and uid/gid come from the request, never from the cache. */
+	assert_int_equal(c.uid, 0);
+	assert_int_equal(c.gid, 0);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.misses, 1);
+
+	/* The pid is reused by a process started later: a new identity. */
+	fake_proc_set(fp, 42, "sh", 2000, CG_PODMAN_B);
+	assert_int_equal(identity_lookup(ic, 42, 33, 33, &c), 0);
+	assert_int_equal(c.start_time, 2000);
+	assert_string_equal(c.comm, "sh");
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_PODMAN);
+	assert_string_equal(c.container_id, ID_B);
+	assert_int_equal(c.uid, 33);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.misses, 2);
+	assert_int_equal(st.entries, 1);
+
+	/* Reused by a host process: nothing of B survives. */
+	fake_proc_set(fp, 42, "bash", 3000, "0::/user.slice/user-0.slice/session-1.scope\n");
+	assert_int_equal(identity_lookup(ic, 42, 0, 0, &c), 0);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_HOST);
+	assert_string_equal(c.container_id, "");
+
+	/* comm is read on every lookup (prctl can change it). */
+	fake_proc_set(fp, 42, "renamed", 3000, NULL);
+	assert_int_equal(identity_lookup(ic, 42, 0, 0, &c), 0);
+	assert_string_equal(c.comm, "renamed");
+
+	identity_cache_free(ic);
+}
+
+static void
+test_vanished_pid(void **state)
+{
+	struct fakeproc *fp = *state;
+	struct identity_cache *ic;
+	struct caller c;
+
+	ic = identity_cache_new(8, 0);
+	assert_non_null(ic);
+	assert_int_equal(identity_cache_set_proc_root(ic, fp->root), 0);
+
+	fake_proc_set(fp, 7, "x", 10, CG_DOCKER_A);
+	assert_int_equal(identity_lookup(ic, 7, 0, 0, &c), 0);
+	fake_proc_kill(fp, 7);
+	/* Cached or not, a process that is gone has no identity. */
+	assert_int_equal(identity_lookup(ic, 7, 0, 0, &c), -ESRCH);
+	assert_string_equal(c.container_id, "");
+	assert_int_equal(identity_lookup(ic, 8, 0, 0, &c), -ESRCH);
+	assert_int_equal(identity_lookup(ic, 0, 0, 0, &c), -ESRCH);
+	assert_int_equal(identity_lookup(ic, -1, 0, 0, &c), -ESRCH);
+	assert_int_equal(identity_read(fp->root, 7, 0, 0, &c), -ESRCH);
+
+	/* A stat without a cgroup file: the process died between reads. */
+	fake_proc_set(fp, 9, "y", 10, NULL);
+	assert_int_equal(identity_lookup(ic, 9, 0, 0, &c), -ESRCH);
+
+	/* An unreadable cgroup file is not an identity either. */
+	fake_proc_set(fp, 10, "z", 10, "not a cgroup file\n");
+	assert_int_equal(identity_lookup(ic, 10, 0, 0, &c), -EINVAL);
+	identity_cache_free(ic);
+}
+
+static void
+test_cache_bounds(void **state)
+{
+	struct fakeproc *fp = *state;
+	struct identity_cache *ic;
+	struct identity_cache_stats st;
+	struct caller c;
+	pid_t pid;
+
+	ic = identity_cache_new(4, 0);
+	assert_non_null(ic);
+	assert_int_equal(identity_cache_set_proc_root(ic, fp->root), 0);
+	for (pid = 100; pid < 110; pid++) {
+		fake_proc_set(fp, pid, "w", 5, CG_DOCKER_A);
+		assert_int_equal(identity_lookup(ic, pid, 0, 0, &c), 0);
+	}
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.entries, 4);
+	assert_int_equal(st.evictions, 6);
+	assert_int_equal(st.misses, 10);
+
+	/* 106..109 are the most recent: hits. Touch 106 to make it newest. */
+	assert_int_equal(identity_lookup(ic, 106, 0, 0, &c), 0);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.hits, 1);
+	/* 100 was evicted: a miss, which evicts 107 (now the oldest). */
+	assert_int_equal(identity_lookup(ic, 100, 0, 0, &c), 0);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.misses, 11);
+	assert_int_equal(identity_lookup(ic, 106, 0, 0, &c), 0);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.hits, 2);
+	assert_int_equal(identity_lookup(ic, 107, 0, 0, &c), 0);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.misses, 12);
+	assert_int_equal(st.entries, 4);
+
+	identity_cache_flush(ic);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.entries, 0);
+	identity_cache_free(ic);
+
+	/* max 0: no caching at all, still correct answers. */
+	ic = identity_cache_new(0, 0);
+	assert_non_null(ic);
+	assert_int_equal(identity_cache_set_proc_root(ic, fp->root), 0);
+	assert_int_equal(identity_lookup(ic, 100, 0, 0, &c), 0);
+	assert_int_equal(identity_lookup(ic, 100, 0, 0, &c), 0);
+	assert_string_equal(c.container_id, ID_A);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.hits, 0);
+	assert_int_equal(st.entries, 0);
+	identity_cache_free(ic);
+	identity_cache_free(NULL);
+}
+
+static void
+test_cache_ttl(void **state)
+{
+	struct fakeproc *fp = *state;
+	struct identity_cache *ic;
+	struct identity_cache_stats st;
+	struct timespec ts = { 0, 60 * 1000 * 1000 };
+	struct caller c;
+
+	ic = identity_cache_new(8, 20);
+	assert_non_null(ic);
+	assert_int_equal(identity_cache_set_proc_root(ic, fp->root), 0);
+	fake_proc_set(fp, 50, "m", 77, CG_DOCKER_A);
+	assert_int_equal(identity_lookup(ic, 50, 0, 0, &c), 0);
+	/* The runtime moves the process: seen once the entry expires. */
+	fake_proc_set(fp, 50, "m", 77, CG_PODMAN_B);
+	nanosleep(&ts, NULL);
+	assert_int_equal(identity_lookup(ic, 50, 0, 0, &c), 0);
+	assert_string_equal(c.container_id, ID_B);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.misses, 2);
+	assert_int_equal(st.hits, 0);
+	identity_cache_free(ic);
+}
+
+struct hammer {
+	struct identity_cache	*ic;
+	int			 fails;
+};
+
+static void *
+hammer_run(void *arg)
+{
+	struct hammer *h = arg;
+	struct caller c;
+	int i;
+	pid_t pid;
+
+	for (i = 0; i < 3000; i++) {
+		pid = 120 + (i % 12);
+		if (identity_lookup(h->ic, pid, (uid_t)i, 0, &c) != 0 ||
+		    c.uid != (uid_t)i ||
+		    strcmp(c.container_id, (pid % 2) ? ID_B : ID_A) != 0)
+			h->fails++;
+	}
+	return NULL;
+}
+
+static void
+test_cache_threads(void **state)
+{
+	struct fakeproc *fp = *state;
+	struct hammer h[8];
+	pthread_t t[8];
+	struct identity_cache *ic;
+	struct identity_cache_stats st;
+	pid_t pid;
+	int i;
+
+	ic = identity_cache_new(5, 0);	/* smaller than the working set */
+	assert_non_null(ic);
+	assert_int_equal(identity_cache_set_proc_root(ic, fp->root), 0);
+	for (pid = 120; pid < 132; pid++)
+		fake_proc_set(fp, pid, "t", 9, (pid % 2) ? CG_PODMAN_B : CG_DOCKER_A);
+	for (i = 0; i < 8; i++) {
+		h[i].ic = ic;
+		h[i].fails = 0;
+		assert_int_equal(pthread_create(&t[i], NULL, hammer_run, &h[i]), 0);
+	}
+	for (i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(h[i].fails, 0);
+	}
+	identity_cache_stats(ic, &st);
+	assert_true(st.entries <= 5);
+	assert_int_equal(st.hits + st.misses, 8 * 3000);
+	identity_cache_free(ic);
+}
+
+static void
+test_real_self(void **state)
+{
+	struct caller c;
+
+	(void)state;
+	/* Whatever this runs in, our own entry must read and parse. */
+	assert_int_equal(identity_read(NULL, getpid(), getuid(), getgid(), &c), 0);
+	assert_int_equal(c.pid, getpid());
+	assert_true(c.start_time > 0);
+	{
+		char self[17] = "";
+
+		assert_int_equal(prctl(PR_GET_NAME, self), 0);
+		assert_string_equal(c.comm, self);
+	}
+	assert_true(c.cgroup[0] == '/');
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_docker_systemd_hybrid),
+		cmocka_unit_test(test_docker_cgroupfs_hybrid),
+		cmocka_unit_test(test_docker_v2_only),
+		cmocka_unit_test(test_podman_cgroupfs_real),
+		cmocka_unit_test(test_podman_systemd_scope),
+		cmocka_unit_test(test_podman_conmon_is_not_the_container),
+		cmocka_unit_test(test_containerd_cri_pod),
+		cmocka_unit_test(test_containerd_colon_form),
+		cmocka_unit_test(test_crio_and_conmon),
+		cmocka_unit_test(test_kubepods_cgroupfs),
+		cmocka_unit_test(test_kubepods_docker_systemd),
+		cmocka_unit_test(test_systemd_service),
+		cmocka_unit_test(test_host_process),
+		cmocka_unit_test(test_v2_preferred),
+		cmocka_unit_test(test_outermost_container_wins),
+		cmocka_unit_test(test_user_manager_subtree_untrusted),
+		cmocka_unit_test(test_near_misses),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_long_path_not_truncated),
+		cmocka_unit_test(test_runtime_names),
+		cmocka_unit_test(test_parse_stat),
+		cmocka_unit_test_setup_teardown(test_cache_hit_and_pid_reuse,
+		    setup_proc, teardown_proc),
+		cmocka_unit_test_setup_teardown(test_vanished_pid,
+		    setup_proc, teardown_proc),
+		cmocka_unit_test_setup_teardown(test_cache_bounds,
+		    setup_proc, teardown_proc),
+		cmocka_unit_test_setup_teardown(test_cache_ttl,
+		    setup_proc, teardown_proc),
+		cmocka_unit_test_setup_teardown(test_cache_threads,
+		    setup_proc, teardown_proc),
+		cmocka_unit_test(test_real_self),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
