@@ -10,12 +10,20 @@
 
 #include <secretsfs/backend.h>
 #include <secretsfs/broker.h>
+#include <secretsfs/engine.h>
 #include <secretsfs/log.h>
 
+/* Identity lookups are cached per (pid, start time) this long. */
+#define IDENTITY_CACHE_ENTRIES	4096
+#define IDENTITY_CACHE_TTL_MS	5000
+
 struct broker {
-	struct config	*cfg;
-	struct backend	**backends;
-	struct cache	*cache;
+	struct config		*cfg;
+	struct backend		**backends;
+	struct cache		*cache;
+	struct identity_cache	*ids;
+	struct engine		*engine;
+	struct audit		*audit;
 	ssize_t		*index;		/* slot -> secret index, -1 empty */
 	size_t		 nslots;
 };
@@ -87,6 +95,16 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 		log_warnx("secret %s: backend %s: %s", name,
 		    b->cfg->backends[s->backend].name,
 		    errbuf[0] ? errbuf : strerror(-r));
+		if (b->audit) {
+			struct audit_backend_error ae = {
+				.backend = b->cfg->backends[s->backend].name,
+				.secret = name, .ref = s->ref, .err = -r,
+				.reason = strerror(-r),
+			};
+
+			if (audit_backend_error(b->audit, &ae) < 0)
+				log_warnx("audit: cannot record a backend error");
+		}
 		/* Readers see three outcomes; anything else is an I/O error. */
 		if (r != -ENOENT && r != -EACCES)
 			r = -EIO;
@@ -128,11 +146,32 @@ broker_new(struct config *cfg, struct broker **out, char *errbuf,
 		}
 	}
 	if ((r = build_index(b)) < 0 ||
-	    !(b->cache = cache_new(&lim, fetch, b))) {
+	    !(b->cache = cache_new(&lim, fetch, b)) ||
+	    !(b->ids = identity_cache_new(IDENTITY_CACHE_ENTRIES,
+	    IDENTITY_CACHE_TTL_MS))) {
 		r = r < 0 ? r : -ENOMEM;
 		snprintf(errbuf, errlen, "%s", strerror(-r));
 		goto fail;
 	}
+	if (cfg->runtime_socket && !(b->engine = engine_new(cfg->runtime_socket))) {
+		r = -ENOMEM;
+		snprintf(errbuf, errlen, "runtime.socket: %s", strerror(-r));
+		goto fail;
+	}
+	if (cfg->audit) {
+		char why[512] = "";
+
+		if ((r = audit_open(cfg->audit, &b->audit, why, sizeof(why))) < 0) {
+			snprintf(errbuf, errlen, "audit: %s", why[0] ? why :
+			    strerror(-r));
+			goto fail;
+		}
+	} else
+		log_warnx("no \"audit\" section in the config: accesses are not "
+		    "audited");
+	if (policy_rule_count(cfg->policy) == 0)
+		log_warnx("no access rules in the config: every secret is denied "
+		    "to every caller");
 	*out = b;
 	return 0;
 fail:
@@ -147,6 +186,9 @@ broker_free(struct broker *b)
 
 	if (!b)
 		return;
+	audit_close(b->audit);
+	engine_free(b->engine);
+	identity_cache_free(b->ids);
 	cache_free(b->cache);
 	if (b->backends)
 		for (i = 0; i < b->cfg->n_backends; i++)
@@ -181,4 +223,105 @@ int
 broker_peek(struct broker *b, size_t idx, struct cache_snap **out)
 {
 	return cache_peek(b->cache, b->cfg->secrets[idx].name, out);
+}
+
+int
+broker_identify(struct broker *b, pid_t pid, uid_t uid, gid_t gid,
+    struct caller *out)
+{
+	int r;
+
+	if ((r = identity_lookup(b->ids, pid, uid, gid, out)) < 0)
+		return r;
+	/* Unknown metadata only means name/image/label rules cannot match. */
+	if (b->engine && out->container_id[0] &&
+	    (r = engine_enrich(b->engine, out)) < 0)
+		log_debug("runtime metadata for container %.12s: %s",
+		    out->container_id, strerror(-r));
+	return 0;
+}
+
+bool
+broker_allowed(struct broker *b, const struct caller *c, size_t idx,
+    struct policy_decision *d)
+{
+	policy_decide(b->cfg->policy, c, b->cfg->secrets[idx].name, d);
+	return d->allowed;
+}
+
+int
+broker_deny_errno(const struct broker *b)
+{
+	return b->cfg->deny_errno;
+}
+
+static int
+audit_result(struct broker *b, int r, const char *what)
+{
+	struct audit_stats st;
+
+	if (r == 0)
+		return 0;
+	audit_get_stats(b->audit, &st);
+	log_warnx("audit: cannot write the %s record: %s%s", what,
+	    strerror(st.last_error ? st.last_error : -r),
+	    audit_allow_on_failure(b->audit) ? " (allowed by on_failure)" :
+	    "; refusing the access");
+	return audit_allow_on_failure(b->audit) ? 0 : -EIO;
+}
+
+int
+broker_audit_access(struct broker *b, const struct caller *c, size_t idx,
+    const char *rule, enum audit_outcome outcome, int err, const char *version)
+{
+	const struct config_secret *s = &b->cfg->secrets[idx];
+	struct audit_access acc = {
+		.secret = s->name,
+		.backend = b->cfg->backends[s->backend].name,
+		.ref = s->ref,
+		.version = version,
+		.rule = rule,
+		.outcome = outcome,
+		.err = err,
+		.caller = c,
+	};
+
+	if (!b->audit)
+		return 0;
+	return audit_result(b, audit_access(b->audit, &acc), "access");
+}
+
+int
+broker_audit_lookup_denied(struct broker *b, const struct caller *c,
+    size_t idx, const char *rule)
+{
+	const struct config_secret *s = &b->cfg->secrets[idx];
+	struct audit_access acc = {
+		.secret = s->name,
+		.backend = b->cfg->backends[s->backend].name,
+		.ref = s->ref,
+		.rule = rule,
+		.outcome = AUDIT_OUTCOME_DENY,
+		.err = b->cfg->deny_errno,
+		.caller = c,
+	};
+
+	if (!b->audit)
+		return 0;
+	return audit_result(b, audit_lookup_denied(b->audit, &acc),
+	    "lookup_denied");
+}
+
+void
+broker_audit_reopen(struct broker *b)
+{
+	int r;
+
+	if (!b->audit)
+		return;
+	if ((r = audit_reopen(b->audit)) < 0)
+		log_warnx("audit: cannot reopen %s: %s", b->cfg->audit->file,
+		    strerror(-r));
+	else
+		log_info("audit: reopened %s", b->cfg->audit->file);
 }

@@ -17,8 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <secretsfs/audit.h>
 #include <secretsfs/backend.h>
 #include <secretsfs/config.h>
+#include <secretsfs/policy.h>
 #include <secretsfs/secfile.h>
 
 #define CONFIG_MAX_BYTES	(16u << 20)
@@ -709,10 +711,52 @@ parse_secrets(const json_t *root, struct config *cfg,
 }
 
 static int
+parse_access(const json_t *root, struct config *cfg, struct config_err *err)
+{
+	static const char *const akeys[] = { "denied", NULL };
+	static const char *const rkeys[] = { "socket", NULL };
+	const char *denied = "enoent", *socket = NULL;
+	json_t *o;
+	int r;
+
+	if ((r = policy_from_json(json_object_get(root, "rules"), "rules",
+	    &cfg->policy, err)) < 0)
+		return r;
+	if ((r = get_object(root, "", "access", false, &o, err)) < 0)
+		return r;
+	if (o && ((r = check_keys(o, "access", akeys, err)) < 0 ||
+	    (r = get_string(o, "access", "denied", false, &denied, err)) < 0))
+		return r;
+	if (strcmp(denied, "enoent") == 0)
+		cfg->deny_errno = ENOENT;
+	else if (strcmp(denied, "eacces") == 0)
+		cfg->deny_errno = EACCES;
+	else
+		return config_err_set(err, "access.denied", "expected \"enoent\" "
+		    "(denied names are invisible) or \"eacces\" (for debugging)");
+
+	if ((r = get_object(root, "", "runtime", false, &o, err)) < 0)
+		return r;
+	if (o && ((r = check_keys(o, "runtime", rkeys, err)) < 0 ||
+	    (r = get_string(o, "runtime", "socket", true, &socket, err)) < 0))
+		return r;
+	if (socket && !(cfg->runtime_socket = strdup(socket)))
+		return -ENOMEM;
+
+	if ((r = get_object(root, "", "audit", false, &o, err)) < 0 || !o)
+		return r;
+	if (!(cfg->audit = calloc(1, sizeof(*cfg->audit))))
+		return -ENOMEM;
+	audit_config_init(cfg->audit);
+	return audit_config_from_json(o, "audit", cfg->audit, err);
+}
+
+static int
 parse_root(struct config *cfg, struct config_err *err)
 {
 	static const char *const keys[] = { "mount", "memory", "cache",
-	    "defaults", "backends", "secrets", NULL };
+	    "defaults", "backends", "secrets", "rules", "access", "runtime",
+	    "audit", NULL };
 	struct defaults d;
 	int r;
 
@@ -724,7 +768,8 @@ parse_root(struct config *cfg, struct config_err *err)
 	    (r = parse_limits(cfg->root, cfg, err)) < 0 ||
 	    (r = parse_defaults(cfg->root, &d, err)) < 0 ||
 	    (r = parse_backends(cfg->root, cfg, err)) < 0 ||
-	    (r = parse_secrets(cfg->root, cfg, &d, err)) < 0)
+	    (r = parse_secrets(cfg->root, cfg, &d, err)) < 0 ||
+	    (r = parse_access(cfg->root, cfg, err)) < 0)
 		return r;
 	return 0;
 }
@@ -843,6 +888,10 @@ config_free(struct config *cfg)
 		free(cfg->secrets[i].version);
 	}
 	free(cfg->secrets);
+	policy_free(cfg->policy);
+	free(cfg->runtime_socket);
+	audit_config_clear(cfg->audit);
+	free(cfg->audit);
 	json_decref(cfg->root);
 	free(cfg->mountpoint);
 	free(cfg->file);

@@ -260,20 +260,15 @@ curl_to_errno(CURL *h, CURLcode cc, const struct body *b)
 	}
 }
 
+/* GET url from the engine into b; the HTTP status in *status. */
 static int
-fetch(struct engine *e, const char *id, struct meta *m)
+engine_get(struct engine *e, const char *url, struct body *b, long *status)
 {
-	char url[128];
-	struct body b = { NULL, 0, 0, false };
 	CURLcode cc;
-	long status = 0;
 	CURL *h;
 	int r;
 
-	/* The id goes into a URL: only the exact shape identity produces. */
-	if (!is_hex64(id))
-		return -EINVAL;
-	snprintf(url, sizeof(url), "http://localhost/containers/%s/json", id);
+	*status = 0;
 	if ((h = curl_easy_init()) == NULL)
 		return -ENOMEM;
 	if (curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, e->socket_path) ||
@@ -288,14 +283,39 @@ fetch(struct engine *e, const char *id, struct meta *m)
 	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, e->timeout_ms) ||
 	    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms) ||
 	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write) ||
-	    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b)) {
+	    curl_easy_setopt(h, CURLOPT_WRITEDATA, b)) {
 		curl_easy_cleanup(h);
 		return -ENOMEM;
 	}
 	cc = curl_easy_perform(h);
-	r = curl_to_errno(h, cc, &b);
-	if (r == 0) {
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if ((r = curl_to_errno(h, cc, b)) == 0)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_cleanup(h);
+	return r;
+}
+
+static void
+body_free(struct body *b)
+{
+	if (b->p) {
+		explicit_bzero(b->p, b->cap);
+		free(b->p);
+	}
+}
+
+static int
+fetch(struct engine *e, const char *id, struct meta *m)
+{
+	struct body b = { NULL, 0, 0, false };
+	char url[128];
+	long status;
+	int r;
+
+	/* The id goes into a URL: only the exact shape identity produces. */
+	if (!is_hex64(id))
+		return -EINVAL;
+	snprintf(url, sizeof(url), "http://localhost/containers/%s/json", id);
+	if ((r = engine_get(e, url, &b, &status)) == 0) {
 		if (status == 200)
 			r = parse_meta(b.p ? b.p : "", b.len, id, m);
 		else if (status == 404)
@@ -303,11 +323,43 @@ fetch(struct engine *e, const char *id, struct meta *m)
 		else
 			r = -EPROTO;
 	}
-	curl_easy_cleanup(h);
-	if (b.p) {
-		explicit_bzero(b.p, b.cap);
-		free(b.p);
+	body_free(&b);
+	return r;
+}
+
+int
+engine_container_pid(struct engine *e, const char *name, pid_t *pid)
+{
+	struct body b = { NULL, 0, 0, false };
+	json_t *root, *v;
+	char url[512];
+	long status;
+	int r;
+
+	*pid = 0;
+	/* Names are [a-zA-Z0-9][a-zA-Z0-9_.-]* in Docker and Podman. */
+	if (!*name || strlen(name) > 255 ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_.-") != strlen(name))
+		return -EINVAL;
+	snprintf(url, sizeof(url), "http://localhost/containers/%s/json", name);
+	if ((r = engine_get(e, url, &b, &status)) == 0) {
+		if (status == 404)
+			r = -ENOENT;
+		else if (status != 200)
+			r = -EPROTO;
+		else if (!(root = json_loadb(b.p ? b.p : "", b.len, 0, NULL)))
+			r = -EPROTO;
+		else {
+			v = json_object_get(json_object_get(root, "State"), "Pid");
+			if (json_is_integer(v) && json_integer_value(v) > 0)
+				*pid = (pid_t)json_integer_value(v);
+			else
+				r = -ESRCH;	/* not running */
+			json_decref(root);
+		}
 	}
+	body_free(&b);
 	return r;
 }
 

@@ -18,7 +18,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	build-essential meson ninja-build pkg-config \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libssl-dev \
-	libcmocka-dev util-linux >/dev/null
+	libcmocka-dev util-linux openssl >/dev/null
 
 echo "==> building"
 [ -d build ] || meson setup build >/dev/null
@@ -33,8 +33,10 @@ umask 077
 printf 'correct-horse-battery-staple' > "$DEMO/secrets/db_password"
 printf '{"api_key":"sk_test_4eC39HqLyjWDarjtT1zdp7dc","merchant":"demo"}' \
 	> "$DEMO/secrets/payment.json"
-sed "s|@SECRETS@|$DEMO/secrets|; s|@MOUNT@|$MNT|" conf/quickstart.json \
-	> "$DEMO/secretsfs.json"
+[ -f "$DEMO/audit.key" ] || openssl rand -hex 32 > "$DEMO/audit.key"
+chmod 600 "$DEMO/audit.key"
+sed "s|@SECRETS@|$DEMO/secrets|; s|@MOUNT@|$MNT|; s|@DEMO@|$DEMO|g" \
+	conf/quickstart.json > "$DEMO/secretsfs.json"
 chmod 600 "$DEMO/secretsfs.json"
 "$BIN" check-config "$DEMO/secretsfs.json"
 
@@ -76,6 +78,11 @@ echo
 echo "==> writes are refused: the filesystem is read-only"
 ( echo x > "$MNT/db_password" ) 2>&1 || true
 ( touch "$MNT/new_file" ) 2>&1 || true
+echo
+echo "==> the audit trail: every open above, allowed or denied, with a MAC chain"
+"$BIN" audit show "$DEMO/audit.log"
+echo
+"$BIN" audit verify -k "$DEMO/audit.key" "$DEMO/audit.log"
 echo
 echo "secretsfs is serving $MNT (pid $(cat "$DEMO/secretsfs.pid"))."
 echo "To unmount:  kill $(cat "$DEMO/secretsfs.pid")     (SIGTERM unmounts cleanly)"

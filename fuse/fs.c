@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,28 @@ secret_attr(struct fs *fs, size_t idx, const struct cache_snap *snap,
 	st->st_atim = snap->fetched;
 }
 
+/*
+ * The access decision for a request on secret idx. A caller we cannot
+ * identify (its process is gone) sees nothing. Returns true when allowed.
+ */
+static bool
+decide(struct fs *fs, fuse_req_t req, size_t idx, struct caller *c,
+    struct policy_decision *d)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	if (broker_identify(fs->broker, ctx->pid, ctx->uid, ctx->gid, c) < 0) {
+		memset(c, 0, sizeof(*c));
+		c->pid = ctx->pid;
+		c->uid = ctx->uid;
+		c->gid = ctx->gid;
+		d->allowed = false;
+		d->rule_id = POLICY_DEFAULT_DENY_ID;
+		return false;
+	}
+	return broker_allowed(fs->broker, c, idx, d);
+}
+
 /* Attributes of a secret; fetching it when it is not cached. */
 static int
 stat_secret(struct fs *fs, size_t idx, struct stat *st)
@@ -105,12 +128,21 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	struct fuse_entry_param e;
+	struct policy_decision d;
+	struct caller c;
 	ssize_t idx;
 	int err;
 
 	memset(&e, 0, sizeof(e));
 	if (parent != ROOT_INO || (idx = broker_lookup(fs->broker, name)) < 0) {
 		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!decide(fs, req, (size_t)idx, &c, &d)) {
+		/* Invisible: the same answer as a name that does not exist. */
+		err = broker_audit_lookup_denied(fs->broker, &c, (size_t)idx,
+		    d.rule_id) < 0 ? EIO : broker_deny_errno(fs->broker);
+		fuse_reply_err(req, err);
 		return;
 	}
 	if ((err = stat_secret(fs, (size_t)idx, &e.attr)) != 0) {
@@ -126,7 +158,9 @@ static void
 op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+	struct policy_decision d;
 	struct cache_snap *snap;
+	struct caller c;
 	struct stat st;
 	ssize_t idx;
 	int err;
@@ -138,6 +172,10 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if ((idx = secret_of(fs, ino)) < 0) {
 		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!decide(fs, req, (size_t)idx, &c, &d)) {
+		fuse_reply_err(req, broker_deny_errno(fs->broker));
 		return;
 	}
 	/* An open file reports the version it reads, not a newer one. */
@@ -167,7 +205,11 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs *fs = fs_of(req);
 	const struct config *cfg = broker_config(fs->broker);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct policy_decision d;
 	size_t used = 0, n;
+	struct caller c;
+	bool known;
 	struct stat st;
 	char *buf;
 	off_t i;
@@ -177,6 +219,9 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
+	/* One identity for the whole listing; denied names are left out. */
+	known = broker_identify(fs->broker, ctx->pid, ctx->uid, ctx->gid,
+	    &c) == 0;
 	if (!(buf = malloc(size))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -191,6 +236,9 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			st.st_ino = ROOT_INO;
 			st.st_mode = S_IFDIR;
 		} else {
+			if (!known || !broker_allowed(fs->broker, &c,
+			    (size_t)i - 2, &d))
+				continue;
 			name = cfg->secrets[i - 2].name;
 			st.st_ino = (fuse_ino_t)i - 2 + FIRST_INO;
 			st.st_mode = S_IFREG;
@@ -209,7 +257,9 @@ static void
 op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+	struct policy_decision d;
 	struct cache_snap *snap;
+	struct caller c;
 	ssize_t idx;
 	int r;
 
@@ -222,8 +272,28 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	/*
+	 * Every open is decided and recorded before the reply: the record is
+	 * written first, so a reader never holds a value the trail lacks.
+	 */
+	if (!decide(fs, req, (size_t)idx, &c, &d)) {
+		r = broker_deny_errno(fs->broker);
+		if (broker_audit_access(fs->broker, &c, (size_t)idx, d.rule_id,
+		    AUDIT_OUTCOME_DENY, r, NULL) < 0)
+			r = EIO;
+		fuse_reply_err(req, r);
+		return;
+	}
 	if ((r = broker_get(fs->broker, (size_t)idx, &snap)) < 0) {
+		r = broker_audit_access(fs->broker, &c, (size_t)idx, d.rule_id,
+		    AUDIT_OUTCOME_ERROR, -r, NULL) < 0 ? -EIO : r;
 		fuse_reply_err(req, -r);
+		return;
+	}
+	if (broker_audit_access(fs->broker, &c, (size_t)idx, d.rule_id,
+	    AUDIT_OUTCOME_ALLOW, 0, snap->version) < 0) {
+		cache_put(snap);
+		fuse_reply_err(req, EIO);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)snap;
@@ -300,13 +370,19 @@ static void
 op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct fs *fs = fs_of(req);
+	struct policy_decision d;
 	struct cache_snap *snap;
+	struct caller c;
 	ssize_t idx;
 	size_t len;
 	int r;
 
 	if ((idx = secret_of(fs, ino)) < 0 || strcmp(name, XATTR_VERSION) != 0) {
 		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (!decide(fs, req, (size_t)idx, &c, &d)) {
+		fuse_reply_err(req, broker_deny_errno(fs->broker));
 		return;
 	}
 	if ((r = broker_get(fs->broker, (size_t)idx, &snap)) < 0) {
@@ -522,6 +598,42 @@ already_mounted(const char *mp)
 	return found;
 }
 
+/*
+ * SIGHUP reopens the audit file (logrotate). Every thread blocks it and
+ * this one waits for it, so no handler runs in the middle of a request.
+ */
+static void *
+hup_thread(void *arg)
+{
+	struct broker *b = arg;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	for (;;)
+		if (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+			broker_audit_reopen(b);
+	return NULL;
+}
+
+static int
+start_hup_thread(struct broker *b)
+{
+	pthread_t t;
+	sigset_t set;
+	int r;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	if ((r = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0)
+		return -r;
+	if ((r = pthread_create(&t, NULL, hup_thread, b)) != 0)
+		return -r;
+	pthread_detach(t);
+	return 0;
+}
+
 int
 fs_run(struct broker *b, const struct fs_options *opt)
 {
@@ -562,6 +674,13 @@ fs_run(struct broker *b, const struct fs_options *opt)
 	    opt->mountpoint);
 	if (fuse_daemonize(opt->foreground) != 0)
 		goto out_unmount;
+	/* A file size limit must fail the audit write (EFBIG), not kill us. */
+	signal(SIGXFSZ, SIG_IGN);
+	/* After daemonizing: threads do not survive its fork. */
+	if ((r = start_hup_thread(b)) < 0) {
+		log_warnx("cannot start the SIGHUP thread: %s", strerror(-r));
+		goto out_unmount;
+	}
 	if (!(lc = fuse_loop_cfg_create())) {
 		r = -ENOMEM;
 		goto out_unmount;

@@ -12,7 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <secretsfs/auditlog.h>
 #include <secretsfs/broker.h>
+#include <secretsfs/engine.h>
+#include <secretsfs/identity.h>
+#include <secretsfs/policy.h>
 #include <secretsfs/config.h>
 #include <secretsfs/fs.h>
 #include <secretsfs/log.h>
@@ -28,6 +32,10 @@ usage(FILE *f)
 	fprintf(f,
 "usage: secretsfs mount -c CONFIG [-f] [-d] [MOUNTPOINT]\n"
 "       secretsfs check-config CONFIG\n"
+"       secretsfs explain -c CONFIG (--pid PID | --container NAME)\n"
+"       secretsfs audit verify (-k KEYFILE | -c CONFIG) FILE...\n"
+"       secretsfs audit show [--json] [--secret GLOB] [--container NAME]\n"
+"                            [--since TIME] FILE...\n"
 "       secretsfs --version | --help\n"
 "\n"
 "Serve secrets from Vault, AWS Secrets Manager or a local directory as a\n"
@@ -37,6 +45,15 @@ usage(FILE *f)
 "  mount         mount the filesystem and serve it until SIGTERM or SIGINT\n"
 "                (MOUNTPOINT defaults to mount.path in the config)\n"
 "  check-config  validate CONFIG and print what it declares; exit 1 on error\n"
+"  explain       which secrets a process (or a container's main process)\n"
+"                would see under CONFIG's rules, and the rule deciding each\n"
+"  audit verify  check the MAC chain of audit files (rotated ones too, any\n"
+"                order); exit 1 at the first record edited, removed,\n"
+"                inserted or reordered, naming its file and line\n"
+"  audit show    print audit records as a table (--json: as they are),\n"
+"                filtered by secret, container (name or id prefix) and\n"
+"                time (RFC 3339, or a duration such as 1h meaning 'since\n"
+"                an hour ago')\n"
 "\n"
 "mount options:\n"
 "  -c, --config FILE   the configuration (JSON, mode 0600 or stricter)\n"
@@ -144,6 +161,233 @@ cmd_mount(int argc, char **argv)
 	return r < 0 ? 1 : 0;
 }
 
+/* The fs uid/gid of pid, as the kernel hands them to FUSE. */
+static int
+proc_ids(pid_t pid, uid_t *uid, gid_t *gid)
+{
+	char path[64], line[256];
+	unsigned r, e, s, f;
+	int found = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(fp = fopen(path, "re")))
+		return -errno;
+	while (fgets(line, sizeof(line), fp)) {
+		if (sscanf(line, "Uid: %u %u %u %u", &r, &e, &s, &f) == 4) {
+			*uid = f;
+			found++;
+		} else if (sscanf(line, "Gid: %u %u %u %u", &r, &e, &s, &f) == 4) {
+			*gid = f;
+			found++;
+		}
+	}
+	fclose(fp);
+	return found == 2 ? 0 : -EIO;
+}
+
+static int
+cmd_explain(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config",	required_argument,	NULL, 'c' },
+		{ "pid",	required_argument,	NULL, 'p' },
+		{ "container",	required_argument,	NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *file = NULL, *container = NULL;
+	struct engine *engine = NULL;
+	struct policy_decision d;
+	struct config *cfg;
+	struct caller c;
+	pid_t pid = 0;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int ch, r, rc = 1;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			file = optarg;
+			break;
+		case 'p':
+			pid = (pid_t)atoi(optarg);
+			break;
+		case 'n':
+			container = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!file || optind != argc || (pid > 0) == (container != NULL)) {
+		usage(stderr);
+		return 2;
+	}
+	if (load_config(file, &cfg) < 0)
+		return 1;
+	if (cfg->runtime_socket && !(engine = engine_new(cfg->runtime_socket))) {
+		log_warnx("runtime.socket: %s", strerror(errno));
+		goto out;
+	}
+	if (container) {
+		if (!engine) {
+			log_warnx("--container needs \"runtime\": {\"socket\": ...} "
+			    "in the config to find the container");
+			goto out;
+		}
+		if ((r = engine_container_pid(engine, container, &pid)) < 0) {
+			log_warnx("container %s: %s", container, strerror(-r));
+			goto out;
+		}
+	}
+	if ((r = proc_ids(pid, &uid, &gid)) < 0 ||
+	    (r = identity_read(NULL, pid, uid, gid, &c)) < 0) {
+		log_warnx("process %d: %s", (int)pid, strerror(-r));
+		goto out;
+	}
+	if (engine && c.container_id[0] && (r = engine_enrich(engine, &c)) < 0)
+		log_warnx("container %.12s: no runtime metadata (%s); rules on "
+		    "name, image and labels cannot match", c.container_id,
+		    strerror(-r));
+	printf("process %d (%s) uid %u gid %u\n", (int)c.pid, c.comm,
+	    (unsigned)c.uid, (unsigned)c.gid);
+	printf("  runtime %s", identity_runtime_name(c.runtime));
+	if (c.container_id[0])
+		printf(", container %.12s", c.container_id);
+	if (c.container_name[0])
+		printf(" \"%s\"", c.container_name);
+	if (c.image[0])
+		printf(", image %s", c.image);
+	if (c.pod_uid[0])
+		printf(", pod %s", c.pod_uid);
+	printf("\n  cgroup %s\n", c.cgroup[0] ? c.cgroup : "(unknown)");
+	for (size_t i = 0; i < c.n_labels; i++)
+		printf("  label %s=%s\n", c.labels[i].key, c.labels[i].value);
+	printf("\n%-32s %-6s %s\n", "SECRET", "ACCESS", "RULE");
+	for (size_t i = 0; i < cfg->n_secrets; i++) {
+		policy_decide(cfg->policy, &c, cfg->secrets[i].name, &d);
+		printf("%-32s %-6s %s\n", cfg->secrets[i].name,
+		    d.allowed ? "allow" : "deny", d.rule_id);
+	}
+	rc = 0;
+out:
+	engine_free(engine);
+	config_free(cfg);
+	return rc;
+}
+
+static int
+cmd_audit_verify(int argc, char **argv)
+{
+	const char *keyfile = NULL, *file = NULL;
+	struct config *cfg = NULL;
+	char why[512];
+	int ch, r;
+
+	optind = 1;
+	while ((ch = getopt(argc, argv, "k:c:")) != -1) {
+		switch (ch) {
+		case 'k':
+			keyfile = optarg;
+			break;
+		case 'c':
+			file = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if ((keyfile != NULL) == (file != NULL) || optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (file) {
+		if (load_config(file, &cfg) < 0)
+			return 1;
+		if (!cfg->audit) {
+			log_warnx("%s has no \"audit\" section", file);
+			config_free(cfg);
+			return 1;
+		}
+		keyfile = cfg->audit->key_file;
+	}
+	/* The MAC key is read into locked memory. */
+	if (secmem_init(1u << 20, why, sizeof(why)) < 0) {
+		log_warnx("%s", why);
+		config_free(cfg);
+		return 1;
+	}
+	r = auditlog_verify_files(keyfile, argv + optind, argc - optind, stdout);
+	config_free(cfg);
+	if (r < 0) {
+		log_warnx("audit verify: %s", strerror(-r));
+		return 2;
+	}
+	return r == 0 ? 0 : 1;
+}
+
+static int
+cmd_audit_show(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json",	no_argument,		NULL, 'j' },
+		{ "secret",	required_argument,	NULL, 's' },
+		{ "container",	required_argument,	NULL, 'n' },
+		{ "since",	required_argument,	NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct auditlog_filter f = { 0 };
+	bool json = false;
+	int ch, r;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			f.secret = optarg;
+			break;
+		case 'n':
+			f.container = optarg;
+			break;
+		case 't':
+			f.since = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((r = auditlog_show(argv + optind, argc - optind, &f, json,
+	    stdout)) < 0) {
+		log_warnx("audit show: %s", r == -EINVAL ? "bad --since value" :
+		    strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
+static int
+cmd_audit(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "verify") == 0)
+		return cmd_audit_verify(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "show") == 0)
+		return cmd_audit_show(argc - 1, argv + 1);
+	usage(stderr);
+	return 2;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -174,6 +418,10 @@ main(int argc, char **argv)
 		return cmd_mount(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check-config") == 0)
 		return cmd_check_config(argc - 1, argv + 1);
+	if (strcmp(argv[1], "explain") == 0)
+		return cmd_explain(argc - 1, argv + 1);
+	if (strcmp(argv[1], "audit") == 0)
+		return cmd_audit(argc - 1, argv + 1);
 	fprintf(stderr, "secretsfs: unknown command \"%s\"\n\n", argv[1]);
 	usage(stderr);
 	return 2;

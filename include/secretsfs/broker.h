@@ -8,8 +8,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <secretsfs/audit.h>
 #include <secretsfs/cache.h>
 #include <secretsfs/config.h>
+#include <secretsfs/identity.h>
+#include <secretsfs/policy.h>
 
 struct broker;
 
@@ -37,5 +40,36 @@ int broker_get(struct broker *b, size_t idx, struct cache_snap **out);
 int broker_peek(struct broker *b, size_t idx, struct cache_snap **out);
 
 struct cache *broker_cache(struct broker *b);
+
+/*
+ * Who is asking: the FUSE request's pid/uid/gid resolved to a caller
+ * (cgroup, container, and the Engine API's name/image/labels when a
+ * runtime socket is configured). -ESRCH when the process is gone; the
+ * caller then gets nothing.
+ */
+int broker_identify(struct broker *b, pid_t pid, uid_t uid, gid_t gid,
+    struct caller *out);
+
+/* May c see secret idx? Fills d (rule id included). */
+bool broker_allowed(struct broker *b, const struct caller *c, size_t idx,
+    struct policy_decision *d);
+
+/* The errno a denied name answers: ENOENT, or EACCES when configured. */
+int broker_deny_errno(const struct broker *b);
+
+/*
+ * Audit records. Each returns 0 when the record is on disk (or auditing
+ * is off), or -EIO when it could not be written and the config says to
+ * fail closed: the request must then be refused with EIO. A failure is
+ * logged here.
+ */
+int broker_audit_access(struct broker *b, const struct caller *c, size_t idx,
+    const char *rule, enum audit_outcome outcome, int err,
+    const char *version);
+int broker_audit_lookup_denied(struct broker *b, const struct caller *c,
+    size_t idx, const char *rule);
+
+/* SIGHUP: reopen the audit file (logrotate moved it). */
+void broker_audit_reopen(struct broker *b);
 
 #endif

@@ -34,6 +34,9 @@ int config_parse_size(const char *s, uint64_t *bytes);
 #include <sys/types.h>
 #include <jansson.h>
 
+struct audit_config;
+struct policy;
+
 struct config_backend {
 	char	*name;
 	char	*type;		/* "file", "vault", "aws" */
@@ -64,6 +67,10 @@ struct config {
 	size_t			 n_backends;
 	struct config_secret	*secrets;
 	size_t			 n_secrets;
+	struct policy		*policy;	/* "rules"; empty: deny all */
+	int			 deny_errno;	/* ENOENT, or EACCES to debug */
+	char			*runtime_socket;	/* Engine API, or NULL */
+	struct audit_config	*audit;		/* NULL: auditing off */
 	json_t			*root;	/* the parsed document; owned */
 };
 

@@ -78,6 +78,14 @@ int engine_enrich(struct engine *e, struct caller *c);
 int engine_parse_inspect(const char *body, size_t len, const char *expected_id,
     struct caller *c);
 
+/*
+ * The host pid of the main process of the running container called name
+ * (its "State.Pid"), for `secretsfs explain --container`. 0, or -EINVAL
+ * (not a container name), -ENOENT, -ESRCH (not running), -EPROTO, or a
+ * connection error as engine_enrich.
+ */
+int engine_container_pid(struct engine *e, const char *name, pid_t *pid);
+
 struct engine_stats {
 	uint64_t	hits;
 	uint64_t	misses;		/* each one asked the engine */

@@ -33,6 +33,8 @@ def file_config(secrets_dir):
                           "field": "token", "mode": "0444"},
             "root_only": {"backend": "dev", "mode": "0400"},
         },
+        # Deny by default: these tests read from the host.
+        "rules": [{"id": "host", "match": {"host": True}, "allow": ["*"]}],
     }
 
 
@@ -335,6 +337,7 @@ def test_shipped_configs_are_valid(tmp_path):
         with open(os.path.join(conf, name)) as f:
             text = f.read().replace("@SECRETS@", "/nonexistent")
             text = text.replace("@MOUNT@", "/run/secretsfs")
+            text = text.replace("@DEMO@", "/var/lib/secretsfs-demo")
         cfg = write_private(tmp_path / name, text)
         out = subprocess.run([binary(), "check-config", str(cfg)],
                              capture_output=True, text=True)
