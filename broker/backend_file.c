@@ -3,6 +3,7 @@
  * and the quickstart. The directory must be private to its owner; values
  * are read straight into the arena.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -179,6 +180,53 @@ file_fetch(void *impl, const struct backend_request *req,
 	return 0;
 }
 
+/* The entries of a sub-directory: files as they are, folders with '/'. */
+static int
+file_list(void *impl, const char *prefix, char ***names, size_t *n,
+    char *errbuf, size_t errlen)
+{
+	struct file_backend *fb = impl;
+	struct dirent *de;
+	char **grown;
+	DIR *d;
+	int fd, r = 0;
+
+	if (!safe_ref(prefix)) {
+		snprintf(errbuf, errlen, "prefix \"%s\" leaves %s", prefix,
+		    fb->dir);
+		return -EINVAL;
+	}
+	fd = openat(fb->dirfd, prefix, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		snprintf(errbuf, errlen, "%s/%s: %s", fb->dir, prefix,
+		    strerror(-r));
+		return r == -ENOENT ? -ENOENT : -EIO;
+	}
+	while ((de = readdir(d))) {
+		bool folder = de->d_type == DT_DIR;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    (de->d_type != DT_REG && !folder))
+			continue;
+		if (!(grown = realloc(*names, (*n + 1) * sizeof(*grown)))) {
+			r = -ENOMEM;
+			break;
+		}
+		*names = grown;
+		if (asprintf(&grown[*n], "%s%s", de->d_name, folder ? "/" : "") < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		(*n)++;
+	}
+	closedir(d);
+	return r;
+}
+
 static void
 file_close(void *impl)
 {
@@ -196,5 +244,6 @@ const struct backend_ops backend_file_ops = {
 	.validate = file_validate,
 	.open = file_open,
 	.fetch = file_fetch,
+	.list = file_list,
 	.close = file_close,
 };

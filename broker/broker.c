@@ -4,7 +4,10 @@
  * every path walk, so they must not scan a list of 10,000 names.
  */
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +20,17 @@
 #define IDENTITY_CACHE_ENTRIES	4096
 #define IDENTITY_CACHE_TTL_MS	5000
 
+/* The last listing of an "as": "prefix" secret. */
+struct listing {
+	char		**names;
+	size_t		  n;
+	int64_t		  due;		/* monotonic ms */
+};
+
 struct broker {
 	struct config		*cfg;
+	pthread_mutex_t		 list_lock;
+	struct listing		*listings;	/* one per secret */
 	struct backend		**backends;
 	struct cache		*cache;
 	struct identity_cache	*ids;
@@ -71,7 +83,11 @@ broker_lookup(const struct broker *b, const char *name)
 	return -1;
 }
 
-/* The cache's fetch callback: name -> config entry -> backend. */
+/*
+ * The cache's fetch callback: name -> config entry -> backend. A file of a
+ * directory secret is cached as "secret/file": a key of the secret's JSON
+ * value ("as": "directory") or the secret ref/file ("as": "prefix").
+ */
 static int
 fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
     size_t errlen)
@@ -79,10 +95,14 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 	struct broker *b = arg;
 	const struct config_secret *s;
 	struct backend_request req;
+	const char *slash = strchr(name, '/');
+	char top[NAME_MAX + 1], ref[1024];
 	ssize_t i;
 	int r;
 
-	if ((i = broker_lookup(b, name)) < 0) {
+	snprintf(top, sizeof(top), "%.*s", slash ? (int)(slash - name) :
+	    (int)strlen(name), name);
+	if ((i = broker_lookup(b, top)) < 0) {
 		snprintf(errbuf, errlen, "not in the configuration");
 		return -ENOENT;
 	}
@@ -90,6 +110,13 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 	req.ref = s->ref;
 	req.field = s->field;
 	req.version = s->version;
+	if (slash && s->as == CONFIG_AS_DIRECTORY)
+		req.field = slash + 1;
+	else if (slash && s->as == CONFIG_AS_PREFIX) {
+		snprintf(ref, sizeof(ref), "%s/%s", s->ref, slash + 1);
+		req.ref = ref;
+	} else if (s->as == CONFIG_AS_DIRECTORY)
+		req.field = NULL;	/* the whole object, to list its keys */
 	r = backend_fetch(b->backends[s->backend], &req, out, errbuf, errlen);
 	if (r < 0) {
 		log_warnx("secret %s: backend %s: %s", name,
@@ -98,7 +125,7 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 		if (b->audit) {
 			struct audit_backend_error ae = {
 				.backend = b->cfg->backends[s->backend].name,
-				.secret = name, .ref = s->ref, .err = -r,
+				.secret = name, .ref = req.ref, .err = -r,
 				.reason = strerror(-r),
 			};
 
@@ -131,7 +158,9 @@ broker_new(struct config *cfg, struct broker **out, char *errbuf,
 		return -ENOMEM;
 	}
 	b->cfg = cfg;
-	if (!(b->backends = calloc(cfg->n_backends, sizeof(*b->backends)))) {
+	pthread_mutex_init(&b->list_lock, NULL);
+	if (!(b->backends = calloc(cfg->n_backends, sizeof(*b->backends))) ||
+	    !(b->listings = calloc(cfg->n_secrets + 1, sizeof(*b->listings)))) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -194,6 +223,11 @@ broker_free(struct broker *b)
 		for (i = 0; i < b->cfg->n_backends; i++)
 			backend_close(b->backends[i]);
 	free(b->backends);
+	if (b->listings)
+		for (i = 0; i < b->cfg->n_secrets; i++)
+			broker_names_free(b->listings[i].names, b->listings[i].n);
+	free(b->listings);
+	pthread_mutex_destroy(&b->list_lock);
 	free(b->index);
 	config_free(b->cfg);
 	free(b);
@@ -217,6 +251,151 @@ broker_get(struct broker *b, size_t idx, struct cache_snap **out)
 	const struct config_secret *s = &b->cfg->secrets[idx];
 
 	return cache_get(b->cache, s->name, s->refresh_ms, out);
+}
+
+int
+broker_get_child(struct broker *b, size_t idx, const char *child,
+    struct cache_snap **out)
+{
+	const struct config_secret *s = &b->cfg->secrets[idx];
+	char name[2 * NAME_MAX + 2];
+
+	snprintf(name, sizeof(name), "%s/%s", s->name, child);
+	return cache_get(b->cache, name, s->refresh_ms, out);
+}
+
+void
+broker_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static bool
+valid_child(const char *s, size_t len)
+{
+	if (len == 0 || len > NAME_MAX || (len == 1 && s[0] == '.') ||
+	    (len == 2 && s[0] == '.' && s[1] == '.'))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '/' || (unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* Append a copy of name to *names when it is a valid file name. */
+static int
+add_name(char ***names, size_t *n, const char *name, size_t len)
+{
+	char **grown;
+
+	if (!valid_child(name, len))
+		return 0;
+	if (!(grown = realloc(*names, (*n + 1) * sizeof(**names))))
+		return -ENOMEM;
+	*names = grown;
+	if (!(grown[*n] = strndup(name, len)))
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+/* The keys of a directory secret's JSON object value. */
+static int
+object_keys(struct broker *b, size_t idx, char ***names, size_t *n)
+{
+	struct cache_snap *snap;
+	const char *key;
+	json_t *doc, *v;
+	int r = 0;
+
+	if ((r = broker_get(b, idx, &snap)) < 0)
+		return r;
+	/* Parsed in the arena: the values next to the keys are secret. */
+	doc = json_loadb((const char *)snap->data, snap->len, 0, NULL);
+	cache_put(snap);
+	if (!json_is_object(doc)) {
+		log_warnx("secret %s: \"as\": \"directory\" but the value is "
+		    "not a JSON object", b->cfg->secrets[idx].name);
+		json_decref(doc);
+		return -EIO;
+	}
+	json_object_foreach(doc, key, v)
+		if ((r = add_name(names, n, key, strlen(key))) < 0)
+			break;
+	json_decref(doc);
+	return r;
+}
+
+/* The names a prefix secret's backend lists, cached for `refresh`. */
+static int
+prefix_names(struct broker *b, size_t idx, char ***names, size_t *n)
+{
+	const struct config_secret *s = &b->cfg->secrets[idx];
+	struct listing *l = &b->listings[idx];
+	char ebuf[BACKEND_ERR_MAX], **got = NULL;
+	size_t ngot = 0, i;
+	struct timespec ts;
+	int64_t now;
+	int r = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	pthread_mutex_lock(&b->list_lock);
+	if (!l->names || now >= l->due) {
+		r = backend_list(b->backends[s->backend], s->ref, &got, &ngot,
+		    ebuf, sizeof(ebuf));
+		if (r == 0 || r == -ENOENT) {
+			broker_names_free(l->names, l->n);
+			l->names = NULL;
+			l->n = 0;
+			/* Sub-folders end in '/': only the secrets are files. */
+			for (i = 0; i < ngot && r >= 0; i++)
+				r = add_name(&l->names, &l->n, got[i],
+				    strlen(got[i]));
+			l->due = now + s->refresh_ms;
+			r = r < 0 ? r : 0;
+		} else {
+			log_warnx("secret %s: cannot list %s: %s", s->name,
+			    s->ref, ebuf[0] ? ebuf : strerror(-r));
+			/* The last listing stays good while the backend is away. */
+			if (l->names)
+				r = 0;
+			else if (r != -EACCES)
+				r = -EIO;
+		}
+		broker_names_free(got, ngot);
+	}
+	for (i = 0; r == 0 && i < l->n; i++)
+		r = add_name(names, n, l->names[i], strlen(l->names[i]));
+	pthread_mutex_unlock(&b->list_lock);
+	return r;
+}
+
+int
+broker_children(struct broker *b, size_t idx, char ***names, size_t *n)
+{
+	int r;
+
+	*names = NULL;
+	*n = 0;
+	switch (b->cfg->secrets[idx].as) {
+	case CONFIG_AS_DIRECTORY:
+		r = object_keys(b, idx, names, n);
+		break;
+	case CONFIG_AS_PREFIX:
+		r = prefix_names(b, idx, names, n);
+		break;
+	default:
+		return -ENOTDIR;
+	}
+	if (r < 0) {
+		broker_names_free(*names, *n);
+		*names = NULL;
+		*n = 0;
+	}
+	return r;
 }
 
 int
@@ -270,15 +449,34 @@ audit_result(struct broker *b, int r, const char *what)
 	return audit_allow_on_failure(b->audit) ? 0 : -EIO;
 }
 
+/* The name and reference a record gives a secret or a file of one. */
+static void
+record_names(const struct config_secret *s, const char *child, char *name,
+    size_t nlen, char *ref, size_t rlen)
+{
+	if (!child) {
+		snprintf(name, nlen, "%s", s->name);
+		snprintf(ref, rlen, "%s", s->ref);
+		return;
+	}
+	snprintf(name, nlen, "%s/%s", s->name, child);
+	if (s->as == CONFIG_AS_PREFIX)
+		snprintf(ref, rlen, "%s/%s", s->ref, child);
+	else
+		snprintf(ref, rlen, "%s#%s", s->ref, child);
+}
+
 int
 broker_audit_access(struct broker *b, const struct caller *c, size_t idx,
-    const char *rule, enum audit_outcome outcome, int err, const char *version)
+    const char *child, const char *rule, enum audit_outcome outcome, int err,
+    const char *version)
 {
 	const struct config_secret *s = &b->cfg->secrets[idx];
+	char name[2 * NAME_MAX + 2], ref[1024];
 	struct audit_access acc = {
-		.secret = s->name,
+		.secret = name,
 		.backend = b->cfg->backends[s->backend].name,
-		.ref = s->ref,
+		.ref = ref,
 		.version = version,
 		.rule = rule,
 		.outcome = outcome,
@@ -288,18 +486,20 @@ broker_audit_access(struct broker *b, const struct caller *c, size_t idx,
 
 	if (!b->audit)
 		return 0;
+	record_names(s, child, name, sizeof(name), ref, sizeof(ref));
 	return audit_result(b, audit_access(b->audit, &acc), "access");
 }
 
 int
 broker_audit_lookup_denied(struct broker *b, const struct caller *c,
-    size_t idx, const char *rule)
+    size_t idx, const char *child, const char *rule)
 {
 	const struct config_secret *s = &b->cfg->secrets[idx];
+	char name[2 * NAME_MAX + 2], ref[1024];
 	struct audit_access acc = {
-		.secret = s->name,
+		.secret = name,
 		.backend = b->cfg->backends[s->backend].name,
-		.ref = s->ref,
+		.ref = ref,
 		.rule = rule,
 		.outcome = AUDIT_OUTCOME_DENY,
 		.err = b->cfg->deny_errno,
@@ -308,6 +508,7 @@ broker_audit_lookup_denied(struct broker *b, const struct caller *c,
 
 	if (!b->audit)
 		return 0;
+	record_names(s, child, name, sizeof(name), ref, sizeof(ref));
 	return audit_result(b, audit_lookup_denied(b->audit, &acc),
 	    "lookup_denied");
 }

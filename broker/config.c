@@ -640,11 +640,42 @@ valid_name(const char *s)
 }
 
 static int
+parse_as(const json_t *s, const char *p, const char *as, const char *field,
+    const char *version, enum config_as *out, struct config_err *err)
+{
+	char kp[300];
+
+	(void)s;
+	path_key(kp, sizeof(kp), p, "as");
+	if (strcmp(as, "file") == 0)
+		*out = CONFIG_AS_FILE;
+	else if (strcmp(as, "directory") == 0)
+		*out = CONFIG_AS_DIRECTORY;
+	else if (strcmp(as, "prefix") == 0)
+		*out = CONFIG_AS_PREFIX;
+	else
+		return config_err_set(err, kp, "expected \"file\", \"directory\" "
+		    "or \"prefix\"");
+	/* A directory's files are the keys: one field makes no sense. */
+	if (*out == CONFIG_AS_DIRECTORY && field) {
+		path_key(kp, sizeof(kp), p, "field");
+		return config_err_set(err, kp, "not with \"as\": \"directory\" "
+		    "(each key is already a file)");
+	}
+	if (*out == CONFIG_AS_PREFIX && version) {
+		path_key(kp, sizeof(kp), p, "version");
+		return config_err_set(err, kp, "not with \"as\": \"prefix\" "
+		    "(it names many secrets)");
+	}
+	return 0;
+}
+
+static int
 parse_secrets(const json_t *root, struct config *cfg,
     const struct defaults *d, struct config_err *err)
 {
 	static const char *const keys[] = { "backend", "ref", "field",
-	    "version", "mode", "uid", "gid", "refresh", NULL };
+	    "version", "mode", "uid", "gid", "refresh", "as", NULL };
 	const char *name;
 	json_t *o, *s;
 	char p[256];
@@ -659,7 +690,7 @@ parse_secrets(const json_t *root, struct config *cfg,
 	json_object_foreach(o, name, s) {
 		struct config_secret *cs = &cfg->secrets[i];
 		const char *backend = NULL, *ref = NULL, *field = NULL;
-		const char *version = NULL;
+		const char *version = NULL, *as = "file";
 		unsigned uid = d->uid, gid = d->gid;
 		ssize_t bi;
 
@@ -679,7 +710,10 @@ parse_secrets(const json_t *root, struct config *cfg,
 		    (r = get_mode(s, p, "mode", &cs->mode, err)) < 0 ||
 		    (r = get_id(s, p, "uid", false, &uid, err)) < 0 ||
 		    (r = get_id(s, p, "gid", true, &gid, err)) < 0 ||
-		    (r = get_duration(s, p, "refresh", &cs->refresh_ms, err)) < 0)
+		    (r = get_duration(s, p, "refresh", &cs->refresh_ms, err)) < 0 ||
+		    (r = get_string(s, p, "as", false, &as, err)) < 0)
+			return r;
+		if ((r = parse_as(s, p, as, field, version, &cs->as, err)) < 0)
 			return r;
 		if ((bi = config_find_backend(cfg, backend)) < 0) {
 			char bp[256];

@@ -36,9 +36,28 @@
 #define FIRST_INO	2
 #define XATTR_VERSION	"user.secretsfs.version"
 
+/*
+ * A file inside a directory secret. Its inode is FIRST_INO + n_secrets +
+ * its index here; entries are added on first lookup and kept, so inode
+ * numbers stay stable for the life of the mount.
+ */
+struct kid {
+	size_t	 parent;	/* secret index */
+	char	*name;
+};
+
 struct fs {
 	struct broker	*broker;
 	time_t		 started;
+	pthread_mutex_t	 lock;		/* kids */
+	struct kid	*kids;
+	size_t		 nkids, capkids;
+};
+
+/* What an inode is. */
+struct node {
+	ssize_t		 idx;		/* secret index; -1 for the root */
+	const char	*child;		/* file of a directory secret, or NULL */
 };
 
 static struct fs *
@@ -47,14 +66,79 @@ fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* The secret index of ino, or -1 for the root and unknown inodes. */
-static ssize_t
-secret_of(struct fs *fs, fuse_ino_t ino)
+static size_t
+n_secrets(struct fs *fs)
 {
-	if (ino < FIRST_INO ||
-	    ino - FIRST_INO >= broker_config(fs->broker)->n_secrets)
-		return -1;
-	return (ssize_t)(ino - FIRST_INO);
+	return broker_config(fs->broker)->n_secrets;
+}
+
+static const struct config_secret *
+secret(struct fs *fs, size_t idx)
+{
+	return &broker_config(fs->broker)->secrets[idx];
+}
+
+static bool
+is_dir_secret(struct fs *fs, size_t idx)
+{
+	return secret(fs, idx)->as != CONFIG_AS_FILE;
+}
+
+/* 0 and *n, or ENOENT for an inode we never handed out. */
+static int
+node_of(struct fs *fs, fuse_ino_t ino, struct node *n)
+{
+	size_t k;
+
+	n->idx = -1;
+	n->child = NULL;
+	if (ino == ROOT_INO)
+		return 0;
+	if (ino < FIRST_INO)
+		return ENOENT;
+	if (ino - FIRST_INO < n_secrets(fs)) {
+		n->idx = (ssize_t)(ino - FIRST_INO);
+		return 0;
+	}
+	k = ino - FIRST_INO - n_secrets(fs);
+	pthread_mutex_lock(&fs->lock);
+	if (k < fs->nkids) {
+		n->idx = (ssize_t)fs->kids[k].parent;
+		n->child = fs->kids[k].name;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return n->idx < 0 ? ENOENT : 0;
+}
+
+/* The inode of file `name` of directory secret idx; 0 on OOM. */
+static fuse_ino_t
+kid_ino(struct fs *fs, size_t idx, const char *name)
+{
+	fuse_ino_t ino = 0;
+	struct kid *grown;
+	size_t k;
+
+	pthread_mutex_lock(&fs->lock);
+	for (k = 0; k < fs->nkids; k++)
+		if (fs->kids[k].parent == idx && strcmp(fs->kids[k].name, name) == 0)
+			goto found;
+	if (fs->nkids == fs->capkids) {
+		size_t cap = fs->capkids ? 2 * fs->capkids : 64;
+
+		if (!(grown = realloc(fs->kids, cap * sizeof(*grown))))
+			goto out;
+		fs->kids = grown;
+		fs->capkids = cap;
+	}
+	if (!(fs->kids[k].name = strdup(name)))
+		goto out;
+	fs->kids[k].parent = idx;
+	fs->nkids++;
+found:
+	ino = FIRST_INO + n_secrets(fs) + k;
+out:
+	pthread_mutex_unlock(&fs->lock);
+	return ino;
 }
 
 static void
@@ -68,14 +152,30 @@ root_attr(struct fs *fs, struct stat *st)
 	    fs->started;
 }
 
+/* A directory secret: its read bits, plus search where read is granted. */
 static void
-secret_attr(struct fs *fs, size_t idx, const struct cache_snap *snap,
-    struct stat *st)
+dir_attr(struct fs *fs, size_t idx, struct stat *st)
 {
-	const struct config_secret *s = &broker_config(fs->broker)->secrets[idx];
+	const struct config_secret *s = secret(fs, idx);
 
 	memset(st, 0, sizeof(*st));
 	st->st_ino = idx + FIRST_INO;
+	st->st_mode = S_IFDIR | s->mode | ((s->mode & 0444) >> 2);
+	st->st_nlink = 2;
+	st->st_uid = s->uid;
+	st->st_gid = s->gid;
+	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec =
+	    fs->started;
+}
+
+static void
+file_attr(struct fs *fs, size_t idx, fuse_ino_t ino,
+    const struct cache_snap *snap, struct stat *st)
+{
+	const struct config_secret *s = secret(fs, idx);
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
 	st->st_mode = S_IFREG | s->mode;
 	st->st_nlink = 1;
 	st->st_uid = s->uid;
@@ -88,8 +188,9 @@ secret_attr(struct fs *fs, size_t idx, const struct cache_snap *snap,
 }
 
 /*
- * The access decision for a request on secret idx. A caller we cannot
- * identify (its process is gone) sees nothing. Returns true when allowed.
+ * The access decision for a request on secret idx (the files of a
+ * directory secret share its decision). A caller we cannot identify (its
+ * process is gone) sees nothing. Returns true when allowed.
  */
 static bool
 decide(struct fs *fs, fuse_req_t req, size_t idx, struct caller *c,
@@ -109,18 +210,50 @@ decide(struct fs *fs, fuse_req_t req, size_t idx, struct caller *c,
 	return broker_allowed(fs->broker, c, idx, d);
 }
 
-/* Attributes of a secret; fetching it when it is not cached. */
+/* Pin the value behind a file node. */
 static int
-stat_secret(struct fs *fs, size_t idx, struct stat *st)
+pin(struct fs *fs, const struct node *n, struct cache_snap **snap)
+{
+	if (n->child)
+		return broker_get_child(fs->broker, (size_t)n->idx, n->child, snap);
+	return broker_get(fs->broker, (size_t)n->idx, snap);
+}
+
+/* Attributes of any node other than the root; fetches a file's value. */
+static int
+stat_node(struct fs *fs, fuse_ino_t ino, const struct node *n,
+    struct stat *st)
 {
 	struct cache_snap *snap;
 	int r;
 
-	if ((r = broker_get(fs->broker, idx, &snap)) < 0)
+	if (!n->child && is_dir_secret(fs, (size_t)n->idx)) {
+		dir_attr(fs, (size_t)n->idx, st);
+		return 0;
+	}
+	if ((r = pin(fs, n, &snap)) < 0)
 		return -r;
-	secret_attr(fs, idx, snap, st);
+	file_attr(fs, (size_t)n->idx, ino, snap, st);
 	cache_put(snap);
 	return 0;
+}
+
+/* Is name one of directory secret idx's files? 0, or an errno. */
+static int
+has_child(struct fs *fs, size_t idx, const char *name)
+{
+	char **names;
+	size_t n, i;
+	int r;
+
+	if ((r = broker_children(fs->broker, idx, &names, &n)) < 0)
+		return -r;
+	r = ENOENT;
+	for (i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			r = 0;
+	broker_names_free(names, n);
+	return r;
 }
 
 static void
@@ -129,27 +262,48 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs *fs = fs_of(req);
 	struct fuse_entry_param e;
 	struct policy_decision d;
+	struct node pn, n;
 	struct caller c;
 	ssize_t idx;
 	int err;
 
 	memset(&e, 0, sizeof(e));
-	if (parent != ROOT_INO || (idx = broker_lookup(fs->broker, name)) < 0) {
+	if ((err = node_of(fs, parent, &pn)) != 0 || pn.child ||
+	    (pn.idx >= 0 && !is_dir_secret(fs, (size_t)pn.idx))) {
+		fuse_reply_err(req, err ? err : ENOTDIR);
+		return;
+	}
+	idx = pn.idx >= 0 ? pn.idx : broker_lookup(fs->broker, name);
+	if (idx < 0) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	if (!decide(fs, req, (size_t)idx, &c, &d)) {
 		/* Invisible: the same answer as a name that does not exist. */
 		err = broker_audit_lookup_denied(fs->broker, &c, (size_t)idx,
-		    d.rule_id) < 0 ? EIO : broker_deny_errno(fs->broker);
+		    pn.idx >= 0 ? name : NULL, d.rule_id) < 0 ? EIO :
+		    broker_deny_errno(fs->broker);
 		fuse_reply_err(req, err);
 		return;
 	}
-	if ((err = stat_secret(fs, (size_t)idx, &e.attr)) != 0) {
+	n.idx = idx;
+	n.child = NULL;
+	e.ino = idx + FIRST_INO;
+	if (pn.idx >= 0) {
+		if ((err = has_child(fs, (size_t)idx, name)) != 0) {
+			fuse_reply_err(req, err);
+			return;
+		}
+		if (!(e.ino = kid_ino(fs, (size_t)idx, name))) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		n.child = name;
+	}
+	if ((err = stat_node(fs, e.ino, &n, &e.attr)) != 0) {
 		fuse_reply_err(req, err);
 		return;
 	}
-	e.ino = e.attr.st_ino;
 	e.generation = 1;
 	fuse_reply_entry(req, &e);
 }
@@ -159,30 +313,29 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct policy_decision d;
-	struct cache_snap *snap;
 	struct caller c;
 	struct stat st;
-	ssize_t idx;
+	struct node n;
 	int err;
 
-	if (ino == ROOT_INO) {
+	if ((err = node_of(fs, ino, &n)) != 0) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	if (n.idx < 0) {
 		root_attr(fs, &st);
 		fuse_reply_attr(req, &st, 0);
 		return;
 	}
-	if ((idx = secret_of(fs, ino)) < 0) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (!decide(fs, req, (size_t)idx, &c, &d)) {
+	if (!decide(fs, req, (size_t)n.idx, &c, &d)) {
 		fuse_reply_err(req, broker_deny_errno(fs->broker));
 		return;
 	}
 	/* An open file reports the version it reads, not a newer one. */
-	if (fi && fi->fh) {
-		snap = (struct cache_snap *)(uintptr_t)fi->fh;
-		secret_attr(fs, (size_t)idx, snap, &st);
-	} else if ((err = stat_secret(fs, (size_t)idx, &st)) != 0) {
+	if (fi && fi->fh)
+		file_attr(fs, (size_t)n.idx, ino,
+		    (struct cache_snap *)(uintptr_t)fi->fh, &st);
+	else if ((err = stat_node(fs, ino, &n, &st)) != 0) {
 		fuse_reply_err(req, err);
 		return;
 	}
@@ -192,11 +345,37 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void
 op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (ino != ROOT_INO) {
+	struct fs *fs = fs_of(req);
+	struct node n;
+	int err;
+
+	if ((err = node_of(fs, ino, &n)) != 0) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	if (n.idx >= 0 && (n.child || !is_dir_secret(fs, (size_t)n.idx))) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
 	fuse_reply_open(req, fi);
+}
+
+/* Add one entry; false when the buffer is full. */
+static bool
+add_entry(fuse_req_t req, char *buf, size_t size, size_t *used,
+    const char *name, fuse_ino_t ino, mode_t type, off_t next)
+{
+	struct stat st;
+	size_t n;
+
+	memset(&st, 0, sizeof(st));
+	st.st_ino = ino;
+	st.st_mode = type;
+	n = fuse_add_direntry(req, buf + *used, size - *used, name, &st, next);
+	if (n > size - *used)
+		return false;
+	*used += n;
+	return true;
 }
 
 static void
@@ -204,53 +383,75 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	const struct config *cfg = broker_config(fs->broker);
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct policy_decision d;
-	size_t used = 0, n;
+	char *buf, **names = NULL;
+	size_t used = 0, count, i;
 	struct caller c;
+	struct node n;
 	bool known;
-	struct stat st;
-	char *buf;
-	off_t i;
+	off_t o;
+	int err;
 
 	(void)fi;
-	if (ino != ROOT_INO) {
+	if ((err = node_of(fs, ino, &n)) != 0) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	if (n.idx >= 0 && (n.child || !is_dir_secret(fs, (size_t)n.idx))) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
 	/* One identity for the whole listing; denied names are left out. */
-	known = broker_identify(fs->broker, ctx->pid, ctx->uid, ctx->gid,
-	    &c) == 0;
+	if (n.idx < 0) {
+		const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+		known = broker_identify(fs->broker, ctx->pid, ctx->uid,
+		    ctx->gid, &c) == 0;
+		count = n_secrets(fs);
+	} else {
+		if (!decide(fs, req, (size_t)n.idx, &c, &d)) {
+			fuse_reply_err(req, broker_deny_errno(fs->broker));
+			return;
+		}
+		if ((err = broker_children(fs->broker, (size_t)n.idx, &names,
+		    &count)) < 0) {
+			fuse_reply_err(req, -err);
+			return;
+		}
+		known = true;
+	}
 	if (!(buf = malloc(size))) {
+		broker_names_free(names, count);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* Offsets: 0 ".", 1 "..", 2 + i secret i. Entry i's next offset is i + 1. */
-	memset(&st, 0, sizeof(st));
-	for (i = off; i < (off_t)cfg->n_secrets + 2; i++) {
-		const char *name;
-
-		if (i < 2) {
-			name = i == 0 ? "." : "..";
-			st.st_ino = ROOT_INO;
-			st.st_mode = S_IFDIR;
-		} else {
-			if (!known || !broker_allowed(fs->broker, &c,
-			    (size_t)i - 2, &d))
-				continue;
-			name = cfg->secrets[i - 2].name;
-			st.st_ino = (fuse_ino_t)i - 2 + FIRST_INO;
-			st.st_mode = S_IFREG;
+	/* Offsets: 0 ".", 1 "..", 2 + i entry i; an entry's next is o + 1. */
+	for (o = off; o < (off_t)count + 2; o++) {
+		if (o < 2) {
+			if (!add_entry(req, buf, size, &used, o == 0 ? "." : "..",
+			    ino, S_IFDIR, o + 1))
+				break;
+			continue;
 		}
-		n = fuse_add_direntry(req, buf + used, size - used, name, &st,
-		    i + 1);
-		if (n > size - used)
-			break;
-		used += n;
+		i = (size_t)o - 2;
+		if (n.idx < 0) {
+			if (!known || !broker_allowed(fs->broker, &c, i, &d))
+				continue;
+			if (!add_entry(req, buf, size, &used, secret(fs, i)->name,
+			    i + FIRST_INO, is_dir_secret(fs, i) ? S_IFDIR :
+			    S_IFREG, o + 1))
+				break;
+		} else {
+			fuse_ino_t k = kid_ino(fs, (size_t)n.idx, names[i]);
+
+			if (k && !add_entry(req, buf, size, &used, names[i], k,
+			    S_IFREG, o + 1))
+				break;
+		}
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+	broker_names_free(names, n.idx >= 0 ? count : 0);
 }
 
 static void
@@ -260,11 +461,15 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct policy_decision d;
 	struct cache_snap *snap;
 	struct caller c;
-	ssize_t idx;
+	struct node n;
 	int r;
 
-	if ((idx = secret_of(fs, ino)) < 0) {
-		fuse_reply_err(req, ino == ROOT_INO ? EISDIR : ENOENT);
+	if ((r = node_of(fs, ino, &n)) != 0) {
+		fuse_reply_err(req, r);
+		return;
+	}
+	if (n.idx < 0 || (!n.child && is_dir_secret(fs, (size_t)n.idx))) {
+		fuse_reply_err(req, EISDIR);
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
@@ -276,22 +481,22 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * Every open is decided and recorded before the reply: the record is
 	 * written first, so a reader never holds a value the trail lacks.
 	 */
-	if (!decide(fs, req, (size_t)idx, &c, &d)) {
+	if (!decide(fs, req, (size_t)n.idx, &c, &d)) {
 		r = broker_deny_errno(fs->broker);
-		if (broker_audit_access(fs->broker, &c, (size_t)idx, d.rule_id,
-		    AUDIT_OUTCOME_DENY, r, NULL) < 0)
+		if (broker_audit_access(fs->broker, &c, (size_t)n.idx, n.child,
+		    d.rule_id, AUDIT_OUTCOME_DENY, r, NULL) < 0)
 			r = EIO;
 		fuse_reply_err(req, r);
 		return;
 	}
-	if ((r = broker_get(fs->broker, (size_t)idx, &snap)) < 0) {
-		r = broker_audit_access(fs->broker, &c, (size_t)idx, d.rule_id,
-		    AUDIT_OUTCOME_ERROR, -r, NULL) < 0 ? -EIO : r;
+	if ((r = pin(fs, &n, &snap)) < 0) {
+		r = broker_audit_access(fs->broker, &c, (size_t)n.idx, n.child,
+		    d.rule_id, AUDIT_OUTCOME_ERROR, -r, NULL) < 0 ? -EIO : r;
 		fuse_reply_err(req, -r);
 		return;
 	}
-	if (broker_audit_access(fs->broker, &c, (size_t)idx, d.rule_id,
-	    AUDIT_OUTCOME_ALLOW, 0, snap->version) < 0) {
+	if (broker_audit_access(fs->broker, &c, (size_t)n.idx, n.child,
+	    d.rule_id, AUDIT_OUTCOME_ALLOW, 0, snap->version) < 0) {
 		cache_put(snap);
 		fuse_reply_err(req, EIO);
 		return;
@@ -360,10 +565,18 @@ op_statfs(fuse_req_t req, fuse_ino_t ino)
 	(void)ino;
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = sv.f_frsize = 4096;
-	sv.f_files = broker_config(fs->broker)->n_secrets + 1;
+	sv.f_files = n_secrets(fs) + 1;
 	sv.f_namemax = NAME_MAX;
 	sv.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV | ST_NOEXEC;
 	fuse_reply_statfs(req, &sv);
+}
+
+/* The version xattr exists on files, not on directories. */
+static bool
+is_file_node(struct fs *fs, fuse_ino_t ino, struct node *n)
+{
+	return node_of(fs, ino, n) == 0 && n->idx >= 0 &&
+	    (n->child || !is_dir_secret(fs, (size_t)n->idx));
 }
 
 static void
@@ -373,19 +586,19 @@ op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	struct policy_decision d;
 	struct cache_snap *snap;
 	struct caller c;
-	ssize_t idx;
+	struct node n;
 	size_t len;
 	int r;
 
-	if ((idx = secret_of(fs, ino)) < 0 || strcmp(name, XATTR_VERSION) != 0) {
+	if (!is_file_node(fs, ino, &n) || strcmp(name, XATTR_VERSION) != 0) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	if (!decide(fs, req, (size_t)idx, &c, &d)) {
+	if (!decide(fs, req, (size_t)n.idx, &c, &d)) {
 		fuse_reply_err(req, broker_deny_errno(fs->broker));
 		return;
 	}
-	if ((r = broker_get(fs->broker, (size_t)idx, &snap)) < 0) {
+	if ((r = pin(fs, &n, &snap)) < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
@@ -404,8 +617,9 @@ op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs *fs = fs_of(req);
 	const size_t len = sizeof(XATTR_VERSION);	/* with its NUL */
+	struct node n;
 
-	if (secret_of(fs, ino) < 0) {
+	if (!is_file_node(fs, ino, &n)) {
 		if (size == 0)
 			fuse_reply_xattr(req, 0);
 		else
@@ -637,7 +851,8 @@ start_hup_thread(struct broker *b)
 int
 fs_run(struct broker *b, const struct fs_options *opt)
 {
-	struct fs fs = { .broker = b, .started = time(NULL) };
+	struct fs fs = { .broker = b, .started = time(NULL),
+	    .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se = NULL;
@@ -699,5 +914,8 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
+	for (size_t k = 0; k < fs.nkids; k++)
+		free(fs.kids[k].name);
+	free(fs.kids);
 	return r;
 }

@@ -36,6 +36,20 @@ ssize_t broker_lookup(const struct broker *b, const char *name);
  */
 int broker_get(struct broker *b, size_t idx, struct cache_snap **out);
 
+/*
+ * The files of secret idx when it is a directory ("as": "directory": the
+ * keys of its JSON value; "as": "prefix": the secrets the backend lists
+ * under its ref, refreshed every `refresh`). Names that are not valid
+ * file names are left out. *names is a malloc'd array of malloc'd
+ * strings (broker_names_free). 0, or -ENOTDIR, -ENOENT, -EACCES, -EIO.
+ */
+int broker_children(struct broker *b, size_t idx, char ***names, size_t *n);
+void broker_names_free(char **names, size_t n);
+
+/* Pin the value of file `child` of directory secret idx. As broker_get. */
+int broker_get_child(struct broker *b, size_t idx, const char *child,
+    struct cache_snap **out);
+
 /* The cached value of idx without fetching; -ENOENT when none. */
 int broker_peek(struct broker *b, size_t idx, struct cache_snap **out);
 
@@ -58,16 +72,17 @@ bool broker_allowed(struct broker *b, const struct caller *c, size_t idx,
 int broker_deny_errno(const struct broker *b);
 
 /*
- * Audit records. Each returns 0 when the record is on disk (or auditing
+ * Audit records (child: a file of a directory secret, else NULL). Each
+ * returns 0 when the record is on disk (or auditing
  * is off), or -EIO when it could not be written and the config says to
  * fail closed: the request must then be refused with EIO. A failure is
  * logged here.
  */
 int broker_audit_access(struct broker *b, const struct caller *c, size_t idx,
-    const char *rule, enum audit_outcome outcome, int err,
+    const char *child, const char *rule, enum audit_outcome outcome, int err,
     const char *version);
 int broker_audit_lookup_denied(struct broker *b, const struct caller *c,
-    size_t idx, const char *rule);
+    size_t idx, const char *child, const char *rule);
 
 /* SIGHUP: reopen the audit file (logrotate moved it). */
 void broker_audit_reopen(struct broker *b);

@@ -44,8 +44,16 @@ struct config_backend {
 	json_t	*options;	/* its whole object; owned, for the constructor */
 };
 
+/* How one config entry appears in the mount. */
+enum config_as {
+	CONFIG_AS_FILE = 0,	/* one file: the value (or its field) */
+	CONFIG_AS_DIRECTORY,	/* a directory, one file per key of the JSON value */
+	CONFIG_AS_PREFIX,	/* a directory, one file per secret listed under ref */
+};
+
 struct config_secret {
 	char	*name;		/* file name in the mount */
+	enum config_as as;
 	size_t	 backend;	/* index into config.backends */
 	char	*ref;		/* backend reference: file name, KV path, ARN */
 	char	*field;		/* JSON key to serve, or NULL for the whole value */

@@ -343,3 +343,71 @@ def test_shipped_configs_are_valid(tmp_path):
                              capture_output=True, text=True)
         assert out.returncode == 0, name + ": " + out.stderr
         assert ": ok: " in out.stdout
+
+
+def test_directory_secret_one_file_per_key(make_daemon, secrets_dir):
+    (secrets_dir / "db.json").write_bytes(
+        b'{"username":"app","password":"s3cr3t-pw","port":5432}')
+    d = make_daemon({
+        "backends": {"dev": {"type": "file", "dir": str(secrets_dir)}},
+        "secrets": {"db": {"backend": "dev", "ref": "db.json",
+                           "as": "directory", "mode": "0440"}},
+        "rules": [{"match": {"host": True}, "allow": ["db"]}],
+    })
+    st = os.stat(d.path("db"))
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o550
+    assert sorted(os.listdir(d.path("db"))) == ["password", "port", "username"]
+    with open(d.path("db/password"), "rb") as f:
+        assert f.read() == b"s3cr3t-pw"
+    with open(d.path("db/port"), "rb") as f:
+        assert f.read() == b"5432"
+    st = os.stat(d.path("db/username"))
+    assert stat.S_IMODE(st.st_mode) == 0o440 and st.st_size == 3
+    assert _refused(open, d.path("db/nope")) == errno.ENOENT
+    assert _refused(os.open, d.path("db"), os.O_RDONLY | os.O_CREAT) in \
+        (errno.EISDIR, errno.EROFS)
+    # Inode numbers are stable across lookups.
+    assert os.stat(d.path("db/password")).st_ino == \
+        os.stat(d.path("db/password")).st_ino
+
+
+def test_prefix_secret_lists_the_backend(make_daemon, secrets_dir):
+    (secrets_dir / "payments").mkdir()
+    (secrets_dir / "payments" / "stripe").write_bytes(b"sk_live_1")
+    (secrets_dir / "payments" / "adyen").write_bytes(b"ak_2")
+    (secrets_dir / "payments" / "nested").mkdir()
+    d = make_daemon({
+        "backends": {"dev": {"type": "file", "dir": str(secrets_dir)}},
+        "secrets": {"pay": {"backend": "dev", "ref": "payments",
+                            "as": "prefix", "refresh": "1s"}},
+        "rules": [{"match": {"host": True}, "allow": ["pay"]}],
+    })
+    # Sub-folders are not files.
+    assert sorted(os.listdir(d.path("pay"))) == ["adyen", "stripe"]
+    with open(d.path("pay/stripe"), "rb") as f:
+        assert f.read() == b"sk_live_1"
+    # A secret added in the backend appears after the refresh interval.
+    (secrets_dir / "payments" / "paypal").write_bytes(b"pp_3")
+    deadline = time.monotonic() + 5
+    while "paypal" not in os.listdir(d.path("pay")):
+        assert time.monotonic() < deadline, "new secret never listed"
+        time.sleep(0.2)
+    with open(d.path("pay/paypal"), "rb") as f:
+        assert f.read() == b"pp_3"
+
+
+def test_directory_secrets_follow_the_rules(make_daemon, secrets_dir):
+    (secrets_dir / "a.json").write_bytes(b'{"k":"v"}')
+    (secrets_dir / "p").mkdir()
+    (secrets_dir / "p" / "x").write_bytes(b"x")
+    d = make_daemon({
+        "backends": {"dev": {"type": "file", "dir": str(secrets_dir)}},
+        "secrets": {"a": {"backend": "dev", "ref": "a.json", "as": "directory"},
+                    "p": {"backend": "dev", "as": "prefix"}},
+        "rules": [{"match": {"host": True}, "allow": ["a"]}],
+    })
+    assert os.listdir(d.mountpoint) == ["a"]
+    assert _refused(os.listdir, d.path("p")) == errno.ENOENT
+    assert _refused(open, d.path("p/x")) == errno.ENOENT
+    with open(d.path("a/k"), "rb") as f:
+        assert f.read() == b"v"

@@ -107,6 +107,21 @@ test_errors_name_path_and_position(void **state)
 		  "\"cache\": {\"max_bytes\": \"64MiB\"}, \"secrets\": {}}",
 		  "cache.max_bytes", 2, 11, "half of memory.locked_bytes" },
 		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": \"a\", \"as\": \"dir\"}}}",
+		  "secrets.s.as", 2, 35, "expected \"file\", \"directory\"" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": \"a\", \"as\": \"directory\", \"field\": \"k\"}}}",
+		  "secrets.s.field", 2, 54, "not with \"as\": \"directory\"" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"rules\": [{\"match\": {\"bogus\": 1}, \"allow\": [\"*\"]}], \"secrets\": {}}",
+		  "rules[0].match.bogus", 2, 22, "" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"access\": {\"denied\": \"eperm\"}, \"secrets\": {}}",
+		  "access.denied", 2, 12, "expected \"enoent\"" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"audit\": {\"file\": \"/var/log/a\"}, \"secrets\": {}}",
+		  "audit.key_file", 2, 1, "" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
 		  "\"secrets\": {\"s\": {\"backend\": \"a\"}, \"s\": {\"backend\": \"a\"}}}",
 		  "", 2, 0, "duplicate object key" },
 	};
