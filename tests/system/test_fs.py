@@ -411,3 +411,21 @@ def test_directory_secrets_follow_the_rules(make_daemon, secrets_dir):
     assert _refused(open, d.path("p/x")) == errno.ENOENT
     with open(d.path("a/k"), "rb") as f:
         assert f.read() == b"v"
+
+
+def test_memlock_too_small_refuses_to_start(tmp_path, secrets_dir):
+    """Without CAP_IPC_LOCK and with a small RLIMIT_MEMLOCK the arena cannot
+    be locked: the daemon must say so, name the limit, and mount nothing."""
+    require_fuse()
+    cfg = write_private(tmp_path / "c.json", (
+        '{"backends": {"dev": {"type": "file", "dir": "%s"}},'
+        ' "secrets": {"a": {"backend": "dev"}}}' % secrets_dir))
+    mnt = tmp_path / "mnt"
+    out = subprocess.run(
+        ["prlimit", "--memlock=65536:65536", "setpriv", "--bounding-set",
+         "-ipc_lock", "--inh-caps", "-ipc_lock", binary(), "mount", "-f",
+         "-c", str(cfg), str(mnt)],
+        capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "RLIMIT_MEMLOCK" in out.stderr and "ulimit -l" in out.stderr
+    assert not is_mounted(str(mnt))
