@@ -210,6 +210,21 @@ decide(struct fs *fs, fuse_req_t req, size_t idx, struct caller *c,
 	return broker_allowed(fs->broker, c, idx, d);
 }
 
+/*
+ * The answer to a denied request, after recording it: the kernel may
+ * reach a file without a LOOKUP (an O_PATH descriptor reopened through
+ * /proc), so every refusal is audited where it happens.
+ */
+static int
+refuse(struct fs *fs, const struct node *n, const struct caller *c,
+    const struct policy_decision *d)
+{
+	if (broker_audit_lookup_denied(fs->broker, c, (size_t)n->idx, n->child,
+	    d->rule_id) < 0)
+		return EIO;
+	return broker_deny_errno(fs->broker);
+}
+
 /* Pin the value behind a file node. */
 static int
 pin(struct fs *fs, const struct node *n, struct cache_snap **snap)
@@ -278,15 +293,13 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	n.idx = idx;
+	n.child = pn.idx >= 0 ? name : NULL;
 	if (!decide(fs, req, (size_t)idx, &c, &d)) {
 		/* Invisible: the same answer as a name that does not exist. */
-		err = broker_audit_lookup_denied(fs->broker, &c, (size_t)idx,
-		    pn.idx >= 0 ? name : NULL, d.rule_id) < 0 ? EIO :
-		    broker_deny_errno(fs->broker);
-		fuse_reply_err(req, err);
+		fuse_reply_err(req, refuse(fs, &n, &c, &d));
 		return;
 	}
-	n.idx = idx;
 	n.child = NULL;
 	e.ino = idx + FIRST_INO;
 	if (pn.idx >= 0) {
@@ -328,7 +341,7 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (!decide(fs, req, (size_t)n.idx, &c, &d)) {
-		fuse_reply_err(req, broker_deny_errno(fs->broker));
+		fuse_reply_err(req, refuse(fs, &n, &c, &d));
 		return;
 	}
 	/* An open file reports the version it reads, not a newer one. */
@@ -410,7 +423,7 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		count = n_secrets(fs);
 	} else {
 		if (!decide(fs, req, (size_t)n.idx, &c, &d)) {
-			fuse_reply_err(req, broker_deny_errno(fs->broker));
+			fuse_reply_err(req, refuse(fs, &n, &c, &d));
 			return;
 		}
 		if ((err = broker_children(fs->broker, (size_t)n.idx, &names,
@@ -595,7 +608,7 @@ op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		return;
 	}
 	if (!decide(fs, req, (size_t)n.idx, &c, &d)) {
-		fuse_reply_err(req, broker_deny_errno(fs->broker));
+		fuse_reply_err(req, refuse(fs, &n, &c, &d));
 		return;
 	}
 	if ((r = pin(fs, &n, &snap)) < 0) {
