@@ -84,6 +84,35 @@ broker_lookup(const struct broker *b, const char *name)
 }
 
 /*
+ * A fetch that brings a version other than the cached one is a rotation:
+ * log and audit it with both versions.
+ */
+static void
+note_version(struct broker *b, const struct config_secret *s,
+    const char *name, const char *ref, const char *version)
+{
+	struct audit_rotate rot;
+	struct cache_snap *old;
+
+	if (cache_peek(b->cache, name, &old) < 0)
+		return;		/* a first fetch, not a rotation */
+	if (strcmp(old->version, version) != 0) {
+		log_info("secret %s: new version %s (was %s)", name, version,
+		    old->version);
+		rot = (struct audit_rotate){
+			.secret = name,
+			.backend = b->cfg->backends[s->backend].name,
+			.ref = ref,
+			.old_version = old->version,
+			.new_version = version,
+		};
+		if (b->audit && audit_rotate(b->audit, &rot) < 0)
+			log_warnx("audit: cannot record the rotation of %s", name);
+	}
+	cache_put(old);
+}
+
+/*
  * The cache's fetch callback: name -> config entry -> backend. A file of a
  * directory secret is cached as "secret/file": a key of the secret's JSON
  * value ("as": "directory") or the secret ref/file ("as": "prefix").
@@ -118,6 +147,8 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 	} else if (s->as == CONFIG_AS_DIRECTORY)
 		req.field = NULL;	/* the whole object, to list its keys */
 	r = backend_fetch(b->backends[s->backend], &req, out, errbuf, errlen);
+	if (r == 0)
+		note_version(b, s, name, req.ref, out->version);
 	if (r < 0) {
 		log_warnx("secret %s: backend %s: %s", name,
 		    b->cfg->backends[s->backend].name,

@@ -595,3 +595,42 @@ def test_on_failure_allow_serves_and_logs(small_fs, make_daemon, secrets_dir,
     assert recs[-2]["secret"] == "api_token"
     v = verify(key_file, audit_file)
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_rotation_is_logged_and_audited(make_daemon, secrets_dir, tmp_path):
+    """A value that changes in the backend is a new version: one rotate
+    record with both versions, and a log line, never the values."""
+    key_file = tmp_path / "audit.key"
+    key_file.write_text(os.urandom(32).hex())
+    os.chmod(key_file, 0o600)
+    audit_file = tmp_path / "audit" / "audit.log"
+    audit_file.parent.mkdir()
+    (secrets_dir / "r").write_bytes(b"first-value")
+    d = make_daemon({
+        "backends": {"dev": {"type": "file", "dir": str(secrets_dir)}},
+        "secrets": {"r": {"backend": "dev", "refresh": "1s"}},
+        "rules": [{"match": {"host": True}, "allow": ["*"]}],
+        "audit": {"file": str(audit_file), "key_file": str(key_file)},
+    })
+    with open(d.path("r"), "rb") as f:
+        assert f.read() == b"first-value"
+    old = os.getxattr(d.path("r"), "user.secretsfs.version").decode()
+    time.sleep(0.05)
+    (secrets_dir / "r").write_bytes(b"second-value")
+    deadline = time.monotonic() + 5
+    while True:
+        with open(d.path("r"), "rb") as f:
+            if f.read() == b"second-value":
+                break
+        assert time.monotonic() < deadline, "new value never served"
+        time.sleep(0.2)
+    new = os.getxattr(d.path("r"), "user.secretsfs.version").decode()
+    assert new != old
+    assert d.stop() == 0
+    rot = [r for r in records(audit_file) if r["event"] == "rotate"]
+    assert len(rot) == 1
+    assert (rot[0]["secret"], rot[0]["old_version"], rot[0]["new_version"]) \
+        == ("r", old, new)
+    assert "secret r: new version %s (was %s)" % (new, old) in d.log()
+    text = audit_file.read_bytes() + d.log().encode()
+    assert b"first-value" not in text and b"second-value" not in text
