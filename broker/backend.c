@@ -21,6 +21,25 @@ static const struct backend_ops *const backend_types[] = {
 	&backend_file_ops,
 };
 
+static backend_auth_hook auth_hook;
+static void *auth_hook_arg;
+
+void
+backend_set_auth_hook(backend_auth_hook fn, void *arg)
+{
+	auth_hook = fn;
+	auth_hook_arg = arg;
+}
+
+void
+backend_report_auth(const char *backend, const char *method,
+    const char *action, bool ok, int err, long long ttl, const char *reason)
+{
+	if (auth_hook)
+		auth_hook(auth_hook_arg, backend, method, action, ok, err, ttl,
+		    reason);
+}
+
 static const struct backend_ops *
 find_ops(const char *type)
 {

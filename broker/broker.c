@@ -170,6 +170,27 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 	return r;
 }
 
+/* Backends' logins and renewals, into the audit trail. */
+static void
+audit_auth_event(void *arg, const char *backend, const char *method,
+    const char *action, bool ok, int err, long long ttl, const char *reason)
+{
+	struct broker *b = arg;
+	struct audit_auth au = {
+		.backend = backend,
+		.method = method,
+		.action = action,
+		.outcome = ok ? AUDIT_OUTCOME_OK : AUDIT_OUTCOME_ERROR,
+		.err = err,
+		.ttl = ttl,
+		.reason = reason,
+	};
+
+	if (b->audit && audit_auth(b->audit, &au) < 0)
+		log_warnx("audit: cannot record a %s %s of backend %s", method,
+		    action, backend);
+}
+
 int
 broker_new(struct config *cfg, struct broker **out, char *errbuf,
     size_t errlen)
@@ -195,6 +216,18 @@ broker_new(struct config *cfg, struct broker **out, char *errbuf,
 		r = -ENOMEM;
 		goto fail;
 	}
+	if (cfg->audit) {
+		char why[512] = "";
+
+		if ((r = audit_open(cfg->audit, &b->audit, why, sizeof(why))) < 0) {
+			snprintf(errbuf, errlen, "audit: %s", why[0] ? why :
+			    strerror(-r));
+			goto fail;
+		}
+	} else
+		log_warnx("no \"audit\" section in the config: accesses are not "
+		    "audited");
+	backend_set_auth_hook(audit_auth_event, b);
 	for (i = 0; i < cfg->n_backends; i++) {
 		char why[BACKEND_ERR_MAX] = "";
 
@@ -218,17 +251,6 @@ broker_new(struct config *cfg, struct broker **out, char *errbuf,
 		snprintf(errbuf, errlen, "runtime.socket: %s", strerror(-r));
 		goto fail;
 	}
-	if (cfg->audit) {
-		char why[512] = "";
-
-		if ((r = audit_open(cfg->audit, &b->audit, why, sizeof(why))) < 0) {
-			snprintf(errbuf, errlen, "audit: %s", why[0] ? why :
-			    strerror(-r));
-			goto fail;
-		}
-	} else
-		log_warnx("no \"audit\" section in the config: accesses are not "
-		    "audited");
 	if (policy_rule_count(cfg->policy) == 0)
 		log_warnx("no access rules in the config: every secret is denied "
 		    "to every caller");
@@ -246,6 +268,7 @@ broker_free(struct broker *b)
 
 	if (!b)
 		return;
+	backend_set_auth_hook(NULL, NULL);
 	audit_close(b->audit);
 	engine_free(b->engine);
 	identity_cache_free(b->ids);

@@ -10,6 +10,7 @@
 #ifndef SECRETSFS_BACKEND_H
 #define SECRETSFS_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -91,6 +92,19 @@ void backend_value_clear(struct backend_value *v);
  */
 int backend_select_field(struct backend_value *v, const char *field,
     char *errbuf, size_t errlen);
+
+/*
+ * Authentication events (a login, a token renewal, a failure of either)
+ * that backends report for the audit trail. The broker registers one hook
+ * per process before opening backends; backends call backend_report_auth
+ * from any thread. reason is fixed text, never a token or a response body.
+ */
+typedef void (*backend_auth_hook)(void *arg, const char *backend,
+    const char *method, const char *action, bool ok, int err,
+    long long ttl, const char *reason);
+void backend_set_auth_hook(backend_auth_hook fn, void *arg);
+void backend_report_auth(const char *backend, const char *method,
+    const char *action, bool ok, int err, long long ttl, const char *reason);
 
 /* The file backend's operations (backend_file.c). */
 extern const struct backend_ops backend_file_ops;
