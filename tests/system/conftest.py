@@ -97,8 +97,10 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise AssertionError("secretsfs exited with %s:\n%s"
                                      % (self.proc.returncode, self.log()))
-            # A dead daemon's mount is listed too, but answers ENOTCONN.
-            if is_mounted(self.mountpoint) and not _stale(self.mountpoint):
+            # A dead daemon's mount is listed too, and may answer for a
+            # moment: wait for this daemon to say it is serving.
+            if is_mounted(self.mountpoint) and not _stale(self.mountpoint) \
+                    and "serving " in self.log():
                 return
             time.sleep(0.02)
         raise AssertionError("mount did not appear:\n" + self.log())
