@@ -10,6 +10,7 @@
 
 #include <secretsfs/backend.h>
 #include <secretsfs/secmem.h>
+#include <secretsfs/vault.h>
 
 struct backend {
 	char				*name;
@@ -19,6 +20,7 @@ struct backend {
 
 static const struct backend_ops *const backend_types[] = {
 	&backend_file_ops,
+	&backend_vault_ops,
 };
 
 static backend_auth_hook auth_hook;

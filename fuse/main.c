@@ -19,6 +19,7 @@
 #include <secretsfs/policy.h>
 #include <secretsfs/config.h>
 #include <secretsfs/fs.h>
+#include <secretsfs/http.h>
 #include <secretsfs/log.h>
 #include <secretsfs/secmem.h>
 
@@ -400,6 +401,9 @@ main(int argc, char **argv)
 		fatal("cannot make the process non-dumpable");
 	}
 	secmem_install_json_allocator();
+	/* libcurl's (and OpenSSL's) buffers wiped when freed. */
+	if (http_global_init() < 0)
+		fatalx("cannot initialise libcurl");
 
 	if (argc < 2) {
 		usage(stderr);

@@ -33,6 +33,14 @@ struct http_options {
 	int64_t		 retry_base_ms;		/* default 100ms */
 	int64_t		 retry_max_ms;		/* cap of one backoff; default 2s */
 	size_t		 max_response_bytes;	/* default 1MiB */
+	/*
+	 * Also allow plain http:// (with tls false) to the cloud metadata
+	 * addresses: 169.254.169.254 and fd00:ec2::254 (EC2 IMDS),
+	 * 169.254.170.2 (ECS), 169.254.170.23 and fd00:ec2::23 (EKS Pod
+	 * Identity). Only for the AWS credential providers; never set from
+	 * the config. Default false.
+	 */
+	bool		 metadata_http;
 };
 
 /* Defaults for every field above. */
@@ -42,9 +50,26 @@ void http_options_default(struct http_options *o);
  * The "tls" and "http" members of a backend's config object (same key
  * names as the fields above; durations and sizes as in config).
  * Paths in *o point into obj and live as long as it does.
+ *
+ * *o starts from http_options_default(). "tls" is an object {ca_file,
+ * client_cert, client_key, pinned_pubkey} (absolute paths; cert and key
+ * together; pinned_pubkey "sha256//..." or an absolute path) or the literal
+ * false (plain http, loopback only). "http" is {connect_timeout, timeout,
+ * max_retries (0-10), retry_base, retry_max (>= retry_base),
+ * max_response_bytes (1KiB-256MiB)}. Unknown keys are errors; -EINVAL with
+ * err->path naming the key, e.g. "backends.vault.tls.client_key".
  */
 int http_options_from_json(const json_t *backend_obj, const char *path,
     struct http_options *o, struct config_err *err);
+
+/*
+ * The rules http_client_new applies to base_url, alone, for config
+ * checks: an http:// or https:// URL without user, password or query;
+ * https:// unless tls is false; http:// only to a loopback host
+ * (127.0.0.0/8, ::1, localhost) and only when tls is false. 0, or -EINVAL
+ * with errbuf saying why.
+ */
+int http_check_url(const char *url, bool tls, char *errbuf, size_t errlen);
 
 struct http_client;
 
@@ -89,6 +114,14 @@ struct http_response {
  * answer came: -ETIMEDOUT, -ECONNREFUSED, -EPROTO (TLS: peer not
  * verified, handshake failed), -EFBIG (body over the cap), -EIO; errbuf
  * says why, naming the URL but never a header value or body. Thread-safe.
+ * Also: -EHOSTUNREACH (name not resolved), -EPERM (the client key was
+ * replaced by one group/other can read), -EINVAL (a header value holding
+ * CR or LF), -ENOMEM (locked memory exhausted).
+ *
+ * Before each request the client certificate and key files are stat'ed;
+ * when they changed, pooled connections and TLS sessions made with the old
+ * certificate are dropped. 429 and 5xx are retried only when req->retry;
+ * the last answer is returned when retries or time run out.
  */
 int http_do(struct http_client *c, const struct http_request *req,
     struct http_response *resp, char *errbuf, size_t errlen);
