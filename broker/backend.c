@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include <secretsfs/aws.h>
 #include <secretsfs/backend.h>
 #include <secretsfs/secmem.h>
 #include <secretsfs/vault.h>
@@ -21,6 +22,7 @@ struct backend {
 static const struct backend_ops *const backend_types[] = {
 	&backend_file_ops,
 	&backend_vault_ops,
+	&backend_aws_ops,
 };
 
 static backend_auth_hook auth_hook;

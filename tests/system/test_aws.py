@@ -1,0 +1,611 @@
+"""The AWS Secrets Manager backend through a real mount, against the local fake
+(tests/fakes/aws_server.py, which checks every signature with botocore's signer).
+
+Covered: string and binary secrets, JSON field selection, a pinned VersionId, a
+staging label, every credential source of the chain (config, environment, the
+shared files, web identity, container, IMDSv2), temporary credentials that lapse
+and are renewed without a failed read, a token the server says expired, a wrong
+secret key, throttling and 5xx retries, error mapping, and 50 concurrent first
+reads that make one request. After every test the daemon's log is searched for
+secret values and keys.
+
+Run: cd /work/main && SECRETSFS_BIN=/tmp/aws-build/fuse/secretsfs \\
+         /usr/bin/python3 -m pytest -q tests/system/test_aws.py
+"""
+import base64
+import errno
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import need, write_private
+
+FAKES = Path(__file__).resolve().parent.parent / "fakes"
+sys.path.insert(0, str(FAKES))
+
+from aws_fixture import AwsFake  # noqa: E402
+
+XATTR_VERSION = "user.secretsfs.version"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    need((FAKES / "mkpki.sh").exists(), "tests/fakes/mkpki.sh is missing")
+    subprocess.run(["bash", str(FAKES / "mkpki.sh"), str(d)], check=True)
+    return d
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory, pki):
+    f = AwsFake.start(tmp_path_factory.mktemp("aws"), pki)
+    yield f
+    f.stop()
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch, tmp_path, request):
+    """No AWS variable from the caller leaks in; HOME is empty; IMDS is off unless a
+    test turns it on. The daemon inherits os.environ (conftest's Popen)."""
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            monkeypatch.delenv(k)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700, exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    yield
+    if "fake" in request.fixturenames:
+        f = request.getfixturevalue("fake")
+        if f.running:
+            f.clear_faults()
+            f.config(clock_offset=0, temp_cred_ttl=None, deny=[], imds_v1=False,
+                     error_style="plain", message_key="message")
+
+
+def unique(prefix):
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
+
+
+def static_creds(fake, secret_key=None):
+    return {"access_key_id": fake.access_key,
+            "secret_access_key": secret_key or fake.secret_key}
+
+
+def aws_config(fake, secrets, **backend):
+    b = {"type": "aws", "region": fake.region, "endpoint": fake.endpoint,
+         "tls": {"ca_file": fake.ca_file},
+         "http": {"retry_base": "20ms", "retry_max": "200ms", "timeout": "10s"}}
+    b.update(backend)
+    return {
+        "backends": {"sm": b},
+        "secrets": {name: dict({"backend": "sm"}, **s) for name, s in secrets.items()},
+        # Deny by default: these tests read from the host.
+        "rules": [{"id": "host", "match": {"host": True}, "allow": ["*"]}],
+    }
+
+
+def read(d, name):
+    with open(d.path(name), "rb") as f:
+        return f.read()
+
+
+def read_errno(d, name):
+    with pytest.raises(OSError) as e:
+        read(d, name)
+    return e.value.errno
+
+
+def assert_log_clean(d, *values):
+    """No secret value, key or token in the daemon's log, in any form."""
+    log = d.log_path.read_bytes() if d.log_path.exists() else b""
+    # Every session token the fake issues starts so (aws_server.rand_session_token).
+    assert b"FwoGZXIvYXdzEFAKE" not in log
+    for v in values:
+        if v is None:
+            continue
+        raw = v if isinstance(v, bytes) else v.encode()
+        forms = {raw, base64.b64encode(raw)}
+        if len(raw) >= 8:
+            forms.add(raw[:8])
+        for form in forms:
+            assert form not in log, "a secret reached the daemon log"
+
+
+# --------------------------------------------------------------------------- values
+
+def test_string_secret_version_and_mtime(make_daemon, fake):
+    name = unique("db")
+    put = fake.put_secret(name, string="hunter2-correct-horse")
+    d = make_daemon(aws_config(fake, {"db_password": {"ref": name}},
+                               credentials=static_creds(fake)))
+    assert read(d, "db_password") == b"hunter2-correct-horse"
+    assert os.getxattr(d.path("db_password"), XATTR_VERSION).decode() == put["VersionId"]
+    st = os.stat(d.path("db_password"))
+    assert st.st_size == len("hunter2-correct-horse")
+    # CreatedDate is the change time of the version: the fake made it just now.
+    assert abs(st.st_mtime - time.time()) < 60
+    assert fake.count("GetSecretValue", secret_id=name) >= 1
+    assert_log_clean(d, "hunter2-correct-horse", fake.secret_key)
+
+
+def test_secret_by_arn(make_daemon, fake):
+    name = unique("arn")
+    put = fake.put_secret(name, string="by-arn-value")
+    d = make_daemon(aws_config(fake, {"s": {"ref": put["ARN"]}},
+                               credentials=static_creds(fake)))
+    assert read(d, "s") == b"by-arn-value"
+    assert fake.count("GetSecretValue", secret_id=put["ARN"]) == 1
+
+
+def test_binary_secret_every_byte(make_daemon, fake):
+    name = unique("bin")
+    value = bytes(range(256)) + b"\x00tail"
+    fake.put_secret(name, binary=value)
+    d = make_daemon(aws_config(fake, {"blob": {"ref": name}},
+                               credentials=static_creds(fake)))
+    assert read(d, "blob") == value
+    assert os.stat(d.path("blob")).st_size == len(value)
+    assert_log_clean(d, value[16:48], fake.secret_key)
+
+
+def test_binary_secret_padding(make_daemon, fake):
+    # 1 and 2 bytes of '=' padding, and none
+    names = {}
+    for n in (1, 2, 3, 4, 5):
+        names["b%d" % n] = (unique("pad%d" % n), bytes([0xA0 + i for i in range(n)]))
+        fake.put_secret(names["b%d" % n][0], binary=names["b%d" % n][1])
+    d = make_daemon(aws_config(fake, {k: {"ref": v[0]} for k, v in names.items()},
+                               credentials=static_creds(fake)))
+    for k, (_, value) in names.items():
+        assert read(d, k) == value
+
+
+def test_json_field_selection(make_daemon, fake):
+    name = unique("json")
+    fake.put_secret(name, string=json.dumps(
+        {"username": "svc-app", "password": "s3cr3t-pw-7", "port": 5432}))
+    d = make_daemon(aws_config(fake, {
+        "db_user": {"ref": name, "field": "username"},
+        "db_password": {"ref": name, "field": "password"},
+        "db_port": {"ref": name, "field": "port"},
+        "db_missing": {"ref": name, "field": "nope"},
+    }, credentials=static_creds(fake)))
+    assert read(d, "db_user") == b"svc-app"
+    assert read(d, "db_password") == b"s3cr3t-pw-7"
+    assert read(d, "db_port") == b"5432"
+    assert read_errno(d, "db_missing") in (errno.ENOENT, errno.EIO)
+    assert_log_clean(d, "s3cr3t-pw-7", fake.secret_key)
+
+
+def test_pinned_version_id_and_stages(make_daemon, fake):
+    name = unique("rot")
+    v1 = fake.put_secret(name, string="value-one")
+    v2 = fake.put_secret(name, string="value-two")          # AWSCURRENT moves here
+    pending = fake.put_secret(name, string="value-pending", stages=["AWSPENDING"])
+    d = make_daemon(aws_config(fake, {
+        "current": {"ref": name},
+        "pinned": {"ref": name, "version": v1["VersionId"]},
+        "previous": {"ref": name, "version": "stage:AWSPREVIOUS"},
+        "pending": {"ref": name, "version": "stage:AWSPENDING"},
+        "no_such_version": {"ref": name, "version": str(uuid.uuid4())},
+        "no_such_stage": {"ref": name, "version": "stage:NOPE"},
+    }, credentials=static_creds(fake)))
+    assert read(d, "current") == b"value-two"
+    assert read(d, "pinned") == b"value-one"
+    assert os.getxattr(d.path("pinned"), XATTR_VERSION).decode() == v1["VersionId"]
+    assert read(d, "previous") == b"value-one"
+    assert read(d, "pending") == b"value-pending"
+    assert os.getxattr(d.path("pending"), XATTR_VERSION).decode() == pending["VersionId"]
+    assert os.getxattr(d.path("current"), XATTR_VERSION).decode() == v2["VersionId"]
+    assert read_errno(d, "no_such_version") == errno.ENOENT
+    assert read_errno(d, "no_such_stage") == errno.ENOENT
+    assert "ResourceNotFoundException" in d.log()
+    assert_log_clean(d, "value-one", "value-two", "value-pending", fake.secret_key)
+
+
+def test_backend_default_version_stage(make_daemon, fake):
+    name = unique("stage")
+    fake.put_secret(name, string="live")
+    fake.put_secret(name, string="next", stages=["AWSPENDING"])
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}}, version_stage="AWSPENDING",
+                                credentials=static_creds(fake)))
+    assert read(d, "s") == b"next"
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_not_found_is_enoent_and_logged_once_with_request_id(make_daemon, fake):
+    d = make_daemon(aws_config(fake, {"gone": {"ref": unique("gone")}},
+                               credentials=static_creds(fake)))
+    assert read_errno(d, "gone") == errno.ENOENT
+    log = d.log()
+    assert "AWS ResourceNotFoundException (request id " in log
+    assert "Secrets Manager can't find the specified secret." in log
+
+
+def test_qualified_error_types_and_capital_message(make_daemon, fake):
+    fake.config(error_style="qualified", message_key="Message")
+    d = make_daemon(aws_config(fake, {"gone": {"ref": unique("gone")}},
+                               credentials=static_creds(fake)))
+    assert read_errno(d, "gone") == errno.ENOENT
+    log = d.log()
+    assert "AWS ResourceNotFoundException (request id " in log
+    assert "com.amazonaws" not in log
+    assert "can't find the specified secret" in log
+
+
+def test_wrong_secret_key_is_refused(make_daemon, fake):
+    name = unique("sig")
+    fake.put_secret(name, string="never-served")
+    wrong = "W" * 40
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}},
+                               credentials=static_creds(fake, secret_key=wrong)))
+    assert read_errno(d, "s") in (errno.EACCES, errno.EIO)
+    assert "InvalidSignatureException" in d.log()
+    st = fake.stats()
+    assert st["auth_errors"].get("InvalidSignatureException", 0) >= 1
+    # A refusal is not retried.
+    assert fake.count("GetSecretValue", secret_id=name) == 1
+    assert_log_clean(d, "never-served", wrong, fake.secret_key)
+
+
+def test_unknown_access_key_is_eacces(make_daemon, fake):
+    name = unique("akid")
+    fake.put_secret(name, string="x-value")
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}}, credentials={
+        "access_key_id": "AKIAUNKNOWNUNKNOWN22", "secret_access_key": fake.secret_key}))
+    assert read_errno(d, "s") == errno.EACCES
+    assert "UnrecognizedClientException" in d.log()
+
+
+def test_throttled_once_then_served(make_daemon, fake):
+    name = unique("thr")
+    fake.put_secret(name, string="after-throttle")
+    fake.faults(kind="throttle", count=1, operation="GetSecretValue", secret_id=name)
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}},
+                               credentials=static_creds(fake)))
+    assert read(d, "s") == b"after-throttle"
+    assert fake.count("GetSecretValue", secret_id=name) == 2
+    assert fake.stats()["errors"].get("ThrottlingException") == 1
+    assert "ThrottlingException" not in d.log()     # it worked: nothing to report
+
+
+def test_server_errors_retried_then_given_up(make_daemon, fake):
+    name = unique("5xx")
+    fake.put_secret(name, string="after-500")
+    fake.faults(kind="error500", count=2, operation="GetSecretValue", secret_id=name)
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}, "t": {"ref": name + "-t"}},
+                               credentials=static_creds(fake)))
+    assert read(d, "s") == b"after-500"
+    assert fake.count("GetSecretValue", secret_id=name) == 3
+    # Always failing: max_retries (3) retries, then EIO naming the error.
+    fake.put_secret(name + "-t", string="unreachable")
+    fake.faults(kind="unavailable", count=-1, operation="GetSecretValue",
+                secret_id=name + "-t")
+    assert read_errno(d, "t") == errno.EIO
+    assert fake.count("GetSecretValue", secret_id=name + "-t") == 4
+    assert "ServiceUnavailable" in d.log()
+
+
+def test_decryption_failure_and_access_denied(make_daemon, fake):
+    a, b = unique("kms"), unique("deny")
+    fake.put_secret(a, string="kms-value")
+    fake.put_secret(b, string="denied-value")
+    fake.faults(kind="decryption_failure", count=-1, secret_id=a)
+    fake.config(deny=[{"principal": "*", "operation": "GetSecretValue", "secret": b}])
+    d = make_daemon(aws_config(fake, {"a": {"ref": a}, "b": {"ref": b}},
+                               credentials=static_creds(fake)))
+    assert read_errno(d, "a") == errno.EIO
+    assert read_errno(d, "b") == errno.EACCES
+    log = d.log()
+    assert "AWS DecryptionFailure (request id " in log
+    assert "AWS AccessDeniedException (request id " in log
+    assert fake.count("GetSecretValue", secret_id=a) == 1   # not retried
+    assert_log_clean(d, "kms-value", "denied-value", fake.secret_key)
+
+
+def test_malformed_answer_is_eio(make_daemon, fake):
+    name = unique("mal")
+    fake.put_secret(name, string="fine-value")
+    fake.faults(kind="malformed", count=-1, operation="GetSecretValue", secret_id=name)
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}},
+                               credentials=static_creds(fake)))
+    assert read_errno(d, "s") == errno.EIO
+    assert "malformed" in d.log()
+
+
+# --------------------------------------------------------------------------- concurrency
+
+def test_fifty_concurrent_first_reads_make_one_request(make_daemon, fake):
+    name = unique("herd")
+    fake.put_secret(name, string="one-request-value")
+    # Hold the one request long enough for every reader to pile up behind it.
+    fake.faults(kind="slow", seconds=0.5, count=1, operation="GetSecretValue",
+                secret_id=name)
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}},
+                               credentials=static_creds(fake)))
+    barrier = threading.Barrier(50)
+    results, errors = [], []
+
+    def reader():
+        try:
+            barrier.wait(10)
+            results.append(read(d, "s"))
+        except Exception as e:      # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:3]
+    assert results == [b"one-request-value"] * 50
+    assert fake.count("GetSecretValue", secret_id=name) == 1
+
+
+# --------------------------------------------------------------------------- credentials
+
+def test_credentials_from_environment(make_daemon, fake, monkeypatch):
+    name = unique("env")
+    fake.put_secret(name, string="env-value")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", fake.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", fake.secret_key)
+    monkeypatch.setenv("AWS_REGION", fake.region)
+    cfg = aws_config(fake, {"s": {"ref": name}})
+    del cfg["backends"]["sm"]["region"]         # from AWS_REGION
+    d = make_daemon(cfg)
+    assert read(d, "s") == b"env-value"
+    assert fake.stats()["access_keys"].get(fake.access_key, 0) >= 1
+    assert_log_clean(d, "env-value", fake.secret_key)
+
+
+def test_credentials_from_shared_credentials_file(make_daemon, fake, monkeypatch,
+                                                  tmp_path):
+    name = unique("prof")
+    fake.put_secret(name, string="profile-value")
+    path = fake.write_credentials_file(tmp_path / "credentials", profile="secretsfs")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", path)
+    monkeypatch.setenv("AWS_PROFILE", "secretsfs")
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}}))
+    assert read(d, "s") == b"profile-value"
+    assert_log_clean(d, "profile-value", fake.secret_key)
+
+
+def test_credentials_from_default_files_and_config_profile(make_daemon, fake, tmp_path):
+    """~/.aws/config with [profile x] named by the backend's "profile", and the
+    region from that profile."""
+    name = unique("cfgprof")
+    fake.put_secret(name, string="config-profile-value")
+    aws_dir = Path(os.environ["HOME"]) / ".aws"
+    aws_dir.mkdir(mode=0o700)
+    write_private(aws_dir / "credentials", "[default]\naws_access_key_id = AKIAWRONG\n"
+                  "aws_secret_access_key = wrong\n")
+    write_private(aws_dir / "config",
+                  "# written by the test\n[default]\nregion = eu-west-3\n\n"
+                  "[profile app]\nregion = %s\naws_access_key_id = %s\n"
+                  "aws_secret_access_key = %s   ; inline comment\n"
+                  % (fake.region, fake.access_key, fake.secret_key))
+    cfg = aws_config(fake, {"s": {"ref": name}}, profile="app")
+    del cfg["backends"]["sm"]["region"]
+    d = make_daemon(cfg)
+    assert read(d, "s") == b"config-profile-value"
+    assert_log_clean(d, "config-profile-value", fake.secret_key)
+
+
+def test_readable_credentials_file_is_refused(make_daemon, fake, monkeypatch, tmp_path):
+    path = fake.write_credentials_file(tmp_path / "credentials")
+    os.chmod(path, 0o644)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", path)
+    d = make_daemon(aws_config(fake, {"s": {"ref": "x"}}), start=False)
+    d.start(wait=False)
+    assert d.proc.wait(10) != 0
+    log = d.log()
+    assert "chmod 600" in log and path in log
+    assert_log_clean(d, fake.secret_key)
+
+
+def test_no_credentials_anywhere_fails_at_start(make_daemon, fake):
+    d = make_daemon(aws_config(fake, {"s": {"ref": "x"}}), start=False)
+    d.start(wait=False)
+    assert d.proc.wait(10) != 0
+    assert "no AWS credentials" in d.log()
+
+
+def web_identity(fake, monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE",
+                       fake.write_web_identity_token(tmp_path / "token"))
+    monkeypatch.setenv("AWS_ROLE_ARN", fake.role_arn)
+    monkeypatch.setenv("AWS_ROLE_SESSION_NAME", "secretsfs-test")
+    return {"sts_endpoint": fake.endpoint}
+
+
+def container(fake, monkeypatch, tmp_path, token_in_file=True):
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fake.ecs_full_uri)
+    if token_in_file:
+        monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                           fake.write_ecs_token(tmp_path / "ecs-token"))
+    else:
+        monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", fake.ecs_token)
+    return {}
+
+
+def imds(fake, monkeypatch, tmp_path, via_env=False):
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")
+    if via_env:
+        monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fake.imds_endpoint)
+        return {}
+    return {"imds_endpoint": fake.imds_endpoint}
+
+
+SOURCES = {
+    "web_identity": (web_identity, "sts"),
+    "container_token_file": (container, "ecs"),
+    "container_token_env": (lambda f, m, t: container(f, m, t, token_in_file=False),
+                            "ecs"),
+    "imds": (imds, "imds_credentials"),
+    "imds_env_endpoint": (lambda f, m, t: imds(f, m, t, via_env=True),
+                          "imds_credentials"),
+}
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_temporary_credential_sources(make_daemon, fake, monkeypatch, tmp_path, source):
+    setup, fetch_key = SOURCES[source]
+    name = unique(source)
+    fake.put_secret(name, string="temp-" + source)
+    extra = setup(fake, monkeypatch, tmp_path)
+    fake.reset_stats()
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}}, **extra))
+    assert read(d, "s") == ("temp-" + source).encode()
+    st = fake.stats()
+    assert st["credential_fetches"].get(fetch_key, 0) == 1
+    assert st["session_token_requests"] >= 1
+    assert st["signature_failures"] == 0
+    if source == "web_identity":
+        assert st["sts_unsigned"] == 1
+    if source.startswith("imds"):
+        assert st["credential_fetches"].get("imds_token") == 1
+        assert st["credential_fetches"].get("imds_role") == 1
+    assert_log_clean(d, "temp-" + source, fake.secret_key, fake.web_identity_token,
+                     fake.ecs_token)
+
+
+def test_bad_web_identity_token_is_eacces(make_daemon, fake, monkeypatch, tmp_path):
+    name = unique("badjwt")
+    fake.put_secret(name, string="never")
+    extra = web_identity(fake, monkeypatch, tmp_path)
+    write_private(tmp_path / "token", "not.the.token")
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}}, **extra))
+    assert read_errno(d, "s") == errno.EACCES
+    assert "STS InvalidIdentityToken (request id " in d.log()
+    assert fake.count("GetSecretValue", secret_id=name) == 0
+
+
+def test_bad_container_token_is_eacces(make_daemon, fake, monkeypatch, tmp_path):
+    name = unique("badecs")
+    fake.put_secret(name, string="never")
+    container(fake, monkeypatch, tmp_path)
+    write_private(tmp_path / "ecs-token", "wrong-token")
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}}))
+    assert read_errno(d, "s") == errno.EACCES
+    assert "container credentials: HTTP 401" in d.log()
+    assert_log_clean(d, fake.ecs_token)
+
+
+@pytest.mark.parametrize("source", ["imds", "web_identity", "container_token_file"])
+def test_expiring_credentials_are_renewed_without_a_failed_read(
+        make_daemon, fake, monkeypatch, tmp_path, source):
+    """5-second credentials, a secret refreshed every second, reads for three
+    credential lifetimes: every GetSecretValue must succeed (the cache would hide a
+    failed refresh behind the old value, so the fake's counters are the proof)."""
+    setup, _ = SOURCES[source]
+    name = unique("renew")
+    fake.put_secret(name, string="renewed-value")
+    extra = setup(fake, monkeypatch, tmp_path)
+    fake.config(temp_cred_ttl=5)
+    fake.reset_stats()
+    d = make_daemon(aws_config(fake, {"s": {"ref": name, "refresh": "1s"}}, **extra))
+    deadline = time.monotonic() + 16
+    reads = 0
+    while time.monotonic() < deadline:
+        assert read(d, "s") == b"renewed-value"
+        reads += 1
+        time.sleep(0.2)
+    st = fake.stats()
+    assert st["errors"] == {}, st["errors"]
+    assert st["signature_failures"] == 0
+    assert st["operations"].get("GetSecretValue", 0) >= 10
+    assert st["status"] == {"200": st["operations"]["GetSecretValue"]}
+    # renewed ahead of every expiry: 16 s / (5 s * 2/3) is 4 or more sets
+    assert st["temp_credentials_issued"] >= 4
+    assert reads > 40
+    assert "Expired" not in d.log()
+    assert_log_clean(d, "renewed-value", fake.web_identity_token, fake.ecs_token)
+
+
+def test_expired_token_answer_renews_once_and_retries(make_daemon, fake, monkeypatch,
+                                                      tmp_path):
+    name = unique("exp")
+    fake.put_secret(name, string="still-served")
+    extra = imds(fake, monkeypatch, tmp_path)
+    fake.reset_stats()
+    d = make_daemon(aws_config(fake, {"s": {"ref": name, "refresh": "1s"}}, **extra))
+    assert read(d, "s") == b"still-served"
+    assert fake.expire_temp_credentials() >= 1
+    time.sleep(1.2)
+    fake.put_secret(name, string="new-after-expiry")
+    assert read(d, "s") == b"new-after-expiry"
+    st = fake.stats()
+    assert st["errors"].get("ExpiredTokenException") == 1
+    assert st["credential_fetches"].get("imds_credentials") == 2
+    assert fake.count("GetSecretValue", secret_id=name) == 3
+    assert "ExpiredTokenException" not in d.log()
+
+
+def test_revoked_credentials_are_eacces(make_daemon, fake, monkeypatch, tmp_path):
+    name = unique("rev")
+    fake.put_secret(name, string="before-revoke")
+    extra = imds(fake, monkeypatch, tmp_path)
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}, "t": {"ref": name}},
+                               **extra))
+    assert read(d, "s") == b"before-revoke"
+    fake.revoke_temp_credentials()
+    assert read_errno(d, "t") == errno.EACCES
+    assert "UnrecognizedClientException" in d.log()
+
+
+def test_credential_endpoint_down_is_eio_and_named(make_daemon, fake, monkeypatch):
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")
+    d = make_daemon(aws_config(fake, {"s": {"ref": "x"}},
+                               imds_endpoint="http://127.0.0.1:9",
+                               http={"retry_base": "10ms", "retry_max": "20ms",
+                                     "max_retries": 1}))
+    assert read_errno(d, "s") == errno.EIO
+    assert "AWS credentials (imds)" in d.log()
+
+
+def test_concurrent_first_reads_fetch_credentials_once(make_daemon, fake, monkeypatch,
+                                                       tmp_path):
+    """30 different uncached secrets read at once with IMDS credentials: one set of
+    credentials is fetched and shared, and every request is signed with it."""
+    names = [unique("many%d" % i) for i in range(30)]
+    for i, n in enumerate(names):
+        fake.put_secret(n, string="value-%d" % i)
+    extra = imds(fake, monkeypatch, tmp_path)
+    fake.faults(kind="slow", seconds=0.5, count=1, operation="imds")
+    fake.reset_stats()
+    d = make_daemon(aws_config(fake, {"s%d" % i: {"ref": n}
+                                      for i, n in enumerate(names)}, **extra))
+    barrier = threading.Barrier(len(names))
+    results, errors = {}, []
+
+    def reader(i):
+        try:
+            barrier.wait(10)
+            results[i] = read(d, "s%d" % i)
+        except Exception as e:      # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(len(names))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:3]
+    assert results == {i: b"value-%d" % i for i in range(len(names))}
+    st = fake.stats()
+    assert st["credential_fetches"].get("imds_credentials") == 1
+    assert st["credential_fetches"].get("imds_token") == 1
+    assert st["operations"]["GetSecretValue"] == len(names)
+    assert st["session_token_requests"] == len(names)
