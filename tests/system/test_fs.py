@@ -333,7 +333,7 @@ def test_values_never_in_the_log(mounted):
 def test_shipped_configs_are_valid(tmp_path):
     """conf/ documents the keys; the daemon must accept what it shows."""
     conf = os.path.join(HERE, "..", "..", "conf")
-    for name in ("secretsfs.json", "quickstart.json"):
+    for name in ("secretsfs.json", "quickstart.json", "aws.json"):
         with open(os.path.join(conf, name)) as f:
             text = f.read().replace("@SECRETS@", "/nonexistent")
             text = text.replace("@MOUNT@", "/run/secretsfs")
