@@ -338,6 +338,8 @@ def test_shipped_configs_are_valid(tmp_path):
             text = f.read().replace("@SECRETS@", "/nonexistent")
             text = text.replace("@MOUNT@", "/run/secretsfs")
             text = text.replace("@DEMO@", "/var/lib/secretsfs-demo")
+            text = text.replace("@PKI@", "/var/lib/secretsfs-demo/pki")
+            text = text.replace("@VAULT@", "https://127.0.0.1:8200")
         cfg = write_private(tmp_path / name, text)
         out = subprocess.run([binary(), "check-config", str(cfg)],
                              capture_output=True, text=True)
