@@ -187,6 +187,22 @@ def test_json_field_selection(make_daemon, fake):
     assert_log_clean(d, "s3cr3t-pw-7", fake.secret_key)
 
 
+def test_json_secret_as_a_directory(make_daemon, fake):
+    name = unique("dir")
+    fake.put_secret(name, string=json.dumps(
+        {"username": "svc-dir", "password": "dir-pw-42", "port": 5432}))
+    d = make_daemon(aws_config(fake, {
+        "db": {"ref": name, "as": "directory"},
+    }, credentials=static_creds(fake)))
+    assert sorted(os.listdir(d.path("db"))) == ["password", "port", "username"]
+    assert read(d, "db/password") == b"dir-pw-42"
+    assert read(d, "db/port") == b"5432"
+    assert read_errno(d, "db/nope") == errno.ENOENT
+    version = os.getxattr(d.path("db/username"), "user.secretsfs.version")
+    assert version.decode() in fake.describe(name)["VersionIdsToStages"]
+    assert_log_clean(d, "dir-pw-42", fake.secret_key)
+
+
 def test_pinned_version_id_and_stages(make_daemon, fake):
     name = unique("rot")
     v1 = fake.put_secret(name, string="value-one")

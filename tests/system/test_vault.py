@@ -12,6 +12,7 @@ Run: cd /work/main && SECRETSFS_BIN=BUILD/fuse/secretsfs /usr/bin/python3 -m pyt
 import errno
 import json
 import os
+import stat
 import secrets
 import shutil
 import sys
@@ -153,6 +154,29 @@ def test_kv2_read_field_pinned_version_and_missing(make_daemon, vault):
     assert ours and all(r["x_vault_request"] for r in ours)
     assert "logged in with cert auth, token ttl 3600s" in d.log()
     assert_log_clean(d, vault, pw1, pw2)
+
+
+def test_whole_secret_as_a_directory(make_daemon, vault):
+    pw, key = value(), value()
+    vault.kv_put("secret", "t1b/app", {"password": pw, "api_key": key,
+                                        "port": 5432})
+    d = make_daemon(config(backend(vault), {
+        "app": {"backend": "vault", "ref": "t1b/app", "as": "directory",
+                "mode": "0440"},
+        "app_v1": {"backend": "vault", "ref": "t1b/app", "as": "directory",
+                   "version": "1"},
+    }))
+    assert sorted(os.listdir(d.path("app"))) == ["api_key", "password", "port"]
+    assert read(d, "app/password") == pw.encode()
+    assert read(d, "app/api_key") == key.encode()
+    assert read(d, "app/port") == b"5432"
+    assert read_errno(d, "app/nope") == errno.ENOENT
+    assert os.getxattr(d.path("app/password"), "user.secretsfs.version") == b"1"
+    assert stat.S_IMODE(os.stat(d.path("app/password")).st_mode) == 0o440
+    # A directory pinned to version 1 keeps serving it after a write.
+    assert vault.kv_put("secret", "t1b/app", {"password": "x" + pw}) == 2
+    assert read(d, "app_v1/password") == pw.encode()
+    assert_log_clean(d, vault, pw, key)
 
 
 def test_kv2_deleted_and_destroyed_versions_are_enoent(make_daemon, vault):
