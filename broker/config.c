@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,40 @@
 #define DEFAULT_NEG_TTL_MS	5000
 #define DEFAULT_REFRESH_MS	60000
 #define DEFAULT_MODE		0400
+#define DEFAULT_MAX_STALE_MS	(3600 * 1000)
+#define DEFAULT_DELETE_GRACE_MS	30000
+
+static const struct {
+	const char	*name;
+	int		 sig;
+} signals[] = {
+	{ "SIGHUP", SIGHUP }, { "SIGINT", SIGINT }, { "SIGQUIT", SIGQUIT },
+	{ "SIGUSR1", SIGUSR1 }, { "SIGUSR2", SIGUSR2 }, { "SIGTERM", SIGTERM },
+	{ "SIGWINCH", SIGWINCH }, { "SIGALRM", SIGALRM },
+};
+
+int
+config_signal_from_name(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+		if (strcmp(name, signals[i].name) == 0 ||
+		    strcmp(name, signals[i].name + 3) == 0)
+			return signals[i].sig;
+	return -EINVAL;
+}
+
+const char *
+config_signal_name(int sig)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+		if (signals[i].sig == sig)
+			return signals[i].name;
+	return "signal";
+}
 
 int
 config_err_set(struct config_err *err, const char *path, const char *fmt, ...)
@@ -501,26 +536,58 @@ struct defaults {
 	mode_t	 mode;
 	unsigned uid, gid;
 	int64_t	 refresh_ms;
+	int	 on_rotate;
 };
+
+/*
+ * "on_rotate": {"signal": "SIGHUP"}: what to tell the processes that
+ * opened a secret when a new version of it arrives.
+ */
+static int
+get_on_rotate(const json_t *parent, const char *path, int *sig,
+    struct config_err *err)
+{
+	static const char *const keys[] = { "signal", NULL };
+	const char *name = NULL;
+	json_t *o;
+	char p[256], sp[300];
+	int r;
+
+	if ((r = get_object(parent, path, "on_rotate", false, &o, err)) < 0 ||
+	    !o)
+		return r;
+	path_key(p, sizeof(p), path, "on_rotate");
+	if ((r = check_keys(o, p, keys, err)) < 0 ||
+	    (r = get_string(o, p, "signal", true, &name, err)) < 0)
+		return r;
+	path_key(sp, sizeof(sp), p, "signal");
+	if ((r = config_signal_from_name(name)) < 0)
+		return config_err_set(err, sp, "expected one of SIGHUP, SIGINT, "
+		    "SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM, SIGWINCH, SIGALRM");
+	*sig = r;
+	return 0;
+}
 
 static int
 parse_defaults(const json_t *root, struct defaults *d, struct config_err *err)
 {
 	static const char *const keys[] = { "mode", "uid", "gid", "refresh",
-	    NULL };
+	    "on_rotate", NULL };
 	json_t *o;
 	int r;
 
 	d->mode = DEFAULT_MODE;
 	d->uid = d->gid = 0;
 	d->refresh_ms = DEFAULT_REFRESH_MS;
+	d->on_rotate = 0;
 	if ((r = get_object(root, "", "defaults", false, &o, err)) < 0 || !o)
 		return r;
 	if ((r = check_keys(o, "defaults", keys, err)) < 0 ||
 	    (r = get_mode(o, "defaults", "mode", &d->mode, err)) < 0 ||
 	    (r = get_id(o, "defaults", "uid", false, &d->uid, err)) < 0 ||
 	    (r = get_id(o, "defaults", "gid", true, &d->gid, err)) < 0 ||
-	    (r = get_duration(o, "defaults", "refresh", &d->refresh_ms, err)) < 0)
+	    (r = get_duration(o, "defaults", "refresh", &d->refresh_ms, err)) < 0 ||
+	    (r = get_on_rotate(o, "defaults", &d->on_rotate, err)) < 0)
 		return r;
 	return 0;
 }
@@ -554,13 +621,16 @@ static int
 parse_limits(const json_t *root, struct config *cfg, struct config_err *err)
 {
 	static const char *const mkeys[] = { "locked_bytes", NULL };
-	static const char *const ckeys[] = { "max_bytes", "negative_ttl", NULL };
+	static const char *const ckeys[] = { "max_bytes", "negative_ttl",
+	    "max_stale", "delete_grace", NULL };
 	json_t *o;
 	int r;
 
 	cfg->locked_bytes = DEFAULT_LOCKED;
 	cfg->cache_max_bytes = DEFAULT_CACHE_MAX;
 	cfg->negative_ttl_ms = DEFAULT_NEG_TTL_MS;
+	cfg->max_stale_ms = DEFAULT_MAX_STALE_MS;
+	cfg->delete_grace_ms = DEFAULT_DELETE_GRACE_MS;
 	if ((r = get_object(root, "", "memory", false, &o, err)) < 0)
 		return r;
 	if (o && ((r = check_keys(o, "memory", mkeys, err)) < 0 ||
@@ -573,6 +643,10 @@ parse_limits(const json_t *root, struct config *cfg, struct config_err *err)
 	    (r = get_size(o, "cache", "max_bytes", &cfg->cache_max_bytes,
 	    err)) < 0 ||
 	    (r = get_duration(o, "cache", "negative_ttl", &cfg->negative_ttl_ms,
+	    err)) < 0 ||
+	    (r = get_duration(o, "cache", "max_stale", &cfg->max_stale_ms,
+	    err)) < 0 ||
+	    (r = get_duration(o, "cache", "delete_grace", &cfg->delete_grace_ms,
 	    err)) < 0))
 		return r;
 	if (cfg->locked_bytes < (1u << 20))
@@ -675,7 +749,7 @@ parse_secrets(const json_t *root, struct config *cfg,
     const struct defaults *d, struct config_err *err)
 {
 	static const char *const keys[] = { "backend", "ref", "field",
-	    "version", "mode", "uid", "gid", "refresh", "as", NULL };
+	    "version", "mode", "uid", "gid", "refresh", "as", "on_rotate", NULL };
 	const char *name;
 	json_t *o, *s;
 	char p[256];
@@ -702,6 +776,7 @@ parse_secrets(const json_t *root, struct config *cfg,
 			return config_err_set(err, p, "expected an object");
 		cs->mode = d->mode;
 		cs->refresh_ms = d->refresh_ms;
+		cs->on_rotate = d->on_rotate;
 		if ((r = check_keys(s, p, keys, err)) < 0 ||
 		    (r = get_string(s, p, "backend", true, &backend, err)) < 0 ||
 		    (r = get_string(s, p, "ref", false, &ref, err)) < 0 ||
@@ -711,7 +786,8 @@ parse_secrets(const json_t *root, struct config *cfg,
 		    (r = get_id(s, p, "uid", false, &uid, err)) < 0 ||
 		    (r = get_id(s, p, "gid", true, &gid, err)) < 0 ||
 		    (r = get_duration(s, p, "refresh", &cs->refresh_ms, err)) < 0 ||
-		    (r = get_string(s, p, "as", false, &as, err)) < 0)
+		    (r = get_string(s, p, "as", false, &as, err)) < 0 ||
+		    (r = get_on_rotate(s, p, &cs->on_rotate, err)) < 0)
 			return r;
 		if ((r = parse_as(s, p, as, field, version, &cs->as, err)) < 0)
 			return r;
@@ -785,12 +861,48 @@ parse_access(const json_t *root, struct config *cfg, struct config_err *err)
 	return audit_config_from_json(o, "audit", cfg->audit, err);
 }
 
+/* "control": {"socket": PATH}: the operator's socket (control.h). */
+static int
+parse_control(const json_t *root, struct config *cfg, struct config_err *err)
+{
+	static const char *const keys[] = { "socket", NULL };
+	const char *path = NULL;
+	size_t mlen;
+	json_t *o;
+	int r;
+
+	if ((r = get_object(root, "", "control", false, &o, err)) < 0 || !o)
+		return r;
+	if ((r = check_keys(o, "control", keys, err)) < 0 ||
+	    (r = get_string(o, "control", "socket", false, &path, err)) < 0)
+		return r;
+	if (!path)
+		return 0;
+	if (path[0] != '/')
+		return config_err_set(err, "control.socket",
+		    "expected an absolute path");
+	/* sun_path holds 108 bytes with its NUL. */
+	if (strlen(path) > 107)
+		return config_err_set(err, "control.socket",
+		    "longer than a Unix socket path may be (107 bytes)");
+	/* Inside the mount it would be served by ourselves, read-only. */
+	mlen = strlen(cfg->mountpoint);
+	while (mlen > 1 && cfg->mountpoint[mlen - 1] == '/')
+		mlen--;
+	if (strncmp(path, cfg->mountpoint, mlen) == 0 &&
+	    (path[mlen] == '/' || path[mlen] == '\0' || mlen == 1))
+		return config_err_set(err, "control.socket",
+		    "must not be inside the mount (%s)", cfg->mountpoint);
+	cfg->control_socket = strdup(path);
+	return cfg->control_socket ? 0 : -ENOMEM;
+}
+
 static int
 parse_root(struct config *cfg, struct config_err *err)
 {
 	static const char *const keys[] = { "mount", "memory", "cache",
 	    "defaults", "backends", "secrets", "rules", "access", "runtime",
-	    "audit", NULL };
+	    "audit", "control", NULL };
 	struct defaults d;
 	int r;
 
@@ -803,7 +915,8 @@ parse_root(struct config *cfg, struct config_err *err)
 	    (r = parse_defaults(cfg->root, &d, err)) < 0 ||
 	    (r = parse_backends(cfg->root, cfg, err)) < 0 ||
 	    (r = parse_secrets(cfg->root, cfg, &d, err)) < 0 ||
-	    (r = parse_access(cfg->root, cfg, err)) < 0)
+	    (r = parse_access(cfg->root, cfg, err)) < 0 ||
+	    (r = parse_control(cfg->root, cfg, err)) < 0)
 		return r;
 	return 0;
 }
@@ -924,6 +1037,7 @@ config_free(struct config *cfg)
 	free(cfg->secrets);
 	policy_free(cfg->policy);
 	free(cfg->runtime_socket);
+	free(cfg->control_socket);
 	audit_config_clear(cfg->audit);
 	free(cfg->audit);
 	json_decref(cfg->root);

@@ -1,12 +1,18 @@
 /*
  * The filesystem: a flat, read-only directory of secrets.
  *
- * Inode 1 is the root; secret i of the config is inode i + 2. Entry and
- * attribute timeouts are zero: the dentry cache is shared by every
- * container bound to the mount, so a name one caller may see must not be
- * answered from the kernel's cache to another. Files are opened with
- * direct_io, so the page cache never holds a secret and every open()
- * reaches us.
+ * Inode 1 is the root. Every other inode number is handed out once per
+ * (parent, name, kind) and kept for the life of the mount, so a secret
+ * keeps its number across config reloads (secret i of the first config is
+ * inode i + 2); a name the current config no longer has answers ENOENT.
+ * Entry and attribute timeouts are zero: the dentry cache is shared by
+ * every container bound to the mount, so a name one caller may see must
+ * not be answered from the kernel's cache to another. Files are opened
+ * with direct_io, so the page cache never holds a secret and every
+ * open() reaches us.
+ *
+ * Each request pins one view of the config (broker_acquire) and releases
+ * it after its reply, so a reload never frees what a request is using.
  *
  * As in libfuse's passthrough_ll.c, helpers return an errno and each
  * request handler replies exactly once.
@@ -28,33 +34,51 @@
 
 #include <fuse_lowlevel.h>
 
+#include <secretsfs/control.h>
 #include <secretsfs/fs.h>
 #include <secretsfs/log.h>
+#include <secretsfs/notify.h>
+#include <secretsfs/repair.h>
 #include <secretsfs/secmem.h>
 
 #define ROOT_INO	FUSE_ROOT_ID
 #define FIRST_INO	2
 #define XATTR_VERSION	"user.secretsfs.version"
+#define INVAL_QUEUE	256
 
-/*
- * A file inside a directory secret. Its inode is FIRST_INO + n_secrets +
- * its index here; entries are added on first lookup and kept, so inode
- * numbers stay stable for the life of the mount.
- */
-struct kid {
-	size_t	 parent;	/* secret index */
-	char	*name;
+/* What an inode number stands for; numbers are never reused. */
+struct inode {
+	fuse_ino_t	 parent;	/* ROOT_INO for a secret */
+	char		*name;		/* never freed before the fs */
+	bool		 dir;
 };
 
 struct fs {
-	struct broker	*broker;
-	time_t		 started;
-	pthread_mutex_t	 lock;		/* kids */
-	struct kid	*kids;
-	size_t		 nkids, capkids;
+	struct broker		*broker;
+	struct fuse_session	*se;
+	time_t			 started;
+
+	pthread_mutex_t		 lock;		/* the inode table */
+	struct inode		*inodes;	/* inode FIRST_INO + i */
+	size_t			 ninodes, capinodes;
+	size_t			*slots;		/* hash: index + 1, 0 empty */
+	size_t			 nslots;
+
+	pthread_mutex_t		 qlock;		/* invalidations to send */
+	pthread_cond_t		 qcond;
+	fuse_ino_t		 queue[INVAL_QUEUE];
+	size_t			 nqueue;
+	bool			 qstop;
+	pthread_t		 qthread;
+	bool			 qrunning;
+
+	pthread_t		 hup;		/* the signal thread */
+	pthread_t		 main_thread;	/* runs the FUSE loop */
+	bool			 hup_running;
+	volatile sig_atomic_t	 stopping;
 };
 
-/* What an inode is. */
+/* What an inode is, in the view of one request. */
 struct node {
 	ssize_t		 idx;		/* secret index; -1 for the root */
 	const char	*child;		/* file of a directory secret, or NULL */
@@ -66,80 +90,229 @@ fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static size_t
-n_secrets(struct fs *fs)
+static const struct config_secret *
+secret(struct broker_view *v, size_t idx)
 {
-	return broker_config(fs->broker)->n_secrets;
+	return &broker_view_config(v)->secrets[idx];
 }
 
-static const struct config_secret *
-secret(struct fs *fs, size_t idx)
+static size_t
+n_secrets(struct broker_view *v)
 {
-	return &broker_config(fs->broker)->secrets[idx];
+	return broker_view_config(v)->n_secrets;
 }
 
 static bool
-is_dir_secret(struct fs *fs, size_t idx)
+is_dir_secret(struct broker_view *v, size_t idx)
 {
-	return secret(fs, idx)->as != CONFIG_AS_FILE;
+	return secret(v, idx)->as != CONFIG_AS_FILE;
 }
 
-/* 0 and *n, or ENOENT for an inode we never handed out. */
-static int
-node_of(struct fs *fs, fuse_ino_t ino, struct node *n)
+/* ---- the inode table ---------------------------------------------- */
+
+static size_t
+ino_hash(fuse_ino_t parent, const char *name, bool dir)
 {
-	size_t k;
+	uint64_t h = 1469598103934665603ULL ^ parent ^ ((uint64_t)dir << 63);
+
+	while (*name)
+		h = (h ^ (unsigned char)*name++) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+/* Locked. */
+static int
+rehash(struct fs *fs, size_t nslots)
+{
+	size_t *slots, i, k;
+
+	if (!(slots = calloc(nslots, sizeof(*slots))))
+		return -ENOMEM;
+	for (i = 0; i < fs->ninodes; i++) {
+		const struct inode *in = &fs->inodes[i];
+
+		k = ino_hash(in->parent, in->name, in->dir) & (nslots - 1);
+		while (slots[k])
+			k = (k + 1) & (nslots - 1);
+		slots[k] = i + 1;
+	}
+	free(fs->slots);
+	fs->slots = slots;
+	fs->nslots = nslots;
+	return 0;
+}
+
+/*
+ * The inode of (parent, name, dir); a new one when create is set and
+ * there is none. 0 when there is none (or on OOM).
+ */
+static fuse_ino_t
+ino_of(struct fs *fs, fuse_ino_t parent, const char *name, bool dir,
+    bool create)
+{
+	struct inode *grown;
+	fuse_ino_t ino = 0;
+	size_t k, i;
+
+	pthread_mutex_lock(&fs->lock);
+	if (fs->nslots) {
+		k = ino_hash(parent, name, dir) & (fs->nslots - 1);
+		for (; (i = fs->slots[k]) != 0; k = (k + 1) & (fs->nslots - 1)) {
+			const struct inode *in = &fs->inodes[i - 1];
+
+			if (in->parent == parent && in->dir == dir &&
+			    strcmp(in->name, name) == 0) {
+				ino = FIRST_INO + i - 1;
+				goto out;
+			}
+		}
+	}
+	if (!create)
+		goto out;
+	if (fs->ninodes == fs->capinodes) {
+		size_t cap = fs->capinodes ? 2 * fs->capinodes : 64;
+
+		if (!(grown = realloc(fs->inodes, cap * sizeof(*grown))))
+			goto out;
+		fs->inodes = grown;
+		fs->capinodes = cap;
+	}
+	if (2 * (fs->ninodes + 1) > fs->nslots &&
+	    rehash(fs, fs->nslots ? 2 * fs->nslots : 128) < 0)
+		goto out;
+	if (!(fs->inodes[fs->ninodes].name = strdup(name)))
+		goto out;
+	fs->inodes[fs->ninodes].parent = parent;
+	fs->inodes[fs->ninodes].dir = dir;
+	k = ino_hash(parent, name, dir) & (fs->nslots - 1);
+	while (fs->slots[k])
+		k = (k + 1) & (fs->nslots - 1);
+	fs->slots[k] = ++fs->ninodes;
+	ino = FIRST_INO + fs->ninodes - 1;
+out:
+	pthread_mutex_unlock(&fs->lock);
+	return ino;
+}
+
+/* Copy of inode ino's entry; false for a number we never handed out. */
+static bool
+inode_get(struct fs *fs, fuse_ino_t ino, struct inode *out)
+{
+	bool ok = false;
+
+	pthread_mutex_lock(&fs->lock);
+	if (ino >= FIRST_INO && ino - FIRST_INO < fs->ninodes) {
+		*out = fs->inodes[ino - FIRST_INO];
+		ok = true;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return ok;
+}
+
+/* The inode of secret idx of v. */
+static fuse_ino_t
+secret_ino(struct fs *fs, struct broker_view *v, size_t idx)
+{
+	return ino_of(fs, ROOT_INO, secret(v, idx)->name, is_dir_secret(v, idx),
+	    true);
+}
+
+/*
+ * 0 and *n, or ENOENT for an inode we never handed out or whose secret
+ * the current config no longer has (as the same kind of node).
+ */
+static int
+node_of(struct fs *fs, struct broker_view *v, fuse_ino_t ino, struct node *n)
+{
+	struct inode in, pin;
+	ssize_t idx;
 
 	n->idx = -1;
 	n->child = NULL;
 	if (ino == ROOT_INO)
 		return 0;
-	if (ino < FIRST_INO)
+	if (!inode_get(fs, ino, &in))
 		return ENOENT;
-	if (ino - FIRST_INO < n_secrets(fs)) {
-		n->idx = (ssize_t)(ino - FIRST_INO);
+	if (in.parent == ROOT_INO) {
+		if ((idx = broker_view_lookup(v, in.name)) < 0 ||
+		    is_dir_secret(v, (size_t)idx) != in.dir)
+			return ENOENT;
+		n->idx = idx;
 		return 0;
 	}
-	k = ino - FIRST_INO - n_secrets(fs);
-	pthread_mutex_lock(&fs->lock);
-	if (k < fs->nkids) {
-		n->idx = (ssize_t)fs->kids[k].parent;
-		n->child = fs->kids[k].name;
-	}
-	pthread_mutex_unlock(&fs->lock);
-	return n->idx < 0 ? ENOENT : 0;
+	if (!inode_get(fs, in.parent, &pin) ||
+	    (idx = broker_view_lookup(v, pin.name)) < 0 ||
+	    !is_dir_secret(v, (size_t)idx))
+		return ENOENT;
+	n->idx = idx;
+	n->child = in.name;
+	return 0;
 }
 
-/* The inode of file `name` of directory secret idx; 0 on OOM. */
-static fuse_ino_t
-kid_ino(struct fs *fs, size_t idx, const char *name)
+/* ---- invalidations -------------------------------------------------- */
+
+/*
+ * A new version of name (a secret, or "secret/file") is in the cache:
+ * have the kernel drop what it holds of the inode. Queued, because the
+ * notification must not be sent from inside a request on that inode.
+ */
+static void
+on_changed(void *arg, const char *name)
 {
-	fuse_ino_t ino = 0;
-	struct kid *grown;
-	size_t k;
+	struct fs *fs = arg;
+	const char *slash = strchr(name, '/');
+	char top[NAME_MAX + 1];
+	fuse_ino_t ino, dir;
+	size_t i;
 
-	pthread_mutex_lock(&fs->lock);
-	for (k = 0; k < fs->nkids; k++)
-		if (fs->kids[k].parent == idx && strcmp(fs->kids[k].name, name) == 0)
-			goto found;
-	if (fs->nkids == fs->capkids) {
-		size_t cap = fs->capkids ? 2 * fs->capkids : 64;
-
-		if (!(grown = realloc(fs->kids, cap * sizeof(*grown))))
-			goto out;
-		fs->kids = grown;
-		fs->capkids = cap;
+	if (slash) {
+		if (slash - name > NAME_MAX)
+			return;
+		snprintf(top, sizeof(top), "%.*s", (int)(slash - name), name);
+		if (!(dir = ino_of(fs, ROOT_INO, top, true, false)))
+			return;
+		ino = ino_of(fs, dir, slash + 1, false, false);
+	} else
+		ino = ino_of(fs, ROOT_INO, name, false, false);
+	if (!ino)
+		return;		/* the kernel never saw it */
+	pthread_mutex_lock(&fs->qlock);
+	for (i = 0; i < fs->nqueue && fs->queue[i] != ino; i++)
+		;
+	/* A full queue only loses a hint: attribute timeouts are zero. */
+	if (i == fs->nqueue && fs->nqueue < INVAL_QUEUE) {
+		fs->queue[fs->nqueue++] = ino;
+		pthread_cond_signal(&fs->qcond);
 	}
-	if (!(fs->kids[k].name = strdup(name)))
-		goto out;
-	fs->kids[k].parent = idx;
-	fs->nkids++;
-found:
-	ino = FIRST_INO + n_secrets(fs) + k;
-out:
-	pthread_mutex_unlock(&fs->lock);
-	return ino;
+	pthread_mutex_unlock(&fs->qlock);
 }
+
+static void *
+inval_thread(void *arg)
+{
+	struct fs *fs = arg;
+	fuse_ino_t ino;
+	int r;
+
+	pthread_mutex_lock(&fs->qlock);
+	for (;;) {
+		while (!fs->qstop && fs->nqueue == 0)
+			pthread_cond_wait(&fs->qcond, &fs->qlock);
+		if (fs->qstop)
+			break;
+		ino = fs->queue[--fs->nqueue];
+		pthread_mutex_unlock(&fs->qlock);
+		r = fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+		if (r < 0 && r != -ENOENT)
+			log_debug("invalidating inode %lu: %s",
+			    (unsigned long)ino, strerror(-r));
+		pthread_mutex_lock(&fs->qlock);
+	}
+	pthread_mutex_unlock(&fs->qlock);
+	return NULL;
+}
+
+/* ---- attributes and decisions ------------------------------------- */
 
 static void
 root_attr(struct fs *fs, struct stat *st)
@@ -154,12 +327,13 @@ root_attr(struct fs *fs, struct stat *st)
 
 /* A directory secret: its read bits, plus search where read is granted. */
 static void
-dir_attr(struct fs *fs, size_t idx, struct stat *st)
+dir_attr(struct fs *fs, struct broker_view *v, size_t idx, fuse_ino_t ino,
+    struct stat *st)
 {
-	const struct config_secret *s = secret(fs, idx);
+	const struct config_secret *s = secret(v, idx);
 
 	memset(st, 0, sizeof(*st));
-	st->st_ino = idx + FIRST_INO;
+	st->st_ino = ino;
 	st->st_mode = S_IFDIR | s->mode | ((s->mode & 0444) >> 2);
 	st->st_nlink = 2;
 	st->st_uid = s->uid;
@@ -168,11 +342,12 @@ dir_attr(struct fs *fs, size_t idx, struct stat *st)
 	    fs->started;
 }
 
+/* mtime and ctime are the version's: a rotation moves both. */
 static void
-file_attr(struct fs *fs, size_t idx, fuse_ino_t ino,
+file_attr(struct broker_view *v, size_t idx, fuse_ino_t ino,
     const struct cache_snap *snap, struct stat *st)
 {
-	const struct config_secret *s = secret(fs, idx);
+	const struct config_secret *s = secret(v, idx);
 
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -193,8 +368,8 @@ file_attr(struct fs *fs, size_t idx, fuse_ino_t ino,
  * process is gone) sees nothing. Returns true when allowed.
  */
 static bool
-decide(struct fs *fs, fuse_req_t req, size_t idx, struct caller *c,
-    struct policy_decision *d)
+decide(struct fs *fs, struct broker_view *v, fuse_req_t req, size_t idx,
+    struct caller *c, struct policy_decision *d)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
@@ -207,7 +382,7 @@ decide(struct fs *fs, fuse_req_t req, size_t idx, struct caller *c,
 		d->rule_id = POLICY_DEFAULT_DENY_ID;
 		return false;
 	}
-	return broker_allowed(fs->broker, c, idx, d);
+	return broker_allowed(v, c, idx, d);
 }
 
 /*
@@ -216,52 +391,52 @@ decide(struct fs *fs, fuse_req_t req, size_t idx, struct caller *c,
  * /proc), so every refusal is audited where it happens.
  */
 static int
-refuse(struct fs *fs, const struct node *n, const struct caller *c,
+refuse(struct broker_view *v, const struct node *n, const struct caller *c,
     const struct policy_decision *d)
 {
-	if (broker_audit_lookup_denied(fs->broker, c, (size_t)n->idx, n->child,
+	if (broker_audit_lookup_denied(v, c, (size_t)n->idx, n->child,
 	    d->rule_id) < 0)
 		return EIO;
-	return broker_deny_errno(fs->broker);
+	return broker_deny_errno(v);
 }
 
 /* Pin the value behind a file node. */
 static int
-pin(struct fs *fs, const struct node *n, struct cache_snap **snap)
+pin(struct broker_view *v, const struct node *n, struct cache_snap **snap)
 {
 	if (n->child)
-		return broker_get_child(fs->broker, (size_t)n->idx, n->child, snap);
-	return broker_get(fs->broker, (size_t)n->idx, snap);
+		return broker_get_child(v, (size_t)n->idx, n->child, snap);
+	return broker_get(v, (size_t)n->idx, snap);
 }
 
 /* Attributes of any node other than the root; fetches a file's value. */
 static int
-stat_node(struct fs *fs, fuse_ino_t ino, const struct node *n,
-    struct stat *st)
+stat_node(struct fs *fs, struct broker_view *v, fuse_ino_t ino,
+    const struct node *n, struct stat *st)
 {
 	struct cache_snap *snap;
 	int r;
 
-	if (!n->child && is_dir_secret(fs, (size_t)n->idx)) {
-		dir_attr(fs, (size_t)n->idx, st);
+	if (!n->child && is_dir_secret(v, (size_t)n->idx)) {
+		dir_attr(fs, v, (size_t)n->idx, ino, st);
 		return 0;
 	}
-	if ((r = pin(fs, n, &snap)) < 0)
+	if ((r = pin(v, n, &snap)) < 0)
 		return -r;
-	file_attr(fs, (size_t)n->idx, ino, snap, st);
+	file_attr(v, (size_t)n->idx, ino, snap, st);
 	cache_put(snap);
 	return 0;
 }
 
 /* Is name one of directory secret idx's files? 0, or an errno. */
 static int
-has_child(struct fs *fs, size_t idx, const char *name)
+has_child(struct broker_view *v, size_t idx, const char *name)
 {
 	char **names;
 	size_t n, i;
 	int r;
 
-	if ((r = broker_children(fs->broker, idx, &names, &n)) < 0)
+	if ((r = broker_children(v, idx, &names, &n)) < 0)
 		return -r;
 	r = ENOENT;
 	for (i = 0; i < n; i++)
@@ -271,106 +446,115 @@ has_child(struct fs *fs, size_t idx, const char *name)
 	return r;
 }
 
-static void
-op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* ---- requests ------------------------------------------------------- */
+
+static int
+do_lookup(struct fs *fs, struct broker_view *v, fuse_req_t req,
+    fuse_ino_t parent, const char *name, struct fuse_entry_param *e)
 {
-	struct fs *fs = fs_of(req);
-	struct fuse_entry_param e;
 	struct policy_decision d;
 	struct node pn, n;
 	struct caller c;
 	ssize_t idx;
 	int err;
 
-	memset(&e, 0, sizeof(e));
-	if ((err = node_of(fs, parent, &pn)) != 0 || pn.child ||
-	    (pn.idx >= 0 && !is_dir_secret(fs, (size_t)pn.idx))) {
-		fuse_reply_err(req, err ? err : ENOTDIR);
-		return;
-	}
-	idx = pn.idx >= 0 ? pn.idx : broker_lookup(fs->broker, name);
-	if (idx < 0) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
+	if ((err = node_of(fs, v, parent, &pn)) != 0)
+		return err;
+	if (pn.child || (pn.idx >= 0 && !is_dir_secret(v, (size_t)pn.idx)))
+		return ENOTDIR;
+	idx = pn.idx >= 0 ? pn.idx : broker_view_lookup(v, name);
+	if (idx < 0)
+		return ENOENT;
 	n.idx = idx;
 	n.child = pn.idx >= 0 ? name : NULL;
-	if (!decide(fs, req, (size_t)idx, &c, &d)) {
+	if (!decide(fs, v, req, (size_t)idx, &c, &d))
 		/* Invisible: the same answer as a name that does not exist. */
-		fuse_reply_err(req, refuse(fs, &n, &c, &d));
-		return;
-	}
-	n.child = NULL;
-	e.ino = idx + FIRST_INO;
+		return refuse(v, &n, &c, &d);
 	if (pn.idx >= 0) {
-		if ((err = has_child(fs, (size_t)idx, name)) != 0) {
-			fuse_reply_err(req, err);
-			return;
-		}
-		if (!(e.ino = kid_ino(fs, (size_t)idx, name))) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		n.child = name;
-	}
-	if ((err = stat_node(fs, e.ino, &n, &e.attr)) != 0) {
+		if ((err = has_child(v, (size_t)idx, name)) != 0)
+			return err;
+		if (!(e->ino = ino_of(fs, parent, name, false, true)))
+			return ENOMEM;
+	} else if (!(e->ino = secret_ino(fs, v, (size_t)idx)))
+		return ENOMEM;
+	if ((err = stat_node(fs, v, e->ino, &n, &e->attr)) != 0)
+		return err;
+	e->generation = 1;
+	return 0;
+}
+
+static void
+op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct broker_view *v = broker_acquire(fs->broker);
+	struct fuse_entry_param e;
+	int err;
+
+	memset(&e, 0, sizeof(e));
+	if ((err = do_lookup(fs, v, req, parent, name, &e)) != 0)
 		fuse_reply_err(req, err);
-		return;
+	else
+		fuse_reply_entry(req, &e);
+	broker_release(v);
+}
+
+static int
+do_getattr(struct fs *fs, struct broker_view *v, fuse_req_t req,
+    fuse_ino_t ino, struct fuse_file_info *fi, struct stat *st)
+{
+	struct policy_decision d;
+	struct caller c;
+	struct node n;
+	int err;
+
+	if ((err = node_of(fs, v, ino, &n)) != 0)
+		return err;
+	if (n.idx < 0) {
+		root_attr(fs, st);
+		return 0;
 	}
-	e.generation = 1;
-	fuse_reply_entry(req, &e);
+	if (!decide(fs, v, req, (size_t)n.idx, &c, &d))
+		return refuse(v, &n, &c, &d);
+	/* An open file reports the version it reads, not a newer one. */
+	if (fi && fi->fh) {
+		file_attr(v, (size_t)n.idx, ino,
+		    (struct cache_snap *)(uintptr_t)fi->fh, st);
+		return 0;
+	}
+	return stat_node(fs, v, ino, &n, st);
 }
 
 static void
 op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct policy_decision d;
-	struct caller c;
+	struct broker_view *v = broker_acquire(fs->broker);
 	struct stat st;
-	struct node n;
 	int err;
 
-	if ((err = node_of(fs, ino, &n)) != 0) {
+	if ((err = do_getattr(fs, v, req, ino, fi, &st)) != 0)
 		fuse_reply_err(req, err);
-		return;
-	}
-	if (n.idx < 0) {
-		root_attr(fs, &st);
+	else
 		fuse_reply_attr(req, &st, 0);
-		return;
-	}
-	if (!decide(fs, req, (size_t)n.idx, &c, &d)) {
-		fuse_reply_err(req, refuse(fs, &n, &c, &d));
-		return;
-	}
-	/* An open file reports the version it reads, not a newer one. */
-	if (fi && fi->fh)
-		file_attr(fs, (size_t)n.idx, ino,
-		    (struct cache_snap *)(uintptr_t)fi->fh, &st);
-	else if ((err = stat_node(fs, ino, &n, &st)) != 0) {
-		fuse_reply_err(req, err);
-		return;
-	}
-	fuse_reply_attr(req, &st, 0);
+	broker_release(v);
 }
 
 static void
 op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+	struct broker_view *v = broker_acquire(fs->broker);
 	struct node n;
 	int err;
 
-	if ((err = node_of(fs, ino, &n)) != 0) {
+	if ((err = node_of(fs, v, ino, &n)) != 0)
 		fuse_reply_err(req, err);
-		return;
-	}
-	if (n.idx >= 0 && (n.child || !is_dir_secret(fs, (size_t)n.idx))) {
+	else if (n.idx >= 0 && (n.child || !is_dir_secret(v, (size_t)n.idx)))
 		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	fuse_reply_open(req, fi);
+	else
+		fuse_reply_open(req, fi);
+	broker_release(v);
 }
 
 /* Add one entry; false when the buffer is full. */
@@ -392,10 +576,9 @@ add_entry(fuse_req_t req, char *buf, size_t size, size_t *used,
 }
 
 static void
-op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-    struct fuse_file_info *fi)
+do_readdir(struct fs *fs, struct broker_view *v, fuse_req_t req,
+    fuse_ino_t ino, size_t size, off_t off)
 {
-	struct fs *fs = fs_of(req);
 	struct policy_decision d;
 	char *buf, **names = NULL;
 	size_t used = 0, count, i;
@@ -405,12 +588,11 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	off_t o;
 	int err;
 
-	(void)fi;
-	if ((err = node_of(fs, ino, &n)) != 0) {
+	if ((err = node_of(fs, v, ino, &n)) != 0) {
 		fuse_reply_err(req, err);
 		return;
 	}
-	if (n.idx >= 0 && (n.child || !is_dir_secret(fs, (size_t)n.idx))) {
+	if (n.idx >= 0 && (n.child || !is_dir_secret(v, (size_t)n.idx))) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -420,13 +602,13 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 		known = broker_identify(fs->broker, ctx->pid, ctx->uid,
 		    ctx->gid, &c) == 0;
-		count = n_secrets(fs);
+		count = n_secrets(v);
 	} else {
-		if (!decide(fs, req, (size_t)n.idx, &c, &d)) {
-			fuse_reply_err(req, refuse(fs, &n, &c, &d));
+		if (!decide(fs, v, req, (size_t)n.idx, &c, &d)) {
+			fuse_reply_err(req, refuse(v, &n, &c, &d));
 			return;
 		}
-		if ((err = broker_children(fs->broker, (size_t)n.idx, &names,
+		if ((err = broker_children(v, (size_t)n.idx, &names,
 		    &count)) < 0) {
 			fuse_reply_err(req, -err);
 			return;
@@ -434,7 +616,7 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		known = true;
 	}
 	if (!(buf = malloc(size))) {
-		broker_names_free(names, count);
+		broker_names_free(names, n.idx >= 0 ? count : 0);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -448,14 +630,16 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		i = (size_t)o - 2;
 		if (n.idx < 0) {
-			if (!known || !broker_allowed(fs->broker, &c, i, &d))
+			fuse_ino_t k;
+
+			if (!known || !broker_allowed(v, &c, i, &d))
 				continue;
-			if (!add_entry(req, buf, size, &used, secret(fs, i)->name,
-			    i + FIRST_INO, is_dir_secret(fs, i) ? S_IFDIR :
-			    S_IFREG, o + 1))
+			if ((k = secret_ino(fs, v, i)) &&
+			    !add_entry(req, buf, size, &used, secret(v, i)->name,
+			    k, is_dir_secret(v, i) ? S_IFDIR : S_IFREG, o + 1))
 				break;
 		} else {
-			fuse_ino_t k = kid_ino(fs, (size_t)n.idx, names[i]);
+			fuse_ino_t k = ino_of(fs, ino, names[i], false, true);
 
 			if (k && !add_entry(req, buf, size, &used, names[i], k,
 			    S_IFREG, o + 1))
@@ -468,20 +652,32 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 static void
-op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+    struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+	struct broker_view *v = broker_acquire(fs->broker);
+
+	(void)fi;
+	do_readdir(fs, v, req, ino, size, off);
+	broker_release(v);
+}
+
+static void
+do_open(struct fs *fs, struct broker_view *v, fuse_req_t req, fuse_ino_t ino,
+    struct fuse_file_info *fi)
+{
 	struct policy_decision d;
 	struct cache_snap *snap;
 	struct caller c;
 	struct node n;
 	int r;
 
-	if ((r = node_of(fs, ino, &n)) != 0) {
+	if ((r = node_of(fs, v, ino, &n)) != 0) {
 		fuse_reply_err(req, r);
 		return;
 	}
-	if (n.idx < 0 || (!n.child && is_dir_secret(fs, (size_t)n.idx))) {
+	if (n.idx < 0 || (!n.child && is_dir_secret(v, (size_t)n.idx))) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -494,21 +690,21 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * Every open is decided and recorded before the reply: the record is
 	 * written first, so a reader never holds a value the trail lacks.
 	 */
-	if (!decide(fs, req, (size_t)n.idx, &c, &d)) {
-		r = broker_deny_errno(fs->broker);
-		if (broker_audit_access(fs->broker, &c, (size_t)n.idx, n.child,
+	if (!decide(fs, v, req, (size_t)n.idx, &c, &d)) {
+		r = broker_deny_errno(v);
+		if (broker_audit_access(v, &c, (size_t)n.idx, n.child,
 		    d.rule_id, AUDIT_OUTCOME_DENY, r, NULL) < 0)
 			r = EIO;
 		fuse_reply_err(req, r);
 		return;
 	}
-	if ((r = pin(fs, &n, &snap)) < 0) {
-		r = broker_audit_access(fs->broker, &c, (size_t)n.idx, n.child,
+	if ((r = pin(v, &n, &snap)) < 0) {
+		r = broker_audit_access(v, &c, (size_t)n.idx, n.child,
 		    d.rule_id, AUDIT_OUTCOME_ERROR, -r, NULL) < 0 ? -EIO : r;
 		fuse_reply_err(req, -r);
 		return;
 	}
-	if (broker_audit_access(fs->broker, &c, (size_t)n.idx, n.child,
+	if (broker_audit_access(v, &c, (size_t)n.idx, n.child,
 	    d.rule_id, AUDIT_OUTCOME_ALLOW, 0, snap->version) < 0) {
 		cache_put(snap);
 		fuse_reply_err(req, EIO);
@@ -520,6 +716,18 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fuse_reply_open(req, fi) != 0)
 		/* The opener is gone (interrupted): no release will come. */
 		cache_put(snap);
+	else
+		broker_note_open(fs->broker, 1);
+}
+
+static void
+op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct broker_view *v = broker_acquire(fs->broker);
+
+	do_open(fs, v, req, ino, fi);
+	broker_release(v);
 }
 
 /*
@@ -566,6 +774,7 @@ op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	cache_put((struct cache_snap *)(uintptr_t)fi->fh);
+	broker_note_open(fs_of(req)->broker, -1);
 	fuse_reply_err(req, 0);
 }
 
@@ -573,29 +782,32 @@ static void
 op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = fs_of(req);
+	struct broker_view *v = broker_acquire(fs->broker);
 	struct statvfs sv;
 
 	(void)ino;
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = sv.f_frsize = 4096;
-	sv.f_files = n_secrets(fs) + 1;
+	sv.f_files = n_secrets(v) + 1;
 	sv.f_namemax = NAME_MAX;
 	sv.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV | ST_NOEXEC;
+	broker_release(v);
 	fuse_reply_statfs(req, &sv);
 }
 
 /* The version xattr exists on files, not on directories. */
 static bool
-is_file_node(struct fs *fs, fuse_ino_t ino, struct node *n)
+is_file_node(struct fs *fs, struct broker_view *v, fuse_ino_t ino,
+    struct node *n)
 {
-	return node_of(fs, ino, n) == 0 && n->idx >= 0 &&
-	    (n->child || !is_dir_secret(fs, (size_t)n->idx));
+	return node_of(fs, v, ino, n) == 0 && n->idx >= 0 &&
+	    (n->child || !is_dir_secret(v, (size_t)n->idx));
 }
 
 static void
-op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+do_getxattr(struct fs *fs, struct broker_view *v, fuse_req_t req,
+    fuse_ino_t ino, const char *name, size_t size)
 {
-	struct fs *fs = fs_of(req);
 	struct policy_decision d;
 	struct cache_snap *snap;
 	struct caller c;
@@ -603,15 +815,15 @@ op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	size_t len;
 	int r;
 
-	if (!is_file_node(fs, ino, &n) || strcmp(name, XATTR_VERSION) != 0) {
+	if (!is_file_node(fs, v, ino, &n) || strcmp(name, XATTR_VERSION) != 0) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	if (!decide(fs, req, (size_t)n.idx, &c, &d)) {
-		fuse_reply_err(req, refuse(fs, &n, &c, &d));
+	if (!decide(fs, v, req, (size_t)n.idx, &c, &d)) {
+		fuse_reply_err(req, refuse(v, &n, &c, &d));
 		return;
 	}
-	if ((r = pin(fs, &n, &snap)) < 0) {
+	if ((r = pin(v, &n, &snap)) < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
@@ -626,13 +838,26 @@ op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 }
 
 static void
+op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = fs_of(req);
+	struct broker_view *v = broker_acquire(fs->broker);
+
+	do_getxattr(fs, v, req, ino, name, size);
+	broker_release(v);
+}
+
+static void
 op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs *fs = fs_of(req);
+	struct broker_view *v = broker_acquire(fs->broker);
 	const size_t len = sizeof(XATTR_VERSION);	/* with its NUL */
 	struct node n;
+	bool file = is_file_node(fs, v, ino, &n);
 
-	if (!is_file_node(fs, ino, &n)) {
+	broker_release(v);
+	if (!file) {
 		if (size == 0)
 			fuse_reply_xattr(req, 0);
 		else
@@ -826,62 +1051,197 @@ already_mounted(const char *mp)
 }
 
 /*
- * SIGHUP reopens the audit file (logrotate). Every thread blocks it and
- * this one waits for it, so no handler runs in the middle of a request.
+ * SIGHUP reloads the config and reopens the audit file (logrotate). Every
+ * thread blocks it and this one waits for it, so no handler runs in the
+ * middle of a request. At stop, fs_run sends it SIGHUP with `stopping`
+ * set.
+ */
+/* SIGUSR1 only interrupts the loop's wait; the handler does nothing. */
+static void
+wake(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * The signal thread. SIGTERM, SIGINT and SIGHUP are blocked in every
+ * thread of the daemon (main blocks them before it starts any) and taken
+ * here with sigwait, so no handler ever runs inside a request or inside a
+ * helper thread. A handler that ran in, say, the refresh thread would end
+ * the session while the loop's main thread slept on, never to notice.
+ * TERM and INT end the session and wake the loop; HUP reloads.
  */
 static void *
 hup_thread(void *arg)
 {
-	struct broker *b = arg;
+	struct fs *fs = arg;
+	struct timespec ts;
 	sigset_t set;
 	int sig;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
-	for (;;)
-		if (sigwait(&set, &sig) == 0 && sig == SIGHUP)
-			broker_audit_reopen(b);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (fs->stopping)
+			break;
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" :
+			    "SIGINT");
+			fuse_session_exit(fs->se);
+			pthread_kill(fs->main_thread, SIGUSR1);
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		/* systemd's Type=notify-reload wants the time of the request. */
+		notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading "
+		    "%s", (unsigned long long)ts.tv_sec * 1000000ULL +
+		    (unsigned long long)ts.tv_nsec / 1000,
+		    broker_config(fs->broker)->file);
+		broker_reload(fs->broker);
+		broker_audit_reopen(fs->broker);
+		notify_sendf("READY=1\nSTATUS=serving %zu secrets",
+		    broker_config(fs->broker)->n_secrets);
+	}
 	return NULL;
 }
 
 static int
-start_hup_thread(struct broker *b)
+start_hup_thread(struct fs *fs)
 {
-	pthread_t t;
+	struct sigaction sa;
 	sigset_t set;
 	int r;
 
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = wake;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) != 0)
+		return -errno;
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
 	if ((r = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0)
 		return -r;
-	if ((r = pthread_create(&t, NULL, hup_thread, b)) != 0)
+	fs->main_thread = pthread_self();
+	if ((r = pthread_create(&fs->hup, NULL, hup_thread, fs)) != 0)
 		return -r;
-	pthread_detach(t);
+	fs->hup_running = true;
 	return 0;
+}
+
+static void
+stop_hup_thread(struct fs *fs)
+{
+	if (!fs->hup_running)
+		return;
+	fs->stopping = 1;
+	pthread_kill(fs->hup, SIGHUP);
+	pthread_join(fs->hup, NULL);
+	fs->hup_running = false;
+}
+
+static int
+start_inval_thread(struct fs *fs)
+{
+	sigset_t all, old;
+	int r;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = pthread_create(&fs->qthread, NULL, inval_thread, fs);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0)
+		return -r;
+	fs->qrunning = true;
+	broker_set_changed_hook(fs->broker, on_changed, fs);
+	return 0;
+}
+
+static void
+stop_inval_thread(struct fs *fs)
+{
+	if (!fs->qrunning)
+		return;
+	broker_set_changed_hook(fs->broker, NULL, NULL);
+	pthread_mutex_lock(&fs->qlock);
+	fs->qstop = true;
+	pthread_cond_broadcast(&fs->qcond);
+	pthread_mutex_unlock(&fs->qlock);
+	pthread_join(fs->qthread, NULL);
+	fs->qrunning = false;
+}
+
+/* The watchdog is petted only while the FUSE loop runs. */
+static bool
+serving(void *arg)
+{
+	struct fs *fs = arg;
+
+	return !fs->stopping && !fuse_session_exited(fs->se);
+}
+
+/* A repaired (or unrepairable) bind of a dead mount: into the audit trail. */
+static void
+fs_repaired(void *arg, const struct repair_result *res)
+{
+	broker_audit_repair(arg, res);
 }
 
 int
 fs_run(struct broker *b, const struct fs_options *opt)
 {
 	struct fs fs = { .broker = b, .started = time(NULL),
-	    .lock = PTHREAD_MUTEX_INITIALIZER };
+	    .lock = PTHREAD_MUTEX_INITIALIZER,
+	    .qlock = PTHREAD_MUTEX_INITIALIZER,
+	    .qcond = PTHREAD_COND_INITIALIZER };
+	/* The first config may be freed by a reload: hold it while we use it. */
+	struct broker_view *v0 = broker_acquire(b);
+	const struct config *cfg = broker_view_config(v0);
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se = NULL;
-	char mopts[256];
+	struct control *ctl = NULL;
+	char mopts[PATH_MAX + 256], sock[256], why[512], mp[PATH_MAX];
+	char fsname[PATH_MAX + 16], real[PATH_MAX];
+	struct repair *rp;
+	size_t i;
 	int r = -EIO;
 
-	if ((r = clear_stale_mount(opt->mountpoint)) < 0)
+	/* opt->mountpoint may point into that first config. */
+	snprintf(mp, sizeof(mp), "%s", opt->mountpoint);
+	/* Before a dead mount is cleared: its device finds its binds. */
+	rp = repair_new(mp);
+	if ((r = clear_stale_mount(mp)) < 0) {
+		repair_free(rp);
+		broker_release(v0);
 		return r;
-	if (already_mounted(opt->mountpoint)) {
-		log_warnx("%s is already served by a running secretsfs",
-		    opt->mountpoint);
+	}
+	if (already_mounted(mp)) {
+		log_warnx("%s is already served by a running secretsfs", mp);
+		repair_free(rp);
+		broker_release(v0);
 		return -EBUSY;
 	}
+	/* Every bind of the mount, in any container, says whose it is. */
+	if (!realpath(mp, real) || repair_fsname(real, fsname,
+	    sizeof(fsname)) < 0)
+		snprintf(fsname, sizeof(fsname), "%s", REPAIR_FSNAME);
+	/* Secret i of the first config is inode i + 2, as it always was. */
+	for (i = 0; i < cfg->n_secrets; i++)
+		if (!ino_of(&fs, ROOT_INO, cfg->secrets[i].name,
+		    cfg->secrets[i].as != CONFIG_AS_FILE, true)) {
+			r = -ENOMEM;
+			goto out;
+		}
 	snprintf(mopts, sizeof(mopts), "-oro,nosuid,nodev,noexec,"
-	    "default_permissions,fsname=secretsfs,subtype=secretsfs%s",
+	    "default_permissions,fsname=%s,subtype=secretsfs%s", fsname,
 	    opt->allow_other ? ",allow_other" : "");
+	r = -EIO;
 	if (fuse_opt_add_arg(&args, "secretsfs") != 0 ||
 	    fuse_opt_add_arg(&args, mopts) != 0 ||
 	    (opt->debug && fuse_opt_add_arg(&args, "-odebug") != 0)) {
@@ -892,43 +1252,83 @@ fs_run(struct broker *b, const struct fs_options *opt)
 		log_warnx("cannot create the FUSE session");
 		goto out;
 	}
+	fs.se = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
-	if (fuse_session_mount(se, opt->mountpoint) != 0) {
-		log_warnx("cannot mount on %s", opt->mountpoint);
+	if (fuse_session_mount(se, mp) != 0) {
+		log_warnx("cannot mount on %s", mp);
 		goto out_signals;
 	}
-	log_info("serving %zu secrets on %s", broker_config(b)->n_secrets,
-	    opt->mountpoint);
 	if (fuse_daemonize(opt->foreground) != 0)
 		goto out_unmount;
 	/* A file size limit must fail the audit write (EFBIG), not kill us. */
 	signal(SIGXFSZ, SIG_IGN);
 	/* After daemonizing: threads do not survive its fork. */
-	if ((r = start_hup_thread(b)) < 0) {
+	if ((r = start_hup_thread(&fs)) < 0) {
 		log_warnx("cannot start the SIGHUP thread: %s", strerror(-r));
 		goto out_unmount;
 	}
+	if ((r = start_inval_thread(&fs)) < 0 || (r = broker_start(b)) < 0) {
+		log_warnx("cannot start the refresh threads: %s", strerror(-r));
+		goto out_threads;
+	}
+	/* Status and metrics are a convenience: serve without them if need be. */
+	if (control_socket_path(cfg->control_socket, mp, sock,
+	    sizeof(sock)) < 0)
+		log_warnx("control socket: path too long; set control.socket");
+	else if ((r = control_open(sock, b, &ctl, why, sizeof(why))) < 0)
+		log_warnx("control socket: %s; status, metrics and health are "
+		    "not available", why);
+	else
+		log_info("control socket %s", sock);
+	/* Publish the mount to the host; give dead binds of the last one ours. */
+	if (rp && (r = repair_start(rp, fs_repaired, b)) < 0)
+		log_warnx("cannot start the repair of dead mounts: %s",
+		    strerror(-r));
+	rp = NULL;	/* repair_start() took it */
 	if (!(lc = fuse_loop_cfg_create())) {
 		r = -ENOMEM;
-		goto out_unmount;
+		goto out_threads;
 	}
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_max_threads(lc, 64);
+	broker_set_mounted(b, mp);
+	log_info("serving %zu secrets on %s", cfg->n_secrets, mp);
+	/* Requests queue in the kernel until the loop below takes them. */
+	if ((r = notify_sendf("READY=1\nMAINPID=%d\nSTATUS=serving %zu secrets "
+	    "on %s", (int)getpid(), cfg->n_secrets, mp)) < 0)
+		log_warnx("sd_notify: %s", strerror(-r));
+	broker_release(v0);
+	v0 = NULL;
+	cfg = NULL;
+	if ((r = notify_watchdog_start(serving, &fs)) < 0)
+		log_warnx("sd_notify watchdog: %s", strerror(-r));
 	r = fuse_session_loop_mt(se, lc);
 	r = r < 0 ? r : 0;
-	log_info("unmounting %s", opt->mountpoint);
+	notify_send("STOPPING=1");
+	log_info("unmounting %s", mp);
+out_threads:
+	fs.stopping = 1;
+	notify_watchdog_stop();
+	broker_set_mounted(b, NULL);
+	control_close(ctl);
+	stop_hup_thread(&fs);
+	broker_stop(b);
+	stop_inval_thread(&fs);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out:
+	repair_free(rp);
 	fuse_loop_cfg_destroy(lc);
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
-	for (size_t k = 0; k < fs.nkids; k++)
-		free(fs.kids[k].name);
-	free(fs.kids);
+	for (i = 0; i < fs.ninodes; i++)
+		free(fs.inodes[i].name);
+	free(fs.inodes);
+	free(fs.slots);
+	broker_release(v0);
 	return r;
 }

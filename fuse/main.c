@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +16,11 @@
 
 #include <secretsfs/auditlog.h>
 #include <secretsfs/broker.h>
+#include <secretsfs/control.h>
 #include <secretsfs/engine.h>
 #include <secretsfs/identity.h>
 #include <secretsfs/policy.h>
+#include <secretsfs/repair.h>
 #include <secretsfs/config.h>
 #include <secretsfs/fs.h>
 #include <secretsfs/http.h>
@@ -37,6 +41,12 @@ usage(FILE *f)
 "       secretsfs audit verify (-k KEYFILE | -c CONFIG) FILE...\n"
 "       secretsfs audit show [--json] [--secret GLOB] [--container NAME]\n"
 "                            [--since TIME] FILE...\n"
+"       secretsfs repair -c CONFIG [--pid PID]... [--container NAME]...\n"
+"                        [MOUNTPOINT]\n"
+"       secretsfs status [-c CONFIG | -s SOCKET] [--json]\n"
+"       secretsfs metrics | health [-c CONFIG | -s SOCKET]\n"
+"       secretsfs flush [-c CONFIG | -s SOCKET] [NAME]\n"
+"       secretsfs refresh [-c CONFIG | -s SOCKET] NAME\n"
 "       secretsfs --version | --help\n"
 "\n"
 "Serve secrets from Vault, AWS Secrets Manager or a local directory as a\n"
@@ -55,6 +65,21 @@ usage(FILE *f)
 "                filtered by secret, container (name or id prefix) and\n"
 "                time (RFC 3339, or a duration such as 1h meaning 'since\n"
 "                an hour ago')\n"
+"  repair        give containers whose bind of the mount died with an\n"
+"                earlier daemon (ENOTCONN) the running daemon's mount,\n"
+"                without restarting them; --pid/--container vouch for the\n"
+"                dead mounts of a container that no record ties to us\n"
+"  status        ask the running daemon: backends, each secret's version,\n"
+"                age and staleness, and who has not reopened it since it\n"
+"                changed (--json for tools)\n"
+"  metrics       the daemon's counters, in the Prometheus text format\n"
+"  health        exit 0 when mounted and every backend answers or has\n"
+"                failed for less than cache.max_stale (liveness probes)\n"
+"  flush         forget cached values (of NAME, or all): the next read\n"
+"                fetches again\n"
+"  refresh       fetch NAME from its backend now\n"
+"                (these five talk to the control socket: -s SOCKET, or\n"
+"                the one CONFIG names; default " CONTROL_DEFAULT_SOCKET ")\n"
 "\n"
 "mount options:\n"
 "  -c, --config FILE   the configuration (JSON, mode 0600 or stricter)\n"
@@ -107,6 +132,7 @@ cmd_mount(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fs_options opt = { 0 };
+	sigset_t sigs;
 	const char *file = NULL;
 	struct broker *b;
 	struct config *cfg;
@@ -144,6 +170,16 @@ cmd_mount(int argc, char **argv)
 	opt.allow_other = cfg->allow_other;
 	/* libfuse's trace prints request data; keep it to the foreground. */
 	opt.debug = opt.debug && opt.foreground;
+
+	/*
+	 * Before any thread exists: every thread inherits these blocked and
+	 * fs.c's signal thread alone takes them (sigwait).
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	if ((r = secmem_init(cfg->locked_bytes, why, sizeof(why))) < 0) {
 		log_warnx("%s", why);
@@ -389,6 +425,119 @@ cmd_audit(int argc, char **argv)
 	return 2;
 }
 
+/*
+ * The scan the daemon runs at start, on demand, against the running
+ * daemon's live mount. This process is single-threaded; repair forks per
+ * mount anyway.
+ */
+static int
+cmd_repair(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config",	required_argument,	NULL, 'c' },
+		{ "pid",	required_argument,	NULL, 'p' },
+		{ "container",	required_argument,	NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *file = NULL, *mp, **names;
+	struct engine *engine = NULL;
+	struct repair_stats st;
+	struct repair *rp = NULL;
+	struct config *cfg;
+	size_t nnames = 0, npids = 0;
+	pid_t *pids, pid;
+	char *end;
+	int ch, r, rc = 1;
+
+	names = calloc((size_t)argc, sizeof(*names));
+	pids = calloc((size_t)argc, sizeof(*pids));
+	if (!names || !pids) {
+		log_warnx("out of memory");
+		goto out_free;
+	}
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			file = optarg;
+			break;
+		case 'p':
+			pid = (pid_t)strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || pid <= 0) {
+				log_warnx("--pid %s: not a process id", optarg);
+				rc = 2;
+				goto out_free;
+			}
+			pids[npids++] = pid;
+			break;
+		case 'n':
+			names[nnames++] = optarg;
+			break;
+		default:
+			usage(stderr);
+			rc = 2;
+			goto out_free;
+		}
+	}
+	if (!file || argc - optind > 1) {
+		usage(stderr);
+		rc = 2;
+		goto out_free;
+	}
+	if (load_config(file, &cfg) < 0)
+		goto out_free;
+	mp = argc - optind == 1 ? argv[optind] : cfg->mountpoint;
+	if (nnames && !cfg->runtime_socket) {
+		log_warnx("--container needs \"runtime\": {\"socket\": ...} "
+		    "in the config to find the container");
+		goto out;
+	}
+	if (nnames && !(engine = engine_new(cfg->runtime_socket))) {
+		log_warnx("runtime.socket: %s", strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < nnames; i++) {
+		if ((r = engine_container_pid(engine, names[i], &pid)) < 0) {
+			log_warnx("container %s: %s", names[i], strerror(-r));
+			goto out;
+		}
+		pids[npids++] = pid;
+	}
+	if (!(rp = repair_new(mp))) {
+		log_warn("%s", mp);
+		goto out;
+	}
+	for (size_t i = 0; i < npids; i++)
+		if ((r = repair_add_pid(rp, pids[i])) < 0) {
+			log_warnx("process %d: %s", (int)pids[i], strerror(-r));
+			goto out;
+		}
+	if ((r = repair_run(rp, NULL, NULL, &st)) == -ENOTCONN) {
+		log_warnx("%s is not served by a running secretsfs: start the "
+		    "daemon first", mp);
+		goto out;
+	} else if (r < 0) {
+		log_warnx("repair: %s", strerror(-r));
+		goto out;
+	}
+	printf("%s: repaired %u of %u dead mount%s (%u mount namespaces "
+	    "scanned)\n", mp, st.repaired, st.found, st.found == 1 ? "" : "s",
+	    st.namespaces);
+	if (st.foreign)
+		printf("%s: %u dead secretsfs mount%s not known to be binds of "
+		    "this mount left alone (vouch with --pid or --container)\n",
+		    mp, st.foreign, st.foreign == 1 ? "" : "s");
+	rc = st.failed ? 1 : 0;
+out:
+	repair_free(rp);
+	engine_free(engine);
+	config_free(cfg);
+out_free:
+	free(names);
+	free(pids);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -426,6 +575,10 @@ main(int argc, char **argv)
 		return cmd_explain(argc - 1, argv + 1);
 	if (strcmp(argv[1], "audit") == 0)
 		return cmd_audit(argc - 1, argv + 1);
+	if (strcmp(argv[1], "repair") == 0)
+		return cmd_repair(argc - 1, argv + 1);
+	if (control_is_command(argv[1]))
+		return control_main(argc - 1, argv + 1);
 	fprintf(stderr, "secretsfs: unknown command \"%s\"\n\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -18,7 +18,8 @@ apt-get install -y -qq --no-install-recommends \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libssl-dev \
 	libcmocka-dev openssl ca-certificates \
 	python3 python3-pytest python3-hvac python3-botocore python3-boto3 \
-	util-linux procps podman runc busybox-static >/dev/null
+	python3-yaml util-linux procps podman runc busybox-static \
+	systemd apparmor >/dev/null
 
 if [ ! -d build ]; then
 	meson setup build

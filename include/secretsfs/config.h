@@ -62,6 +62,7 @@ struct config_secret {
 	uid_t	 uid;
 	gid_t	 gid;
 	int64_t	 refresh_ms;
+	int	 on_rotate;	/* signal for the openers of a new version; 0: none */
 };
 
 struct config {
@@ -71,6 +72,9 @@ struct config {
 	uint64_t		 locked_bytes;
 	uint64_t		 cache_max_bytes;
 	int64_t			 negative_ttl_ms;
+	int64_t			 max_stale_ms;	/* serve a stale value this long */
+	int64_t			 delete_grace_ms;	/* serve a deleted one this long */
+	char			*control_socket;	/* NULL: the default (control.h) */
 	struct config_backend	*backends;
 	size_t			 n_backends;
 	struct config_secret	*secrets;
@@ -99,6 +103,15 @@ void config_free(struct config *cfg);
 /* index of the secret or backend called name, or -1 */
 ssize_t config_find_secret(const struct config *cfg, const char *name);
 ssize_t config_find_backend(const struct config *cfg, const char *name);
+
+/*
+ * The signals an on_rotate action may send, by name ("SIGHUP" or "HUP"):
+ * SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM, SIGWINCH, SIGALRM.
+ * config_signal_from_name: the number, or -EINVAL. config_signal_name:
+ * "SIGHUP", ..., or "signal" for another number. Static storage.
+ */
+int config_signal_from_name(const char *name);
+const char *config_signal_name(int sig);
 
 /* "FILE:LINE:COL: PATH: MSG" into buf. */
 void config_err_format(const struct config_err *err, const char *file,

@@ -17,8 +17,12 @@ struct fs_options {
 
 /*
  * Mount, serve until SIGTERM/SIGINT (or an unmount), unmount. A stale
- * mount of a dead daemon at the mountpoint is cleared first. Returns 0 on
- * a clean stop, -errno when the mount failed (logged). The broker stays
+ * mount of a dead daemon at the mountpoint is cleared first. While
+ * serving: the broker's refresh threads run, the control socket
+ * (control.h) answers, SIGHUP reloads the config and reopens the audit
+ * file, and systemd is told READY=1 (notify.h) once the mount is live.
+ * Inode numbers stay the same for a name across reloads. Returns 0 on a
+ * clean stop, -errno when the mount failed (logged). The broker stays
  * the caller's.
  */
 int fs_run(struct broker *b, const struct fs_options *opt);

@@ -1,0 +1,832 @@
+"""Operating the broker through a real mount: central rotation, backend outages, who
+still holds an old version, on_rotate signals, the control socket (status, metrics,
+flush, refresh, health), SIGHUP reloads, and systemd readiness.
+
+Against the local Vault and AWS Secrets Manager fakes (tests/fakes/), the file backend
+and made-up container cgroups (containers.py). Intervals are short (refresh 1 s,
+max_stale 3 s) so the whole file runs in well under a minute.
+
+Run: cd /work/main && SECRETSFS_BIN=BUILD/fuse/secretsfs /usr/bin/python3 -m pytest -q \
+         tests/system/test_ops.py
+"""
+import errno
+import json
+import math
+import os
+import queue
+import re
+import secrets
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import binary, is_mounted, need, require_fuse, run_as, write_private
+from containers import FakeCgroups, cgroup2_mount, hex64
+
+FAKES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes")
+sys.path.insert(0, FAKES)
+from aws_fixture import AwsFake  # noqa: E402
+from vault_fixture import VaultFake, make_pki  # noqa: E402
+
+HOST_RULE = {"id": "host", "match": {"host": True}, "allow": ["*"]}
+
+
+# --------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def vault(tmp_path_factory, pki):
+    v = VaultFake.start(tmp_path_factory.mktemp("vault"), pki, quiet=True)
+    yield v
+    v.stop()
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory, pki):
+    f = AwsFake.start(tmp_path_factory.mktemp("aws"), pki.dir)
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def cgroups():
+    require_fuse()
+    need(cgroup2_mount() is not None, "no cgroup2 hierarchy is mounted")
+    cg = FakeCgroups()
+    yield cg
+    cg.remove()
+
+
+def vault_backend(vault, **http):
+    h = {"retry_base": "20ms", "retry_max": "100ms"}
+    h.update(http)
+    return {"type": "vault", "address": vault.addr,
+            "tls": {"ca_file": vault.ca, "client_cert": vault.client_cert,
+                    "client_key": vault.client_key},
+            "auth": {"method": "cert"}, "http": h}
+
+
+def aws_backend(aws):
+    # Static keys in the config come first in the credential chain.
+    return {"type": "aws", "region": aws.region, "endpoint": aws.endpoint,
+            "tls": {"ca_file": aws.ca_file},
+            "credentials": {"access_key_id": aws.access_key,
+                            "secret_access_key": aws.secret_key},
+            "http": {"retry_base": "20ms", "retry_max": "100ms"}}
+
+
+def with_audit(cfg, tmp_path, flush_interval=0):
+    key = write_private(tmp_path / "audit.key", os.urandom(32).hex() + "\n")
+    cfg["audit"] = {"file": str(tmp_path / "audit.log"), "key_file": str(key),
+                    "flush_interval": flush_interval}
+    return cfg
+
+
+def audit_records(tmp_path):
+    with open(tmp_path / "audit.log") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def file_config(secrets_dir, values, secrets=None, rules=None, **extra):
+    for name, value in values.items():
+        (secrets_dir / name).write_bytes(value)
+    cfg = {"backends": {"dev": {"type": "file", "dir": str(secrets_dir)}},
+           "secrets": secrets or {n: {"backend": "dev"} for n in values},
+           "rules": rules or [HOST_RULE]}
+    cfg.update(extra)
+    return cfg
+
+
+def read(d, name):
+    with open(d.path(name), "rb") as f:
+        return f.read()
+
+
+def read_errno(d, name):
+    try:
+        read(d, name)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def wait_for(pred, timeout=10, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def rotate_file(secrets_dir, name, value):
+    """A new version for the file backend: new bytes, a later mtime."""
+    p = secrets_dir / name
+    old = os.stat(p).st_mtime_ns if p.exists() else 0
+    tmp = secrets_dir / (name + ".tmp")
+    tmp.write_bytes(value)
+    os.utime(tmp, ns=(old + 10**9, old + 10**9))
+    os.rename(tmp, p)
+
+
+def ctl(d, *args, sock=False, check=True):
+    """The CLI against d's control socket: by -c CONFIG, or -s SOCKET."""
+    verb, rest = args[0], list(args[1:])
+    where = ["-s", d.mountpoint + ".sock"] if sock else ["-c", str(d.config_path)]
+    r = subprocess.run([binary(), verb] + where + rest, capture_output=True,
+                       text=True, timeout=60)
+    if check:
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r
+
+
+def status(d):
+    return json.loads(ctl(d, "status", "--json").stdout)
+
+
+def secret_status(d, name):
+    return next(s for s in status(d)["secrets"] if s["name"] == name)
+
+
+# A process that opens a secret when told to, and says when it gets SIGHUP.
+OPENER = r"""
+import json, os, signal, sys
+procs, path = sys.argv[1], sys.argv[2]
+if procs != "-":
+    with open(procs, "w") as f:
+        f.write(str(os.getpid()))
+signal.signal(signal.SIGHUP, lambda s, f: print("signal %d" % s, flush=True))
+print("ready", flush=True)
+for line in sys.stdin:
+    try:
+        with open(path, "rb") as f:
+            print(json.dumps(["ok", f.read().hex()]), flush=True)
+    except OSError as e:
+        print(json.dumps(["err", e.errno]), flush=True)
+"""
+
+
+class Opener:
+    def __init__(self, path, cgroup_dir=None):
+        procs = os.path.join(cgroup_dir, "cgroup.procs") if cgroup_dir else "-"
+        self.proc = subprocess.Popen([sys.executable, "-c", OPENER, procs, path],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.lines = queue.Queue()
+        self.signals = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        assert self._next(10) == "ready"
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            line = line.strip()
+            if line.startswith("signal "):
+                self.signals.append(int(line.split()[1]))
+            else:
+                self.lines.put(line)
+
+    def _next(self, timeout):
+        return self.lines.get(timeout=timeout)
+
+    def read(self):
+        self.proc.stdin.write("read\n")
+        self.proc.stdin.flush()
+        kind, val = json.loads(self._next(10))
+        return bytes.fromhex(val) if kind == "ok" else val
+
+    def finish(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# --------------------------------------------------------------------------- metrics
+
+METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+SAMPLE = re.compile(r"^(%s)(?:\{(%s(?:,%s)*)?\})? (\S+)(?: -?\d+)?$"
+                    % (METRIC_NAME, LABEL, LABEL))
+LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+
+
+def parse_prometheus(text):
+    """A strict reader of the text exposition format 0.0.4. Returns
+    {(name, ((label, value), ...)): float}. Fails on: a sample before its TYPE, a
+    family declared twice or split, an unknown type, a malformed line or value, a
+    duplicate series, a counter that is negative or not *_total, histogram buckets
+    that are not cumulative or whose +Inf bucket differs from _count."""
+    types, samples, seen_families, current = {}, {}, [], None
+    assert text.endswith("\n"), "the exposition must end with a newline"
+    for line in text.splitlines():
+        assert line, "empty line"
+        if line.startswith("#"):
+            parts = line.split(" ", 3)
+            assert parts[0] == "#" and parts[1] in ("HELP", "TYPE"), line
+            assert re.fullmatch(METRIC_NAME, parts[2]), line
+            if parts[1] == "TYPE":
+                assert parts[2] not in types, "family declared twice: " + line
+                assert parts[3] in ("counter", "gauge", "histogram", "summary",
+                                    "untyped"), line
+                types[parts[2]] = parts[3]
+                current = parts[2]
+                seen_families.append(current)
+            continue
+        m = SAMPLE.match(line)
+        assert m, "malformed sample: %r" % line
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        family = name
+        if current and types.get(current) == "histogram" and \
+                name in (current + "_bucket", current + "_sum", current + "_count"):
+            family = current
+        assert family == current, "sample outside its family: " + line
+        v = float(value)        # accepts +Inf, -Inf, NaN like Prometheus
+        pairs = tuple(LABEL_RE.findall(labels))
+        assert len(set(k for k, _ in pairs)) == len(pairs), "duplicate label: " + line
+        key = (name, pairs)
+        assert key not in samples, "duplicate series: " + line
+        samples[key] = v
+        if types[family] == "counter":
+            assert name.endswith("_total") and v >= 0, line
+    for fam, typ in types.items():
+        if typ != "histogram":
+            continue
+        series = {}
+        for (name, pairs), v in samples.items():
+            if name == fam + "_bucket":
+                rest = tuple(p for p in pairs if p[0] != "le")
+                le = dict(pairs)["le"]
+                series.setdefault(rest, []).append(
+                    (math.inf if le == "+Inf" else float(le), v))
+        for rest, buckets in series.items():
+            buckets.sort()
+            counts = [c for _, c in buckets]
+            assert counts == sorted(counts), "buckets not cumulative: %s" % fam
+            assert buckets[-1][0] == math.inf, "no +Inf bucket: %s" % fam
+            assert samples[(fam + "_count", rest)] == buckets[-1][1]
+            assert (fam + "_sum", rest) in samples
+    return samples
+
+
+def metric(samples, name, **labels):
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+# --------------------------------------------------------------------------- rotation
+
+def _rotation_under_readers(d, name, v1, v2, rotate, refresh_s):
+    stop = threading.Event()
+    bad, errors, first_new = [], [], []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                fd = os.open(d.path(name), os.O_RDONLY)
+                try:
+                    chunks = []
+                    while True:
+                        c = os.read(fd, 4096)   # several FUSE reads per value
+                        if not c:
+                            break
+                        chunks.append(c)
+                finally:
+                    os.close(fd)
+                data = b"".join(chunks)
+            except OSError as e:
+                errors.append(e)
+                continue
+            if data == v2:
+                if not first_new:
+                    first_new.append(time.monotonic())
+            elif data != v1:
+                bad.append(len(data))
+
+    assert read(d, name) == v1
+    time.sleep(0.3)
+    threads = [threading.Thread(target=reader) for _ in range(16)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        rotate()
+        deadline = t0 + refresh_s + 3
+        while not first_new and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)         # more reads of the new value
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert bad == [], "empty, partial or mixed values were read"
+    assert errors == []
+    assert first_new, "the new value never arrived"
+    assert first_new[0] - t0 <= refresh_s + 1, first_new[0] - t0
+    assert read(d, name) == v2
+
+
+def test_vault_rotation_reaches_16_readers_atomically(make_daemon, vault, tmp_path):
+    v1 = b"A" * 6000 + b"-1"
+    v2 = b"B" * 9000 + b"-2"
+    ref = "ops/rot-" + secrets.token_hex(4)
+    vault.kv_put("secret", ref, {"k": v1.decode()})
+    d = make_daemon(with_audit({
+        "backends": {"vault": vault_backend(vault)},
+        "secrets": {"db": {"backend": "vault", "ref": ref, "field": "k",
+                           "refresh": "1s"}},
+        "rules": [HOST_RULE]}, tmp_path, flush_interval="1s"))
+    v_old = os.getxattr(d.path("db"), "user.secretsfs.version").decode()
+    st_old = os.stat(d.path("db"))
+    _rotation_under_readers(d, "db", v1, v2,
+                            lambda: vault.kv_put("secret", ref, {"k": v2.decode()}), 1)
+    # The version, the times and the size moved with the value.
+    assert os.getxattr(d.path("db"), "user.secretsfs.version").decode() == \
+        str(int(v_old) + 1)
+    st = os.stat(d.path("db"))
+    assert st.st_size == len(v2)
+    assert st.st_mtime_ns > st_old.st_mtime_ns and st.st_ctime_ns > st_old.st_ctime_ns
+    # Exactly one rotate record, with both versions, and never a value.
+    rot = [r for r in audit_records(tmp_path) if r["event"] == "rotate"]
+    assert [(r["old_version"], r["new_version"]) for r in rot] == \
+        [(v_old, str(int(v_old) + 1))]
+    text = (tmp_path / "audit.log").read_bytes() + d.log().encode()
+    assert v1 not in text and v2 not in text
+    # The rotate record precedes every access to the new version.
+    recs = audit_records(tmp_path)
+    first_new = next(i for i, r in enumerate(recs) if r["event"] == "access"
+                     and r["version"] == str(int(v_old) + 1))
+    assert recs.index(rot[0]) < first_new
+
+
+def test_aws_rotation_reaches_16_readers_atomically(make_daemon, aws):
+    name = "ops-rot-" + secrets.token_hex(4)
+    v1 = b"a" * 5000 + b"1"
+    v2 = b"b" * 7000 + b"2"
+    aws.put_secret(name, string=v1.decode())
+    d = make_daemon({"backends": {"sm": aws_backend(aws)},
+                     "secrets": {"s": {"backend": "sm", "ref": name, "refresh": "1s"}},
+                     "rules": [HOST_RULE]})
+    new = {}
+
+    def rotate():
+        new.update(aws.put_secret(name, string=v2.decode()))
+    _rotation_under_readers(d, "s", v1, v2, rotate, 1)
+    assert os.getxattr(d.path("s"), "user.secretsfs.version").decode() == \
+        new["VersionId"]
+
+
+# --------------------------------------------------------------------------- outages
+
+def test_backend_outage_stale_then_eio_then_recovery(make_daemon, vault, tmp_path):
+    ref = "ops/outage-" + secrets.token_hex(4)
+    value = "still-here-" + secrets.token_hex(4)
+    vault.kv_put("secret", ref, {"k": value})
+    cfg = with_audit({
+        "backends": {"vault": vault_backend(vault, timeout="2s",
+                                            connect_timeout="1s", max_retries=0)},
+        "cache": {"max_stale": "3s"},
+        "secrets": {"s": {"backend": "vault", "ref": ref, "field": "k",
+                          "refresh": "1s"}},
+        "rules": [HOST_RULE]}, tmp_path)
+    d = make_daemon(cfg)
+    assert read(d, "s") == value.encode()
+    # Keep it hot for a moment: refreshed in the background.
+    for _ in range(15):
+        assert read(d, "s") == value.encode()
+        time.sleep(0.1)
+    t_stop = time.monotonic()
+    vault.stop()
+    try:
+        first_fail = None
+        stale_seen = healthy_while_stale = False
+        while time.monotonic() - t_stop < 8:
+            t = time.monotonic()
+            err = read_errno(d, "s")
+            took = time.monotonic() - t
+            if err == 0:
+                assert first_fail is None, "served again after failing closed"
+                if not stale_seen and t - t_stop > 1.5:
+                    st = secret_status(d, "s")
+                    if st["state"] == "stale":
+                        stale_seen = True
+                        healthy_while_stale = ctl(d, "health", check=False).returncode == 0
+                        be = status(d)["backends"][0]
+                        assert be["reachable"] is False and be["errors"] >= 1
+            else:
+                assert err == errno.EIO
+                # A fetch to a dead backend answers fast; a cached value at once.
+                assert took < 2.5
+                if first_fail is None:
+                    first_fail = t - t_stop
+                    break
+            time.sleep(0.1)
+        # The last good fetch was at most 1 s before the stop: served until
+        # its expiry (1 s) + max_stale (3 s), not longer.
+        assert first_fail is not None, "the stale value was served forever"
+        assert 2.8 <= first_fail <= 5.5, first_fail
+        assert stale_seen and healthy_while_stale
+        assert read_errno(d, "s") == errno.EIO
+        # Unhealthy once the backend has failed for longer than max_stale.
+        assert wait_for(lambda: ctl(d, "health", check=False).returncode == 1,
+                        timeout=4)
+        r = ctl(d, "health", check=False)
+        assert "backend vault unreachable" in r.stderr
+    finally:
+        vault.restart()
+    # Back without a restart of the daemon.
+    assert wait_for(lambda: read_errno(d, "s") == 0, timeout=6)
+    assert read(d, "s") == value.encode()
+    assert ctl(d, "health").returncode == 0
+    log = d.log()
+    assert "refresh failed; serving version" in log
+    assert "dropped; reads fail with EIO until the backend answers" in log
+    stale = [(r["secret"], r["action"]) for r in audit_records(tmp_path)
+             if r["event"] == "stale"]
+    assert ("s", "served") in stale and ("s", "expired") in stale
+    assert value not in log
+
+
+def test_never_fetched_secret_with_a_hung_backend_fails_within_the_timeout(
+        make_daemon, vault):
+    # A listener that never answers: TCP connects, TLS never starts.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    try:
+        b = vault_backend(vault, timeout="1500ms", connect_timeout="1s",
+                          max_retries=0)
+        b["address"] = "https://127.0.0.1:%d" % hole.getsockname()[1]
+        d = make_daemon({"backends": {"vault": b},
+                         "secrets": {"s": {"backend": "vault", "ref": "ops/none"}},
+                         "rules": [HOST_RULE]})
+        results = []
+
+        def one():
+            t = time.monotonic()
+            results.append((read_errno(d, "s"), time.monotonic() - t))
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        # Bounded by the HTTP timeouts: the kernel queues lookups of one
+        # name behind each other, and those queued get the first one's
+        # failure instead of a timeout each.
+        assert [e for e, _ in results] == [errno.EIO] * 4
+        assert max(t for _, t in results) < 1.5 + 1, results
+        assert d.proc.poll() is None
+    finally:
+        hole.close()
+
+
+def test_deleted_secret_is_served_for_the_grace_then_gone(make_daemon, secrets_dir):
+    d = make_daemon(file_config(
+        secrets_dir, {"db": b"one"},
+        secrets={"db": {"backend": "dev", "refresh": "1s"}},
+        cache={"delete_grace": "2s", "negative_ttl": "1s"}))
+    assert read(d, "db") == b"one"
+    # Delete and recreate, as some rotations do: no ENOENT in between.
+    os.unlink(secrets_dir / "db")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.5:
+        assert read(d, "db") == b"one"
+        time.sleep(0.05)
+    assert "the backend no longer has it" in d.log()
+    rotate_file(secrets_dir, "db", b"two")
+    assert wait_for(lambda: read(d, "db") == b"two", timeout=3)
+    # Deleted for good: gone once the grace is over.
+    os.unlink(secrets_dir / "db")
+    t0 = time.monotonic()
+    assert wait_for(lambda: read_errno(d, "db") == errno.ENOENT, timeout=6)
+    assert time.monotonic() - t0 >= 1.5
+    assert "deleted in the backend: no longer served" in d.log()
+
+
+# --------------------------------------------------------------------------- status
+
+def test_status_names_who_has_not_reopened_since_a_rotation(
+        make_daemon, secrets_dir, cgroups):
+    cid = hex64()
+    d = make_daemon(file_config(
+        secrets_dir, {"db": b"version-one"},
+        secrets={"db": {"backend": "dev", "refresh": "1s"}},
+        rules=[{"id": "svc", "match": {"container_id": cid}, "allow": ["db"]},
+               HOST_RULE]))
+    box = Opener(d.path("db"), cgroups.make("system.slice/docker-%s.scope" % cid))
+    host = Opener(d.path("db"))
+    try:
+        assert box.read() == b"version-one"
+        assert host.read() == b"version-one"
+        st = secret_status(d, "db")
+        assert st["not_reopened"] == [] and st["holders"] == 2
+        rotate_file(secrets_dir, "db", b"version-two")
+        # Anyone's read brings the new version in.
+        assert wait_for(lambda: read(d, "db") == b"version-two", timeout=4)
+        st = secret_status(d, "db")
+        assert st["rotated_at"] is not None and st["previous_version"]
+        behind = {(h["kind"], h.get("id"), h["pid"]): h for h in st["not_reopened"]}
+        assert ("container", cid, box.pid) in behind
+        assert ("process", None, host.pid) in behind
+        c = behind[("container", cid, box.pid)]
+        assert c["runtime"] == "docker" and c["version"] == st["previous_version"]
+        assert behind[("process", None, host.pid)]["comm"].startswith("python")
+        text = ctl(d, "status").stdout
+        assert "not reopened since version %s" % st["version"] in text
+        assert "container %s" % cid[:12] in text
+        assert "process %d (" % host.pid in text
+        # The container reopens: no longer named; the host process still is.
+        assert box.read() == b"version-two"
+        behind = [(h["kind"], h["pid"]) for h in secret_status(d, "db")["not_reopened"]]
+        assert behind == [("process", host.pid)]
+        assert host.read() == b"version-two"
+        assert secret_status(d, "db")["not_reopened"] == []
+        # A holder that exits is forgotten.
+        host.finish()
+        assert secret_status(d, "db")["holders"] == 2     # box and this test
+    finally:
+        box.finish()
+        host.finish()
+
+
+def test_on_rotate_signals_the_openers(make_daemon, secrets_dir):
+    d = make_daemon(file_config(
+        secrets_dir, {"db": b"one", "other": b"x"},
+        secrets={"db": {"backend": "dev", "refresh": "1s",
+                        "on_rotate": {"signal": "SIGHUP"}},
+                 "other": {"backend": "dev", "refresh": "1s"}}))
+    opener = Opener(d.path("db"))
+    bystander = Opener(d.path("other"))
+    try:
+        assert opener.read() == b"one"
+        assert bystander.read() == b"x"
+        time.sleep(0.2)
+        # Nobody reads: on_rotate keeps the secret fresh by itself.
+        rotate_file(secrets_dir, "db", b"two")
+        assert wait_for(lambda: opener.signals, timeout=4), d.log()
+        assert opener.signals == [signal.SIGHUP]
+        assert "secret db: sent SIGHUP to pid %d (python" % opener.pid in d.log()
+        time.sleep(0.3)
+        assert bystander.signals == []
+        # Told, it reloads: the new value.
+        assert opener.read() == b"two"
+        samples = parse_prometheus(ctl(d, "metrics").stdout)
+        assert metric(samples, "secretsfs_rotation_signals_total") == 1
+        assert secret_status(d, "db")["on_rotate"] == "SIGHUP"
+    finally:
+        opener.finish()
+        bystander.finish()
+
+
+def test_metrics_parse_and_count_the_reads(make_daemon, secrets_dir, tmp_path):
+    d = make_daemon(with_audit(file_config(
+        secrets_dir, {"a": b"alpha", "b": b"beta"},
+        rules=[{"id": "host", "match": {"host": True}, "allow": ["a"]}]), tmp_path))
+    for _ in range(5):
+        assert read(d, "a") == b"alpha"
+    for _ in range(2):
+        assert read_errno(d, "b") == errno.ENOENT
+    with open(d.path("a"), "rb"):
+        samples = parse_prometheus(ctl(d, "metrics", sock=True).stdout)
+    assert metric(samples, "secretsfs_open_files") == 1
+    assert metric(samples, "secretsfs_reads_total") == 6
+    samples = parse_prometheus(ctl(d, "metrics").stdout)
+    assert metric(samples, "secretsfs_open_files") == 0
+    assert metric(samples, "secretsfs_reads_total") == 6
+    assert metric(samples, "secretsfs_denials_total") >= 2
+    assert metric(samples, "secretsfs_read_errors_total") == 0
+    assert metric(samples, "secretsfs_cache_misses_total") == 1
+    assert metric(samples, "secretsfs_cache_hits_total") >= 6
+    assert metric(samples, "secretsfs_backend_requests_total", backend="dev") == 1
+    assert metric(samples, "secretsfs_backend_errors_total", backend="dev") == 0
+    assert metric(samples, "secretsfs_backend_request_duration_seconds_count",
+                  backend="dev") == 1
+    assert metric(samples, "secretsfs_backend_up", backend="dev") == 1
+    assert metric(samples, "secretsfs_up") == 1
+    assert metric(samples, "secretsfs_locked_bytes") >= 1 << 20
+    assert metric(samples, "secretsfs_cache_stale_served_total") == 0
+    assert metric(samples, "secretsfs_audit_failures_total") == 0
+    assert metric(samples, "secretsfs_audit_records_total") == \
+        len(audit_records(tmp_path))
+    # The parser is strict: it refuses what Prometheus would.
+    for broken in ("x 1", "# TYPE x counter\nx 1\n", "# TYPE x_total counter\n"
+                   "x_total -1\n", "# TYPE y gauge\ny{a=\"1\" 2\n"):
+        with pytest.raises(AssertionError):
+            parse_prometheus(broken)
+
+
+def test_flush_and_refresh_make_the_backend_fetch_again(make_daemon, vault):
+    ref = "ops/flush-" + secrets.token_hex(4)
+    vault.kv_put("secret", ref, {"k": "v"})
+    d = make_daemon({"backends": {"vault": vault_backend(vault)},
+                     "secrets": {"s": {"backend": "vault", "ref": ref, "field": "k"},
+                                 "t": {"backend": "vault", "ref": ref}},
+                     "rules": [HOST_RULE]})
+    key = "secret/data/" + ref
+
+    def fetches():
+        return vault.stats()["kv_reads"].get(key, 0)
+    assert read(d, "s") == b"v" and fetches() == 1
+    assert read(d, "s") == b"v" and fetches() == 1          # cached for 60 s
+    assert ctl(d, "flush", "s").stdout == "flushed s\n"
+    assert read(d, "s") == b"v" and fetches() == 2
+    assert json.loads(read(d, "t")) == {"k": "v"} and fetches() == 3
+    assert ctl(d, "flush", sock=True).returncode == 0      # every secret
+    assert read(d, "s") == b"v" and read(d, "t") and fetches() == 5
+    vault.kv_put("secret", ref, {"k": "w"})
+    r = ctl(d, "refresh", "s")
+    assert r.stdout == "refreshed s: version 2\n" and fetches() == 6
+    assert read(d, "s") == b"w" and fetches() == 6
+    r = ctl(d, "flush", "nope", check=False)
+    assert r.returncode == 1 and "no secret \"nope\"" in r.stderr
+    r = ctl(d, "refresh", "nope", check=False)
+    assert r.returncode == 1 and "no secret \"nope\"" in r.stderr
+    r = ctl(d, "refresh", check=False)
+    assert r.returncode == 2                                # NAME is required
+    # What the backend told us of its login, for status.
+    be = status(d)["backends"][0]
+    assert be["name"] == "vault" and be["reachable"] is True
+    assert be["auth"]["method"] == "cert" and be["auth"]["ok"] is True
+    assert 0 < be["auth"]["expires_in_s"] <= be["auth"]["ttl_s"]
+    assert "cert login ok" in ctl(d, "status").stdout
+
+
+def test_refresh_of_directory_and_prefix_secrets(make_daemon, secrets_dir):
+    (secrets_dir / "pay").mkdir()
+    d = make_daemon(file_config(
+        secrets_dir, {"app.json": b'{"k":"v1"}', "pay/stripe": b"s1"},
+        secrets={"app": {"backend": "dev", "ref": "app.json", "as": "directory"},
+                 "pay": {"backend": "dev", "ref": "pay", "as": "prefix"}}))
+    assert read(d, "app/k") == b"v1" and read(d, "pay/stripe") == b"s1"
+    rotate_file(secrets_dir, "app.json", b'{"k":"v2"}')
+    rotate_file(secrets_dir / "pay", "stripe", b"s2")
+    # Cached for the default minute, unless asked.
+    assert read(d, "app/k") == b"v1" and read(d, "pay/stripe") == b"s1"
+    assert ctl(d, "refresh", "app").stdout.startswith("refreshed app: version ")
+    assert read(d, "app/k") == b"v2"
+    assert ctl(d, "refresh", "pay").stdout == "refreshed pay: version -\n"
+    assert read(d, "pay/stripe") == b"s2"
+
+
+def test_control_socket_is_root_only_and_not_stolen(make_daemon, secrets_dir,
+                                                     tmp_path):
+    sock = str(tmp_path / "ctl.sock")
+    d = make_daemon(file_config(secrets_dir, {"a": b"alpha"},
+                                control={"socket": sock}),
+                    workdir=tmp_path / "one")
+    st = os.lstat(sock)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_uid == 0
+    assert "control socket %s" % sock in d.log()
+    # Not for anyone else: the socket's mode stops them at connect(2).
+    probe = "import socket; socket.socket(socket.AF_UNIX).connect(%r)" % sock
+    r = run_as(65534, 65534, [sys.executable, "-c", probe], text=True)
+    assert r.returncode != 0 and "PermissionError" in r.stderr
+    # A second daemon configured with the same socket leaves it alone.
+    d2 = make_daemon(file_config(secrets_dir, {"a": b"alpha"},
+                                 control={"socket": sock}),
+                     workdir=tmp_path / "two")
+    assert "another daemon answers on %s" % sock in d2.log()
+    assert read(d2, "a") == b"alpha"
+    assert status(d)["pid"] == d.pid
+    assert d2.stop() == 0
+    assert os.path.exists(sock) and status(d)["pid"] == d.pid
+    assert d.stop() == 0
+    assert not os.path.exists(sock)
+
+
+# --------------------------------------------------------------------------- reload
+
+def test_sighup_with_a_broken_config_keeps_the_old_one(make_daemon, secrets_dir,
+                                                        tmp_path):
+    cfg = with_audit(file_config(secrets_dir, {"a": b"alpha"}), tmp_path)
+    d = make_daemon(cfg)
+    assert read(d, "a") == b"alpha"
+    write_private(d.config_path, '{"backends": {')
+    os.kill(d.pid, signal.SIGHUP)
+    assert wait_for(lambda: d.log().count("still running on the previous") == 1)
+    assert "invalid JSON" in d.log()
+    assert read(d, "a") == b"alpha" and os.listdir(d.mountpoint) == ["a"]
+    # Valid JSON, but a backend that cannot be opened.
+    bad = json.loads(json.dumps(cfg))
+    bad["backends"]["dev"]["dir"] = str(tmp_path / "missing")
+    write_private(d.config_path, json.dumps(bad))
+    os.kill(d.pid, signal.SIGHUP)
+    assert wait_for(lambda: d.log().count("still running on the previous") == 2)
+    assert read(d, "a") == b"alpha"
+    reloads = [r for r in audit_records(tmp_path) if r["event"] == "reload"]
+    assert [r["outcome"] for r in reloads] == ["error", "error"]
+    assert status(d)["reloads"] == {"ok": 0, "error": 2}
+    assert d.proc.poll() is None
+
+
+def test_sighup_with_a_new_config_adds_removes_and_changes_rules(
+        make_daemon, secrets_dir, tmp_path):
+    values = {"a": b"alpha", "b": b"beta", "c": b"gamma", "d": b"delta"}
+    cfg = with_audit(file_config(
+        secrets_dir, values,
+        secrets={n: {"backend": "dev"} for n in ("a", "b", "c")},
+        rules=[{"id": "host", "match": {"host": True}, "allow": ["a", "b"]}]),
+        tmp_path)
+    d = make_daemon(cfg)
+    assert sorted(os.listdir(d.mountpoint)) == ["a", "b"]
+    assert read_errno(d, "c") == errno.ENOENT
+    ino_b = os.stat(d.path("b")).st_ino
+    held = os.open(d.path("a"), os.O_RDONLY)
+    try:
+        new = json.loads(json.dumps(cfg))
+        new["secrets"] = {n: {"backend": "dev", "mode": "0440"}
+                          for n in ("b", "c", "d")}
+        new["rules"] = [{"id": "host2", "match": {"host": True},
+                         "allow": ["b", "c", "d"]}]
+        write_private(d.config_path, json.dumps(new))
+        os.kill(d.pid, signal.SIGHUP)
+        assert wait_for(lambda: "reloaded" in d.log()), d.log()
+        assert "3 secrets (1 added, 1 removed, 0 redefined)" in d.log()
+        assert sorted(os.listdir(d.mountpoint)) == ["b", "c", "d"]
+        assert read_errno(d, "a") == errno.ENOENT
+        assert read(d, "c") == b"gamma" and read(d, "d") == b"delta"
+        st = os.stat(d.path("b"))
+        assert st.st_ino == ino_b                       # same name, same inode
+        assert stat.S_IMODE(st.st_mode) == 0o440        # the new attributes
+        # A reader that opened a removed secret finishes with its snapshot.
+        assert os.read(held, 100) == b"alpha"
+    finally:
+        os.close(held)
+    recs = audit_records(tmp_path)
+    reload = [r for r in recs if r["event"] == "reload"]
+    assert len(reload) == 1 and reload[0]["outcome"] == "ok"
+    assert reload[0]["count"] == 3 and reload[0]["config"] == str(d.config_path)
+    rules = {r["secret"]: r["rule"] for r in recs if r["event"] == "access"}
+    assert rules["c"] == "host2" and rules["a"] == "host"
+    assert status(d)["reloads"] == {"ok": 1, "error": 0}
+    assert d.stop() == 0
+    v = subprocess.run([binary(), "audit", "verify", "-k", str(tmp_path / "audit.key"),
+                        str(tmp_path / "audit.log")], capture_output=True, text=True)
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+# --------------------------------------------------------------------------- systemd
+
+@pytest.mark.parametrize("abstract", [False, True])
+def test_sd_notify_ready_watchdog_reload_stopping(make_daemon, secrets_dir, tmp_path,
+                                                  monkeypatch, abstract):
+    require_fuse()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    if abstract:
+        name = "sfs-test-notify-%s" % secrets.token_hex(6)
+        s.bind("\0" + name)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+    else:
+        path = str(tmp_path / "notify.sock")
+        s.bind(path)
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    s.settimeout(10)
+    got = []
+
+    def until(pred):
+        while True:
+            msg = s.recv(4096).decode()
+            got.append(msg)
+            if pred(msg):
+                return msg
+    try:
+        d = make_daemon(file_config(secrets_dir, {"a": b"alpha"}), start=False)
+        d.start(wait=False)
+        ready = until(lambda m: "READY=1" in m.split("\n"))
+        # The mount is live when systemd hears READY=1.
+        assert is_mounted(d.mountpoint)
+        assert "MAINPID=%d" % d.pid in ready.split("\n")
+        assert any(line.startswith("STATUS=serving 1 secrets") for line in
+                   ready.split("\n"))
+        d.wait_mounted()
+        assert read(d, "a") == b"alpha"
+        until(lambda m: m == "WATCHDOG=1")
+        until(lambda m: m == "WATCHDOG=1")
+        os.kill(d.pid, signal.SIGHUP)
+        until(lambda m: "RELOADING=1" in m.split("\n"))
+        until(lambda m: "READY=1" in m.split("\n"))
+        d.stop()
+        until(lambda m: m == "STOPPING=1")
+    finally:
+        s.close()
