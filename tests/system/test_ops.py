@@ -583,7 +583,9 @@ def test_on_rotate_signals_the_openers(make_daemon, secrets_dir):
         rotate_file(secrets_dir, "db", b"two")
         assert wait_for(lambda: opener.signals, timeout=4), d.log()
         assert opener.signals == [signal.SIGHUP]
-        assert "secret db: sent SIGHUP to pid %d (python" % opener.pid in d.log()
+        # The log line follows the kill(2) that the reader may see first.
+        assert wait_for(lambda: "secret db: sent SIGHUP to pid %d (python"
+                        % opener.pid in d.log(), timeout=4), d.log()
         time.sleep(0.3)
         assert bystander.signals == []
         # Told, it reloads: the new value.
