@@ -426,7 +426,10 @@ auditlog_parse_since(const char *s, int64_t now_us, int64_t *out_us)
 		return parse_rfc3339(s, out_us);
 	if (config_parse_duration(s, &ms) < 0 || ms < 0)
 		return -EINVAL;
-	*out_us = now_us - ms * 1000;
+	/* Further back than an int64_t of microseconds reaches: everything. */
+	if (__builtin_mul_overflow(ms, 1000, &ms) ||
+	    __builtin_sub_overflow(now_us, ms, out_us))
+		*out_us = INT64_MIN;
 	return 0;
 }
 

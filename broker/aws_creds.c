@@ -800,7 +800,8 @@ aws_creds_ini_get(const char *text, size_t len, const char *profile,
 					break;
 				}
 			trim(&vb, &ve);
-			if (vb == ve)
+			/* A NUL would cut the value short: no value at all. */
+			if (vb == ve || memchr(vb, '\0', (size_t)(ve - vb)))
 				continue;
 			if (!(*value = secmem_strndup(vb, (size_t)(ve - vb))))
 				return -ENOMEM;

@@ -53,12 +53,24 @@ struct inode {
 	bool		 dir;
 };
 
+/*
+ * An open file: the snapshot it reads. Kept on a list so that the ones
+ * still open when the session ends (the kernel sends no RELEASE after
+ * that) are unpinned too.
+ */
+struct handle {
+	struct cache_snap	*snap;
+	struct handle		*prev, *next;
+};
+
 struct fs {
 	struct broker		*broker;
 	struct fuse_session	*se;
 	time_t			 started;
 
 	pthread_mutex_t		 lock;		/* the inode table */
+	pthread_mutex_t		 hlock;		/* handles */
+	struct handle		*handles;
 	struct inode		*inodes;	/* inode FIRST_INO + i */
 	size_t			 ninodes, capinodes;
 	size_t			*slots;		/* hash: index + 1, 0 empty */
@@ -519,7 +531,7 @@ do_getattr(struct fs *fs, struct broker_view *v, fuse_req_t req,
 	/* An open file reports the version it reads, not a newer one. */
 	if (fi && fi->fh) {
 		file_attr(v, (size_t)n.idx, ino,
-		    (struct cache_snap *)(uintptr_t)fi->fh, st);
+		    ((struct handle *)(uintptr_t)fi->fh)->snap, st);
 		return 0;
 	}
 	return stat_node(fs, v, ino, &n, st);
@@ -663,10 +675,44 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	broker_release(v);
 }
 
+static struct handle *
+handle_new(struct fs *fs, struct cache_snap *snap)
+{
+	struct handle *h;
+
+	if (!(h = calloc(1, sizeof(*h))))
+		return NULL;
+	h->snap = snap;
+	pthread_mutex_lock(&fs->hlock);
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->hlock);
+	return h;
+}
+
+/* Unpin the snapshot and forget the handle. */
+static void
+handle_free(struct fs *fs, struct handle *h)
+{
+	pthread_mutex_lock(&fs->hlock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->hlock);
+	cache_put(h->snap);
+	free(h);
+}
+
 static void
 do_open(struct fs *fs, struct broker_view *v, fuse_req_t req, fuse_ino_t ino,
     struct fuse_file_info *fi)
 {
+	struct handle *h;
 	struct policy_decision d;
 	struct cache_snap *snap;
 	struct caller c;
@@ -710,12 +756,17 @@ do_open(struct fs *fs, struct broker_view *v, fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, EIO);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)snap;
+	if (!(h = handle_new(fs, snap))) {
+		cache_put(snap);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	if (fuse_reply_open(req, fi) != 0)
 		/* The opener is gone (interrupted): no release will come. */
-		cache_put(snap);
+		handle_free(fs, h);
 	else
 		broker_note_open(fs->broker, 1);
 }
@@ -757,7 +808,8 @@ static void
 op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fuse_file_info *fi)
 {
-	const struct cache_snap *snap = (void *)(uintptr_t)fi->fh;
+	const struct cache_snap *snap =
+	    ((struct handle *)(uintptr_t)fi->fh)->snap;
 
 	(void)ino;
 	if (off < 0 || (uint64_t)off >= snap->len) {
@@ -773,7 +825,7 @@ static void
 op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	cache_put((struct cache_snap *)(uintptr_t)fi->fh);
+	handle_free(fs_of(req), (struct handle *)(uintptr_t)fi->fh);
 	broker_note_open(fs_of(req)->broker, -1);
 	fuse_reply_err(req, 0);
 }
@@ -1197,6 +1249,7 @@ fs_run(struct broker *b, const struct fs_options *opt)
 {
 	struct fs fs = { .broker = b, .started = time(NULL),
 	    .lock = PTHREAD_MUTEX_INITIALIZER,
+	    .hlock = PTHREAD_MUTEX_INITIALIZER,
 	    .qlock = PTHREAD_MUTEX_INITIALIZER,
 	    .qcond = PTHREAD_COND_INITIALIZER };
 	/* The first config may be freed by a reload: hold it while we use it. */
@@ -1329,6 +1382,9 @@ out:
 		free(fs.inodes[i].name);
 	free(fs.inodes);
 	free(fs.slots);
+	/* Files still open when the session ended get no RELEASE. */
+	while (fs.handles)
+		handle_free(&fs, fs.handles);
 	broker_release(v0);
 	return r;
 }
