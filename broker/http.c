@@ -1007,6 +1007,21 @@ map_error(struct http_client *c, CURLcode rc, const struct handle *h,
 			    "configured", c->cert ? c->cert : "");
 			return -EPROTO;
 		}
+		if (c->o.tls && (strstr(detail, "errno 107") ||
+		    strstr(detail, "reset by peer") ||
+		    strstr(detail, "unexpected eof"))) {
+			/*
+			 * The server hung up before its alert reached us (a
+			 * loaded machine, or a server that closes at once):
+			 * the likely cause is the same, the alert is lost.
+			 */
+			snprintf(errbuf, errlen, "%s %s: TLS: the server closed "
+			    "the connection during the handshake (%s)%s%s",
+			    method, url, detail, c->cert ? "; client "
+			    "certificate " : "; no client certificate was "
+			    "configured", c->cert ? c->cert : "");
+			return -EPROTO;
+		}
 		if (rc == CURLE_SSL_CONNECT_ERROR) {
 			snprintf(errbuf, errlen, "%s %s: TLS handshake failed: "
 			    "%s", method, url, detail);

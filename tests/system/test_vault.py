@@ -397,7 +397,9 @@ def test_no_client_certificate_login_fails_eio(make_daemon, vault, tmp_path):
     assert read_errno(d, "s") == errno.EIO
     log = d.log()
     assert "login with token auth failed" in log
-    assert "TLS: the server refused the connection" in log
+    # The alert, or on a loaded machine the hang-up that came before it.
+    assert ("TLS: the server refused the connection" in log or
+            "TLS: the server closed the connection during the handshake" in log)
     assert "no client certificate was configured" in log
     assert sum(vault.stats()["handshake_failures"].values()) > before
     assert d.proc.poll() is None
