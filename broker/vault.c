@@ -818,8 +818,10 @@ describe_status(const struct http_response *resp, const char *what,
 	if (vault_parse_errors(resp->body, resp->body_len, msg,
 	    sizeof(msg)) < 0)
 		msg[0] = '\0';
-	snprintf(errbuf, errlen, "%s%sVault answered %ld%s%s", what ? what : "",
-	    what ? ": " : "", resp->status, msg[0] ? ": " : "", msg);
+	/* Vault's own words, cut to leave room for the rest of the line. */
+	snprintf(errbuf, errlen, "%.80s%sVault answered %ld%s%.140s",
+	    what ? what : "", what ? ": " : "", resp->status,
+	    msg[0] ? ": " : "", msg);
 }
 
 /* --- credentials --------------------------------------------------------- */

@@ -508,6 +508,9 @@ def list_keys(paths, prefix):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY each
+    # keep-alive answer waits ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
     timeout = IDLE_TIMEOUT
 
     # BaseHTTPRequestHandler would log to stderr with the query string; we log ourselves.
