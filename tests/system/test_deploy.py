@@ -297,25 +297,32 @@ def test_dockerfile_final_stage_holds_what_the_daemon_loads(tmp_path):
     assert users["secretsfs"][2] == "65532" and \
         users["secretsfs"][6] == "/usr/sbin/nologin"
 
-    r = subprocess.run(["chroot", str(rootfs), "/usr/sbin/secretsfs",
-                        "--version"], capture_output=True, text=True,
-                       timeout=30)
-    assert r.returncode == 0 and r.stdout.startswith("secretsfs "), \
-        r.stdout + r.stderr
-    r = subprocess.run(["chroot", str(rootfs), "/usr/bin/fusermount3", "-V"],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    # The config is read, and a group name resolves from the image's
-    # /etc/group (glibc's built-in files NSS module).
-    os.makedirs(rootfs / "etc/secretsfs/dev", mode=0o700, exist_ok=True)
-    (rootfs / "etc/secretsfs/secretsfs.json").write_text(
-        '{"backends": {"dev": {"type": "file", "dir": "/etc/secretsfs/dev"}},'
-        ' "secrets": {"db_password": {"backend": "dev", "gid": "secretsfs"}}}')
-    os.chmod(rootfs / "etc/secretsfs/secretsfs.json", 0o600)
-    r = subprocess.run(["chroot", str(rootfs), "/usr/sbin/secretsfs",
-                        "check-config", "/etc/secretsfs/secretsfs.json"],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stdout + r.stderr
+    # A container has /proc, and the sanitizer build needs it at exit.
+    (rootfs / "proc").mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "proc", "proc", str(rootfs / "proc")],
+                   check=True)
+    try:
+        r = subprocess.run(["chroot", str(rootfs), "/usr/sbin/secretsfs",
+                            "--version"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0 and r.stdout.startswith("secretsfs "), \
+            r.stdout + r.stderr
+        r = subprocess.run(["chroot", str(rootfs), "/usr/bin/fusermount3", "-V"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        # The config is read, and a group name resolves from the image's
+        # /etc/group (glibc's built-in files NSS module).
+        os.makedirs(rootfs / "etc/secretsfs/dev", mode=0o700, exist_ok=True)
+        (rootfs / "etc/secretsfs/secretsfs.json").write_text(
+            '{"backends": {"dev": {"type": "file", "dir": "/etc/secretsfs/dev"}},'
+            ' "secrets": {"db_password": {"backend": "dev", "gid": "secretsfs"}}}')
+        os.chmod(rootfs / "etc/secretsfs/secretsfs.json", 0o600)
+        r = subprocess.run(["chroot", str(rootfs), "/usr/sbin/secretsfs",
+                            "check-config", "/etc/secretsfs/secretsfs.json"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(rootfs / "proc")], check=False)
 
 
 # ---- Compose ----------------------------------------------------------------
