@@ -1015,11 +1015,12 @@ map_error(struct http_client *c, CURLcode rc, const struct handle *h,
 			 * loaded machine, or a server that closes at once):
 			 * the likely cause is the same, the alert is lost.
 			 */
+			/* The hint first: a long detail may be cut. */
 			snprintf(errbuf, errlen, "%s %s: TLS: the server closed "
-			    "the connection during the handshake (%s)%s%s",
-			    method, url, detail, c->cert ? "; client "
-			    "certificate " : "; no client certificate was "
-			    "configured", c->cert ? c->cert : "");
+			    "the connection during the handshake%s%s (%s)",
+			    method, url, c->cert ? "; client certificate " :
+			    "; no client certificate was configured",
+			    c->cert ? c->cert : "", detail);
 			return -EPROTO;
 		}
 		if (rc == CURLE_SSL_CONNECT_ERROR) {

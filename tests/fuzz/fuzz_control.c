@@ -42,7 +42,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();	/* refresh always names a secret */
 	/* The canonical request of what was parsed means the same. */
 	n = snprintf(line, sizeof(line), "%s%s%s%s", verbs[a.verb],
-	    a.json ? " --json" : "", a.has_name ? " " : "",
+	    a.json ? " json" : "", a.has_name ? " " : "",
 	    a.has_name ? a.name : "");
 	if (n < 0 || (size_t)n >= sizeof(line))
 		abort();
