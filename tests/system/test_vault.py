@@ -413,9 +413,13 @@ def test_expired_client_certificate_login_fails_eio(make_daemon, vault, pki):
     assert read_errno(d, "s") == errno.EIO
     log = d.log()
     assert "login with cert auth failed" in log
-    assert "TLS: the server refused the connection" in log
-    assert "certificate expired" in log
     assert pki.client_expired_cert in log
+    # The server's alert names the cause; on a loaded machine it can hang
+    # up before the alert reaches us, and the log says that instead.
+    if "TLS: the server refused the connection" in log:
+        assert "certificate expired" in log
+    else:
+        assert "TLS: the server closed the connection during the handshake" in log
 
 
 def test_client_certificate_rotation_without_restart(make_daemon, vault, pki, tmp_path):
