@@ -119,6 +119,7 @@ static const char *const events[AUDIT_EV__MAX] = {
 	[AUDIT_EV_RELOAD]	 = "reload",
 	[AUDIT_EV_REPAIR]	 = "repair",
 	[AUDIT_EV_STALE]	 = "stale",
+	[AUDIT_EV_FETCHER]	 = "fetcher",
 };
 
 static const char *const outcomes[AUDIT_OUTCOME__MAX] = {

@@ -15,6 +15,7 @@
 
 struct backend {
 	char				*name;
+	const char			*type;	/* of the config, even when remote */
 	const struct backend_ops	*ops;
 	void				*impl;
 };
@@ -25,8 +26,15 @@ static const struct backend_ops *const backend_types[] = {
 	&backend_aws_ops,
 };
 
+static const struct backend_ops *remote_ops;
 static backend_auth_hook auth_hook;
 static void *auth_hook_arg;
+
+void
+backend_set_remote(const struct backend_ops *ops)
+{
+	remote_ops = ops;
+}
 
 void
 backend_set_auth_hook(backend_auth_hook fn, void *arg)
@@ -85,8 +93,9 @@ backend_open(const struct config_backend *cfg, struct backend **out,
 		free(b);
 		return -ENOMEM;
 	}
-	b->ops = ops;
-	if ((r = ops->open(cfg, &b->impl, errbuf, errlen)) < 0) {
+	b->type = ops->type;
+	b->ops = remote_ops ? remote_ops : ops;
+	if ((r = b->ops->open(cfg, &b->impl, errbuf, errlen)) < 0) {
 		free(b->name);
 		free(b);
 		return r;
@@ -104,7 +113,8 @@ backend_fetch(struct backend *b, const struct backend_request *req,
 	memset(out, 0, sizeof(*out));
 	errbuf[0] = '\0';
 	r = b->ops->fetch(b->impl, req, out, errbuf, errlen);
-	if (r == 0 && req->field &&
+	/* A remote backend selected the field where it parsed the answer. */
+	if (r == 0 && req->field && b->ops != remote_ops &&
 	    (r = backend_select_field(out, req->field, errbuf, errlen)) < 0)
 		backend_value_clear(out);
 	return r;
@@ -119,7 +129,7 @@ backend_list(struct backend *b, const char *prefix, char ***names, size_t *n,
 	errbuf[0] = '\0';
 	if (!b->ops->list) {
 		snprintf(errbuf, errlen, "backend type %s cannot list",
-		    b->ops->type);
+		    b->type);
 		return -ENOTSUP;
 	}
 	return b->ops->list(b->impl, prefix, names, n, errbuf, errlen);
@@ -134,7 +144,7 @@ backend_name(const struct backend *b)
 const char *
 backend_type(const struct backend *b)
 {
-	return b->ops->type;
+	return b->type;
 }
 
 void

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -1851,4 +1852,32 @@ broker_audit_repair(struct broker *b, const struct repair_result *res)
 	known = broker_identify(b, res->pid, res->uid, res->gid, &c) == 0;
 	return audit_result(b, audit_event(b->audit, AUDIT_EV_REPAIR,
 	    known ? &c : NULL, kv, sizeof(kv) / sizeof(kv[0])), "repair");
+}
+
+int
+broker_audit_fetcher(struct broker *b, bool started, pid_t pid, int status,
+    unsigned restart_ms)
+{
+	char why[AUDIT_REASON_MAX];
+	struct audit_kv kv[] = {
+		AUDIT_STR(AUDIT_F_ACTION, started ? "start" : "exit"),
+		AUDIT_NUM(AUDIT_F_OUTCOME, started ? AUDIT_OUTCOME_OK :
+		    AUDIT_OUTCOME_ERROR),
+		AUDIT_STR(AUDIT_F_REASON, why),
+	};
+
+	if (!b->audit)
+		return 0;
+	if (started)
+		snprintf(why, sizeof(why), "fetcher pid %d", (int)pid);
+	else if (WIFSIGNALED(status))
+		snprintf(why, sizeof(why), "fetcher pid %d killed by signal %d%s;"
+		    " restart in %u ms", (int)pid, WTERMSIG(status),
+		    WTERMSIG(status) == SIGSYS ? " (seccomp)" : "", restart_ms);
+	else
+		snprintf(why, sizeof(why), "fetcher pid %d exited with status "
+		    "%d; restart in %u ms", (int)pid, WEXITSTATUS(status),
+		    restart_ms);
+	return audit_result(b, audit_event(b->audit, AUDIT_EV_FETCHER, NULL,
+	    kv, sizeof(kv) / sizeof(kv[0])), "fetcher");
 }

@@ -897,12 +897,35 @@ parse_control(const json_t *root, struct config *cfg, struct config_err *err)
 	return cfg->control_socket ? 0 : -ENOMEM;
 }
 
+/* "privsep": {"user": NAME}: who the fetcher runs as (privsep.h). */
+static int
+parse_privsep(const json_t *root, struct config *cfg, struct config_err *err)
+{
+	static const char *const keys[] = { "user", NULL };
+	const char *user = NULL;
+	json_t *o;
+	int r;
+
+	if ((r = get_object(root, "", "privsep", false, &o, err)) < 0)
+		return r;
+	if (o && ((r = check_keys(o, "privsep", keys, err)) < 0 ||
+	    (r = get_string(o, "privsep", "user", false, &user, err)) < 0))
+		return r;
+	if (!user)
+		user = CONFIG_DEFAULT_FETCHER_USER;
+	if (!user[0] || strlen(user) > 32)
+		return config_err_set(err, "privsep.user",
+		    "expected a user name of 1 to 32 characters");
+	cfg->fetcher_user = strdup(user);
+	return cfg->fetcher_user ? 0 : -ENOMEM;
+}
+
 static int
 parse_root(struct config *cfg, struct config_err *err)
 {
 	static const char *const keys[] = { "mount", "memory", "cache",
 	    "defaults", "backends", "secrets", "rules", "access", "runtime",
-	    "audit", "control", NULL };
+	    "audit", "control", "privsep", NULL };
 	struct defaults d;
 	int r;
 
@@ -916,7 +939,8 @@ parse_root(struct config *cfg, struct config_err *err)
 	    (r = parse_backends(cfg->root, cfg, err)) < 0 ||
 	    (r = parse_secrets(cfg->root, cfg, &d, err)) < 0 ||
 	    (r = parse_access(cfg->root, cfg, err)) < 0 ||
-	    (r = parse_control(cfg->root, cfg, err)) < 0)
+	    (r = parse_control(cfg->root, cfg, err)) < 0 ||
+	    (r = parse_privsep(cfg->root, cfg, err)) < 0)
 		return r;
 	return 0;
 }
@@ -1038,6 +1062,7 @@ config_free(struct config *cfg)
 	policy_free(cfg->policy);
 	free(cfg->runtime_socket);
 	free(cfg->control_socket);
+	free(cfg->fetcher_user);
 	audit_config_clear(cfg->audit);
 	free(cfg->audit);
 	json_decref(cfg->root);

@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,7 +63,6 @@ struct mount_attr {
 #endif
 
 #define CHILD_TIMEOUT_MS	10000	/* a stuck setns or umount: give up */
-#define LIVE_TIMEOUT_MS		30000	/* the new mount must answer by then */
 
 struct devs {
 	dev_t		*v;
@@ -76,6 +74,7 @@ struct repair {
 	struct devs	 dead;		/* dead at mp when repair_new() looked */
 	uint64_t	*hinted;	/* mount namespaces the operator named */
 	size_t		 nhinted;
+	pid_t		 origin;	/* where to publish; 0: our parent */
 };
 
 /* ------------------------------------------------------------------ */
@@ -838,7 +837,7 @@ static void
 publish(struct run *run)
 {
 	struct repair_mountinfo *mi = &run->mi;
-	pid_t parent = getppid();
+	pid_t parent = run->rp->origin ? run->rp->origin : getppid();
 	uint64_t mine = ns_of(0), theirs;
 	bool ours_there = false, other_there = false;
 	char *line = NULL, path[64];
@@ -940,55 +939,9 @@ out:
 	return r;
 }
 
-/* ------------------------------------------------------------------ */
-/* In the background, in the daemon                                   */
-
-struct bg {
-	struct repair	*rp;
-	repair_fn	 fn;
-	void		*arg;
-};
-
-static void *
-repair_thread(void *p)
+void
+repair_set_origin(struct repair *rp, pid_t pid)
 {
-	struct bg *bg = p;
-	struct timespec pause = { 0, 50 * 1000 * 1000 };
-	struct stat st;
-	int r, waited = 0;
-
-	/* The first stat(2) waits for the FUSE loop to answer it. */
-	while (stat(bg->rp->mp, &st) != 0 && waited < LIVE_TIMEOUT_MS) {
-		nanosleep(&pause, NULL);
-		waited += 50;
-	}
-	if ((r = repair_run(bg->rp, bg->fn, bg->arg, NULL)) < 0)
-		log_warnx("cannot look for dead binds of %s: %s", bg->rp->mp,
-		    strerror(-r));
-	repair_free(bg->rp);
-	free(bg);
-	return NULL;
-}
-
-int
-repair_start(struct repair *rp, repair_fn fn, void *arg)
-{
-	struct bg *bg;
-	pthread_t t;
-	int r;
-
-	if (!rp)
-		return -EINVAL;
-	if (!(bg = malloc(sizeof(*bg)))) {
-		repair_free(rp);
-		return -ENOMEM;
-	}
-	*bg = (struct bg){ rp, fn, arg };
-	if ((r = pthread_create(&t, NULL, repair_thread, bg)) != 0) {
-		repair_free(rp);
-		free(bg);
-		return -r;
-	}
-	pthread_detach(t);
-	return 0;
+	if (rp)
+		rp->origin = pid;
 }

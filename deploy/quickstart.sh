@@ -21,6 +21,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	build-essential meson ninja-build pkg-config \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libssl-dev \
+	libseccomp-dev \
 	libcmocka-dev util-linux openssl curl ca-certificates python3 >/dev/null
 
 echo "==> building"
@@ -77,9 +78,21 @@ curl -sS --fail --cacert "$PKI/ca.crt" --cert "$PKI/client.crt" \
 	--data @"$DEMO/secret.json" "$VAULT/v1/secret/data/payments/db" >/dev/null
 rm -f "$DEMO/secret.json"
 
+echo "==> the fetcher's user, and its own copy of the client certificate and key"
+# secretsfs talks to Vault from a separate process running as this
+# unprivileged user; the keys it uses are its files and nobody else's.
+id secretsfs >/dev/null 2>&1 ||
+	useradd --system --no-create-home --shell /usr/sbin/nologin secretsfs
+chmod 0711 "$DEMO"
+FETCH=$DEMO/fetcher
+install -d -m 0700 -o secretsfs -g secretsfs "$FETCH"
+for f in ca.crt client.crt client.key; do
+	install -m 0600 -o secretsfs -g secretsfs "$PKI/$f" "$FETCH/$f"
+done
+
 echo "==> writing the secretsfs config and the audit key"
 [ -f "$DEMO/audit.key" ] || openssl rand -hex 32 > "$DEMO/audit.key"
-sed "s|@PKI@|$PKI|g; s|@MOUNT@|$MNT|; s|@DEMO@|$DEMO|g; s|@VAULT@|$VAULT|" \
+sed "s|@FETCH@|$FETCH|g; s|@MOUNT@|$MNT|; s|@DEMO@|$DEMO|g; s|@VAULT@|$VAULT|" \
 	conf/quickstart.json > "$DEMO/secretsfs.json"
 "$BIN" check-config "$DEMO/secretsfs.json"
 
@@ -114,6 +127,13 @@ echo "==> writes are refused: the filesystem is read-only"
 echo
 echo "==> what secretsfs logged (no value, no token)"
 cat "$DEMO/secretsfs.log"
+echo
+echo "==> its processes: the FUSE process, the privileged helper, the fetcher"
+for pid in $(cat "$DEMO/secretsfs.pid") $(pgrep -x secretsfs-priv) $(pgrep -x secretsfs-fetch); do
+	printf '%-16s pid %-7s uid %-5s CapEff %s\n' "$(cat /proc/$pid/comm)" "$pid" \
+		"$(awk '/^Uid:/ { print $2 }' /proc/$pid/status)" \
+		"$(awk '/^CapEff:/ { print $2 }' /proc/$pid/status)"
+done
 echo
 echo "==> the audit trail: every open above, with its version and a MAC chain"
 "$BIN" audit show "$DEMO/audit.log"

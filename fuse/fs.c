@@ -38,6 +38,7 @@
 #include <secretsfs/fs.h>
 #include <secretsfs/log.h>
 #include <secretsfs/notify.h>
+#include <secretsfs/privsep.h>
 #include <secretsfs/repair.h>
 #include <secretsfs/secmem.h>
 
@@ -1046,63 +1047,6 @@ static const struct fuse_lowlevel_ops fs_ops = {
 };
 
 /*
- * A daemon killed with its mount in place leaves a mountpoint that
- * answers ENOTCONN. Detach it so we can mount afresh. A live mount is
- * another daemon's: leave it and refuse.
- */
-static int
-clear_stale_mount(const char *mp)
-{
-	struct stat st;
-
-	if (stat(mp, &st) == 0) {
-		if (!S_ISDIR(st.st_mode)) {
-			log_warnx("mountpoint %s is not a directory", mp);
-			return -ENOTDIR;
-		}
-		return 0;
-	}
-	if (errno == ENOENT) {
-		if (mkdir(mp, 0755) != 0 && errno != EEXIST) {
-			log_warn("mkdir %s", mp);
-			return -errno;
-		}
-		return 0;
-	}
-	if (errno != ENOTCONN) {
-		log_warn("mountpoint %s", mp);
-		return -errno;
-	}
-	if (umount2(mp, MNT_DETACH) != 0) {
-		log_warn("found a stale mount at %s (its daemon died) but "
-		    "could not detach it", mp);
-		return -errno;
-	}
-	log_info("cleared a stale mount at %s left by a daemon that died",
-	    mp);
-	return 0;
-}
-
-static int
-already_mounted(const char *mp)
-{
-	char line[4096], path[PATH_MAX], real[PATH_MAX];
-	FILE *f;
-	int found = 0;
-
-	if (!realpath(mp, real) || !(f = fopen("/proc/self/mountinfo", "re")))
-		return 0;
-	while (!found && fgets(line, sizeof(line), f)) {
-		/* id parent major:minor root mountpoint ... - fstype ... */
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", path) == 1 &&
-		    strcmp(path, real) == 0 && strstr(line, " - fuse.secretsfs "))
-			found = 1;
-	}
-	fclose(f);
-	return found;
-}
-
-/*
  * SIGHUP reloads the config and reopens the audit file (logrotate). Every
  * thread blocks it and this one waits for it, so no handler runs in the
  * middle of a request. At stop, fs_run sends it SIGHUP with `stopping`
@@ -1244,6 +1188,13 @@ fs_repaired(void *arg, const struct repair_result *res)
 	broker_audit_repair(arg, res);
 }
 
+/* The fetcher died, or its successor started: into the audit trail. */
+static void
+fs_fetcher(void *arg, bool started, pid_t pid, int status, unsigned ms)
+{
+	broker_audit_fetcher(arg, started, pid, status, ms);
+}
+
 int
 fs_run(struct broker *b, const struct fs_options *opt)
 {
@@ -1259,31 +1210,16 @@ fs_run(struct broker *b, const struct fs_options *opt)
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se = NULL;
 	struct control *ctl = NULL;
-	char mopts[PATH_MAX + 256], sock[256], why[512], mp[PATH_MAX];
-	char fsname[PATH_MAX + 16], real[PATH_MAX];
-	struct repair *rp;
+	struct privsep_hooks hooks = { .repaired = fs_repaired,
+	    .fetcher = fs_fetcher, .arg = b };
+	char sock[256], why[512], mp[PATH_MAX], devfd[32];
+	bool mounted = false;
+	int fusefd = -1;
 	size_t i;
 	int r = -EIO;
 
 	/* opt->mountpoint may point into that first config. */
 	snprintf(mp, sizeof(mp), "%s", opt->mountpoint);
-	/* Before a dead mount is cleared: its device finds its binds. */
-	rp = repair_new(mp);
-	if ((r = clear_stale_mount(mp)) < 0) {
-		repair_free(rp);
-		broker_release(v0);
-		return r;
-	}
-	if (already_mounted(mp)) {
-		log_warnx("%s is already served by a running secretsfs", mp);
-		repair_free(rp);
-		broker_release(v0);
-		return -EBUSY;
-	}
-	/* Every bind of the mount, in any container, says whose it is. */
-	if (!realpath(mp, real) || repair_fsname(real, fsname,
-	    sizeof(fsname)) < 0)
-		snprintf(fsname, sizeof(fsname), "%s", REPAIR_FSNAME);
 	/* Secret i of the first config is inode i + 2, as it always was. */
 	for (i = 0; i < cfg->n_secrets; i++)
 		if (!ino_of(&fs, ROOT_INO, cfg->secrets[i].name,
@@ -1291,12 +1227,9 @@ fs_run(struct broker *b, const struct fs_options *opt)
 			r = -ENOMEM;
 			goto out;
 		}
-	snprintf(mopts, sizeof(mopts), "-oro,nosuid,nodev,noexec,"
-	    "default_permissions,fsname=%s,subtype=secretsfs%s", fsname,
-	    opt->allow_other ? ",allow_other" : "");
+	/* Mount options live in the helper's mount(2); these are libfuse's. */
 	r = -EIO;
 	if (fuse_opt_add_arg(&args, "secretsfs") != 0 ||
-	    fuse_opt_add_arg(&args, mopts) != 0 ||
 	    (opt->debug && fuse_opt_add_arg(&args, "-odebug") != 0)) {
 		r = -ENOMEM;
 		goto out;
@@ -1308,15 +1241,35 @@ fs_run(struct broker *b, const struct fs_options *opt)
 	fs.se = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
-	if (fuse_session_mount(se, mp) != 0) {
-		log_warnx("cannot mount on %s", mp);
+	/* The helper clears a dead mount, mounts, and hands /dev/fuse over. */
+	if ((r = privsep_mount(mp, opt->allow_other, &fusefd, why,
+	    sizeof(why))) < 0) {
+		log_warnx("%s", why);
 		goto out_signals;
+	}
+	mounted = true;
+	snprintf(devfd, sizeof(devfd), "/dev/fd/%d", fusefd);
+	if (fuse_session_mount(se, devfd) != 0) {
+		log_warnx("cannot serve %s", mp);
+		close(fusefd);
+		r = -EIO;
+		goto out_unmount;
 	}
 	if (fuse_daemonize(opt->foreground) != 0)
 		goto out_unmount;
 	/* A file size limit must fail the audit write (EFBIG), not kill us. */
 	signal(SIGXFSZ, SIG_IGN);
+	/* Every thread, the audit flusher's included, from here on. */
+	if ((r = privsep_sandbox(why, sizeof(why))) < 0) {
+		log_warnx("%s", why);
+		goto out_unmount;
+	}
 	/* After daemonizing: threads do not survive its fork. */
+	if ((r = privsep_start_reader(&hooks)) < 0) {
+		log_warnx("cannot start the fetcher's reader: %s",
+		    strerror(-r));
+		goto out_unmount;
+	}
 	if ((r = start_hup_thread(&fs)) < 0) {
 		log_warnx("cannot start the SIGHUP thread: %s", strerror(-r));
 		goto out_unmount;
@@ -1334,11 +1287,11 @@ fs_run(struct broker *b, const struct fs_options *opt)
 		    "not available", why);
 	else
 		log_info("control socket %s", sock);
-	/* Publish the mount to the host; give dead binds of the last one ours. */
-	if (rp && (r = repair_start(rp, fs_repaired, b)) < 0)
-		log_warnx("cannot start the repair of dead mounts: %s",
-		    strerror(-r));
-	rp = NULL;	/* repair_start() took it */
+	/*
+	 * The helper publishes the mount to the host and gives dead binds of
+	 * the last one ours, once the loop below answers.
+	 */
+	privsep_serving();
 	if (!(lc = fuse_loop_cfg_create())) {
 		r = -ENOMEM;
 		goto out_threads;
@@ -1369,11 +1322,11 @@ out_threads:
 	broker_stop(b);
 	stop_inval_thread(&fs);
 out_unmount:
-	fuse_session_unmount(se);
+	/* The helper unmounts; then it and the fetcher exit. */
+	privsep_stop(mounted);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out:
-	repair_free(rp);
 	fuse_loop_cfg_destroy(lc);
 	if (se)
 		fuse_session_destroy(se);

@@ -25,6 +25,7 @@
 #include <secretsfs/fs.h>
 #include <secretsfs/http.h>
 #include <secretsfs/log.h>
+#include <secretsfs/privsep.h>
 #include <secretsfs/secmem.h>
 
 #ifndef SECRETSFS_VERSION
@@ -181,6 +182,12 @@ cmd_mount(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	/* One thread, nothing secret yet: fork the helper and the fetcher. */
+	if ((r = privsep_start(cfg, why, sizeof(why))) < 0) {
+		log_warnx("%s", why);
+		config_free(cfg);
+		return 1;
+	}
 	if ((r = secmem_init(cfg->locked_bytes, why, sizeof(why))) < 0) {
 		log_warnx("%s", why);
 		config_free(cfg);
@@ -188,6 +195,13 @@ cmd_mount(int argc, char **argv)
 	}
 	log_info("locked %zu bytes for secrets (%s)", secmem_locked_bytes(),
 	    secmem_backing());
+	/* Still one thread: capabilities are per thread. */
+	if ((r = privsep_drop()) < 0) {
+		log_warnx("cannot give up root's capabilities: %s",
+		    strerror(-r));
+		config_free(cfg);
+		return 1;
+	}
 	if ((r = broker_new(cfg, &b, why, sizeof(why))) < 0) {
 		log_warnx("%s", why);
 		return 1;

@@ -219,6 +219,7 @@ enum audit_event_type {
 	AUDIT_EV_RELOAD,
 	AUDIT_EV_REPAIR,
 	AUDIT_EV_STALE,
+	AUDIT_EV_FETCHER,	/* the fetcher process exited or started */
 	AUDIT_EV__MAX
 };
 

@@ -106,6 +106,13 @@ void backend_set_auth_hook(backend_auth_hook fn, void *arg);
 void backend_report_auth(const char *backend, const char *method,
     const char *action, bool ok, int err, long long ttl, const char *reason);
 
+/*
+ * Route every later backend_open of this process through ops (the
+ * fetcher's proxies): config checks stay local, the backend itself lives
+ * in another process. NULL puts things back.
+ */
+void backend_set_remote(const struct backend_ops *ops);
+
 /* The file backend's operations (backend_file.c). */
 extern const struct backend_ops backend_file_ops;
 

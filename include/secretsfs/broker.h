@@ -127,6 +127,10 @@ struct repair_result;
  */
 int broker_audit_repair(struct broker *b, const struct repair_result *res);
 
+/* The fetcher process exited (status as from waitpid) or started again. */
+int broker_audit_fetcher(struct broker *b, bool started, pid_t pid,
+    int status, unsigned restart_ms);
+
 /* SIGHUP: reopen the audit file (logrotate moved it). */
 void broker_audit_reopen(struct broker *b);
 

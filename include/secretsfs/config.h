@@ -37,6 +37,9 @@ int config_parse_size(const char *s, uint64_t *bytes);
 struct audit_config;
 struct policy;
 
+/* Who the fetcher process runs as when privsep.user is not set. */
+#define CONFIG_DEFAULT_FETCHER_USER	"secretsfs"
+
 struct config_backend {
 	char	*name;
 	char	*type;		/* "file", "vault", "aws" */
@@ -75,6 +78,7 @@ struct config {
 	int64_t			 max_stale_ms;	/* serve a stale value this long */
 	int64_t			 delete_grace_ms;	/* serve a deleted one this long */
 	char			*control_socket;	/* NULL: the default (control.h) */
+	char			*fetcher_user;		/* privsep.user */
 	struct config_backend	*backends;
 	size_t			 n_backends;
 	struct config_secret	*secrets;

@@ -165,11 +165,10 @@ int repair_run(struct repair *rp, repair_fn fn, void *arg,
     struct repair_stats *st);
 
 /*
- * repair_run() in a detached thread, once the mount answers (right after
- * mounting, the FUSE loop may not be serving yet). Takes rp, also on
- * failure. Call it after any fork of the daemon (fuse_daemonize): the
- * thread does not survive one. 0 or -errno.
+ * The process whose mount namespace the mount is published into, when it
+ * is not our parent's (the privileged helper publishes for the FUSE
+ * process, whose parent started the daemon).
  */
-int repair_start(struct repair *rp, repair_fn fn, void *arg);
+void repair_set_origin(struct repair *rp, pid_t pid);
 
 #endif

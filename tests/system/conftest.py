@@ -75,6 +75,11 @@ class Daemon:
             os.chmod(self.tmpbase, 0o755)
             config["mount"]["path"] = os.path.join(self.tmpbase, "mnt")
         self.mountpoint = config["mount"]["path"]
+        # The fixtures' keys and files live in root's 0700 pytest dirs, so
+        # the fetcher keeps uid 0 here (still without capabilities, in its
+        # own process, under seccomp); test_privsep.py runs it as a real
+        # unprivileged user.
+        config.setdefault("privsep", {}).setdefault("user", "root")
         self.config_path = write_private(self.workdir / "secretsfs.json",
                                          json.dumps(config, indent=2))
         self.log_path = self.workdir / "daemon.log"

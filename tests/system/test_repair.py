@@ -202,9 +202,8 @@ def mount_source(pid, mountpoint):
 
 
 def repair_wired(pid, mountpoint):
-    """Whether the daemon runs the repair itself at start. fs_run() names
-    its mount "secretsfs:<mountpoint>" in the same change that makes it call
-    repair_start(); before that change the mount is plain "secretsfs"."""
+    """Whether the mount carries the name that lets a restarted daemon
+    repair its binds: "secretsfs:<mountpoint>", not a plain "secretsfs"."""
     return mount_source(pid, mountpoint) == \
         "secretsfs:" + os.path.realpath(mountpoint)
 
@@ -263,10 +262,10 @@ def test_containers_read_again_after_kill9(make_daemon, secrets_dir,
     took = time.monotonic() - t0
     print("containers read again %.1fs after the restart, by %s" % (took, how))
     assert took < 30
-    if repair_wired(os.getpid(), d.mountpoint):
-        # Once the daemon repairs at start, nothing else may be needed.
-        assert how == "automatic", d.log()
-        assert took < AUTOMATIC_WAIT + 1
+    # The daemon repairs at start: nothing else may be needed.
+    assert repair_wired(os.getpid(), d.mountpoint)
+    assert how == "automatic", d.log()
+    assert took < AUTOMATIC_WAIT + 1
 
     # The same containers (no restart), each still seeing only its own.
     for c, readable in expect.items():
@@ -403,10 +402,7 @@ def test_daemon_in_a_private_mount_namespace_serves_the_host(
             os.readlink("/proc/self/ns/mnt")
 
     start_private()
-    if not repair_wired(d.pid, d.mountpoint):
-        pytest.xfail("fs_run() does not call repair_start() yet: a daemon "
-                     "in a private mount namespace mounts where the host "
-                     "does not look")
+    assert repair_wired(d.pid, d.mountpoint)
     assert wait_for(lambda: mount_source(os.getpid(), d.mountpoint)
                     is not None, 5), d.log()
     os.stat(d.mountpoint)   # live on the host
