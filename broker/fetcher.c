@@ -383,6 +383,8 @@ fetcher_serve(int fd)
 	int passfd, r;
 
 	S.fd = fd;
+	/* Here the backends are the real ones, whatever a parent routed. */
+	backend_set_remote(NULL);
 	backend_set_auth_hook(srv_auth, NULL);
 	for (;;) {
 		if ((r = wire_recv_hdr(fd, &h, &passfd)) < 0)
@@ -749,8 +751,14 @@ reader(void *arg)
 				continue;
 			fatal("fetcher: poll");
 		}
-		if (p[0].revents)
+		if (p[0].revents) {
+			char c = 'x';
+
+			/* 'a': a new fetcher to watch; anything else: stop. */
+			if (read(C.wake[0], &c, 1) == 1 && c == 'a')
+				continue;
 			break;
+		}
 		/* The helper gone, its socket would wake us forever. */
 		if (p[1].revents && C.on_extra && C.on_extra(C.extra_arg) < 0)
 			C.extra_fd = -1;
@@ -979,6 +987,9 @@ fetcher_attach(int fd, pid_t pid)
 	C.pid = pid;
 	pthread_mutex_unlock(&C.send_lock);
 	pthread_mutex_unlock(&C.lock);
+	/* The reader may be asleep on the old one. */
+	if (C.threaded)
+		(void)!write(C.wake[1], "a", 1);
 	log_info("fetcher process %d started; %u backend%s reopened in it",
 	    (int)pid, n, n == 1 ? "" : "s");
 }
