@@ -24,7 +24,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
