@@ -940,6 +940,16 @@ tls_detail(const char *msg, char *buf, size_t len)
 	return buf;
 }
 
+/* Whether the server's answer had begun: its headers were received. */
+static bool
+answered(const struct handle *h)
+{
+	long hsize = 0;
+
+	return curl_easy_getinfo(h->easy, CURLINFO_HEADER_SIZE, &hsize) ==
+	    CURLE_OK && hsize > 0;
+}
+
 static int
 map_error(struct http_client *c, CURLcode rc, const struct handle *h,
     const struct sink *s, const char *method, const char *url,
@@ -1006,6 +1016,15 @@ map_error(struct http_client *c, CURLcode rc, const struct handle *h,
 			    "certificate " : "; no client certificate was "
 			    "configured", c->cert ? c->cert : "");
 			return -EPROTO;
+		}
+		if (answered(h)) {
+			/*
+			 * The server's headers came, then the connection
+			 * broke: not the handshake, whatever TLS says.
+			 */
+			snprintf(errbuf, errlen, "%s %s: the connection broke "
+			    "during the answer (%s)", method, url, detail);
+			return -EIO;
 		}
 		if (c->o.tls && (strstr(detail, "errno 107") ||
 		    strstr(detail, "reset by peer") ||

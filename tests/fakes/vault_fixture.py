@@ -311,8 +311,9 @@ class VaultFake:
     def faults(self, **kw):
         """POST /_fake/faults with kw as the JSON body, e.g. sealed=True,
         status_once=429, status_n={"code": 500, "count": 3, "prefix": "/v1/secret/"},
-        slow=2.5, drop=True, malformed={"prefix": ...}, oversized=10_000_000, clear=True.
-        Returns {"sealed": bool, "faults": [...]}."""
+        slow=2.5, drop=True, reset={"count": 1}, malformed={"prefix": ...},
+        oversized=10_000_000, handshake={"count": 2}, status={"code": 500, "rate": 0.1},
+        clear=True. Returns {"sealed": bool, "faults": [...]}."""
         return self._ok("POST", "/_fake/faults", kw)
 
     def clear_faults(self):

@@ -42,6 +42,7 @@ import argparse
 import fnmatch
 import json
 import os
+import random
 import re
 import secrets
 import signal
@@ -287,7 +288,7 @@ class State:
 
     # -- faults --
 
-    TERMINAL = ("status", "drop", "malformed", "oversized")
+    TERMINAL = ("status", "drop", "reset", "malformed", "oversized")
 
     def set_faults(self, spec):
         """{"clear": true} drops every fault and unseals (applied first);
@@ -297,9 +298,15 @@ class State:
         {"status": 500 | {code, count, prefix, message, retry_after}};
         {"slow": seconds | {seconds, count, prefix}};
         {"drop": true | {count, prefix}}                       close without answering;
+        {"reset": true | {count, prefix}}                      200 headers and part of the
+                                                               body, then a TCP reset;
         {"malformed": true | {count, prefix}}                  200 with broken JSON;
-        {"oversized": nbytes | {bytes, count, prefix}}         200, valid JSON of that size.
+        {"oversized": nbytes | {bytes, count, prefix}}         200, valid JSON of that size;
+        {"handshake": true | {count}}                          new connections are closed
+                                                               before the TLS handshake.
         count absent/null = until cleared; prefix defaults to "/v1/" and matches the URL path.
+        rate (0 < rate <= 1, default 1) applies a fault to that share of the requests it
+        matches, chosen at random; only those count down.
         A value of false/null removes the faults of that kind. A list adds several."""
         with self.lock:
             if spec.get("clear"):
@@ -308,7 +315,8 @@ class State:
             if "sealed" in spec:
                 self.sealed = bool(spec["sealed"])
             scalar = {"status_once": "code", "status_n": "code", "status": "code",
-                      "slow": "seconds", "drop": None, "malformed": None, "oversized": "bytes"}
+                      "slow": "seconds", "drop": None, "reset": None, "malformed": None,
+                      "oversized": "bytes", "handshake": None}
             for key, val in spec.items():
                 if key in ("clear", "sealed"):
                     continue
@@ -332,6 +340,9 @@ class State:
                         f["seconds"] = float(f.get("seconds", 1))
                     if kind == "oversized":
                         f["bytes"] = int(f.get("bytes", 64 * 1024 * 1024))
+                    f["rate"] = float(f.get("rate", 1))
+                    if not 0 < f["rate"] <= 1:
+                        raise VaultError(400, "rate must be in (0, 1]")
                     self.faults.append(f)
             return self.fault_view()
 
@@ -344,22 +355,37 @@ class State:
         slow = terminal = None
         with self.lock:
             for f in self.faults:
-                if not path.startswith(f["prefix"]):
+                if f["kind"] == "handshake" or not path.startswith(f["prefix"]):
                     continue
                 if f["kind"] == "slow" and slow is None:
                     slow = f
                 elif f["kind"] in self.TERMINAL and terminal is None:
                     terminal = f
+            slow, terminal = (f if f is not None and (f["rate"] >= 1 or
+                                                     random.random() < f["rate"]) else None
+                              for f in (slow, terminal))
             for f in (slow, terminal):
-                if f is None:
-                    continue
-                name = f["kind"] + (":%d" % f["code"] if f["kind"] == "status" else "")
-                self.bump("faults", name)
-                if f["count"] is not None:
-                    f["count"] -= 1
-                    if f["count"] <= 0:
-                        self.faults.remove(f)
+                if f is not None:
+                    self.count_down(f)
         return (dict(slow) if slow else None), (dict(terminal) if terminal else None)
+
+    def take_handshake_fault(self):
+        """True when a new connection is to be closed before its TLS handshake."""
+        with self.lock:
+            for f in self.faults:
+                if f["kind"] == "handshake" and (f["rate"] >= 1 or
+                                                 random.random() < f["rate"]):
+                    self.count_down(f)
+                    return True
+        return False
+
+    def count_down(self, f):
+        name = f["kind"] + (":%d" % f["code"] if f["kind"] == "status" else "")
+        self.bump("faults", name)
+        if f["count"] is not None:
+            f["count"] -= 1
+            if f["count"] <= 0:
+                self.faults.remove(f)
 
     # -- statistics --
 
@@ -690,6 +716,26 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             self.log_line("dropped")
+            return True
+        if kind == "reset":
+            # Headers promise a whole answer; half of it comes, then an RST
+            # (SO_LINGER 0), as from a proxy or server that dies mid-response.
+            raw = json.dumps(self.envelope(data={"data": {"pad": "A" * 512}},
+                                           mount_type="kv")).encode()
+            self.send_response_only(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw[:len(raw) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            except OSError:
+                pass
+            self.connection.close()
+            self.log_line("reset")
             return True
         if kind == "status":
             code = f["code"]
@@ -1186,6 +1232,10 @@ class Server(ThreadingHTTPServer):
         """The handshake runs in the connection's own thread, so a stuck client blocks
         only itself. A refused handshake is counted by reason, never answered."""
         request.settimeout(HANDSHAKE_TIMEOUT)
+        if self.state.take_handshake_fault():
+            self.state.bump("handshake_failures", "injected")
+            request.close()
+            return
         try:
             conn = self.ctx.wrap_socket(request, server_side=True)
         except ssl.SSLCertVerificationError as e:

@@ -575,6 +575,43 @@ def test_slow_fault(vault):
     assert time.monotonic() - t < 0.5
 
 
+def test_reset_fault_cuts_the_body_after_the_headers(vault):
+    vault.kv_put("secret", "f/reset", {"a": "b"})
+    vault.faults(reset={"count": 1, "prefix": "/v1/secret/data/f/reset"})
+    with pytest.raises(requests.exceptions.RequestException):
+        resp = requests.get(vault.addr + "/v1/secret/data/f/reset", verify=vault.ca,
+                            cert=(vault.client_cert, vault.client_key),
+                            headers={"X-Vault-Token": vault.root_token}, timeout=10)
+        resp.json()
+    assert vault.stats()["faults"]["reset"] == 1
+    assert root(vault).secrets.kv.v2.read_secret_version("f/reset", mount_point="secret")
+
+
+def test_handshake_fault_closes_new_connections(vault):
+    before = vault.stats()["handshake_failures"].get("injected", 0)
+    vault.faults(handshake={"count": 2})
+    for _ in range(2):
+        with pytest.raises((ssl.SSLError, OSError)):
+            with socket.create_connection(("127.0.0.1", vault.port), timeout=5) as s:
+                vault.ssl_context().wrap_socket(s, server_hostname="127.0.0.1")
+    assert vault.stats()["handshake_failures"]["injected"] == before + 2
+    assert vault.faults()["faults"] == []
+    assert vault.health()[0] == 200
+
+
+def test_rate_applies_a_fault_to_a_share_of_requests(vault):
+    vault.reset_stats()
+    vault.faults(status={"code": 500, "rate": 0.3, "prefix": "/v1/sys/health"})
+    codes = [vault.health()[0] for _ in range(200)]
+    vault.faults(status=None)
+    # Binomial(200, 0.3): mean 60, sd 6.5; the bounds are 5 sd wide.
+    assert 25 <= codes.count(500) <= 95, codes.count(500)
+    assert codes.count(500) + codes.count(200) == 200
+    assert vault.stats()["faults"]["status:500"] == codes.count(500)
+    status, body, _ = vault.request("POST", "/_fake/faults", {"drop": {"rate": 2}})
+    assert status == 400
+
+
 def test_stats_count_reads_logins_and_connections(vault):
     vault.kv_put("secret", "st/x", {"a": "b"})
     vault.reset_stats()

@@ -2,6 +2,7 @@
 permissions, concurrency, locked memory, hardening, signals and bad configs."""
 import errno
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -419,20 +420,26 @@ def test_directory_secrets_follow_the_rules(make_daemon, secrets_dir):
         assert f.read() == b"v"
 
 
-def test_memlock_too_small_refuses_to_start(tmp_path, secrets_dir):
+@pytest.mark.parametrize("limit,locked", [(65536, None), (8 << 20, 16 << 20)])
+def test_memlock_too_small_refuses_to_start(tmp_path, secrets_dir, limit, locked):
     """Without CAP_IPC_LOCK and with a small RLIMIT_MEMLOCK the arena cannot
-    be locked: the daemon must say so, name the limit, and mount nothing."""
+    be locked: the daemon must say so, name the limit and the size it
+    wanted (the default, or memory.locked_bytes), and mount nothing."""
     require_fuse()
+    memory = ', "memory": {"locked_bytes": %d}' % locked if locked else ""
     cfg = write_private(tmp_path / "c.json", (
         '{"backends": {"dev": {"type": "file", "dir": "%s"}},'
         ' "privsep": {"user": "root"},'
-        ' "secrets": {"a": {"backend": "dev"}}}' % secrets_dir))
+        ' "secrets": {"a": {"backend": "dev"}}%s}' % (secrets_dir, memory)))
     mnt = tmp_path / "mnt"
     out = subprocess.run(
-        ["prlimit", "--memlock=65536:65536", "setpriv", "--bounding-set",
+        ["prlimit", "--memlock=%d:%d" % (limit, limit), "setpriv", "--bounding-set",
          "-ipc_lock", "--inh-caps", "-ipc_lock", binary(), "mount", "-f",
          "-c", str(cfg), str(mnt)],
         capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
-    assert "RLIMIT_MEMLOCK" in out.stderr and "ulimit -l" in out.stderr
+    assert "RLIMIT_MEMLOCK is %d bytes" % limit in out.stderr, out.stderr
+    assert "ulimit -l" in out.stderr
+    m = re.search(r"cannot lock (\d+) bytes", out.stderr)
+    assert m and int(m.group(1)) >= (locked or 32 << 20) > limit, out.stderr
     assert not is_mounted(str(mnt))
