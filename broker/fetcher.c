@@ -1006,15 +1006,23 @@ fetcher_pid(void)
 }
 
 void
+fetcher_stop_reader(void)
+{
+	if (!C.threaded)
+		return;
+	(void)!write(C.wake[1], "x", 1);
+	pthread_join(C.reader, NULL);
+	close(C.wake[0]);
+	close(C.wake[1]);
+	pthread_mutex_lock(&C.lock);
+	C.threaded = false;
+	pthread_mutex_unlock(&C.lock);
+}
+
+void
 fetcher_client_shutdown(void)
 {
-	if (C.threaded) {
-		(void)!write(C.wake[1], "x", 1);
-		pthread_join(C.reader, NULL);
-		close(C.wake[0]);
-		close(C.wake[1]);
-		C.threaded = false;
-	}
+	fetcher_stop_reader();
 	pthread_mutex_lock(&C.lock);
 	if (C.fd >= 0) {
 		pthread_mutex_lock(&C.send_lock);

@@ -4,8 +4,9 @@
  * The helper is forked first, while the daemon has one thread and no
  * secret yet. It keeps root because mounting, detaching dead mounts in
  * containers' namespaces and starting a fetcher as another user need it,
- * and it does nothing else: it reads fixed messages from the FUSE process,
- * never a backend answer, a request from a container or a config file.
+ * and it does nothing else: it reads small typed messages from the FUSE
+ * process, never a backend answer, a request from a container or a config
+ * file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,7 +72,9 @@ static struct {
 	struct repair	*rp;
 	pid_t		 repairer;	/* the child scanning for dead binds */
 	int		 repair_fd;	/* its reports, relayed */
-} H = { .fd = -1, .repair_fd = -1 };
+	int		 sfd;		/* SIGCHLD, as a descriptor */
+	bool		 stopping;	/* unmounted: no more fetchers */
+} H = { .fd = -1, .repair_fd = -1, .sfd = -1 };
 
 static int64_t
 ms_since(const struct timespec *t)
@@ -110,10 +113,14 @@ static void __attribute__((noreturn))
 fetcher_child(int fd)
 {
 	char why[512];
-	sigset_t none;
+	sigset_t set;
 	int r;
 
+	/* Of the helper's descriptors, the fetcher keeps none. */
 	close(H.fd);
+	close(H.sfd);
+	if (H.repair_fd >= 0)
+		close(H.repair_fd);
 	prctl(PR_SET_NAME, "secretsfs-fetch", 0, 0, 0);
 	if ((r = secmem_init_child(H.locked_bytes, why, sizeof(why))) < 0)
 		fatalx("fetcher: %s", why);
@@ -128,9 +135,13 @@ fetcher_child(int fd)
 #ifdef SECRETSFS_TEST_HOOKS
 	signal(SIGUSR2, trap);
 #endif
-	sigemptyset(&none);
-	sigaddset(&none, SIGCHLD);
-	pthread_sigmask(SIG_UNBLOCK, &none, NULL);
+	/*
+	 * SIGTERM, SIGINT and SIGHUP stay blocked, as in every process of
+	 * the daemon: the fetcher ends when its socket does.
+	 */
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	if ((r = sandbox_seccomp(SANDBOX_FETCHER, why, sizeof(why))) < 0)
 		fatalx("fetcher: %s", why);
 	fetcher_serve(fd);
@@ -185,6 +196,8 @@ reap(void)
 		if (pid != H.fetcher)
 			continue;
 		H.fetcher = 0;
+		if (H.stopping)
+			continue;
 		if (ms_since(&H.started) >= STABLE_MS)
 			H.backoff_ms = BACKOFF_MIN_MS;
 		o = (struct wire_out){ buf, sizeof(buf), 0, false };
@@ -467,6 +480,8 @@ request(void)
 		wire_put_u32(&o, (uint32_t)-r);
 		h_send(PRIV_UNMOUNTED, &o, -1);
 		H.mp[0] = '\0';
+		H.stopping = true;
+		memset(&H.restart_at, 0, sizeof(H.restart_at));
 		break;
 	default:
 		log_warnx("privileged helper: unknown request %u", h.type);
@@ -489,6 +504,7 @@ helper_main(int fd)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
 		fatal("privileged helper: signalfd");
+	H.sfd = sfd;
 	spawn_fetcher();
 	for (;;) {
 		timeout = -1;
@@ -815,10 +831,10 @@ privsep_stop(bool unmount)
 	size_t len;
 	uint32_t err;
 
-	fetcher_client_shutdown();
-	if (P.fd < 0)
-		return;
-	if (unmount) {
+	/* The helper's replies are ours to read from here on. */
+	fetcher_stop_reader();
+	if (P.fd >= 0 && unmount) {
+		/* The helper also stops restarting fetchers. */
 		if (wire_send(P.fd, PRIV_UNMOUNT, 0, NULL, 0, -1) < 0 ||
 		    priv_wait(PRIV_UNMOUNTED, in, sizeof(in), &len, NULL) < 0)
 			log_warnx("the privileged helper is gone: the mount "
@@ -829,7 +845,10 @@ privsep_stop(bool unmount)
 				log_warnx("cannot unmount: %s", strerror((int)err));
 		}
 	}
-	close(P.fd);
+	/* Its socket closed, the fetcher exits; then the helper does. */
+	fetcher_client_shutdown();
+	if (P.fd >= 0)
+		close(P.fd);
 	P.fd = -1;
 }
 

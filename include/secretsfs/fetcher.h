@@ -67,6 +67,9 @@ void fetcher_attach(int fd, pid_t pid);
 /* The fetcher pid, or 0 while none is attached. */
 pid_t fetcher_pid(void);
 
+/* Stop the reader thread; calls then read for themselves again. */
+void fetcher_stop_reader(void);
+
 /* Stop the reader, close the socket (the fetcher then exits). */
 void fetcher_client_shutdown(void);
 
