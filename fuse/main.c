@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -181,6 +182,12 @@ cmd_mount(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	/*
+	 * Up to 64 FUSE threads would each get a malloc arena, and each
+	 * arena keeps what it freed: RSS would drift up with the number of
+	 * threads that ever ran. A few arenas hold the heap flat.
+	 */
+	mallopt(M_ARENA_MAX, 2);
 
 	/* One thread, nothing secret yet: fork the helper and the fetcher. */
 	if ((r = privsep_start(cfg, why, sizeof(why))) < 0) {
