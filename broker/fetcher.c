@@ -433,6 +433,7 @@ struct remote {
 
 struct call {
 	uint32_t		 id;
+	uint32_t		 want;	/* the reply type that answers it */
 	bool			 done;
 	int			 err;
 	struct backend_value	*val;
@@ -577,7 +578,7 @@ got_auth(struct wire_in *in)
 	err = wire_get_u32(in);
 	ttl = wire_get_u64(in);
 	wire_get_str(in, reason, sizeof(reason), &reason_null);
-	if (in->err) {
+	if (in->err || err > 4095) {
 		log_warnx("fetcher: malformed authentication event");
 		return;
 	}
@@ -624,6 +625,10 @@ pump(int fd)
 				log_warnx("fetcher: %s", msg);
 			(void)e;
 		}
+	} else if (h.type != FETCHER_ERR && h.type != c->want) {
+		/* An OK where a value is due would pass for a value. */
+		call_finish(c, -EIO, "unexpected answer from the fetcher");
+		pthread_cond_broadcast(&C.cond);
 	} else {
 		switch (h.type) {
 		case FETCHER_OK:
@@ -817,7 +822,8 @@ static int
 proxy_open(const struct config_backend *cfg, void **impl, char *errbuf,
     size_t errlen)
 {
-	struct call c = { .errbuf = errbuf, .errlen = errlen };
+	struct call c = { .want = FETCHER_OK, .errbuf = errbuf,
+	    .errlen = errlen };
 	struct remote *rm;
 	struct wire_out o;
 	size_t n;
@@ -861,7 +867,8 @@ proxy_fetch(void *impl, const struct backend_request *req,
     struct backend_value *out, char *errbuf, size_t errlen)
 {
 	struct remote *rm = impl;
-	struct call c = { .val = out, .errbuf = errbuf, .errlen = errlen };
+	struct call c = { .want = FETCHER_VALUE, .val = out, .errbuf = errbuf,
+	    .errlen = errlen };
 	uint8_t buf[SMALL_PAYLOAD];
 	struct wire_out o = { buf, sizeof(buf), 0, false };
 
@@ -881,8 +888,8 @@ proxy_list(void *impl, const char *prefix, char ***names, size_t *n,
     char *errbuf, size_t errlen)
 {
 	struct remote *rm = impl;
-	struct call c = { .names = names, .n = n, .errbuf = errbuf,
-	    .errlen = errlen };
+	struct call c = { .want = FETCHER_NAMES, .names = names, .n = n,
+	    .errbuf = errbuf, .errlen = errlen };
 	uint8_t buf[SMALL_PAYLOAD];
 	struct wire_out o = { buf, sizeof(buf), 0, false };
 

@@ -31,7 +31,7 @@ apt-get install -y -qq --no-install-recommends \
 	systemd apparmor \
 	clang libclang-rt-14-dev valgrind >/dev/null
 
-# Nine fuzzers, two at a time on two cores: 30 s each is under 3 minutes.
+# Eleven fuzzers, two at a time on two cores: 30 s each is about 3 minutes.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 times=""
