@@ -1317,8 +1317,8 @@ warn_restart(const struct config *old, const struct config *new)
 	size_t i;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		json_t *a = json_object_get(old->root, keys[i]);
-		json_t *b = json_object_get(new->root, keys[i]);
+		json_t *a = json_object_get(old->restart, keys[i]);
+		json_t *b = json_object_get(new->restart, keys[i]);
 
 		if ((a || b) && (!a || !b || !json_equal(a, b)))
 			log_warnx("reload: \"%s\" changed; it takes effect at the "
@@ -1389,7 +1389,7 @@ broker_reload(struct broker *b)
 	 * A SIGHUP for logrotate leaves the config as it was: nothing to
 	 * swap, nothing to record.
 	 */
-	if (json_equal(ov->cfg->root, cfg->root)) {
+	if (memcmp(ov->cfg->digest, cfg->digest, sizeof(cfg->digest)) == 0) {
 		log_info("reload: %s is unchanged", b->config_file);
 		broker_release(ov);
 		config_free(cfg);

@@ -83,7 +83,14 @@ struct config {
 	int			 deny_errno;	/* ENOENT, or EACCES to debug */
 	char			*runtime_socket;	/* Engine API, or NULL */
 	struct audit_config	*audit;		/* NULL: auditing off */
-	json_t			*root;	/* the parsed document; owned */
+	/*
+	 * Not the parsed document, which is freed after parsing: what a reload
+	 * compares. restart holds the sections a reload cannot change (mount,
+	 * memory, audit, runtime, control; owned); digest is the SHA-256 of the
+	 * whole document with keys sorted, equal exactly when the documents are.
+	 */
+	json_t			*restart;
+	uint8_t			 digest[32];
 };
 
 /*
