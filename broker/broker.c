@@ -98,7 +98,7 @@ struct opener {
  */
 struct holder {
 	bool		container;
-	char		container_id[IDENTITY_ID_MAX];
+	char		*container_id;		/* set exactly when container */
 	char		*container_name;	/* NULL: unknown */
 	enum identity_runtime runtime;
 	pid_t		pid;
@@ -107,18 +107,18 @@ struct holder {
 	uid_t		uid;
 	char		*version;	/* NULL only when out of memory */
 	struct timespec	last_open;
-	struct opener	pids[HOLDER_PIDS];
-	size_t		npids;
+	struct opener	*pids;		/* a host process: just itself */
+	uint8_t		npids, cap;	/* at most HOLDER_PIDS */
 };
 
 struct track {
 	struct track	*next;
-	char		*name;
 	struct holder	*h;
 	size_t		 n, cap;
 	bool		 rotated;
 	struct timespec	 rotated_at;
 	char		*previous;	/* NULL: none */
+	char		 name[];
 };
 
 struct broker {
@@ -529,10 +529,9 @@ track_find(struct broker *b, const char *name, bool create)
 			return t;
 	if (!create)
 		return NULL;
-	if (!(t = calloc(1, sizeof(*t))) || !(t->name = strdup(name))) {
-		free(t);
+	if (!(t = calloc(1, sizeof(*t) + strlen(name) + 1)))
 		return NULL;
-	}
+	memcpy(t->name, name, strlen(name) + 1);
 	t->next = b->tracks[k];
 	b->tracks[k] = t;
 	return t;
@@ -557,8 +556,10 @@ set_str(char **dst, const char *src)
 static void
 holder_clear(struct holder *h)
 {
+	free(h->container_id);
 	free(h->container_name);
 	free(h->version);
+	free(h->pids);
 }
 
 /* Drop holder i, moving the last one into its place. Locked. */
@@ -578,7 +579,6 @@ track_free(struct track *t)
 		holder_clear(&t->h[i]);
 	free(t->h);
 	free(t->previous);
-	free(t->name);
 	free(t);
 }
 
@@ -686,12 +686,13 @@ track_open(struct broker *b, const char *name, const struct caller *c,
 			t->h = grown;
 			t->cap = cap;
 		}
-		h = &t->h[t->n++];
+		h = &t->h[t->n];
 		memset(h, 0, sizeof(*h));
 		h->container = c->container_id[0] != '\0';
-		snprintf(h->container_id, sizeof(h->container_id), "%s",
-		    c->container_id);
+		if (h->container && !(h->container_id = strdup(c->container_id)))
+			goto out;
 		h->runtime = c->runtime;
+		t->n++;
 	}
 	h->pid = c->pid;
 	h->start = c->start_time;
@@ -709,6 +710,15 @@ track_open(struct broker *b, const char *name, const struct caller *c,
 			memmove(&h->pids[0], &h->pids[1],
 			    (HOLDER_PIDS - 1) * sizeof(h->pids[0]));
 			h->npids--;
+		} else if (h->npids == h->cap) {
+			uint8_t cap = h->cap ? 2 * h->cap : 1;
+			struct opener *p;
+
+			/* Out of memory: this opener is not remembered. */
+			if (!(p = realloc(h->pids, cap * sizeof(*p))))
+				goto out;
+			h->pids = p;
+			h->cap = cap;
 		}
 		h->pids[h->npids++] = (struct opener){ c->pid, c->start_time };
 	}
@@ -1721,8 +1731,8 @@ fill_holders(struct broker *b, struct broker_secret_info *si)
 			continue;
 		hi = &si->behind[si->nbehind++];
 		hi->container = h->container;
-		memcpy(hi->container_id, h->container_id,
-		    sizeof(hi->container_id));
+		snprintf(hi->container_id, sizeof(hi->container_id), "%s",
+		    nz(h->container_id));
 		snprintf(hi->container_name, sizeof(hi->container_name), "%s",
 		    nz(h->container_name));
 		snprintf(hi->runtime, sizeof(hi->runtime), "%s",
