@@ -812,7 +812,8 @@ parse_secrets(const json_t *root, struct config *cfg,
 		cs->gid = gid;
 		cs->name = strdup(name);
 		/* The reference defaults to the file name. */
-		cs->ref = strdup(ref ? ref : name);
+		/* Most secrets are named as their reference: share it. */
+		cs->ref = ref && strcmp(ref, name) != 0 ? strdup(ref) : cs->name;
 		cs->field = field ? strdup(field) : NULL;
 		cs->version = version ? strdup(version) : NULL;
 		cfg->n_secrets = ++i;
@@ -1095,7 +1096,8 @@ config_free(struct config *cfg)
 	free(cfg->backends);
 	for (i = 0; i < cfg->n_secrets; i++) {
 		free(cfg->secrets[i].name);
-		free(cfg->secrets[i].ref);
+		if (cfg->secrets[i].ref != cfg->secrets[i].name)
+			free(cfg->secrets[i].ref);
 		free(cfg->secrets[i].field);
 		free(cfg->secrets[i].version);
 	}

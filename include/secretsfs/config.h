@@ -55,7 +55,8 @@ struct config_secret {
 	char	*name;		/* file name in the mount */
 	enum config_as as;
 	size_t	 backend;	/* index into config.backends */
-	char	*ref;		/* backend reference: file name, KV path, ARN */
+	char	*ref;		/* backend reference: file name, KV path, ARN;
+			   may be the very string of name */
 	char	*field;		/* JSON key to serve, or NULL for the whole value */
 	char	*version;	/* pinned version, or NULL for the current one */
 	mode_t	 mode;
