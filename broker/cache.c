@@ -45,7 +45,11 @@ struct entry {
 	uint64_t		 epoch;		/* bumps on forget */
 	uint64_t		 gen;		/* bumps with the version */
 	bool			 kicked;	/* the scheduler was woken for it */
-	char			*last_version;	/* malloc'd; NULL: none seen */
+	/*
+	 * The version last fetched: while there is a value, its snapshot's
+	 * (and this is NULL); else malloc'd when one was seen, NULL when none.
+	 */
+	char			*last_version;
 	char			 name[];	/* immutable */
 };
 
@@ -173,6 +177,8 @@ cache_set_waker(struct cache *c, void (*fn)(void *), void *arg)
 static const char *
 last_version(const struct entry *e)
 {
+	if (e->snap)
+		return e->snap->version;
 	return e->last_version ? e->last_version : "";
 }
 
@@ -184,6 +190,11 @@ last_version(const struct entry *e)
 static void
 set_last_version(struct entry *e, const char *v)
 {
+	if (e->snap && v == e->snap->version) {
+		free(e->last_version);
+		e->last_version = NULL;
+		return;
+	}
 	if (v && *v == '\0')
 		v = NULL;
 	if (v && e->last_version && strcmp(v, e->last_version) == 0)
@@ -298,9 +309,13 @@ static void
 drop_value(struct cache *c, struct entry *e)
 {
 	if (e->snap) {
-		c->st.bytes -= e->snap->len;
-		cache_put(e->snap);
+		/* The version outlives the value. */
+		struct cache_snap *s = e->snap;
+
 		e->snap = NULL;
+		set_last_version(e, s->version);
+		c->st.bytes -= s->len;
+		cache_put(s);
 	}
 	lru_unlink(c, e);
 	e->rt.state = REFRESH_EMPTY;
