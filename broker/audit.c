@@ -45,6 +45,14 @@ struct audit_key {
 	char		 id[AUDIT_KEY_ID_HEX + 1];
 };
 
+/* A growing line; after a failed allocation every append is a no-op. */
+struct sbuf {
+	char	*p;
+	size_t	 len, cap;
+	char	*stack;		/* p while it is still the caller's buffer */
+	bool	 oom;
+};
+
 struct audit {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 cond;		/* wakes the flusher to stop */
@@ -71,6 +79,9 @@ struct audit {
 	uint64_t		 seq;		/* of the last record written */
 	char			 prev[AUDIT_MAC_HEX + 1];
 	struct audit_stats	 st;
+
+	EVP_MAC_CTX		*mac;		/* keyed; re-initialised per record */
+	struct sbuf		 line;		/* the record being written */
 };
 
 /* Everything a record is built from, in the order it is written. */
@@ -549,6 +560,16 @@ audit_line_check(const struct audit_key *key, const char *line, size_t len,
 /* ------------------------------------------------------------------ */
 /* Building a record                                                  */
 
+/*
+ * Records are written by a fixed-field writer, not built as jansson
+ * objects: the members and their order are fixed (audit.h), and the hot
+ * path (an access) must not allocate a tree per record through the locked
+ * arena's allocator. The output is byte for byte what json_dumps(...,
+ * JSON_COMPACT) gives for the same members: strings escaped as jansson does
+ * (\" \\ \b \f \n \r \t, other control characters as \u00XX), everything
+ * else as is, since strings are made valid UTF-8 first.
+ */
+
 /* Length of the valid UTF-8 sequence at p (RFC 3629), 0 when invalid. */
 static size_t
 utf8_len(const unsigned char *p)
@@ -582,79 +603,170 @@ utf8_len(const unsigned char *p)
 	return n;
 }
 
+static bool
+sb_room(struct sbuf *b, size_t n)
+{
+	size_t	 cap;
+	char	*p;
+
+	if (b->oom)
+		return false;
+	if (b->cap - b->len >= n)
+		return true;
+	for (cap = b->cap ? b->cap : 512; cap - b->len < n; cap *= 2)
+		;
+	if (b->stack != NULL) {
+		/* Leaving the caller's buffer: copy out of it. */
+		if ((p = malloc(cap)) != NULL)
+			memcpy(p, b->p, b->len);
+	} else
+		p = realloc(b->p, cap);
+	if (p == NULL) {
+		b->oom = true;
+		return false;
+	}
+	b->p = p;
+	b->stack = NULL;
+	b->cap = cap;
+	return true;
+}
+
+static void
+sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (sb_room(b, n)) {
+		memcpy(b->p + b->len, s, n);
+		b->len += n;
+	}
+}
+
+static void
+sb_puts(struct sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+static void
+sb_num(struct sbuf *b, long long v)
+{
+	char	buf[24];
+	int	n;
+
+	n = snprintf(buf, sizeof(buf), "%lld", v);
+	sb_put(b, buf, (size_t)n);
+}
+
+/* ,"key": (no comma for the first member, which the caller writes) */
+static void
+sb_key(struct sbuf *b, const char *k)
+{
+	sb_put(b, ",\"", 2);
+	sb_puts(b, k);
+	sb_put(b, "\":", 2);
+}
+
 /*
  * A JSON string of at most max bytes of s: invalid UTF-8 becomes '?', and
- * the cut never splits a character. NULL gives null; so does "" when
- * empty_is_null (caller fields, where "" means unknown).
+ * the cut never splits a character (max counts the bytes before escaping).
+ * NULL gives null; so does "" when empty_is_null (caller fields, where ""
+ * means unknown).
  */
-static json_t *
-jstr(const char *s, size_t max, bool empty_is_null)
+static void
+sb_str(struct sbuf *b, const char *s, size_t max, bool empty_is_null)
 {
-	char			 buf[AUDIT_STR_MAX];
+	static const char	 digits[] = "0123456789ABCDEF";
 	const unsigned char	*p = (const unsigned char *)s;
 	size_t			 o = 0, n;
+	char			 esc[6];
 
-	if (s == NULL || (empty_is_null && *s == '\0'))
-		return json_null();
-	if (max > sizeof(buf))
-		max = sizeof(buf);
+	if (s == NULL || (empty_is_null && *s == '\0')) {
+		sb_put(b, "null", 4);
+		return;
+	}
+	if (max > AUDIT_STR_MAX)
+		max = AUDIT_STR_MAX;
+	/* The worst case: every byte a 6-byte escape. */
+	if (!sb_room(b, 2 + 6 * max))
+		return;
+	b->p[b->len++] = '"';
 	while (*p != '\0' && o < max) {
 		if ((n = utf8_len(p)) == 0) {
-			buf[o++] = '?';
+			b->p[b->len++] = '?';
+			o++;
 			p++;
 			continue;
 		}
 		if (o + n > max)
 			break;
-		memcpy(buf + o, p, n);
 		o += n;
-		p += n;
+		if (n > 1) {
+			memcpy(b->p + b->len, p, n);
+			b->len += n;
+			p += n;
+			continue;
+		}
+		switch (*p) {
+		case '"':	memcpy(esc, "\\\"", 2); n = 2; break;
+		case '\\':	memcpy(esc, "\\\\", 2); n = 2; break;
+		case '\b':	memcpy(esc, "\\b", 2); n = 2; break;
+		case '\f':	memcpy(esc, "\\f", 2); n = 2; break;
+		case '\n':	memcpy(esc, "\\n", 2); n = 2; break;
+		case '\r':	memcpy(esc, "\\r", 2); n = 2; break;
+		case '\t':	memcpy(esc, "\\t", 2); n = 2; break;
+		default:
+			if (*p >= 0x20) {
+				esc[0] = (char)*p;
+				n = 1;
+				break;
+			}
+			memcpy(esc, "\\u00", 4);
+			esc[4] = digits[*p >> 4];
+			esc[5] = digits[*p & 0xf];
+			n = 6;
+			break;
+		}
+		memcpy(b->p + b->len, esc, n);
+		b->len += n;
+		p++;
 	}
-	return json_stringn(buf, o);
+	b->p[b->len++] = '"';
 }
 
-static int
-set(json_t *o, const char *k, json_t *v)
+static void
+add_caller(struct sbuf *b, const struct caller *c)
 {
-	if (v == NULL)
-		return -ENOMEM;
-	return json_object_set_new(o, k, v) == 0 ? 0 : -ENOMEM;
-}
-
-static int
-add_caller(json_t *o, const struct caller *c)
-{
-	json_t	*ct;
-	int	 r = 0;
-
 	if (c == NULL) {
-		r |= set(o, "pid", json_null());
-		r |= set(o, "uid", json_null());
-		r |= set(o, "gid", json_null());
-		r |= set(o, "comm", json_null());
-		r |= set(o, "container", json_null());
-		r |= set(o, "cgroup", json_null());
-		return r ? -ENOMEM : 0;
+		sb_puts(b, ",\"pid\":null,\"uid\":null,\"gid\":null,"
+		    "\"comm\":null,\"container\":null,\"cgroup\":null");
+		return;
 	}
-	r |= set(o, "pid", json_integer(c->pid));
-	r |= set(o, "uid", json_integer(c->uid));
-	r |= set(o, "gid", json_integer(c->gid));
-	r |= set(o, "comm", jstr(c->comm, sizeof(c->comm), true));
+	sb_key(b, "pid");
+	sb_num(b, c->pid);
+	sb_key(b, "uid");
+	sb_num(b, c->uid);
+	sb_key(b, "gid");
+	sb_num(b, c->gid);
+	sb_key(b, "comm");
+	sb_str(b, c->comm, sizeof(c->comm), true);
+	sb_key(b, "container");
 	if (c->container_id[0] == '\0')
-		r |= set(o, "container", json_null());
+		sb_put(b, "null", 4);
 	else {
-		if ((ct = json_object()) == NULL)
-			return -ENOMEM;
-		r |= set(ct, "id", jstr(c->container_id, AUDIT_STR_MAX, true));
-		r |= set(ct, "name", jstr(c->container_name, AUDIT_STR_MAX, true));
-		r |= set(ct, "image", jstr(c->image, AUDIT_STR_MAX, true));
-		r |= set(ct, "runtime",
-		    (unsigned)c->runtime < sizeof(runtimes) / sizeof(runtimes[0]) ?
-		    json_string(runtimes[c->runtime]) : json_null());
-		r |= set(o, "container", ct);
+		sb_put(b, "{\"id\":", 6);
+		sb_str(b, c->container_id, AUDIT_STR_MAX, true);
+		sb_key(b, "name");
+		sb_str(b, c->container_name, AUDIT_STR_MAX, true);
+		sb_key(b, "image");
+		sb_str(b, c->image, AUDIT_STR_MAX, true);
+		sb_key(b, "runtime");
+		if ((unsigned)c->runtime < sizeof(runtimes) / sizeof(runtimes[0]))
+			sb_str(b, runtimes[c->runtime], AUDIT_STR_MAX, false);
+		else
+			sb_put(b, "null", 4);
+		sb_put(b, "}", 1);
 	}
-	r |= set(o, "cgroup", jstr(c->cgroup, AUDIT_STR_MAX, true));
-	return r ? -ENOMEM : 0;
+	sb_key(b, "cgroup");
+	sb_str(b, c->cgroup, AUDIT_STR_MAX, true);
 }
 
 static void
@@ -671,79 +783,82 @@ fmt_time(char *buf, size_t len, const struct timespec *ts, bool compact)
 }
 
 /*
- * The line of the record that follows the chain's current state: returns
- * 0 with *line (malloc'd, "\n"-terminated, *len bytes) and its mac.
+ * The members that do not depend on the chain, from ,"event" through
+ * ,"key_id": built before the audit lock is taken.
  */
 static int
-build_line(struct audit *a, const struct rec *rc, char **line, size_t *len,
-    char mac[AUDIT_MAC_HEX + 1])
+build_body(const struct audit *a, const struct rec *rc, struct sbuf *b)
 {
-	struct timespec		 now;
-	char			 tbuf[40];
-	json_t			*o;
 	const struct audit_kv	*kv;
-	char			*s = NULL, *l;
-	json_free_t		 jfree;
-	size_t			 n;
-	int			 f, r = 0;
+	int			 f;
 
-	if ((o = json_object()) == NULL)
-		return -ENOMEM;
-	clock_gettime(CLOCK_REALTIME, &now);
-	fmt_time(tbuf, sizeof(tbuf), &now, false);
-	r |= set(o, "time", json_string(tbuf));
-	r |= set(o, "seq", json_integer((json_int_t)(a->seq + 1)));
-	r |= set(o, "event", json_string(events[rc->ev]));
+	sb_key(b, "event");
+	sb_str(b, events[rc->ev], AUDIT_STR_MAX, false);
 	for (f = 0; f < AUDIT_F__MAX; f++) {
 		if ((kv = rc->slot[f]) == NULL)
 			continue;
+		sb_key(b, fields[f].name);
 		switch (fields[f].type) {
 		case FT_STR:
-			r |= set(o, fields[f].name,
-			    jstr(kv->str, fields[f].max, false));
+			sb_str(b, kv->str, fields[f].max, false);
 			break;
 		case FT_NUM:
-			r |= set(o, fields[f].name, json_integer(kv->num));
+			sb_num(b, kv->num);
 			break;
 		case FT_OUTCOME:
-			r |= set(o, fields[f].name,
-			    json_string(outcomes[kv->num]));
+			sb_str(b, outcomes[kv->num], AUDIT_STR_MAX, false);
 			break;
 		}
 	}
 	if (rc->with_caller)
-		r |= add_caller(o, rc->who);
-	r |= set(o, "host", jstr(a->host, 255, false));
-	r |= set(o, "key_id", json_string(a->key->id));
-	r |= set(o, "prev", json_string(a->prev));
-	if (r == 0)
-		s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (s == NULL)
-		return -ENOMEM;
-	/* json_dumps allocates with jansson's allocator, maybe secmem's. */
-	json_get_alloc_funcs(NULL, &jfree);
+		add_caller(b, rc->who);
+	sb_key(b, "host");
+	sb_str(b, a->host, 255, false);
+	sb_key(b, "key_id");
+	sb_str(b, a->key->id, AUDIT_STR_MAX, false);
+	return b->oom ? -ENOMEM : 0;
+}
 
-	/* s is the canonical bytes; the line is s with the mac spliced in. */
-	n = strlen(s);
-	if (n < 2 || s[n - 1] != '}' ||
-	    (r = key_mac(a->key, s, n, NULL, 0, mac)) < 0) {
-		jfree(s);
-		return r < 0 ? r : -EINVAL;
-	}
-	if ((l = malloc(n - 1 + AUDIT_MAC_SUFFIX_LEN + 2)) == NULL) {
-		jfree(s);
+/*
+ * The line of the record that follows the chain's current state, into
+ * *line (its bytes replaced; "\n"-terminated), and its mac. Under the lock:
+ * time, seq and prev are the chain's.
+ */
+static int
+build_line_locked(struct audit *a, const struct sbuf *body, struct sbuf *line,
+    char mac[AUDIT_MAC_HEX + 1])
+{
+	struct timespec	 now;
+	char		 tbuf[40];
+	uint8_t		 md[32];
+	size_t		 mdlen = 0;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	fmt_time(tbuf, sizeof(tbuf), &now, false);
+	line->len = 0;
+	sb_put(line, "{\"time\":\"", 9);
+	sb_puts(line, tbuf);
+	sb_put(line, "\",\"seq\":", 8);
+	sb_num(line, (long long)(a->seq + 1));
+	sb_put(line, body->p, body->len);
+	sb_put(line, ",\"prev\":\"", 9);
+	sb_put(line, a->prev, AUDIT_MAC_HEX);
+	/* Room for ",\"mac\":\"<hex>\"}\n" after the canonical "\"}". */
+	sb_put(line, "\"}", 2);
+	if (!sb_room(line, AUDIT_MAC_SUFFIX_LEN + 1))
 		return -ENOMEM;
-	}
-	memcpy(l, s, n - 1);
-	jfree(s);
-	*len = n - 1;
-	memcpy(l + *len, MAC_PREFIX, 8);
-	memcpy(l + *len + 8, mac, AUDIT_MAC_HEX);
-	memcpy(l + *len + 8 + AUDIT_MAC_HEX, "\"}\n", 3);
-	*len += AUDIT_MAC_SUFFIX_LEN + 1;
-	l[*len] = '\0';
-	*line = l;
+
+	/* The canonical bytes: the record without its mac member. */
+	if (EVP_MAC_init(a->mac, NULL, 0, NULL) != 1 ||
+	    EVP_MAC_update(a->mac, (const uint8_t *)line->p, line->len) != 1 ||
+	    EVP_MAC_final(a->mac, md, &mdlen, sizeof(md)) != 1 || mdlen != 32)
+		return -ENOMEM;
+	hex(mac, md, sizeof(md));
+	line->len--;		/* the "}" goes after the mac */
+	memcpy(line->p + line->len, MAC_PREFIX, 8);
+	memcpy(line->p + line->len + 8, mac, AUDIT_MAC_HEX);
+	memcpy(line->p + line->len + 8 + AUDIT_MAC_HEX, "\"}\n", 3);
+	line->len += AUDIT_MAC_SUFFIX_LEN + 1;
 	return 0;
 }
 
@@ -1114,15 +1229,17 @@ copies_locked(struct audit *a, const char *line, size_t len)
 static int
 emit(struct audit *a, const struct rec *rc)
 {
-	char	 mac[AUDIT_MAC_HEX + 1];
-	char	*line = NULL;
-	size_t	 len;
-	int	 r;
+	char		 mac[AUDIT_MAC_HEX + 1];
+	char		 stack[1024];
+	struct sbuf	 body = { stack, 0, sizeof(stack), stack, false };
+	int		 r;
 
+	r = build_body(a, rc, &body);
 	pthread_mutex_lock(&a->lock);
-	r = build_line(a, rc, &line, &len, mac);
 	if (r == 0)
-		r = append_locked(a, line, len);
+		r = build_line_locked(a, &body, &a->line, mac);
+	if (r == 0)
+		r = append_locked(a, a->line.p, a->line.len);
 	if (r == 0) {
 		a->seq++;
 		memcpy(a->prev, mac, sizeof(a->prev));
@@ -1137,7 +1254,7 @@ emit(struct audit *a, const struct rec *rc)
 			} else
 				a->dirty = false;
 		}
-		copies_locked(a, line, len);
+		copies_locked(a, a->line.p, a->line.len);
 		/* No new, empty file on the way out. */
 		if (a->max_size != 0 && a->size >= a->max_size &&
 		    rc->ev != AUDIT_EV_STOP)
@@ -1147,8 +1264,14 @@ emit(struct audit *a, const struct rec *rc)
 		a->st.last_error = -r;
 		r = -EIO;
 	}
+	/* A record grown past the usual size does not keep its buffer. */
+	if (a->line.cap > 4 * sizeof(stack)) {
+		free(a->line.p);
+		memset(&a->line, 0, sizeof(a->line));
+	}
 	pthread_mutex_unlock(&a->lock);
-	free(line);
+	if (body.stack == NULL)
+		free(body.p);
 	return r;
 }
 
@@ -1260,6 +1383,8 @@ audit_free(struct audit *a)
 	if (a->log_fd >= 0)
 		close(a->log_fd);
 	pthread_mutex_destroy(&a->lock);
+	EVP_MAC_CTX_free(a->mac);
+	free(a->line.p);
 	audit_key_free(a->key);
 	free(a->path);
 	free(a->host);
@@ -1305,6 +1430,9 @@ audit_open(const struct audit_config *cfg, struct audit **out, char *errbuf,
 
 	if ((r = audit_key_load(cfg->key_file, &a->key, errbuf, errlen)) < 0)
 		goto fail;
+	/* The writer's own copy, keyed once: a record only re-initialises it. */
+	if ((a->mac = EVP_MAC_CTX_dup(a->key->ctx)) == NULL)
+		goto oom;
 	if ((r = open_log(a->path, &a->fd, &sb)) < 0) {
 		snprintf(errbuf, errlen, "audit file %s: %s", a->path,
 		    r == -EINVAL ? "not a regular file" : strerror(-r));

@@ -92,30 +92,34 @@ struct opener {
 	uint64_t	start;
 };
 
-/* One caller that opened a secret: a container, or a host process. */
+/*
+ * One caller that opened a secret: a container, or a host process. There
+ * is one per secret a process has read, so the strings that are long at
+ * most and short in practice are allocated to fit.
+ */
 struct holder {
 	bool		container;
-	char		container_id[IDENTITY_ID_MAX];
-	char		container_name[IDENTITY_NAME_MAX];
+	char		*container_id;		/* set exactly when container */
+	char		*container_name;	/* NULL: unknown */
 	enum identity_runtime runtime;
 	pid_t		pid;
 	uint64_t	start;
 	char		comm[17];
 	uid_t		uid;
-	char		version[BACKEND_VERSION_MAX];
+	char		*version;	/* NULL only when out of memory */
 	struct timespec	last_open;
-	struct opener	pids[HOLDER_PIDS];
-	size_t		npids;
+	struct opener	*pids;		/* a host process: just itself */
+	uint8_t		npids, cap;	/* at most HOLDER_PIDS */
 };
 
 struct track {
 	struct track	*next;
-	char		*name;
 	struct holder	*h;
 	size_t		 n, cap;
 	bool		 rotated;
 	struct timespec	 rotated_at;
-	char		 previous[BACKEND_VERSION_MAX];
+	char		*previous;	/* NULL: none */
+	char		 name[];
 };
 
 struct broker {
@@ -526,20 +530,56 @@ track_find(struct broker *b, const char *name, bool create)
 			return t;
 	if (!create)
 		return NULL;
-	if (!(t = calloc(1, sizeof(*t))) || !(t->name = strdup(name))) {
-		free(t);
+	if (!(t = calloc(1, sizeof(*t) + strlen(name) + 1)))
 		return NULL;
-	}
+	memcpy(t->name, name, strlen(name) + 1);
 	t->next = b->tracks[k];
 	b->tracks[k] = t;
 	return t;
 }
 
+static const char *
+nz(const char *s)
+{
+	return s ? s : "";
+}
+
+/* Replace *dst by a copy of src (NULL or "" for none); on OOM it is NULL. */
+static void
+set_str(char **dst, const char *src)
+{
+	if (src && *src && *dst && strcmp(*dst, src) == 0)
+		return;
+	free(*dst);
+	*dst = src && *src ? strdup(src) : NULL;
+}
+
+static void
+holder_clear(struct holder *h)
+{
+	free(h->container_id);
+	free(h->container_name);
+	free(h->version);
+	free(h->pids);
+}
+
+/* Drop holder i, moving the last one into its place. Locked. */
+static void
+holder_drop(struct track *t, size_t i)
+{
+	holder_clear(&t->h[i]);
+	t->h[i] = t->h[--t->n];
+}
+
 static void
 track_free(struct track *t)
 {
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		holder_clear(&t->h[i]);
 	free(t->h);
-	free(t->name);
+	free(t->previous);
 	free(t);
 }
 
@@ -597,7 +637,7 @@ prune(struct track *t)
 				h->pids[k++] = h->pids[j];
 		h->npids = k;
 		if (k == 0)
-			t->h[i] = t->h[--t->n];
+			holder_drop(t, i);
 		else
 			i++;
 	}
@@ -635,32 +675,33 @@ track_open(struct broker *b, const char *name, const struct caller *c,
 			if (t->h[i].last_open.tv_sec <
 			    t->h[oldest].last_open.tv_sec)
 				oldest = i;
-		t->h[oldest] = t->h[--t->n];
+		holder_drop(t, oldest);
 	}
 	if (!h) {
 		if (t->n == t->cap) {
-			size_t cap = t->cap ? 2 * t->cap : 4;
+			/* Most secrets are read by one caller. */
+			size_t cap = t->cap ? 2 * t->cap : 1;
 
 			if (!(grown = realloc(t->h, cap * sizeof(*grown))))
 				goto out;
 			t->h = grown;
 			t->cap = cap;
 		}
-		h = &t->h[t->n++];
+		h = &t->h[t->n];
 		memset(h, 0, sizeof(*h));
 		h->container = c->container_id[0] != '\0';
-		snprintf(h->container_id, sizeof(h->container_id), "%s",
-		    c->container_id);
+		if (h->container && !(h->container_id = strdup(c->container_id)))
+			goto out;
 		h->runtime = c->runtime;
+		t->n++;
 	}
 	h->pid = c->pid;
 	h->start = c->start_time;
 	h->uid = c->uid;
 	memcpy(h->comm, c->comm, sizeof(h->comm));
 	if (c->container_name[0])
-		snprintf(h->container_name, sizeof(h->container_name), "%s",
-		    c->container_name);
-	snprintf(h->version, sizeof(h->version), "%s", version);
+		set_str(&h->container_name, c->container_name);
+	set_str(&h->version, version);
 	clock_gettime(CLOCK_REALTIME, &h->last_open);
 	for (i = 0; i < h->npids; i++)
 		if (h->pids[i].pid == c->pid && h->pids[i].start == c->start_time)
@@ -670,6 +711,15 @@ track_open(struct broker *b, const char *name, const struct caller *c,
 			memmove(&h->pids[0], &h->pids[1],
 			    (HOLDER_PIDS - 1) * sizeof(h->pids[0]));
 			h->npids--;
+		} else if (h->npids == h->cap) {
+			uint8_t cap = h->cap ? 2 * h->cap : 1;
+			struct opener *p;
+
+			/* Out of memory: this opener is not remembered. */
+			if (!(p = realloc(h->pids, cap * sizeof(*p))))
+				goto out;
+			h->pids = p;
+			h->cap = cap;
 		}
 		h->pids[h->npids++] = (struct opener){ c->pid, c->start_time };
 	}
@@ -711,7 +761,7 @@ signal_openers(struct broker *b, const char *name, const char *version,
 	pthread_mutex_lock(&b->track_lock);
 	if ((t = track_find(b, name, false)))
 		for (i = 0; i < t->n; i++) {
-			if (strcmp(t->h[i].version, version) == 0)
+			if (strcmp(nz(t->h[i].version), version) == 0)
 				continue;
 			for (j = 0; j < t->h[i].npids && n < 64; j++)
 				who[n++] = t->h[i].pids[j];
@@ -783,8 +833,7 @@ cache_event(void *arg, const struct cache_event *ev)
 		if ((t = track_find(b, ev->name, true))) {
 			t->rotated = true;
 			clock_gettime(CLOCK_REALTIME, &t->rotated_at);
-			snprintf(t->previous, sizeof(t->previous), "%s",
-			    ev->old_version ? ev->old_version : "");
+			set_str(&t->previous, ev->old_version);
 		}
 		pthread_mutex_unlock(&b->track_lock);
 		if (b->changed)
@@ -1314,12 +1363,12 @@ static void
 warn_restart(const struct config *old, const struct config *new)
 {
 	static const char *const keys[] = { "mount", "memory", "audit",
-	    "runtime", "control" };
+	    "runtime", "control", "privsep" };
 	size_t i;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		json_t *a = json_object_get(old->root, keys[i]);
-		json_t *b = json_object_get(new->root, keys[i]);
+		json_t *a = json_object_get(old->restart, keys[i]);
+		json_t *b = json_object_get(new->restart, keys[i]);
 
 		if ((a || b) && (!a || !b || !json_equal(a, b)))
 			log_warnx("reload: \"%s\" changed; it takes effect at the "
@@ -1390,7 +1439,7 @@ broker_reload(struct broker *b)
 	 * A SIGHUP for logrotate leaves the config as it was: nothing to
 	 * swap, nothing to record.
 	 */
-	if (json_equal(ov->cfg->root, cfg->root)) {
+	if (memcmp(ov->cfg->digest, cfg->digest, sizeof(cfg->digest)) == 0) {
 		log_info("reload: %s is unchanged", b->config_file);
 		broker_release(ov);
 		config_free(cfg);
@@ -1669,7 +1718,7 @@ fill_holders(struct broker *b, struct broker_secret_info *si)
 	si->holders = t->n;
 	si->rotated = t->rotated;
 	si->rotated_at = t->rotated_at;
-	memcpy(si->previous, t->previous, sizeof(si->previous));
+	snprintf(si->previous, sizeof(si->previous), "%s", nz(t->previous));
 	if (t->n && !(si->behind = calloc(t->n, sizeof(*si->behind)))) {
 		pthread_mutex_unlock(&b->track_lock);
 		return;
@@ -1679,20 +1728,20 @@ fill_holders(struct broker *b, struct broker_secret_info *si)
 		struct broker_holder_info *hi;
 
 		if (!si->cache.version[0] ||
-		    strcmp(h->version, si->cache.version) == 0)
+		    strcmp(nz(h->version), si->cache.version) == 0)
 			continue;
 		hi = &si->behind[si->nbehind++];
 		hi->container = h->container;
-		memcpy(hi->container_id, h->container_id,
-		    sizeof(hi->container_id));
-		memcpy(hi->container_name, h->container_name,
-		    sizeof(hi->container_name));
+		snprintf(hi->container_id, sizeof(hi->container_id), "%s",
+		    nz(h->container_id));
+		snprintf(hi->container_name, sizeof(hi->container_name), "%s",
+		    nz(h->container_name));
 		snprintf(hi->runtime, sizeof(hi->runtime), "%s",
 		    identity_runtime_name(h->runtime));
 		hi->pid = h->pid;
 		memcpy(hi->comm, h->comm, sizeof(hi->comm));
 		hi->uid = h->uid;
-		memcpy(hi->version, h->version, sizeof(hi->version));
+		snprintf(hi->version, sizeof(hi->version), "%s", nz(h->version));
 		hi->last_open = h->last_open;
 		for (j = 0; j < h->npids; j++)
 			hi->pids[hi->npids++] = h->pids[j].pid;

@@ -2,8 +2,9 @@
  * The cache is a chained hash table under one mutex. The mutex is held
  * only to find an entry, decide (refresh.h) and take a reference; fetches
  * run unlocked, and a second reader that misses on a name already being
- * fetched waits on the entry's condition variable for that one fetch to
- * finish. Entries are never freed before the cache is (only their
+ * fetched waits for that one fetch to finish (on the cache's one condition
+ * variable, re-checking its entry: one per entry would cost 48 bytes for
+ * each of thousands of secrets). Entries are never freed before the cache is (only their
  * values), so a fetch in flight can always land in its entry; a forget
  * bumps the entry's epoch and the landing fetch is then discarded.
  *
@@ -34,7 +35,6 @@
 struct entry {
 	struct entry		*next;		/* hash chain */
 	struct entry		*lru_prev, *lru_next;
-	char			*name;		/* immutable */
 	struct cache_snap	*snap;		/* current value, or NULL */
 	struct refresh_entry	 rt;		/* state, times, fetching */
 	int64_t			 neg_until;	/* monotonic ms; remembered -ENOENT */
@@ -45,8 +45,12 @@ struct entry {
 	uint64_t		 epoch;		/* bumps on forget */
 	uint64_t		 gen;		/* bumps with the version */
 	bool			 kicked;	/* the scheduler was woken for it */
-	char			 last_version[BACKEND_VERSION_MAX];
-	pthread_cond_t		 cond;
+	/*
+	 * The version last fetched: while there is a value, its snapshot's
+	 * (and this is NULL); else malloc'd when one was seen, NULL when none.
+	 */
+	char			*last_version;
+	char			 name[];	/* immutable */
 };
 
 struct pending {
@@ -65,6 +69,7 @@ struct evq {
 
 struct cache {
 	pthread_mutex_t		 lock;
+	pthread_cond_t		 landed;	/* a fetch landed (any entry) */
 	struct entry		**buckets;
 	size_t			 nbuckets, count;
 	struct entry		*lru_head, *lru_tail;	/* head = most recent */
@@ -131,6 +136,7 @@ cache_new(const struct cache_limits *lim, cache_fetch_fn fn, void *arg)
 		return NULL;
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->landed, NULL);
 	c->lim = *lim;
 	c->fetch = fn;
 	c->arg = arg;
@@ -166,6 +172,35 @@ cache_set_waker(struct cache *c, void (*fn)(void *), void *arg)
 	c->waker = fn;
 	c->waker_arg = arg;
 	pthread_mutex_unlock(&c->lock);
+}
+
+static const char *
+last_version(const struct entry *e)
+{
+	if (e->snap)
+		return e->snap->version;
+	return e->last_version ? e->last_version : "";
+}
+
+/*
+ * Locked. Sized to fit, replaced only when it changes. Out of memory the
+ * history is lost, as after a forget: a rotation then goes unannounced,
+ * nothing is served wrongly.
+ */
+static void
+set_last_version(struct entry *e, const char *v)
+{
+	if (e->snap && v == e->snap->version) {
+		free(e->last_version);
+		e->last_version = NULL;
+		return;
+	}
+	if (v && *v == '\0')
+		v = NULL;
+	if (v && e->last_version && strcmp(v, e->last_version) == 0)
+		return;
+	free(e->last_version);
+	e->last_version = v ? strdup(v) : NULL;
 }
 
 /* Locked. */
@@ -230,7 +265,7 @@ cache_put(struct cache_snap *s)
 	if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
 		/* secmem_free wipes. */
 		secmem_free((void *)s->data);
-		explicit_bzero(s, sizeof(*s));
+		explicit_bzero(s, sizeof(*s) + strlen(s->version));
 		free(s);
 	}
 }
@@ -274,9 +309,13 @@ static void
 drop_value(struct cache *c, struct entry *e)
 {
 	if (e->snap) {
-		c->st.bytes -= e->snap->len;
-		cache_put(e->snap);
+		/* The version outlives the value. */
+		struct cache_snap *s = e->snap;
+
 		e->snap = NULL;
+		set_last_version(e, s->version);
+		c->st.bytes -= s->len;
+		cache_put(s);
 	}
 	lru_unlink(c, e);
 	e->rt.state = REFRESH_EMPTY;
@@ -314,11 +353,9 @@ find(struct cache *c, const char *name, bool create)
 			return e;
 	if (!create)
 		return NULL;
-	if (!(e = calloc(1, sizeof(*e))) || !(e->name = strdup(name))) {
-		free(e);
+	if (!(e = calloc(1, sizeof(*e) + strlen(name) + 1)))
 		return NULL;
-	}
-	pthread_cond_init(&e->cond, NULL);
+	memcpy(e->name, name, strlen(name) + 1);
 	e->next = c->buckets[b];
 	c->buckets[b] = e;
 	if (++c->count > c->nbuckets)
@@ -352,22 +389,22 @@ static int
 install(struct cache *c, struct entry *e, struct backend_value *v)
 {
 	struct cache_snap *s;
-	size_t old = e->snap ? e->snap->len : 0;
+	size_t old = e->snap ? e->snap->len : 0, vlen;
 	int r;
 
 	/* The old value's bytes are released below; count only the rest. */
 	if (v->len > old && (r = make_room(c, e, v->len - old)) < 0)
 		return r;
-	if (!(s = calloc(1, sizeof(*s))))
+	vlen = strnlen(v->version, sizeof(v->version) - 1);
+	if (!(s = calloc(1, sizeof(*s) + vlen + 1)))
 		return -ENOMEM;
 	s->data = v->data;
 	s->len = v->len;
-	memcpy(s->version, v->version, sizeof(s->version));
-	s->version[sizeof(s->version) - 1] = '\0';
+	memcpy(s->version, v->version, vlen);
 	clock_gettime(CLOCK_REALTIME, &s->fetched);
 	s->changed = v->changed.tv_sec ? v->changed : s->fetched;
 	s->refs = 1;
-	if (e->gen == 0 || strcmp(e->last_version, s->version) != 0)
+	if (e->gen == 0 || strcmp(last_version(e), s->version) != 0)
 		e->gen++;
 	s->generation = e->gen;
 	if (e->snap) {
@@ -388,7 +425,7 @@ expire_value(struct cache *c, struct entry *e, int64_t now, struct evq *q)
 	bool gone = e->rt.state == REFRESH_GONE;
 
 	queue(q, gone ? CACHE_EV_REMOVED : CACHE_EV_EXPIRED, e,
-	    e->snap ? e->snap->version : e->last_version, NULL,
+	    e->snap ? e->snap->version : last_version(e), NULL,
 	    now - e->rt.fetched, e->last_err);
 	if (gone)
 		e->neg_until = now + c->lim.negative_ttl_ms;
@@ -410,7 +447,8 @@ claim(struct entry *e, struct claim *cl)
 	e->rt.fetching = true;
 	cl->epoch = e->epoch;
 	cl->started = now_ms();
-	memcpy(cl->last_version, e->last_version, sizeof(cl->last_version));
+	snprintf(cl->last_version, sizeof(cl->last_version), "%s",
+	    last_version(e));
 }
 
 /*
@@ -443,7 +481,7 @@ land(struct cache *c, struct entry *e, const struct claim *cl, int r,
 
 	e->rt.fetching = false;
 	e->done++;
-	pthread_cond_broadcast(&e->cond);
+	pthread_cond_broadcast(&c->landed);
 	c->st.fetches++;
 	if (e->epoch != cl->epoch) {
 		if (r == 0)
@@ -451,7 +489,7 @@ land(struct cache *c, struct entry *e, const struct claim *cl, int r,
 		e->last_err = -EAGAIN;
 		return -EAGAIN;
 	}
-	memcpy(old, e->last_version, sizeof(old));
+	snprintf(old, sizeof(old), "%s", last_version(e));
 	if (r == 0 && (r = install(c, e, v)) < 0)
 		backend_value_clear(v);
 	e->last_err = r;
@@ -466,8 +504,7 @@ land(struct cache *c, struct entry *e, const struct claim *cl, int r,
 		e->neg_until = e->err_until = 0;
 		e->failures = 0;
 		e->kicked = false;
-		memcpy(e->last_version, e->snap->version,
-		    sizeof(e->last_version));
+		set_last_version(e, e->snap->version);
 		if (was == REFRESH_STALE || was == REFRESH_GONE)
 			queue(q, CACHE_EV_RECOVERED, e, e->snap->version, NULL,
 			    0, 0);
@@ -597,7 +634,7 @@ again:
 		/* Someone is fetching this name: wait for that one result. */
 		seen = e->done;
 		while (e->rt.fetching && e->done == seen)
-			pthread_cond_wait(&e->cond, &c->lock);
+			pthread_cond_wait(&c->landed, &c->lock);
 		if (!e->snap && e->done != seen && e->last_err < 0 &&
 		    e->last_err != -EAGAIN) {
 			r = e->last_err;
@@ -670,7 +707,7 @@ forget(struct entry *e, struct cache *c, bool history)
 	e->rt.fetched = e->rt.ahead = 0;
 	e->epoch++;
 	if (history)
-		e->last_version[0] = '\0';
+		set_last_version(e, NULL);
 }
 
 void
@@ -723,7 +760,7 @@ cache_refresh_now(struct cache *c, const char *name, int64_t ttl_ms,
 	e->rt.watched = (flags & CACHE_WATCHED) != 0;
 	do {
 		while (e->rt.fetching)
-			pthread_cond_wait(&e->cond, &c->lock);
+			pthread_cond_wait(&c->landed, &c->lock);
 		c->st.misses++;
 		claim(e, &cl);
 		pthread_mutex_unlock(&c->lock);
@@ -838,8 +875,8 @@ cache_foreach(struct cache *c,
 			info.name = e->name;
 			info.state = e->snap ? e->rt.state : REFRESH_EMPTY;
 			info.fetching = e->rt.fetching;
-			memcpy(info.version, e->snap ? e->snap->version :
-			    e->last_version, sizeof(info.version));
+			snprintf(info.version, sizeof(info.version), "%s",
+			    e->snap ? e->snap->version : last_version(e));
 			info.failures = e->failures;
 			info.last_err = e->last_err;
 			info.age_ms = info.next_ms = -1;
@@ -879,11 +916,11 @@ cache_free(struct cache *c)
 			next = e->next;
 			if (e->snap)
 				cache_put(e->snap);
-			pthread_cond_destroy(&e->cond);
-			free(e->name);
+			free(e->last_version);
 			free(e);
 		}
 	free(c->buckets);
+	pthread_cond_destroy(&c->landed);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include <secretsfs/audit.h>
 #include <secretsfs/backend.h>
@@ -809,7 +812,8 @@ parse_secrets(const json_t *root, struct config *cfg,
 		cs->gid = gid;
 		cs->name = strdup(name);
 		/* The reference defaults to the file name. */
-		cs->ref = strdup(ref ? ref : name);
+		/* Most secrets are named as their reference: share it. */
+		cs->ref = ref && strcmp(ref, name) != 0 ? strdup(ref) : cs->name;
 		cs->field = field ? strdup(field) : NULL;
 		cs->version = version ? strdup(version) : NULL;
 		cfg->n_secrets = ++i;
@@ -921,7 +925,7 @@ parse_privsep(const json_t *root, struct config *cfg, struct config_err *err)
 }
 
 static int
-parse_root(struct config *cfg, struct config_err *err)
+parse_root(struct config *cfg, const json_t *root, struct config_err *err)
 {
 	static const char *const keys[] = { "mount", "memory", "cache",
 	    "defaults", "backends", "secrets", "rules", "access", "runtime",
@@ -929,19 +933,64 @@ parse_root(struct config *cfg, struct config_err *err)
 	struct defaults d;
 	int r;
 
-	if (!json_is_object(cfg->root))
+	if (!json_is_object(root))
 		return config_err_set(err, "", "the document must be a JSON "
 		    "object");
-	if ((r = check_keys(cfg->root, "", keys, err)) < 0 ||
-	    (r = parse_mount(cfg->root, cfg, err)) < 0 ||
-	    (r = parse_limits(cfg->root, cfg, err)) < 0 ||
-	    (r = parse_defaults(cfg->root, &d, err)) < 0 ||
-	    (r = parse_backends(cfg->root, cfg, err)) < 0 ||
-	    (r = parse_secrets(cfg->root, cfg, &d, err)) < 0 ||
-	    (r = parse_access(cfg->root, cfg, err)) < 0 ||
-	    (r = parse_control(cfg->root, cfg, err)) < 0 ||
-	    (r = parse_privsep(cfg->root, cfg, err)) < 0)
+	if ((r = check_keys(root, "", keys, err)) < 0 ||
+	    (r = parse_mount(root, cfg, err)) < 0 ||
+	    (r = parse_limits(root, cfg, err)) < 0 ||
+	    (r = parse_defaults(root, &d, err)) < 0 ||
+	    (r = parse_backends(root, cfg, err)) < 0 ||
+	    (r = parse_secrets(root, cfg, &d, err)) < 0 ||
+	    (r = parse_access(root, cfg, err)) < 0 ||
+	    (r = parse_control(root, cfg, err)) < 0 ||
+	    (r = parse_privsep(root, cfg, err)) < 0)
 		return r;
+	return 0;
+}
+
+/* A document this large is followed by malloc_trim(). */
+#define CONFIG_TRIM_BYTES	(64 * 1024)
+
+static int
+digest_cb(const char *buf, size_t len, void *arg)
+{
+	return EVP_DigestUpdate(arg, buf, len) == 1 ? 0 : -1;
+}
+
+/*
+ * What a reload compares, so that the parsed document need not be kept:
+ * with 10,000 secrets it is most of the configuration's memory. The
+ * digest is of the canonical form (keys sorted, compact), so it is equal
+ * exactly when json_equal() of the documents would be.
+ */
+static int
+keep_for_reload(struct config *cfg, json_t *root)
+{
+	static const char *const restart[] = { "mount", "memory", "audit",
+	    "runtime", "control", "privsep" };
+	EVP_MD_CTX *md;
+	unsigned int n = 0;
+	json_t *v;
+	size_t i;
+	int ok;
+
+	if (!(md = EVP_MD_CTX_new()))
+		return -ENOMEM;
+	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	    json_dump_callback(root, digest_cb, md,
+	    JSON_COMPACT | JSON_SORT_KEYS) == 0 &&
+	    EVP_DigestFinal_ex(md, cfg->digest, &n) == 1 &&
+	    n == sizeof(cfg->digest);
+	EVP_MD_CTX_free(md);
+	if (!ok)
+		return -ENOMEM;
+	if (!(cfg->restart = json_object()))
+		return -ENOMEM;
+	for (i = 0; i < sizeof(restart) / sizeof(restart[0]); i++)
+		if ((v = json_object_get(root, restart[i])) &&
+		    json_object_set(cfg->restart, restart[i], v) < 0)
+			return -ENOMEM;
 	return 0;
 }
 
@@ -951,6 +1000,7 @@ config_load_string(const char *text, const char *file, struct config **out,
 {
 	struct config *cfg;
 	json_error_t je;
+	json_t *root;
 	int r;
 
 	*out = NULL;
@@ -961,20 +1011,36 @@ config_load_string(const char *text, const char *file, struct config **out,
 		free(cfg);
 		return -ENOMEM;
 	}
-	cfg->root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-	if (!cfg->root) {
+	root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+	if (!root) {
 		config_err_set(err, "", "invalid JSON: %s", je.text);
 		err->line = je.line;
 		err->col = je.column;
 		config_free(cfg);
 		return -EINVAL;
 	}
-	if ((r = parse_root(cfg, err)) < 0) {
+	if ((r = parse_root(cfg, root, err)) < 0) {
 		if (r == -EINVAL)
 			locate(text, strlen(text), err->path, &err->line,
 			    &err->col);
 		else
 			config_err_set(err, "", "%s", strerror(-r));
+		json_decref(root);
+		config_free(cfg);
+		return r;
+	}
+	r = keep_for_reload(cfg, root);
+	/* Backends hold their own references to their options. */
+	json_decref(root);
+	/*
+	 * The document's nodes were allocated between the strings kept from
+	 * it; freed, they stay resident as holes. For a large document
+	 * (10,000 secrets: about 600 bytes each) give those pages back.
+	 */
+	if (strlen(text) >= CONFIG_TRIM_BYTES)
+		malloc_trim(0);
+	if (r < 0) {
+		config_err_set(err, "", "%s", strerror(-r));
 		config_free(cfg);
 		return r;
 	}
@@ -1054,7 +1120,8 @@ config_free(struct config *cfg)
 	free(cfg->backends);
 	for (i = 0; i < cfg->n_secrets; i++) {
 		free(cfg->secrets[i].name);
-		free(cfg->secrets[i].ref);
+		if (cfg->secrets[i].ref != cfg->secrets[i].name)
+			free(cfg->secrets[i].ref);
 		free(cfg->secrets[i].field);
 		free(cfg->secrets[i].version);
 	}
@@ -1065,7 +1132,7 @@ config_free(struct config *cfg)
 	free(cfg->fetcher_user);
 	audit_config_clear(cfg->audit);
 	free(cfg->audit);
-	json_decref(cfg->root);
+	json_decref(cfg->restart);
 	free(cfg->mountpoint);
 	free(cfg->file);
 	free(cfg);

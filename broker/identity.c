@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -563,11 +564,31 @@ identity_read(const char *proc_root, pid_t pid, uid_t uid, gid_t gid,
 
 /* ---- the cache ---------------------------------------------------------- */
 
+/*
+ * Pinning. A hit must prove that the pid still names the process the entry
+ * was read from. Re-reading /proc/<pid>/stat for the start time proves it
+ * but costs an openat, two reads and a close, three times per open() of a
+ * secret. Instead an entry keeps /proc/<pid>/comm open: the descriptor is
+ * bound to the process (its struct pid), not to the number, and reading it
+ * fails with ESRCH once that process has exited and been reaped, which is
+ * the only way its number can be given to another. One pread() therefore
+ * proves the pid is the same process and gives its current comm. This works
+ * for a thread id as well as a process id (FUSE sends the caller's thread
+ * id), on any kernel, unlike a pidfd of a non-leader thread.
+ *
+ * Descriptors are bounded: at most PIN_MAX, and no more than an eighth of
+ * RLIMIT_NOFILE. An entry beyond that, and every entry of a fake /proc tree
+ * (a test's, which has no processes behind it), falls back to the start
+ * time comparison.
+ */
+#define PIN_MAX		256
+
 /* Only what the cgroup file gives: never uid/gid, never engine data. */
 struct id_entry {
 	struct id_entry		*hnext;
 	struct id_entry		*prev, *next;	/* LRU: head is the newest */
 	pid_t			 pid;
+	int			 pin;		/* /proc/<pid>/comm, or -1 */
 	uint64_t		 start_time;
 	int64_t			 expires_ms;
 	enum identity_runtime	 runtime;
@@ -586,6 +607,7 @@ struct identity_cache {
 	struct id_entry		**buckets;
 	struct id_entry		*head, *tail;
 	size_t			 count;
+	size_t			 pins, pin_max;	/* pins counts reserved ones too */
 	uint64_t		 hits, misses, evictions;
 };
 
@@ -604,6 +626,55 @@ bucket_of(const struct identity_cache *ic, pid_t pid)
 	uint32_t h = (uint32_t)pid * 2654435761u;
 
 	return (h ^ (h >> 16)) & (ic->nbuckets - 1);
+}
+
+static size_t
+pin_budget(size_t max_entries)
+{
+	struct rlimit rl;
+	size_t n = PIN_MAX;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 8 < n)
+		n = (size_t)(rl.rlim_cur / 8);
+	return n < max_entries ? n : max_entries;
+}
+
+static int
+pin_open(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	return open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+}
+
+/*
+ * 0 and the process's comm as /proc/<pid>/stat would give it, or -errno:
+ * -ESRCH once the pinned process is gone.
+ */
+static int
+pin_read(int fd, char comm[17])
+{
+	char buf[64];
+	ssize_t r;
+	size_t n;
+
+	do
+		r = pread(fd, buf, sizeof(buf), 0);
+	while (r == -1 && errno == EINTR);
+	if (r == -1)
+		return -errno;
+	if (r == 0)
+		return -ESRCH;
+	n = (size_t)r;
+	if (buf[n - 1] == '\n')
+		n--;
+	if (n > 16)
+		n = 16;
+	memcpy(comm, buf, n);
+	comm[n] = '\0';
+	return 0;
 }
 
 struct identity_cache *
@@ -628,6 +699,7 @@ identity_cache_new(size_t max_entries, int64_t ttl_ms)
 	ic->nbuckets = nb;
 	ic->max = max_entries;
 	ic->ttl_ms = ttl_ms > 0 ? ttl_ms : 0;
+	ic->pin_max = pin_budget(max_entries);
 	return ic;
 }
 
@@ -669,6 +741,16 @@ find_locked(struct identity_cache *ic, pid_t pid)
 }
 
 static void
+unpin_locked(struct identity_cache *ic, struct id_entry *e)
+{
+	if (e->pin == -1)
+		return;
+	close(e->pin);
+	e->pin = -1;
+	ic->pins--;
+}
+
+static void
 remove_locked(struct identity_cache *ic, struct id_entry *e)
 {
 	struct id_entry **pp;
@@ -680,6 +762,7 @@ remove_locked(struct identity_cache *ic, struct id_entry *e)
 		}
 	}
 	lru_unlink(ic, e);
+	unpin_locked(ic, e);
 	ic->count--;
 }
 
@@ -722,6 +805,14 @@ identity_cache_set_proc_root(struct identity_cache *ic, const char *root)
 }
 
 void
+identity_cache_set_pin_max(struct identity_cache *ic, size_t n)
+{
+	pthread_mutex_lock(&ic->lock);
+	ic->pin_max = n;
+	pthread_mutex_unlock(&ic->lock);
+}
+
+void
 identity_cache_flush(struct identity_cache *ic)
 {
 	pthread_mutex_lock(&ic->lock);
@@ -732,17 +823,28 @@ identity_cache_flush(struct identity_cache *ic)
 void
 identity_cache_stats(struct identity_cache *ic, struct identity_cache_stats *st)
 {
+	struct id_entry *e;
+
 	pthread_mutex_lock(&ic->lock);
 	st->hits = ic->hits;
 	st->misses = ic->misses;
 	st->evictions = ic->evictions;
 	st->entries = ic->count;
+	st->pinned = 0;
+	for (e = ic->head; e; e = e->next)
+		if (e->pin != -1)
+			st->pinned++;
 	pthread_mutex_unlock(&ic->lock);
 }
 
+/* Takes over pin (-1 for none), closing the entry's previous one. */
 static void
-entry_fill(struct id_entry *e, const struct caller *c, int64_t expires)
+entry_fill(struct identity_cache *ic, struct id_entry *e,
+    const struct caller *c, int pin, int64_t expires)
 {
+	if (e->pin != pin)
+		unpin_locked(ic, e);
+	e->pin = pin;
 	e->pid = c->pid;
 	e->start_time = c->start_time;
 	e->expires_ms = expires;
@@ -754,13 +856,23 @@ entry_fill(struct id_entry *e, const struct caller *c, int64_t expires)
 }
 
 static void
-entry_copy_out(const struct id_entry *e, struct caller *c)
+hit_locked(struct identity_cache *ic, struct id_entry *e, struct caller *c)
 {
 	c->runtime = e->runtime;
 	memcpy(c->cgroup, e->cgroup, sizeof(c->cgroup));
 	memcpy(c->container_id, e->container_id, sizeof(c->container_id));
 	memcpy(c->pod_uid, e->pod_uid, sizeof(c->pod_uid));
 	memcpy(c->unit, e->unit, sizeof(c->unit));
+	lru_unlink(ic, e);
+	lru_push(ic, e);
+	ic->hits++;
+}
+
+static bool
+live_locked(const struct identity_cache *ic, const struct id_entry *e,
+    int64_t now)
+{
+	return ic->ttl_ms == 0 || now < e->expires_ms;
 }
 
 int
@@ -770,7 +882,8 @@ identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
 	struct id_entry *e, *fresh;
 	struct caller c;
 	int64_t now;
-	int r;
+	bool pinning = false;
+	int r, pin = -1;
 
 	memset(out, 0, sizeof(*out));
 	if (pid <= 0)
@@ -779,27 +892,72 @@ identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
 	c.pid = pid;
 	c.uid = uid;
 	c.gid = gid;
+
+	/*
+	 * A pinned entry: one pread() under the lock, which also keeps the
+	 * descriptor from being closed (and its number reused) meanwhile.
+	 */
+	now = now_ms();
+	pthread_mutex_lock(&ic->lock);
+	e = find_locked(ic, pid);
+	if (e && e->pin != -1) {
+		if (live_locked(ic, e, now) && pin_read(e->pin, c.comm) == 0) {
+			c.start_time = e->start_time;
+			hit_locked(ic, e, &c);
+			pthread_mutex_unlock(&ic->lock);
+			*out = c;
+			return 0;
+		}
+		/* Gone or expired: whatever has this pid now is read afresh. */
+		remove_locked(ic, e);
+		free(e);
+	}
+	pthread_mutex_unlock(&ic->lock);
+
 	/* Read outside the lock: /proc can be slow under memory pressure. */
 	if ((r = read_stat(ic->proc_root, pid, &c.start_time, c.comm)) < 0)
 		return r;
 
-	now = now_ms();
 	pthread_mutex_lock(&ic->lock);
 	e = find_locked(ic, pid);
-	if (e && e->start_time == c.start_time &&
-	    (ic->ttl_ms == 0 || now < e->expires_ms)) {
-		entry_copy_out(e, &c);
-		lru_unlink(ic, e);
-		lru_push(ic, e);
-		ic->hits++;
+	if (e && e->pin == -1 && e->start_time == c.start_time &&
+	    live_locked(ic, e, now)) {
+		hit_locked(ic, e, &c);
 		pthread_mutex_unlock(&ic->lock);
 		*out = c;
 		return 0;
 	}
 	ic->misses++;
+	/* Reserve a descriptor now so that racing misses cannot overrun it. */
+	if (ic->proc_root == NULL && ic->max > 0 && ic->pins < ic->pin_max) {
+		ic->pins++;
+		pinning = true;
+	}
 	pthread_mutex_unlock(&ic->lock);
 
-	if ((r = read_cgroup(ic->proc_root, pid, c.start_time, &c)) < 0)
+	/*
+	 * Pinned before the cgroup read and checked after it: the pinned
+	 * process then held the pid all along, so the second stat read (which
+	 * matched the first's start time) and the cgroup read were its own.
+	 */
+	if (pinning)
+		pin = pin_open(pid);
+	r = read_cgroup(ic->proc_root, pid, c.start_time, &c);
+	if (r == 0 && pin != -1 && pin_read(pin, c.comm) < 0) {
+		close(pin);
+		pin = -1;
+	}
+	if (r < 0) {
+		if (pin != -1)
+			close(pin);
+		pin = -1;
+	}
+	if (pinning && pin == -1) {
+		pthread_mutex_lock(&ic->lock);
+		ic->pins--;
+		pthread_mutex_unlock(&ic->lock);
+	}
+	if (r < 0)
 		return r;
 	*out = c;
 	if (ic->max == 0)
@@ -811,9 +969,10 @@ identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
 	e = find_locked(ic, pid);
 	if (e) {
 		/* Same pid: a newer process, or another thread's miss. */
-		entry_fill(e, &c, now + ic->ttl_ms);
+		entry_fill(ic, e, &c, pin, now + ic->ttl_ms);
 		lru_unlink(ic, e);
 		lru_push(ic, e);
+		pin = -1;
 	} else if (fresh) {
 		while (ic->count >= ic->max && ic->tail) {
 			struct id_entry *old = ic->tail;
@@ -822,12 +981,18 @@ identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
 			free(old);
 			ic->evictions++;
 		}
-		entry_fill(fresh, &c, now + ic->ttl_ms);
+		fresh->pin = -1;
+		entry_fill(ic, fresh, &c, pin, now + ic->ttl_ms);
 		fresh->hnext = ic->buckets[bucket_of(ic, pid)];
 		ic->buckets[bucket_of(ic, pid)] = fresh;
 		lru_push(ic, fresh);
 		ic->count++;
 		fresh = NULL;
+		pin = -1;
+	}
+	if (pin != -1) {
+		close(pin);
+		ic->pins--;
 	}
 	pthread_mutex_unlock(&ic->lock);
 	free(fresh);

@@ -24,12 +24,13 @@
 struct cache_snap {
 	const uint8_t	*data;		/* secmem */
 	size_t		 len;
-	char		 version[BACKEND_VERSION_MAX];
 	struct timespec	 changed;	/* from the backend, else fetch time */
 	struct timespec	 fetched;	/* CLOCK_REALTIME */
 	uint64_t	 generation;	/* bumps when the version changes */
 	/* private */
 	int		 refs;
+	/* Sized to fit; shorter than BACKEND_VERSION_MAX. */
+	char		 version[];
 };
 
 /*

@@ -58,7 +58,8 @@ struct config_secret {
 	char	*name;		/* file name in the mount */
 	enum config_as as;
 	size_t	 backend;	/* index into config.backends */
-	char	*ref;		/* backend reference: file name, KV path, ARN */
+	char	*ref;		/* backend reference: file name, KV path, ARN;
+			   may be the very string of name */
 	char	*field;		/* JSON key to serve, or NULL for the whole value */
 	char	*version;	/* pinned version, or NULL for the current one */
 	mode_t	 mode;
@@ -87,7 +88,14 @@ struct config {
 	int			 deny_errno;	/* ENOENT, or EACCES to debug */
 	char			*runtime_socket;	/* Engine API, or NULL */
 	struct audit_config	*audit;		/* NULL: auditing off */
-	json_t			*root;	/* the parsed document; owned */
+	/*
+	 * Not the parsed document, which is freed after parsing: what a reload
+	 * compares. restart holds the sections a reload cannot change (mount,
+	 * memory, audit, runtime, control; owned); digest is the SHA-256 of the
+	 * whole document with keys sorted, equal exactly when the documents are.
+	 */
+	json_t			*restart;
+	uint8_t			 digest[32];
 };
 
 /*

@@ -136,11 +136,18 @@ int identity_read(const char *proc_root, pid_t pid, uid_t uid, gid_t gid,
     struct caller *out);
 
 /*
- * A bounded cache of identity_read() keyed by (pid, start_time). Each lookup
- * reads <proc>/<pid>/stat (cheap) so that a reused pid, whose start time
- * differs, is a miss and never inherits the previous process's identity;
- * the cgroup file is read only on a miss. comm is always fresh (from that
- * same stat read); uid/gid always come from the arguments.
+ * A bounded cache of identity_read() keyed by (pid, start_time): a reused
+ * pid never inherits the previous process's identity. An entry normally
+ * keeps <proc>/<pid>/comm open (a "pin"): that descriptor belongs to the
+ * process, not to its number, and reading it fails once the process has
+ * exited and been reaped, the only way its pid can be reused. A hit is then
+ * one pread() of it, and an entry whose process is gone is dropped. Entries
+ * beyond the descriptor budget (at most 256, and an eighth of
+ * RLIMIT_NOFILE), and all entries under a proc root set for tests, are not
+ * pinned: each lookup re-reads <proc>/<pid>/stat and compares the start
+ * time instead. The cgroup file is read only on a miss. comm is always
+ * fresh (from the pin or that stat read); uid/gid always come from the
+ * arguments.
  *
  * max_entries bounds the cache (least recently used entry evicted first;
  * 0 disables caching). ttl_ms bounds how long a process that moves to
@@ -162,6 +169,9 @@ int identity_cache_set_proc_root(struct identity_cache *ic, const char *root);
 int identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
     struct caller *out);
 
+/* For tests: the most descriptors the cache may keep open (see above). */
+void identity_cache_set_pin_max(struct identity_cache *ic, size_t n);
+
 /* Drop every entry (e.g. on reload). */
 void identity_cache_flush(struct identity_cache *ic);
 
@@ -170,6 +180,7 @@ struct identity_cache_stats {
 	uint64_t	misses;		/* each one read a cgroup file */
 	uint64_t	evictions;	/* dropped to stay within max_entries */
 	size_t		entries;
+	size_t		pinned;		/* entries holding a descriptor */
 };
 void identity_cache_stats(struct identity_cache *ic,
     struct identity_cache_stats *st);

@@ -516,6 +516,208 @@ test_record_unknowns_are_null(void **state)
 	json_decref(o);
 }
 
+/*
+ * The writer formats records itself; this is how they were built before,
+ * with jansson, kept here as the reference: the same members in the same
+ * order, dumped compact.
+ */
+static size_t
+ref_utf8_len(const unsigned char *p)
+{
+	unsigned char	c = p[0], lo = 0x80, hi = 0xbf;
+	size_t		n, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+static json_t *
+ref_jstr(const char *s, size_t max, bool empty_is_null)
+{
+	char			 buf[AUDIT_STR_MAX];
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 o = 0, n;
+
+	if (s == NULL || (empty_is_null && *s == '\0'))
+		return json_null();
+	if (max > sizeof(buf))
+		max = sizeof(buf);
+	while (*p != '\0' && o < max) {
+		if ((n = ref_utf8_len(p)) == 0) {
+			buf[o++] = '?';
+			p++;
+			continue;
+		}
+		if (o + n > max)
+			break;
+		memcpy(buf + o, p, n);
+		o += n;
+		p += n;
+	}
+	return json_stringn(buf, o);
+}
+
+/* The canonical bytes the jansson writer made of this access record. */
+static char *
+ref_access_line(json_t *written, const struct audit_access *acc,
+    const char *host)
+{
+	const struct caller	*c = acc->caller;
+	json_t			*o = json_object(), *ct;
+	char			*s;
+
+	json_object_set(o, "time", json_object_get(written, "time"));
+	json_object_set(o, "seq", json_object_get(written, "seq"));
+	json_object_set_new(o, "event", json_string("access"));
+	json_object_set_new(o, "secret", ref_jstr(acc->secret, AUDIT_STR_MAX, false));
+	json_object_set_new(o, "backend", ref_jstr(acc->backend, AUDIT_STR_MAX, false));
+	json_object_set_new(o, "ref", ref_jstr(acc->ref, AUDIT_STR_MAX, false));
+	json_object_set_new(o, "version", ref_jstr(acc->version, AUDIT_STR_MAX, false));
+	json_object_set_new(o, "outcome", json_string("allow"));
+	json_object_set_new(o, "errno", json_integer(acc->err));
+	json_object_set_new(o, "rule", ref_jstr(acc->rule, AUDIT_STR_MAX, false));
+	json_object_set_new(o, "pid", json_integer(c->pid));
+	json_object_set_new(o, "uid", json_integer(c->uid));
+	json_object_set_new(o, "gid", json_integer(c->gid));
+	json_object_set_new(o, "comm", ref_jstr(c->comm, sizeof(c->comm), true));
+	ct = json_object();
+	json_object_set_new(ct, "id", ref_jstr(c->container_id, AUDIT_STR_MAX, true));
+	json_object_set_new(ct, "name", ref_jstr(c->container_name, AUDIT_STR_MAX, true));
+	json_object_set_new(ct, "image", ref_jstr(c->image, AUDIT_STR_MAX, true));
+	json_object_set_new(ct, "runtime", json_string("podman"));
+	json_object_set_new(o, "container", ct);
+	json_object_set_new(o, "cgroup", ref_jstr(c->cgroup, AUDIT_STR_MAX, true));
+	json_object_set_new(o, "host", ref_jstr(host, 255, false));
+	json_object_set(o, "key_id", json_object_get(written, "key_id"));
+	json_object_set(o, "prev", json_object_get(written, "prev"));
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	assert_non_null(s);
+	return s;
+}
+
+/* Every control character, quotes, backslashes, DEL, and bad UTF-8. */
+static void
+hostile(char *buf, size_t size, int seed)
+{
+	static const char *const bits[] = {
+		"\"", "\\", "/", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
+		"\xf0\x9f\x98\x80", "\xff", "\xc0\x80", "\xed\xa0\x80", "\xf5\x80",
+		"\x80", "\xe2\x82", "\\u0000", "</script>", "\"}\n{\"seq\":1,",
+	};
+	size_t	o = 0, n;
+	int	i = seed;
+
+	while (o + 8 < size) {
+		if (i % 3 == 0) {
+			buf[o++] = (char)(1 + (i / 3) % 31);	/* 0x01..0x1f */
+		} else {
+			const char *b = bits[i % (sizeof(bits) / sizeof(bits[0]))];
+
+			n = strlen(b);
+			if (o + n >= size - 1)
+				break;
+			memcpy(buf + o, b, n);
+			o += n;
+		}
+		i++;
+	}
+	buf[o] = '\0';
+}
+
+static void
+test_record_hostile_strings(void **state)
+{
+	struct t		*t = *state;
+	struct audit		*a = open_audit(t);
+	struct caller		 c;
+	static char		 secret[2000], ref[700], version[300], rule[513];
+	struct audit_access	 acc = {
+		.secret = secret, .backend = "b\x01\"\\", .ref = ref,
+		.version = version, .rule = rule,
+		.outcome = AUDIT_OUTCOME_ALLOW, .err = 0, .caller = &c,
+	};
+	struct auditlog_result	 res;
+	struct lines		 ls;
+	json_error_t		 jerr;
+	json_t			*o;
+	char			*want, *again;
+	json_free_t		 jfree;
+	size_t			 len;
+	int			 round;
+
+	/* json_dumps allocates in the locked arena here, as in the daemon. */
+	json_get_alloc_funcs(NULL, &jfree);
+
+	for (round = 0; round < 40; round++) {
+		container_caller(&c, "web", ID1);
+		hostile(secret, sizeof(secret), round);
+		hostile(ref, sizeof(ref), round + 1);
+		hostile(version, sizeof(version), round + 2);
+		hostile(rule, sizeof(rule), round + 3);
+		hostile(c.comm, sizeof(c.comm), round + 4);
+		hostile(c.cgroup, sizeof(c.cgroup), round + 5);
+		hostile(c.container_name, sizeof(c.container_name), round + 6);
+		hostile(c.image, sizeof(c.image), round + 7);
+		/* A multi-byte character straddling the 512-byte cut. */
+		if (round == 0) {
+			memset(secret, 'x', 511);
+			memcpy(secret + 511, "\xe2\x82\xac tail", 9);
+		}
+		assert_int_equal(audit_access(a, &acc), 0);
+		read_lines(t->log, &ls);
+		len = strlen(ls.l[ls.n - 1]);
+		assert_true(len > AUDIT_MAC_SUFFIX_LEN + 1);
+		/* It parses, with jansson, duplicates refused ... */
+		o = json_loadb(ls.l[ls.n - 1], len - 1, JSON_REJECT_DUPLICATES,
+		    &jerr);
+		if (o == NULL)
+			fail_msg("round %d: %s: %s", round, jerr.text,
+			    ls.l[ls.n - 1]);
+		/* ... re-dumps to the very same bytes ... */
+		again = json_dumps(o, JSON_COMPACT);
+		assert_non_null(again);
+		assert_int_equal(strlen(again), len - 1);
+		assert_memory_equal(again, ls.l[ls.n - 1], len - 1);
+		jfree(again);
+		/* ... and is what the jansson writer made of the same fields. */
+		json_object_del(o, "mac");
+		want = ref_access_line(o, &acc, "testhost");
+		assert_int_equal(strlen(want), len - AUDIT_MAC_SUFFIX_LEN);
+		assert_memory_equal(want, ls.l[ls.n - 1], len - AUDIT_MAC_SUFFIX_LEN - 1);
+		assert_int_equal(want[strlen(want) - 1], '}');
+		jfree(want);
+		json_decref(o);
+		free_lines(&ls);
+	}
+	audit_close(a);
+	/* And the chain holds. */
+	assert_int_equal(verify1(t->log, &res), 0);
+	assert_int_equal(res.records, 42);
+}
+
 static void
 test_mac_chain(void **state)
 {
@@ -1517,6 +1719,7 @@ main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_record_fields),
 		T(test_record_unknowns_are_null),
+		T(test_record_hostile_strings),
 		T(test_mac_chain),
 		T(test_event_api),
 		T(test_verify_clean),

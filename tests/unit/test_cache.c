@@ -264,6 +264,63 @@ test_stale_value_served_when_refresh_fails(void **state)
 	cache_free(c);
 }
 
+struct seen {
+	int	rotated;
+	char	old[64], new[64];
+};
+
+static void
+on_event(void *arg, const struct cache_event *ev)
+{
+	struct seen *s = arg;
+
+	if (ev->type != CACHE_EV_ROTATED)
+		return;
+	s->rotated++;
+	snprintf(s->old, sizeof(s->old), "%s", ev->old_version ? ev->old_version : "");
+	snprintf(s->new, sizeof(s->new), "%s", ev->version ? ev->version : "");
+}
+
+/*
+ * The version last seen outlives the value (a dropped value, then a fetch
+ * of another version is a rotation), but not a forget with its history.
+ */
+static void
+test_version_outlives_the_value(void **state)
+{
+	struct fake f = { .len = 8, .fill = 'v', .version = "v1-a-long-version-string" };
+	struct cache *c = make(&f, 1024);
+	struct cache_snap *s;
+	struct seen seen = { 0 };
+
+	(void)state;
+	cache_set_events(c, on_event, &seen);
+	assert_int_equal(cache_get(c, "x", 60000, &s), 0);
+	assert_string_equal(s->version, "v1-a-long-version-string");
+	cache_put(s);
+	/* Dropped without its history: the value goes, the version stays. */
+	cache_forget(c, "x");
+	strcpy(f.version, "v2");
+	assert_int_equal(cache_get(c, "x", 60000, &s), 0);
+	assert_string_equal(s->version, "v2");
+	cache_put(s);
+	assert_int_equal(seen.rotated, 1);
+	assert_string_equal(seen.old, "v1-a-long-version-string");
+	assert_string_equal(seen.new, "v2");
+	/* The same version again after a drop: no rotation. */
+	cache_forget(c, "x");
+	assert_int_equal(cache_get(c, "x", 60000, &s), 0);
+	cache_put(s);
+	assert_int_equal(seen.rotated, 1);
+	/* Forgotten with its history: a new version is no rotation. */
+	cache_forget_tree(c, "x", true);
+	strcpy(f.version, "v3");
+	assert_int_equal(cache_get(c, "x", 60000, &s), 0);
+	cache_put(s);
+	assert_int_equal(seen.rotated, 1);
+	cache_free(c);
+}
+
 int
 main(void)
 {
@@ -275,6 +332,7 @@ main(void)
 		cmocka_unit_test(test_byte_cap),
 		cmocka_unit_test(test_negative_entries),
 		cmocka_unit_test(test_stale_value_served_when_refresh_fails),
+		cmocka_unit_test(test_version_outlives_the_value),
 	};
 
 	return cmocka_run_group_tests_name("cache", tests, setup, NULL);

@@ -233,11 +233,50 @@ test_durations_and_sizes(void **state)
 	assert_int_equal(config_parse_size("99999999999999999999", &b), -ERANGE);
 }
 
+/*
+ * The parsed document is not kept: a reload compares digests, which must
+ * be equal exactly when the documents are (whatever the order of keys or
+ * the spacing), and the restart-only sections are kept for its warnings.
+ */
+static void
+test_reload_digest(void **state)
+{
+	static const char a[] =
+	    "{\"mount\": {\"path\": \"/run/s\"}, \"backends\": {\"dev\": "
+	    "{\"type\": \"file\", \"dir\": \"/etc/s\"}}, \"secrets\": "
+	    "{\"x\": {\"backend\": \"dev\"}, \"y\": {\"backend\": \"dev\"}}}";
+	static const char a_reordered[] =
+	    "{ \"secrets\": {\"y\": {\"backend\": \"dev\"},\n \"x\": "
+	    "{\"backend\": \"dev\"}}, \"backends\": {\"dev\": {\"dir\": "
+	    "\"/etc/s\", \"type\": \"file\"}}, \"mount\": {\"path\": \"/run/s\"} }";
+	static const char b[] =
+	    "{\"mount\": {\"path\": \"/run/s\"}, \"backends\": {\"dev\": "
+	    "{\"type\": \"file\", \"dir\": \"/etc/s\"}}, \"secrets\": "
+	    "{\"x\": {\"backend\": \"dev\"}, \"y\": {\"backend\": \"dev\", "
+	    "\"mode\": \"0400\"}}}";
+	struct config_err err;
+	struct config *ca, *cr, *cb;
+
+	(void)state;
+	assert_int_equal(config_load_string(a, "a.json", &ca, &err), 0);
+	assert_int_equal(config_load_string(a_reordered, "a.json", &cr, &err), 0);
+	assert_int_equal(config_load_string(b, "b.json", &cb, &err), 0);
+	assert_memory_equal(ca->digest, cr->digest, sizeof(ca->digest));
+	assert_memory_not_equal(ca->digest, cb->digest, sizeof(ca->digest));
+	assert_non_null(json_object_get(ca->restart, "mount"));
+	assert_null(json_object_get(ca->restart, "secrets"));
+	assert_true(json_equal(ca->restart, cb->restart));
+	config_free(ca);
+	config_free(cr);
+	config_free(cb);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_reload_digest),
 		cmocka_unit_test(test_errors_name_path_and_position),
 		cmocka_unit_test(test_error_format),
 		cmocka_unit_test(test_file_permissions),

@@ -12,8 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sched.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -811,6 +815,205 @@ test_real_self(void **state)
 	assert_true(c.cgroup[0] == '/');
 }
 
+/* ---- pinned entries: real processes ------------------------------------- */
+
+struct kid {
+	pid_t	pid;
+	int	go;	/* write end: 'n' renames the child, anything else ends it */
+	int	ready;	/* read end: a byte once the child took its name */
+};
+
+/* In the child: take the name, report ready, exit when told. */
+static void
+kid_body(const char *name, int ready, int go)
+{
+	char ch;
+
+	prctl(PR_SET_NAME, name, 0, 0, 0);
+	if (write(ready, "r", 1) != 1)
+		_exit(1);
+	if (read(go, &ch, 1) == 1 && ch == 'n') {
+		prctl(PR_SET_NAME, "renamed-kid", 0, 0, 0);
+		if (write(ready, "r", 1) != 1)
+			_exit(1);
+		if (read(go, &ch, 1) < 0)
+			_exit(1);
+	}
+	_exit(0);
+}
+
+/*
+ * Start a child named `name`, with pid `want` when not 0 (clone3's set_tid,
+ * which needs CAP_SYS_ADMIN). 0, or -errno from the clone.
+ */
+static int
+kid_start(struct kid *k, const char *name, pid_t want)
+{
+	struct clone_args ca;
+	int ready[2], go[2];
+	pid_t pid;
+	char ch;
+
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	if (want) {
+		memset(&ca, 0, sizeof(ca));
+		ca.exit_signal = SIGCHLD;
+		ca.set_tid = (uint64_t)(uintptr_t)&want;
+		ca.set_tid_size = 1;
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	} else
+		pid = fork();
+	if (pid == -1) {
+		int err = errno;
+
+		close(ready[0]);
+		close(ready[1]);
+		close(go[0]);
+		close(go[1]);
+		return -err;
+	}
+	if (pid == 0) {
+		close(ready[0]);
+		close(go[1]);
+		kid_body(name, ready[1], go[0]);
+	}
+	close(ready[1]);
+	close(go[0]);
+	assert_int_equal(read(ready[0], &ch, 1), 1);
+	k->pid = pid;
+	k->go = go[1];
+	k->ready = ready[0];
+	return 0;
+}
+
+static void
+kid_stop(struct kid *k)
+{
+	int st;
+
+	assert_int_equal(write(k->go, "x", 1), 1);
+	close(k->go);
+	close(k->ready);
+	assert_int_equal(waitpid(k->pid, &st, 0), k->pid);
+}
+
+static void
+test_pinned_real_processes(void **state)
+{
+	struct identity_cache *ic;
+	struct identity_cache_stats st;
+	struct timespec tick = { 0, 30 * 1000 * 1000 };
+	struct caller c;
+	struct kid a, b;
+	uint64_t a_start;
+	pid_t a_pid;
+	int r;
+
+	(void)state;
+	ic = identity_cache_new(8, 0);
+	assert_non_null(ic);
+	assert_int_equal(kid_start(&a, "pin-a", 0), 0);
+	assert_int_equal(identity_lookup(ic, a.pid, 1, 1, &c), 0);
+	assert_string_equal(c.comm, "pin-a");
+	a_start = c.start_time;
+	assert_true(a_start > 0);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.misses, 1);
+	assert_int_equal(st.pinned, 1);
+
+	/* A hit: same identity, comm still read fresh through the pin. */
+	assert_int_equal(identity_lookup(ic, a.pid, 1, 1, &c), 0);
+	assert_int_equal(c.start_time, a_start);
+	assert_string_equal(c.comm, "pin-a");
+	{
+		char ch;
+
+		assert_int_equal(write(a.go, "n", 1), 1);
+		assert_int_equal(read(a.ready, &ch, 1), 1);
+	}
+	assert_int_equal(identity_lookup(ic, a.pid, 1, 1, &c), 0);
+	assert_string_equal(c.comm, "renamed-kid");
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.misses, 1);
+	assert_true(st.hits >= 2);
+
+	/*
+	 * The process exits and is reaped; another takes its pid (where we
+	 * may choose the pid). The entry of the first must not be hit.
+	 */
+	a_pid = a.pid;
+	kid_stop(&a);
+	nanosleep(&tick, NULL);		/* a later start time, one tick at least */
+	r = kid_start(&b, "pin-b", a_pid);
+	if (r == 0) {
+		assert_int_equal(b.pid, a_pid);
+		identity_cache_stats(ic, &st);
+		assert_int_equal(identity_lookup(ic, a_pid, 2, 2, &c), 0);
+		assert_string_equal(c.comm, "pin-b");
+		assert_true(c.start_time > a_start);
+		{
+			struct identity_cache_stats st2;
+
+			identity_cache_stats(ic, &st2);
+			assert_int_equal(st2.hits, st.hits);
+			assert_int_equal(st2.misses, st.misses + 1);
+			assert_int_equal(st2.pinned, 1);
+		}
+		kid_stop(&b);
+	} else
+		/*
+		 * The pid cannot be chosen without CAP_SYS_ADMIN, or without
+		 * clone3 (kernels before 5.5, valgrind).
+		 */
+		assert_true(r == -EPERM || r == -ENOSYS);
+	/* Gone: no identity, and the entry and its descriptor are dropped. */
+	assert_int_equal(identity_lookup(ic, a_pid, 0, 0, &c), -ESRCH);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.entries, 0);
+	assert_int_equal(st.pinned, 0);
+	identity_cache_free(ic);
+}
+
+static void
+test_pin_budget(void **state)
+{
+	struct identity_cache *ic;
+	struct identity_cache_stats st;
+	struct kid k[3];
+	struct caller c;
+	int i;
+
+	(void)state;
+	ic = identity_cache_new(8, 0);
+	assert_non_null(ic);
+	identity_cache_set_pin_max(ic, 2);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(kid_start(&k[i], "budget", 0), 0);
+		assert_int_equal(identity_lookup(ic, k[i].pid, 0, 0, &c), 0);
+	}
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.entries, 3);
+	assert_int_equal(st.pinned, 2);
+	/* The unpinned entry still hits, by its start time. */
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(identity_lookup(ic, k[i].pid, 0, 0, &c), 0);
+		assert_string_equal(c.comm, "budget");
+	}
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.hits, 3);
+	assert_int_equal(st.misses, 3);
+	for (i = 0; i < 3; i++)
+		kid_stop(&k[i]);
+	/* Pinned or not, a reaped process has no identity. */
+	for (i = 0; i < 3; i++)
+		assert_int_equal(identity_lookup(ic, k[i].pid, 0, 0, &c), -ESRCH);
+	identity_cache_stats(ic, &st);
+	assert_int_equal(st.pinned, 0);
+	assert_int_equal(st.hits, 3);
+	identity_cache_free(ic);
+}
+
 int
 main(void)
 {
@@ -847,6 +1050,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cache_threads,
 		    setup_proc, teardown_proc),
 		cmocka_unit_test(test_real_self),
+		cmocka_unit_test(test_pinned_real_processes),
+		cmocka_unit_test(test_pin_budget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
