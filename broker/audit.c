@@ -1340,6 +1340,14 @@ start_flusher(struct audit *a)
 	return 0;
 }
 
+int
+audit_start(struct audit *a)
+{
+	if (!a || a->flush_ms == 0 || a->flusher_running)
+		return 0;
+	return start_flusher(a);
+}
+
 /* ------------------------------------------------------------------ */
 /* The writer's API                                                   */
 
@@ -1455,11 +1463,6 @@ audit_open(const struct audit_config *cfg, struct audit **out, char *errbuf,
 
 	if (a->to_syslog)
 		(void)syslog_connect(a);	/* retried at each record */
-	if (a->flush_ms > 0 && (r = start_flusher(a)) < 0) {
-		snprintf(errbuf, errlen, "audit: flush thread: %s",
-		    strerror(-r));
-		goto fail;
-	}
 	if ((r = self_event(a, AUDIT_EV_START)) < 0) {
 		snprintf(errbuf, errlen, "audit file %s: cannot write the "
 		    "start record: %s", a->path, strerror(a->st.last_error));

@@ -1013,8 +1013,12 @@ fail:
 int
 broker_start(struct broker *b)
 {
+	int r;
+
 	if (b->refresher)
 		return 0;
+	if ((r = audit_start(b->audit)) < 0)
+		return r;
 	return refresh_start(b->cache, REFRESH_THREADS, &b->refresher);
 }
 

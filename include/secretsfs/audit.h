@@ -380,6 +380,14 @@ int audit_reopen(struct audit *a);
 /* Sync now (also done by the flush thread and at close). 0 or -errno. */
 int audit_flush(struct audit *a);
 
+/*
+ * Start the thread that fdatasyncs the file every flush_interval. Not in
+ * audit_open: the daemon opens the trail before it daemonizes, and a
+ * fork keeps no thread. Until then (or with flush_interval 0) records
+ * are synced by audit_flush and at close. 0 or -errno; again is a no-op.
+ */
+int audit_start(struct audit *a);
+
 struct audit_stats {
 	uint64_t	records;	/* written since open */
 	uint64_t	failures;	/* records that could not be written */

@@ -1531,6 +1531,8 @@ test_threads(void **state)
 	config(t, &cfg);
 	cfg.flush_interval_ms = 5;	/* the flusher runs during the test */
 	assert_int_equal(audit_open(&cfg, &a, err, sizeof(err)), 0);
+	assert_int_equal(audit_start(a), 0);
+	assert_int_equal(audit_start(a), 0);	/* again: nothing more */
 	audit_config_clear(&cfg);
 	for (i = 0; i < 8; i++) {
 		w[i] = (struct worker){ .a = a, .id = i };
