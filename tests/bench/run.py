@@ -303,6 +303,10 @@ class Bench:
         self.mounts.append(mnt)
         config = dict(config)
         config["mount"] = {"path": str(mnt)}
+        # The process split is as in production (a fetcher process behind a
+        # socketpair, seccomp, no capabilities); only its uid is root's, as
+        # the benchmark's secrets and keys sit in root's private directory.
+        config.setdefault("privsep", {"user": "root"})
         cfg = write_private(self.work / (name + ".json"), json.dumps(config))
         logp = self.work / (name + ".log")
 
@@ -836,14 +840,13 @@ GROUPS = [
      ("fuse_dev_read", "fuse_dev_write")),
 ]
 SUBGROUPS = [
-    ("identity", "of which `/proc/<pid>/stat`: openat + read + read + close",
-     ("proc_read", "read_stat")),
-    ("audit", "of which jansson: build the object, `json_dumps`",
-     ("json_", "jstr", "add_caller", "set")),
-    ("audit", "of which HMAC-SHA256 (`key_mac`, EVP)", ("key_mac", "EVP_", "HMAC",
-                                                        "sha256", "SHA256")),
-    ("audit", "of which locked-arena malloc/free for jansson",
-     ("secmem_alloc", "secmem_free", "json_alloc", "json_release")),
+    ("identity", "of which `/proc`: the pinned `comm` (`pread`); a miss reads "
+     "cgroup and stat", ("pin_read", "pin_open", "proc_read", "read_stat",
+                          "read_cgroup")),
+    ("audit", "of which the record's text (`build_body`, escaping)",
+     ("build_body", "sb_")),
+    ("audit", "of which HMAC-SHA256 (one keyed `EVP_MAC_CTX`)",
+     ("EVP_", "HMAC", "sha256", "SHA256", "ossl_")),
     ("audit", "of which `fstat` + `write(2)` of the line",
      ("ksys_write", "__x64_sys_write", "vfs_fstat", "__do_sys_newfstat",
       "__x64_sys_newfstat")),
@@ -1378,10 +1381,9 @@ def profile_text(res, prof):
         "ident": fmt_us(g.get("identity", 0)),
         "procr": fmt_us(on["subs"].get(0, 0)),
         "audit": fmt_us(g.get("audit", 0)),
-        "json": fmt_us(on["subs"].get(1, 0)),
+        "text": fmt_us(on["subs"].get(1, 0)),
         "mac": fmt_us(on["subs"].get(2, 0)),
-        "arena": fmt_us(on["subs"].get(3, 0)),
-        "wr": fmt_us(on["subs"].get(4, 0)),
+        "wr": fmt_us(on["subs"].get(3, 0)),
         "opens": prof["sfs_on"]["syscalls"].get("openat", 0),
         "reads": prof["sfs_on"]["syscalls"].get("read", 0),
         "mf_reads": prof["minfuse"]["syscalls"].get("read", 0),
@@ -1452,7 +1454,7 @@ def profile_text(res, prof):
     return "\n".join(L)
 
 
-DIAGNOSIS = """### Diagnosis and proposed fixes
+DIAGNOSIS = """### Diagnosis: what was fixed, and what the misses are
 
 Each `open()` + `read()` + `close()` of a secret is six FUSE requests, the
 same in secretsfs and in the minimal FUSE: GETATTR of the root, LOOKUP,
@@ -1461,65 +1463,47 @@ GETATTR of the file (entry and attribute timeouts are zero and
 (`direct_io`), RELEASE. Five of them are synchronous round trips: the reader
 sleeps, a daemon thread is woken, answers, and wakes the reader. That
 transport is {mf_transport} of daemon CPU per operation in the minimal FUSE
-and {transport} in secretsfs: the same work on both sides (the difference is
-the noise of the rest of the machine). On top of it secretsfs does its own
-work, {own} of CPU per operation under perf (identity, audit, rules, cache;
-the daemon's whole CPU per operation without a profiler is {np_on}, against
-{np_mf} for the minimal FUSE), almost all of it in two places:
+and {transport} in secretsfs: the same work on both sides. On top of it
+secretsfs does its own work, {own} of CPU per operation under perf
+(identity, audit, rules, cache; the daemon's whole CPU per operation without
+a profiler is {np_on}, against {np_mf} for the minimal FUSE).
 
-**1. Caller identity, three times per `open()`: {ident} per operation**
-(of which {procr} reading `/proc`). `decide()` (fuse/fs.c) runs for GETATTR,
-LOOKUP and OPEN, and each call reaches `identity_lookup()`
-(broker/identity.c), which, *before* it looks in its cache, calls
-`read_stat()` → `proc_read()` on `/proc/<pid>/stat`: `openat` + `read` +
-`read` (to EOF) + `close`, with the kernel formatting all 52 fields of the
-line in `do_task_stat`, only to compare the process's start time with the
-cached entry. That is {opens:.1f} `openat` and {reads:.1f} `read` calls per
-operation in the daemon, against {mf_reads:.1f} `read` calls (the /dev/fuse
-reads) in the minimal FUSE; one such `/proc` read costs {procstat} even from an
-idle host process. *Fix:* (a) in fs.c, decide once per `open()`, not once per
-request: the GETATTR, LOOKUP and OPEN of one `open()` arrive from the same
-pid within microseconds; keep a per-worker-thread memo of the last
-(pid, inode, start time, config generation) → (caller, decision) and reuse
-it for a few milliseconds (a pid cannot be reused that fast: it needs a full
-wrap of `pid_max`); every request is still decided and every `open` still
-audited. (b) in identity.c, replace the start-time re-read by a pidfd kept in
-the cache entry (`pidfd_open(pid, PIDFD_THREAD)`, kernel ≥ 6.9, or the
-thread-group leader's) and a zero-timeout `poll()` on it: "the process I
-cached has not exited" is exactly what the start-time comparison guarantees,
-for one cheap system call without a path walk or any formatting.
+**1. Caller identity: {ident} per operation** (of which {procr} in `/proc`).
+The first profile found `identity_lookup()` re-reading `/proc/<pid>/stat`
+(`openat` + `read` + `read` + `close`, {procstat} each even from an idle
+process) on each of the three decided requests of an `open()`, to compare
+the process's start time with its cache entry. *Fixed:* a cached caller now
+holds its `/proc/<tid>/comm` open; one `pread` on it proves the process is
+still the one cached (it fails with `ESRCH` once that process has exited, the
+only way its pid could be reused) and gives a fresh `comm`
+(broker/identity.c; at most 256 such descriptors, beyond that the start-time
+check). The daemon now makes {opens:.1f} `openat` and {reads:.1f} `read`
+calls per operation, against {mf_reads:.1f} `read` calls (the /dev/fuse
+reads) in the minimal FUSE. Not done: deciding once per `open()` rather than
+once per request (a per-thread memo of the last caller and decision); with
+identity this cheap, it would save little next to the transport.
 
-**2. The audit record: {audit} per operation** (`broker_audit_access` →
-`emit`, under the audit mutex, so concurrent readers also queue on it).
-`build_line()` builds a jansson object of about twenty members and dumps it
-({json}); jansson's allocator is the locked arena
-(`secmem_install_json_allocator`), so every one of those small allocations
-and frees takes the arena's global mutex, walks its first-fit free list and
-wipes on free ({arena}), although an audit record carries no secret; the
-HMAC duplicates an `EVP_MAC_CTX` for every record ({mac}); `append_locked()`
-does an `fstat` before every `write(2)` ({wr}). *Fix (audit.c):* format the
-record with a fixed-field writer straight into a per-audit line buffer (the
-fields and their order are fixed, and `jstr()`'s escaping exists), keeping
-jansson for `audit verify`; keep one `EVP_MAC_CTX` and reset it with
-`EVP_MAC_init(ctx, NULL, 0, NULL)` instead of `EVP_MAC_CTX_dup`; check
-`st_nlink` in the 1 s flusher instead of an `fstat` per record; build the
-line before taking the mutex and hold it only to chain (prev MAC, seq) and
-write.
+**2. The audit record: {audit} per operation** (`broker_audit_access`: the
+record's text {text}, its HMAC {mac}, `fstat` + `write(2)` {wr}). *Fixed:*
+records are written by a fixed-field formatter that escapes exactly as
+jansson does (checked byte for byte against jansson on hostile strings in
+tests/unit/test_audit.c), built before the audit mutex is taken; the HMAC
+reuses one keyed `EVP_MAC_CTX` per writer instead of duplicating one per
+record; nothing is allocated in the locked arena for a record. Kept on
+purpose: the `fstat` before each `write(2)`, which is how a removed audit
+file fails the next access closed (audit.h's promise), for well under a
+microsecond.
 
-The audit mutex is also where readers queue under concurrency. With
+The audit mutex is still where readers queue under concurrency. With
 {readers} readers in case 5, audit on against audit off gives {c_tput} the
 throughput and {c_p99} the p99. Counting the daemon's context switches during
 that load (`perf record -e sched:sched_switch`, per audited open): {lockwait}
 of opens had a daemon thread go to sleep waiting for the audit mutex in
 `emit()`, and in {inaudit} a thread was switched out *inside* `emit()` while
 holding it (preempted among 64 busy threads on 2 cores, or blocked in
-`write(2)` on ext4), so every other reader waited for it. *Fix:* group
-commit. Readers build their record body outside any lock and queue it; one
-thread at a time (the first waiter, or a writer thread) takes the whole
-queue, chains it (seq, prev, HMAC: the only part that must be serial, ~1 µs
-a record) and writes it with one `writev`, then wakes the waiters, who reply
-only after that (fail-closed is kept). N readers then cost one lock hand-off
-and one write, not N.
+`write(2)`), so every other reader waited for it. *Not done:* group commit
+(readers queue their bodies, one thread chains a batch and writes it with
+one `writev`, then wakes them; fail-closed kept).
 
 **3. Against nginx: the floor itself is too slow.** The minimal FUSE, which
 does nothing, takes {floor_vs_nginx} the time of a keep-alive GET from nginx
@@ -1531,13 +1515,15 @@ the root with a long attribute timeout (the root's attributes are the same
 for every caller and hold nothing secret): one round trip less; (b) give
 LOOKUP's attributes a short attribute timeout (say 1 s) so the kernel does
 not send GETATTR of the file right after it: one more less, at the price
-that a process already holding a descriptor of a secret it may not open
-could `fstat` its size and mtime from the kernel's cache for that second
-without an audit record; entry timeouts stay zero, so every path walk still
-reaches the daemon and is decided. Three round trips (LOOKUP, OPEN, READ)
-is the least an audited `open()` + `read()` can cost. Measured on the
-minimal FUSE in this run (`minfuse -r 3600 -a 1`): three round trips take
-{ra_vs_mf} the time of five, and {ra_vs_nginx} the time of the nginx GET.
+that a process already holding a descriptor of a secret it may no longer
+open could `fstat` its size and mtime from the kernel's cache for that
+second without an audit record; entry timeouts stay zero, so every path
+walk still reaches the daemon and is decided. Three round trips (LOOKUP,
+OPEN, READ) is the least an audited `open()` + `read()` can cost. Measured
+on the minimal FUSE in this run (`minfuse -r 3600 -a 1`): three round trips
+take {ra_vs_mf} the time of five, and {ra_vs_nginx} the time of the nginx
+GET. Not done: it changes what the daemon sees and audits, and wants its own
+review.
 
 **4. Two readers on two cores.** Every operation needs CPU from the reader
 and from a daemon thread, in turn. Daemon + reader CPU per operation (no
@@ -1548,25 +1534,22 @@ One reader gets {sfs_one} from secretsfs and two get {sfs_two}, which is
 readers against one: tmpfs {tmpfs_scale}, minimal FUSE {floor_scale},
 secretsfs {sfs_scale}. Lock contention is not the cause: with two readers
 the daemon makes {futex2} `futex` calls per operation. Where the minimal FUSE
-itself stays below 1.6×, no FUSE daemon reaches it on this machine; for
-secretsfs the way there is less CPU per operation, i.e. fixes 1 and 2 (and
-3, which removes whole requests).
+itself stays below 1.6×, no FUSE daemon reaches it on this machine.
 
 **5. Memory per secret ({nbig} secrets): {total_b} B beyond each value.**
-Configured but not yet read, each secret costs {cfg_b} B of RSS: the config
-keeps the whole parsed jansson document (`config.root`, every key and value
-as its own `json_t`, hashtable and string, each behind the wiping
-allocator's 16-byte header and malloc's own) next to the strings
-`parse_secrets()` has already copied into `struct config_secret`. Caching a
-value then adds {cache_b} B of heap (a cache `entry` with its own
-`pthread_cond_t`, a `strdup` of the name, a `cache_snap` with an inline
-128-byte version string) and {arena_b} B of locked arena (the value in its
-block, 48-byte header and 16-byte rounding). *Fix:* free the parsed document
-at the end of `config_load()` (`json_decref(cfg->root)`, after checking that
-no backend or rule keeps pointers into it); in cache.c, one condition
-variable per cache (or a small hashed pool) instead of one per entry,
-allocate the snapshot and its version together with the version's real
-length, and keep the entry's name pointing at the config's copy.
+Configured but not yet read, each secret costs {cfg_b} B of RSS; caching a
+value adds {cache_b} B of heap and {arena_b} B of locked arena (the value's
+block, its header and rounding). *Fixed:* the parsed config document is
+freed after parsing (a reload compares a SHA-256 of its canonical form
+instead), a secret whose reference is its name shares the string, the cache
+has one condition variable instead of one per entry and keeps names and
+versions sized to fit, and the record of who opened which version (for
+`secretsfs status` and `on_rotate`) is allocated to fit. What is left, per
+secret, roughly: the config entry with its name and indexes ~270 B, the
+cache entry and snapshot ~270 B, the open-tracking record ~250 B, the FUSE
+inode ~90 B. The 512 B target needs structural changes (interned version
+strings, open tracking only for secrets with `on_rotate` or when `status`
+asks, inodes in one array), not more trimming.
 """
 
 

@@ -18,6 +18,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	build-essential meson ninja-build pkg-config \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libssl-dev \
+	libseccomp-dev \
 	openssl ca-certificates python3 util-linux procps \
 	nginx gnuplot-nox linux-perf gdb >/dev/null
 
