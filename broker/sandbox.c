@@ -10,11 +10,13 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -128,8 +130,8 @@ static const char *const base_calls[] = {
 	/* memory: the heap, the locked arena's bounce buffers */
 	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mlock",
 	"mlock2", "munlock", "membarrier",
-	/* threads and their locks */
-	"clone", "clone3", "futex", "futex_waitv", "set_robust_list",
+	/* threads and their locks (clone and clone3: see sandbox_seccomp) */
+	"futex", "futex_waitv", "set_robust_list",
 	"get_robust_list", "rseq", "set_tid_address", "gettid", "exit",
 	"exit_group", "sched_yield", "sched_getaffinity",
 	/* signals: sigwait, pthread_kill, abort */
@@ -148,8 +150,8 @@ static const char *const base_calls[] = {
 	/* waiting on several */
 	"poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl",
 	"epoll_wait", "epoll_pwait", "epoll_pwait2",
-	/* local sockets: syslog, the socketpairs, sd_notify */
-	"socket", "socketpair", "connect", "sendto", "sendmsg", "sendmmsg",
+	/* sockets (socket(2) itself: see sandbox_seccomp) */
+	"socketpair", "connect", "sendto", "sendmsg", "sendmmsg",
 	"recvfrom", "recvmsg", "recvmmsg", "getsockopt", "setsockopt",
 	"getsockname", "getpeername", "shutdown",
 	/* who am I, what machine */
@@ -194,6 +196,67 @@ static const char *const sanitizer_calls[] = {
 	"process_vm_readv",
 	NULL
 };
+
+/* Any of these in clone(2)'s flags would make a new namespace. */
+#define CLONE_NAMESPACES	(CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | \
+	CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | \
+	CLONE_NEWTIME)
+
+/*
+ * Threads and processes, but no namespace: a new user namespace would
+ * hand a compromised process a fresh set of capabilities over it.
+ * clone3(2) passes its flags in memory a filter cannot read, so it fails
+ * with ENOSYS, and glibc falls back to clone(2).
+ */
+static int
+allow_clone(scmp_filter_ctx ctx)
+{
+	int r;
+
+	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+	    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NAMESPACES, 0))) < 0)
+		return r;
+	return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3),
+	    0);
+}
+
+/*
+ * socket(2) by address family: the FUSE process has Unix sockets alone
+ * (the control socket, the Engine API, syslog, sd_notify), so it cannot
+ * open a network connection even if subverted; the fetcher has TCP and
+ * UDP over IPv4 and IPv6, and netlink, which the resolver uses. Other
+ * families fail with EAFNOSUPPORT rather than killing, as a library
+ * probing for one is no attack.
+ */
+static int
+allow_sockets(scmp_filter_ctx ctx, enum sandbox_role role)
+{
+	static const int fuse_fam[] = { AF_UNIX };
+	static const int fetch_fam[] = { AF_UNIX, AF_INET, AF_INET6,
+	    AF_NETLINK };
+	const int *fam = role == SANDBOX_FUSE ? fuse_fam : fetch_fam;
+	size_t i, n = role == SANDBOX_FUSE ?
+	    sizeof(fuse_fam) / sizeof(fuse_fam[0]) :
+	    sizeof(fetch_fam) / sizeof(fetch_fam[0]);
+	int af, r;
+
+	/*
+	 * One rule per family: a rule without a comparison would take
+	 * precedence over those with one, whatever their action.
+	 */
+	for (af = 0; af < AF_MAX; af++) {
+		uint32_t action = SCMP_ACT_ERRNO(EAFNOSUPPORT);
+
+		for (i = 0; i < n; i++)
+			if (fam[i] == af)
+				action = SCMP_ACT_ALLOW;
+		if ((r = seccomp_rule_add(ctx, action, SCMP_SYS(socket), 1,
+		    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)af))) < 0)
+			return r;
+	}
+	return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT),
+	    SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_GE, (scmp_datum_t)AF_MAX));
+}
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
 #define SANITIZED 1
@@ -242,6 +305,11 @@ sandbox_seccomp(enum sandbox_role role, char *errbuf, size_t errlen)
 	    (r = allow(ctx, role == SANDBOX_FUSE ? fuse_calls :
 	    fetcher_calls, errbuf, errlen)) < 0)
 		goto out;
+	if ((r = allow_clone(ctx)) < 0 || (r = allow_sockets(ctx, role)) < 0) {
+		snprintf(errbuf, errlen, "seccomp: cannot filter clone or "
+		    "socket: %s", strerror(-r));
+		goto out;
+	}
 #ifdef SANITIZED
 	if ((r = allow(ctx, sanitizer_calls, errbuf, errlen)) < 0)
 		goto out;
