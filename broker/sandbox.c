@@ -251,11 +251,11 @@ allow_sockets(scmp_filter_ctx ctx, enum sandbox_role role)
 			if (fam[i] == af)
 				action = SCMP_ACT_ALLOW;
 		if ((r = seccomp_rule_add(ctx, action, SCMP_SYS(socket), 1,
-		    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)af))) < 0)
+		    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)af, 0))) < 0)
 			return r;
 	}
 	return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT),
-	    SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_GE, (scmp_datum_t)AF_MAX));
+	    SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_GE, (scmp_datum_t)AF_MAX, 0));
 }
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
