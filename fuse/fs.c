@@ -1259,7 +1259,7 @@ fs_run(struct broker *b, const struct fs_options *opt)
 		goto out_unmount;
 	/* A file size limit must fail the audit write (EFBIG), not kill us. */
 	signal(SIGXFSZ, SIG_IGN);
-	/* Every thread, the audit flusher's included, from here on. */
+	/* Every thread from here on (and any before: the filter syncs them). */
 	if ((r = privsep_sandbox(why, sizeof(why))) < 0) {
 		log_warnx("%s", why);
 		goto out_unmount;
