@@ -140,7 +140,9 @@ struct broker {
 	bool			 mounted;
 
 	pthread_mutex_t		 track_lock;
-	struct track		*tracks[256];
+	struct track		**tracks;	/* chained hash, grown at load 1 */
+	size_t			 ntrack_slots;
+	size_t			 ntracks;
 
 	broker_changed_fn	 changed;
 	void			*changed_arg;
@@ -518,23 +520,53 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 /* ------------------------------------------------------------------ */
 /* Who opened what.                                                   */
 
+/* Locked. Double the table (256 slots at first); on failure keep it. */
+static void
+tracks_grow(struct broker *b)
+{
+	size_t n = b->ntrack_slots ? b->ntrack_slots * 2 : 256, k, j;
+	struct track **nt, *t;
+
+	if (!(nt = calloc(n, sizeof(*nt))))
+		return;
+	for (k = 0; k < b->ntrack_slots; k++)
+		while ((t = b->tracks[k])) {
+			b->tracks[k] = t->next;
+			j = hash(t->name) & (n - 1);
+			t->next = nt[j];
+			nt[j] = t;
+		}
+	free(b->tracks);
+	b->tracks = nt;
+	b->ntrack_slots = n;
+}
+
 /* Locked. */
 static struct track *
 track_find(struct broker *b, const char *name, bool create)
 {
-	size_t k = hash(name) % (sizeof(b->tracks) / sizeof(b->tracks[0]));
 	struct track *t;
+	size_t k;
 
-	for (t = b->tracks[k]; t; t = t->next)
-		if (strcmp(t->name, name) == 0)
-			return t;
+	if (b->ntrack_slots) {
+		k = hash(name) & (b->ntrack_slots - 1);
+		for (t = b->tracks[k]; t; t = t->next)
+			if (strcmp(t->name, name) == 0)
+				return t;
+	}
 	if (!create)
 		return NULL;
-	if (!(t = calloc(1, sizeof(*t) + strlen(name) + 1)))
+	/* A fixed table made every open walk a chain of n/256 names. */
+	if (b->ntracks >= b->ntrack_slots)
+		tracks_grow(b);
+	if (!b->ntrack_slots ||
+	    !(t = calloc(1, sizeof(*t) + strlen(name) + 1)))
 		return NULL;
 	memcpy(t->name, name, strlen(name) + 1);
+	k = hash(name) & (b->ntrack_slots - 1);
 	t->next = b->tracks[k];
 	b->tracks[k] = t;
+	b->ntracks++;
 	return t;
 }
 
@@ -591,12 +623,13 @@ track_remove(struct broker *b, const char *name)
 	struct track **pp, *t;
 
 	pthread_mutex_lock(&b->track_lock);
-	for (k = 0; k < sizeof(b->tracks) / sizeof(b->tracks[0]); k++)
+	for (k = 0; k < b->ntrack_slots; k++)
 		for (pp = &b->tracks[k]; (t = *pp); ) {
 			if (strcmp(t->name, name) == 0 ||
 			    (strncmp(t->name, name, n) == 0 && t->name[n] == '/')) {
 				*pp = t->next;
 				track_free(t);
+				b->ntracks--;
 			} else
 				pp = &t->next;
 		}
@@ -1044,13 +1077,14 @@ broker_free(struct broker *b)
 	/* The cache's fetches use the view: free the cache first. */
 	cache_free(b->cache);
 	broker_release(b->view);
-	for (k = 0; k < sizeof(b->tracks) / sizeof(b->tracks[0]); k++)
+	for (k = 0; k < b->ntrack_slots; k++)
 		while (b->tracks[k]) {
 			struct track *t = b->tracks[k];
 
 			b->tracks[k] = t->next;
 			track_free(t);
 		}
+	free(b->tracks);
 	free(b->bstats);
 	free(b->config_file);
 	pthread_mutex_destroy(&b->view_lock);

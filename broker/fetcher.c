@@ -906,8 +906,7 @@ static void
 proxy_close(void *impl)
 {
 	struct remote *rm = impl, **rp;
-	uint8_t buf[16];
-	struct wire_out o = { buf, sizeof(buf), 0, false };
+	uint32_t id;
 
 	if (!rm)
 		return;
@@ -919,10 +918,10 @@ proxy_close(void *impl)
 		}
 	pthread_mutex_unlock(&C.lock);
 	/* No reply awaited: the fetcher closes it once its jobs are done. */
-	wire_put_u32(&o, rm->id);
+	id = rm->id;	/* the payload: one u32, as wire_put_u32 writes it */
 	pthread_mutex_lock(&C.send_lock);
 	if (C.fd >= 0)
-		(void)wire_send(C.fd, FETCHER_CLOSE, 0, buf, o.len, -1);
+		(void)wire_send(C.fd, FETCHER_CLOSE, 0, &id, sizeof(id), -1);
 	pthread_mutex_unlock(&C.send_lock);
 	remote_free(rm);
 }
