@@ -810,15 +810,6 @@ remote_free(struct remote *rm)
 }
 
 static int
-proxy_validate(const json_t *opts, const char *path, struct config_err *err)
-{
-	(void)opts;
-	(void)path;
-	(void)err;
-	return 0;
-}
-
-static int
 proxy_open(const struct config_backend *cfg, void **impl, char *errbuf,
     size_t errlen)
 {
@@ -928,7 +919,7 @@ proxy_close(void *impl)
 
 const struct backend_ops fetcher_backend_ops = {
 	.type = "remote",
-	.validate = proxy_validate,
+	/* No validate: config checks use the real type's (backend_validate). */
 	.open = proxy_open,
 	.fetch = proxy_fetch,
 	.list = proxy_list,

@@ -138,22 +138,6 @@ wire_recv_body(int fd, void *buf, size_t len)
 	return read_full(fd, buf, len);
 }
 
-int
-wire_skip(int fd, size_t len)
-{
-	char tmp[4096];
-	int r;
-
-	while (len > 0) {
-		size_t n = len < sizeof(tmp) ? len : sizeof(tmp);
-
-		if ((r = read_full(fd, tmp, n)) < 0)
-			return r;
-		len -= n;
-	}
-	return 0;
-}
-
 static void
 put(struct wire_out *o, const void *p, size_t n)
 {

@@ -46,9 +46,6 @@ int wire_recv_hdr(int fd, struct wire_hdr *h, int *passfd);
 /* Read exactly len payload bytes into buf. 0 or -errno (-ECONNRESET). */
 int wire_recv_body(int fd, void *buf, size_t len);
 
-/* Read and drop len payload bytes. */
-int wire_skip(int fd, size_t len);
-
 /*
  * Field encoding inside a payload: little-endian on one host, so plain
  * native integers; strings and byte runs as a u32 length then the bytes.
