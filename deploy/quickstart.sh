@@ -6,6 +6,11 @@
 # secret into it, mounts secretsfs on /run/secretsfs against it with TLS
 # certificate auth, and reads the secret through the mount as an
 # unprivileged user.
+#
+# Where it works can be moved (tests/system/test_quickstart.py runs it so):
+#   SECRETSFS_DEMO_DIR    state, keys, logs  (default /var/lib/secretsfs-demo)
+#   SECRETSFS_DEMO_MOUNT  the mountpoint     (default /run/secretsfs)
+#   SECRETSFS_DEMO_PORT   the local Vault    (default 8200)
 set -eu
 cd "$(dirname "$0")/.."
 TOP=$PWD
@@ -22,17 +27,18 @@ apt-get install -y -qq --no-install-recommends \
 	build-essential meson ninja-build pkg-config \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libssl-dev \
 	libseccomp-dev \
-	libcmocka-dev util-linux openssl curl ca-certificates python3 >/dev/null
+	libcmocka-dev util-linux procps openssl curl ca-certificates python3 >/dev/null
 
 echo "==> building"
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 BIN=$TOP/build/fuse/secretsfs
 
-DEMO=/var/lib/secretsfs-demo
-MNT=/run/secretsfs
+DEMO=${SECRETSFS_DEMO_DIR:-/var/lib/secretsfs-demo}
+MNT=${SECRETSFS_DEMO_MOUNT:-/run/secretsfs}
+PORT=${SECRETSFS_DEMO_PORT:-8200}
 PKI=$DEMO/pki
-VAULT=https://127.0.0.1:8200
+VAULT=https://127.0.0.1:$PORT
 install -d -m 0700 "$DEMO"
 umask 077
 
@@ -52,7 +58,7 @@ echo "==> starting a local Vault on $VAULT that requires a client certificate"
 [ -f "$DEMO/vault-root-token" ] ||
 	printf 'hvs.%s' "$(openssl rand -hex 12)" > "$DEMO/vault-root-token"
 rm -f "$DEMO/vault.ready"
-setsid /usr/bin/python3 tests/fakes/vault_server.py --port 8200 \
+setsid /usr/bin/python3 tests/fakes/vault_server.py --port "$PORT" \
 	--cert "$PKI/server.crt" --key "$PKI/server.key" \
 	--client-ca "$PKI/ca.crt" --root-token-file "$DEMO/vault-root-token" \
 	--ready-file "$DEMO/vault.ready" > "$DEMO/vault.log" 2>&1 &
@@ -138,7 +144,7 @@ echo
 echo "==> the audit trail: every open above, with its version and a MAC chain"
 "$BIN" audit show "$DEMO/audit.log"
 echo
-"$BIN" audit verify -k "$DEMO/audit.key" "$DEMO/audit.log"
+"$BIN" audit verify -c "$DEMO/secretsfs.json" "$DEMO/audit.log"
 echo
 echo "secretsfs is serving $MNT (pid $(cat "$DEMO/secretsfs.pid")); the local Vault is pid $(cat "$DEMO/vault.pid")."
 echo "To unmount and stop:  kill $(cat "$DEMO/secretsfs.pid") $(cat "$DEMO/vault.pid")     (SIGTERM unmounts cleanly)"
