@@ -124,6 +124,38 @@ test_errors_name_path_and_position(void **state)
 		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
 		  "\"secrets\": {\"s\": {\"backend\": \"a\"}, \"s\": {\"backend\": \"a\"}}}",
 		  "", 2, 0, "duplicate object key" },
+		/* Each kind of wrong JSON type or value, with its position. */
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"mount\": [], \"secrets\": {}}",
+		  "mount", 2, 1, "expected an object" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": 7}}}",
+		  "secrets.s.backend", 2, 19, "expected a non-empty string" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": \"a\", \"ref\": \"x\\u0000y\"}}}",
+		  "", 2, 51, "\\u0000 is not allowed" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"mount\": {\"allow_other\": \"yes\"}, \"secrets\": {}}",
+		  "mount.allow_other", 2, 11, "expected true or false" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": \"a\", \"mode\": 400}}}",
+		  "secrets.s.mode", 2, 35, "expected an octal string" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": \"a\", \"uid\": -1}}}",
+		  "secrets.s.uid", 2, 35, "out of range" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": \"a\", \"gid\": true}}}",
+		  "secrets.s.gid", 2, 35, "expected a number or a group name" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"cache\": {\"max_bytes\": \"lots\"}, \"secrets\": {}}",
+		  "cache.max_bytes", 2, 11, "expected a size" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": \"a\", \"refresh\": \"0s\"}}}",
+		  "secrets.s.refresh", 2, 35, "at least 1s" },
+		{ "{\"backends\": {\"a\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"s\": {\"backend\": \"a\",\n"
+		  "  \"on_rotate\": {\"signal\": \"SIGFOO\"}}}}",
+		  "secrets.s.on_rotate.signal", 3, 17, "expected one of SIGHUP" },
 	};
 	size_t i;
 
