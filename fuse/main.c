@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -244,6 +245,23 @@ proc_ids(pid_t pid, uid_t *uid, gid_t *gid)
 	return found == 2 ? 0 : -EIO;
 }
 
+/* "12x", "0", "-3" and a number past pid_t are not process ids. */
+static int
+parse_pid(const char *s, pid_t *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v <= 0 || v > INT_MAX) {
+		log_warnx("--pid %s: not a process id", s);
+		return -EINVAL;
+	}
+	*out = (pid_t)v;
+	return 0;
+}
+
 static int
 cmd_explain(int argc, char **argv)
 {
@@ -270,7 +288,8 @@ cmd_explain(int argc, char **argv)
 			file = optarg;
 			break;
 		case 'p':
-			pid = (pid_t)atoi(optarg);
+			if (parse_pid(optarg, &pid) < 0)
+				return 2;
 			break;
 		case 'n':
 			container = optarg;
@@ -467,7 +486,6 @@ cmd_repair(int argc, char **argv)
 	struct config *cfg;
 	size_t nnames = 0, npids = 0;
 	pid_t *pids, pid;
-	char *end;
 	int ch, r, rc = 1;
 
 	names = calloc((size_t)argc, sizeof(*names));
@@ -483,9 +501,7 @@ cmd_repair(int argc, char **argv)
 			file = optarg;
 			break;
 		case 'p':
-			pid = (pid_t)strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || pid <= 0) {
-				log_warnx("--pid %s: not a process id", optarg);
+			if (parse_pid(optarg, &pid) < 0) {
 				rc = 2;
 				goto out_free;
 			}

@@ -454,3 +454,17 @@ def test_no_rules_denies_everything(make_daemon, secrets_dir, tmp_path,
     assert [r for r in recs if r.get("outcome") == "allow"] == []
     assert {r["rule"] for r in recs if r.get("outcome") == "deny"} == \
         {"default-deny"}
+
+
+@pytest.mark.parametrize("arg", ["12x", "0", "-3", "", "99999999999"])
+def test_explain_refuses_what_is_not_a_pid(secrets_dir, tmp_path, arg):
+    """A typo must not explain some other process: `--pid 12x` once meant
+    pid 12."""
+    cfg = write_private(tmp_path / "c.json", json.dumps(
+        config(secrets_dir, tmp_path, [{"id": "all", "match": {"any": True},
+                                        "allow": ["*"]}])))
+    r = subprocess.run([binary(), "explain", "-c", str(cfg), "--pid", arg],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "--pid %s: not a process id" % arg in r.stderr
+    assert r.stdout == ""
