@@ -289,6 +289,77 @@ test_systemd_service(void **state)
 	assert_string_equal(c.unit, "backup.service");
 }
 
+/*
+ * The systemd-driver layouts again, one line kind at a time: as a v1-only
+ * host (CentOS 7 style: no "0::" line) shows them, and as a pure v2 host
+ * does. In hybrid() the v2 line always decides; here each kind must decide
+ * on its own.
+ */
+static char *
+v1_only(const char *p)
+{
+	static char buf[4096];
+
+	snprintf(buf, sizeof(buf),
+	    "11:memory:%1$s\n"
+	    "10:devices:%1$s\n"
+	    "9:rdma:/\n"
+	    "8:pids:%1$s\n"
+	    "4:cpu,cpuacct:%1$s\n"
+	    "1:name=systemd:%1$s\n", p);
+	return buf;
+}
+
+static char *
+v2_only(const char *p)
+{
+	static char buf[1024];
+
+	snprintf(buf, sizeof(buf), "0::%s\n", p);
+	return buf;
+}
+
+static void
+test_systemd_layouts_each_line_kind(void **state)
+{
+	static const struct {
+		const char	*path;
+		int		 runtime;
+		const char	*id, *pod, *unit;
+	} cases[] = {
+		{ "/system.slice/docker-" ID_A ".scope",
+		  IDENTITY_RUNTIME_DOCKER, ID_A, "", "" },
+		{ "/machine.slice/libpod-" ID_B ".scope",
+		  IDENTITY_RUNTIME_PODMAN, ID_B, "", "" },
+		{ "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+		  POD_S ".slice/cri-containerd-" ID_C ".scope",
+		  IDENTITY_RUNTIME_CONTAINERD, ID_C, POD_U, "" },
+		{ "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"
+		  POD_S ".slice/crio-" ID_A ".scope",
+		  IDENTITY_RUNTIME_CRIO, ID_A, POD_U, "" },
+		{ "/kubepods.slice/kubepods-pod" POD_S ".slice",
+		  IDENTITY_RUNTIME_KUBEPODS, "", POD_U, "" },
+		{ "/system.slice/nginx.service",
+		  IDENTITY_RUNTIME_SYSTEMD, "", "", "nginx.service" },
+	};
+	char *(*const kinds[])(const char *) = { v1_only, v2_only };
+	struct caller c;
+	size_t i, k;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (k = 0; k < 2; k++) {
+			print_message("case %zu, %s\n", i, k ? "v2" : "v1");
+			parse(kinds[k](cases[i].path), &c);
+			assert_int_equal(c.runtime, cases[i].runtime);
+			assert_string_equal(c.container_id, cases[i].id);
+			assert_string_equal(c.pod_uid, cases[i].pod);
+			assert_string_equal(c.unit, cases[i].unit);
+			assert_string_equal(c.cgroup, cases[i].path);
+		}
+	}
+}
+
 static void
 test_host_process(void **state)
 {
@@ -1030,6 +1101,7 @@ main(void)
 		cmocka_unit_test(test_kubepods_cgroupfs),
 		cmocka_unit_test(test_kubepods_docker_systemd),
 		cmocka_unit_test(test_systemd_service),
+		cmocka_unit_test(test_systemd_layouts_each_line_kind),
 		cmocka_unit_test(test_host_process),
 		cmocka_unit_test(test_v2_preferred),
 		cmocka_unit_test(test_outermost_container_wins),
