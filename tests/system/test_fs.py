@@ -39,6 +39,9 @@ def file_config(secrets_dir):
     }
 
 
+NAMES = ["db_password", "api_token", "root_only"]
+
+
 @pytest.fixture
 def mounted(make_daemon, secrets_dir):
     return make_daemon(file_config(secrets_dir))
@@ -99,6 +102,34 @@ def test_mount_options(mounted):
         assert o in opts
     assert "fuse.secretsfs secretsfs" in line
     assert "allow_other" in line and "default_permissions" in line
+
+
+def test_statfs_describes_a_read_only_filesystem_of_the_secrets(mounted):
+    sv = os.statvfs(mounted.mountpoint)
+    assert sv.f_flag & os.ST_RDONLY and sv.f_flag & os.ST_NOSUID
+    assert sv.f_bsize == 4096
+    assert sv.f_files == len(NAMES) + 1   # and the root
+    assert sv.f_bfree == sv.f_bavail == sv.f_ffree == 0
+    assert sv.f_namemax == 255
+
+
+def test_mountpoint_on_the_command_line_wins(make_daemon, secrets_dir,
+                                             tmp_path):
+    """`mount -c CONFIG MOUNTPOINT`: the argument, not mount.path."""
+    top = tmp_path / "top"
+    top.mkdir()
+    os.chmod(top, 0o755)
+    (top / "from-config").mkdir()
+    (top / "from-argv").mkdir()
+    cfg = file_config(secrets_dir)
+    cfg["mount"] = {"path": str(top / "from-config")}
+    d = make_daemon(cfg, start=False, extra_args=[str(top / "from-argv")])
+    d.mountpoint = str(top / "from-argv")
+    d.start()
+    assert is_mounted(top / "from-argv")
+    assert not is_mounted(top / "from-config")
+    assert sorted(os.listdir(top / "from-argv")) == sorted(NAMES)
+    assert "serving 3 secrets on %s" % (top / "from-argv") in d.log()
 
 
 def _refused(fn, *args):
