@@ -16,6 +16,7 @@ import base64
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -241,12 +242,18 @@ def test_backend_default_version_stage(make_daemon, fake):
 # --------------------------------------------------------------------------- errors
 
 def test_not_found_is_enoent_and_logged_once_with_request_id(make_daemon, fake):
-    d = make_daemon(aws_config(fake, {"gone": {"ref": unique("gone")}},
+    gone = unique("gone")
+    d = make_daemon(aws_config(fake, {"gone": {"ref": gone}},
                                credentials=static_creds(fake)))
     assert read_errno(d, "gone") == errno.ENOENT
-    log = d.log()
-    assert "AWS ResourceNotFoundException (request id " in log
-    assert "Secrets Manager can't find the specified secret." in log
+    # One request (a refusal is not retried), and one line for it: not one
+    # per layer the error passes through on its way to the reader.
+    assert fake.count("GetSecretValue", secret_id=gone) == 1
+    lines = [l for l in d.log().splitlines() if "ResourceNotFoundException" in l]
+    assert len(lines) == 1, lines
+    m = re.search(r"AWS ResourceNotFoundException \(request id ([0-9a-f-]{36})\): "
+                  r"Secrets Manager can't find the specified secret\.$", lines[0])
+    assert m, lines[0]
 
 
 def test_qualified_error_types_and_capital_message(make_daemon, fake):
