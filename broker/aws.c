@@ -479,6 +479,39 @@ env_nonempty(const char *name)
 	return v && *v ? v : NULL;
 }
 
+int
+aws_region(const char *configured, const char *profile, char *buf,
+    size_t len, char *errbuf, size_t errlen)
+{
+	const char *region = configured, *from = "region";
+
+	if (!region && (region = env_nonempty("AWS_REGION")))
+		from = "AWS_REGION";
+	if (!region && (region = env_nonempty("AWS_DEFAULT_REGION")))
+		from = "AWS_DEFAULT_REGION";
+	if (!region && aws_creds_profile_region(profile, buf, len) == 0) {
+		region = buf;
+		from = "the profile's region";
+	}
+	if (!region) {
+		snprintf(errbuf, errlen, "no region: set \"region\" in the "
+		    "backend, AWS_REGION, AWS_DEFAULT_REGION or the profile's "
+		    "region in the shared config file");
+		return -EINVAL;
+	}
+	if (!valid_region(region)) {
+		snprintf(errbuf, errlen, "%s \"%.64s\" is not a region name",
+		    from, region);
+		return -EINVAL;
+	}
+	if (strlen(region) >= len) {
+		snprintf(errbuf, errlen, "region name too long");
+		return -EINVAL;
+	}
+	memmove(buf, region, strlen(region) + 1);
+	return 0;
+}
+
 static void
 aws_close(void *impl)
 {
@@ -522,26 +555,9 @@ aws_open(const struct config_backend *cfg, void **impl, char *errbuf,
 	endpoint = json_string_value(json_object_get(o, "endpoint"));
 	stage = json_string_value(json_object_get(o, "version_stage"));
 	profile = json_string_value(json_object_get(o, "profile"));
-	if (!region)
-		region = env_nonempty("AWS_REGION");
-	if (!region)
-		region = env_nonempty("AWS_DEFAULT_REGION");
-	if (!region && aws_creds_profile_region(profile, ab->region,
-	    sizeof(ab->region)) == 0)
-		region = ab->region;
-	if (!region) {
-		snprintf(errbuf, errlen, "no region: set \"region\" in the "
-		    "backend, or AWS_REGION");
-		r = -EINVAL;
+	if ((r = aws_region(region, profile, ab->region, sizeof(ab->region),
+	    errbuf, errlen)) < 0)
 		goto fail;
-	}
-	if (!valid_region(region)) {
-		snprintf(errbuf, errlen, "region \"%.64s\" is not a region name",
-		    region);
-		r = -EINVAL;
-		goto fail;
-	}
-	memmove(ab->region, region, strlen(region) + 1);
 	if (!endpoint) {
 		snprintf(url, sizeof(url), "https://secretsmanager.%s.%s",
 		    ab->region, strncmp(ab->region, "cn-", 3) == 0 ?

@@ -58,6 +58,16 @@ extern const struct backend_ops backend_aws_ops;
 #define AWS_ERR_RETRY	(-EAGAIN)	/* throttled or transient: back off */
 #define AWS_ERR_EXPIRED	(-ESTALE)	/* the session token expired */
 
+/*
+ * The region a backend signs for: configured (the backend's "region"),
+ * else $AWS_REGION, else $AWS_DEFAULT_REGION, else the "region" of the
+ * profile (as aws_creds_profile_region() finds it). 0 with the name in
+ * buf, or -EINVAL when there is none or it is not a region name, with
+ * errbuf saying which source gave what.
+ */
+int aws_region(const char *configured, const char *profile, char *buf,
+    size_t len, char *errbuf, size_t errlen);
+
 /* --- parsers, exported for unit tests ------------------------------------- */
 
 /*
