@@ -347,6 +347,48 @@ def test_malformed_answer_is_eio(make_daemon, fake):
     assert "malformed" in d.log()
 
 
+# --------------------------------------------------------------------------- mTLS
+
+def test_client_certificate_for_an_mtls_egress_proxy(make_daemon, pki, tmp_path):
+    """An endpoint that demands a client certificate (an mTLS-terminating egress
+    proxy): with tls.client_cert/client_key the backend reads through it; without
+    them every read fails with EIO and the log says the handshake was refused."""
+    with AwsFake.start(tmp_path / "mtls", pki, client_ca=True, http=False) as f:
+        name = unique("mtls")
+        f.put_secret(name, string="through-the-proxy")
+        f.reset_stats()
+        cfg = aws_config(f, {"s": {"ref": name}}, credentials=static_creds(f),
+                         tls={"ca_file": f.ca_file,
+                              "client_cert": str(pki / "client.crt"),
+                              "client_key": str(pki / "client.key")})
+        d = make_daemon(cfg, workdir=tmp_path / "with-cert")
+        assert read(d, "s") == b"through-the-proxy"
+        st = f.stats()
+        # The fake saw our certificate (mkpki.sh's CN) on the connection.
+        assert st["client_certs"].get("secretsfs-client", 0) >= 1
+        assert f.count("GetSecretValue", secret_id=name) == 1
+        assert_log_clean(d, "through-the-proxy", f.secret_key)
+        d.stop()
+
+        f.reset_stats()
+        d = make_daemon(aws_config(f, {"s": {"ref": name}}, credentials=static_creds(f),
+                                   http={"retry_base": "10ms", "retry_max": "20ms",
+                                         "max_retries": 1, "timeout": "10s"}),
+                        workdir=tmp_path / "without-cert")
+        assert read_errno(d, "s") == errno.EIO
+        # Refused in the handshake: no request reached Secrets Manager.
+        assert f.count("GetSecretValue") == 0
+        lines = [l for l in d.log().splitlines() if "AWS GetSecretValue" in l]
+        assert lines, d.log()
+        # One line says what went wrong and what to look at: the server refused
+        # us in TLS (its alert, or a hang-up mid-handshake when the alert is
+        # lost), and we had no client certificate to offer.
+        assert len(lines) == 1, lines
+        assert "%s/: TLS: the server " % f.endpoint in lines[0], lines
+        assert "no client certificate was configured" in lines[0], lines
+        assert_log_clean(d, "through-the-proxy", f.secret_key)
+
+
 # --------------------------------------------------------------------------- concurrency
 
 def test_fifty_concurrent_first_reads_make_one_request(make_daemon, fake):
