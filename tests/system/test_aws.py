@@ -13,10 +13,13 @@ Run: cd /work/main && SECRETSFS_BIN=/tmp/aws-build/fuse/secretsfs \\
          /usr/bin/python3 -m pytest -q tests/system/test_aws.py
 """
 import base64
+import ctypes
 import errno
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -544,6 +547,137 @@ def test_temporary_credential_sources(make_daemon, fake, monkeypatch, tmp_path, 
         assert st["credential_fetches"].get("imds_role") == 1
     assert_log_clean(d, "temp-" + source, fake.secret_key, fake.web_identity_token,
                      fake.ecs_token)
+
+
+class EcsHostNetns:
+    """A network namespace of our own in which 169.254.170.2, the address the ECS
+    agent serves on and that AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is resolved
+    against, is a loopback address. The daemon runs in it (nsenter --net: the same
+    mount namespace, so the mount is ours to read); this test process forwards
+    169.254.170.2:80 to the fake's plain-http endpoint and a loopback port to its
+    Secrets Manager endpoint, and keeps what the daemon sent to 169.254.170.2.
+
+    The production code has no knob for the ECS host, and must not grow one for a
+    test: the address is real here instead."""
+
+    CLONE_NEWNET = 0x40000000
+    ECS_HOST = "169.254.170.2"
+
+    def __init__(self, fake):
+        libc = ctypes.CDLL(None, use_errno=True)
+        host = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        self.fd = None
+        self.listeners = []
+        self.requests = []              # the first bytes of each ECS connection
+        try:
+            if libc.unshare(self.CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
+            try:
+                self.fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+                for argv in (["ip", "link", "set", "lo", "up"],
+                             ["ip", "addr", "add", self.ECS_HOST + "/32", "dev", "lo"]):
+                    subprocess.run(["nsenter", "--net=" + self.nspath] + argv, check=True)
+                # Sockets belong to the namespace they are made in.
+                ecs = socket.create_server((self.ECS_HOST, 80))
+                sm = socket.create_server(("127.0.0.1", 0))
+            finally:
+                if libc.setns(host, self.CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back to the host netns")
+        finally:
+            os.close(host)
+        self.listeners = [ecs, sm]
+        self.endpoint = "https://127.0.0.1:%d" % sm.getsockname()[1]
+        for lsock, port, keep in ((ecs, fake.http_port, True), (sm, fake.port, False)):
+            threading.Thread(target=self._serve, args=(lsock, port, keep),
+                             daemon=True).start()
+
+    @property
+    def nspath(self):
+        return "/proc/%d/fd/%d" % (os.getpid(), self.fd)
+
+    def _serve(self, lsock, port, keep):
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", port))  # the host's loopback
+            threading.Thread(target=self._pump, args=(c, u, keep), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
+
+    def _pump(self, src, dst, keep):
+        first = True
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if keep and first:
+                    self.requests.append(data)
+                first = False
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        for s in self.listeners:
+            s.close()
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+@pytest.mark.parametrize("token_in_file", [True, False], ids=["token-file", "token-env"])
+def test_container_relative_uri_is_fetched_from_the_ecs_host(make_daemon, fake,
+                                                            monkeypatch, tmp_path,
+                                                            token_in_file):
+    need(shutil.which("nsenter") and shutil.which("ip"), "nsenter and ip are needed")
+    name = unique("ecsrel")
+    fake.put_secret(name, string="relative-uri-value")
+    ns = EcsHostNetns(fake)
+    try:
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", fake.ecs_path)
+        # The SDKs take the relative URI over the full one: this one must not be used.
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                           "http://127.0.0.1:9/v2/credentials/not-this-one")
+        if token_in_file:
+            monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                               fake.write_ecs_token(tmp_path / "ecs-token"))
+        else:
+            monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", fake.ecs_token)
+        fake.reset_stats()
+        cfg = aws_config(fake, {"s": {"ref": name}})
+        cfg["backends"]["sm"]["endpoint"] = ns.endpoint
+        d = make_daemon(cfg, start=False)
+        d.start(prefix=["nsenter", "--net=" + ns.nspath])
+        assert read(d, "s") == b"relative-uri-value"
+
+        # One request reached 169.254.170.2:80, for exactly the relative URI.
+        assert len(ns.requests) == 1
+        head = ns.requests[0].split(b"\r\n\r\n")[0].decode().split("\r\n")
+        assert head[0] == "GET %s HTTP/1.1" % fake.ecs_path
+        fields = {}
+        for line in head[1:]:
+            k, _, v = line.partition(":")
+            fields[k.strip().lower()] = v.strip()
+        assert fields.get("host") == EcsHostNetns.ECS_HOST
+        # The token as the Authorization header, as is (no scheme added). Compared
+        # without letting pytest print either side.
+        token_sent = fields.get("authorization") == fake.ecs_token
+        assert token_sent, "the Authorization header is not the container token"
+        st = fake.stats()
+        assert st["credential_fetches"].get("ecs") == 1
+        assert st["credential_failures"] == {}
+        assert fake.count("GetSecretValue", secret_id=name) == 1
+        assert_log_clean(d, "relative-uri-value", fake.ecs_token)
+        d.stop()
+    finally:
+        ns.close()
 
 
 def test_bad_web_identity_token_is_eacces(make_daemon, fake, monkeypatch, tmp_path):

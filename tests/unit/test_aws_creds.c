@@ -742,6 +742,24 @@ test_chain_container(void **state)
 	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "a\r\nX-Evil: 1", 1);
 	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), -EINVAL);
 
+	/*
+	 * A relative URI is a path on the ECS agent's address. What it is
+	 * resolved against, and that the token goes with it, is proven where
+	 * that address can exist: tests/system/test_aws.py runs the daemon in
+	 * a network namespace of its own that has 169.254.170.2.
+	 */
+	unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "v2/credentials/x", 1);
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "RELATIVE_URI must start with '/'"));
+	/* over a FULL_URI that would be refused: the relative one is taken */
+	setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/x", 1);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://198.51.100.7/", 1);
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), 0);
+	assert_string_equal(aws_creds_source(p), "container");
+	aws_creds_free(p);
+	unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+
 	/* the environment comes first */
 	setenv("AWS_ACCESS_KEY_ID", "AKENV", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
