@@ -3,11 +3,13 @@
 
 Covered: string and binary secrets, JSON field selection, a pinned VersionId, a
 staging label, every credential source of the chain (config, environment, the
-shared files, web identity, container, IMDSv2), temporary credentials that lapse
-and are renewed without a failed read, a token the server says expired, a wrong
-secret key, throttling and 5xx retries, error mapping, and 50 concurrent first
-reads that make one request. After every test the daemon's log is searched for
-secret values and keys.
+shared files, web identity, container by full URI and by relative URI on
+169.254.170.2, IMDSv2), temporary credentials that lapse and are renewed without a
+failed read, a token the server says expired, a wrong secret key, throttling and
+5xx retries, error mapping, a client certificate for an endpoint that demands one,
+50 concurrent first reads that make one request, and the README's AWS example as
+written, with the fetcher as the real `secretsfs` user in a container's view.
+After every test the daemon's log is searched for secret values and keys.
 
 Run: cd /work/main && SECRETSFS_BIN=/tmp/aws-build/fuse/secretsfs \\
          /usr/bin/python3 -m pytest -q tests/system/test_aws.py
@@ -17,11 +19,13 @@ import ctypes
 import errno
 import json
 import os
+import pwd
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -808,3 +812,184 @@ def test_concurrent_first_reads_fetch_credentials_once(make_daemon, fake, monkey
     assert st["credential_fetches"].get("imds_token") == 1
     assert st["operations"]["GetSecretValue"] == len(names)
     assert st["session_token_requests"] == len(names)
+
+
+# --------------------------------------------------------------------------- the README
+
+ROOT = Path(__file__).resolve().parents[2]
+FETCH_USER = "secretsfs"
+
+
+def readme_aws_example():
+    """The JSON block of the README's AWS Secrets Manager example, parsed."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("**AWS Secrets Manager**")
+    m = re.compile(r"```json\n(.*?)\n```", re.S).search(text, start)
+    assert m, "no ```json block after the README's AWS Secrets Manager heading"
+    return json.loads(m.group(1))
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory):
+    from containers import BUSYBOX, build_rootfs, busybox_is_static
+    need(shutil.which("podman"), "podman is not installed")
+    need(shutil.which("runc"), "runc is not installed")
+    need(os.path.exists(BUSYBOX) and busybox_is_static(),
+         "busybox-static is not installed (%s)" % BUSYBOX)
+    return build_rootfs(tmp_path_factory.mktemp("rootfs"))
+
+
+@pytest.fixture(scope="module")
+def engine(rootfs):
+    from containers import EngineService
+    svc = EngineService().start()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def podman(make_daemon, rootfs):
+    from containers import Podman
+    # After make_daemon, so containers go before their mount does.
+    p = Podman(rootfs)
+    yield p
+    p.cleanup()
+
+
+@pytest.fixture(scope="module")
+def fetch_user():
+    """The real unprivileged user the fetcher runs as by default."""
+    try:
+        pw = pwd.getpwnam(FETCH_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", FETCH_USER], check=True)
+        pw = pwd.getpwnam(FETCH_USER)
+    assert pw.pw_uid != 0
+    return pw.pw_uid, pw.pw_gid
+
+
+def fetcher_uid(d):
+    """The uid of the daemon's fetcher (secretsfs-fetch, a grandchild)."""
+    def kids(pid, comm):
+        out = []
+        for e in os.listdir("/proc"):
+            if not e.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % e) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            if name == comm and int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+                out.append(int(e))
+        return out
+    for helper in kids(d.pid, "secretsfs-priv"):
+        for f in kids(helper, "secretsfs-fetch"):
+            with open("/proc/%d/status" % f) as st:
+                for line in st:
+                    if line.startswith("Uid:"):
+                        return int(line.split()[1])
+    raise AssertionError("no fetcher process under %d" % d.pid)
+
+
+def test_readme_aws_example(make_daemon, pki, podman, engine, fetch_user, tmp_path):
+    """The README's AWS example, as written, against the fake: the JSON block is
+    read from README.md now, and only the endpoint, the CA and the paths (mount,
+    credentials file, Engine API socket, audit trail) are replaced. The fetcher
+    runs as the real `secretsfs` user and reads the credentials file the README
+    has it own, from a directory of that user's, as the README says to make it;
+    a container with the label the rules name reads the three secrets."""
+    uid, gid = fetch_user
+    cfg = readme_aws_example()
+    # conf/aws.json is the same example, for copying.
+    assert json.loads((ROOT / "conf" / "aws.json").read_text()) == cfg
+    sm = cfg["backends"]["sm"]
+    assert "credentials" not in sm and "privsep" not in cfg
+    profile = sm["profile"]
+    # The credentials file is named in the config, somewhere the service may read
+    # (not /root or /home: ProtectHome=yes, AppArmor), and the README's commands
+    # make it the fetcher user's, private, in a directory of that user's.
+    named = sm["credentials_file"]
+    assert named.startswith("/etc/secretsfs/"), named
+    readme = (ROOT / "README.md").read_text()
+    for cmd in ("install -d -m 0711 /etc/secretsfs",
+                "install -d -m 0700 -o secretsfs -g secretsfs " + os.path.dirname(named),
+                "install -m 0600 -o secretsfs -g secretsfs /dev/null " + named):
+        assert cmd in readme, cmd
+    arn = cfg["secrets"]["hsm_wrap_key"]["ref"]
+    hsm_name, hsm_suffix = re.fullmatch(
+        r"arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:(.+)-(\w{6})", arn).groups()
+    db = cfg["secrets"]["db_password"]["ref"]
+    assert cfg["secrets"]["db_password_next"]["ref"] == db
+    field = cfg["secrets"]["db_password"]["field"]
+
+    f = AwsFake.start(tmp_path / "aws", pki, region=sm["region"],
+                      account_id=arn.split(":")[4])
+    try:
+        current = "pay-db-" + uuid.uuid4().hex[:12]
+        pending = "pay-db-next-" + uuid.uuid4().hex[:12]
+        hsm = bytes(range(256))[::-1] + os.urandom(16)
+        f.put_secret(db, string=json.dumps({"username": "payments", field: current}))
+        f.put_secret(db, string=json.dumps({"username": "payments", field: pending}),
+                     stages=["AWSPENDING"])
+        assert f.put_secret(hsm_name, binary=hsm, arn_suffix=hsm_suffix)["ARN"] == arn
+
+        # /etc/secretsfs: 0711 root; aws/ 0700 and aws/credentials 0600, the
+        # fetcher user's (README: install -d ... /etc/secretsfs/aws, install ...).
+        etc = Path(tempfile.mkdtemp(prefix="secretsfs-readme-"))
+        os.chmod(etc, 0o711)
+        try:
+            aws_dir = etc / "aws"
+            aws_dir.mkdir(mode=0o700)
+            os.chown(aws_dir, uid, gid)
+            creds = f.write_credentials_file(aws_dir / "credentials", profile=profile)
+            os.chown(creds, uid, gid)
+            ca = aws_dir / "ca.crt"
+            shutil.copyfile(f.ca_file, ca)
+            os.chown(ca, uid, gid)
+
+            # The substitutions, and nothing else.
+            sm["endpoint"] = f.endpoint
+            sm["tls"]["ca_file"] = str(ca)
+            sm["credentials_file"] = creds
+            del cfg["mount"]["path"]            # conftest gives each test its own
+            cfg["runtime"]["socket"] = engine.socket
+            cfg["audit"]["file"] = str(tmp_path / "audit.log")
+            cfg["audit"]["key_file"] = str(write_private(tmp_path / "audit.key",
+                                                         os.urandom(32).hex() + "\n"))
+            # privsep.user is left out of the README as its default; conftest
+            # would put root there, so it is spelled out: the default, secretsfs.
+            cfg["privsep"] = {"user": FETCH_USER}
+            d = make_daemon(cfg)
+            assert fetcher_uid(d) == uid
+
+            c = podman.run("sfs-test-%s-payments" % uuid.uuid4().hex[:8], d.mountpoint,
+                           {"app": "payments"})
+            got = {}
+            for name in ("db_password", "db_password_next", "hsm_wrap_key"):
+                r = subprocess.run(["podman", "exec", c.name, "cat", "/run/secrets/" + name],
+                                   capture_output=True, timeout=30)
+                assert r.returncode == 0, (name, r.stderr)
+                got[name] = r.stdout
+            ok = got == {"db_password": current.encode(),
+                         "db_password_next": pending.encode(), "hsm_wrap_key": hsm}
+            assert ok, "the container did not read the values the fake holds"
+            r = c.exec(["ls", "-ln", "/run/secrets/db_password"])
+            assert r.returncode == 0, r.stderr
+            mode, _, _, file_gid = r.stdout.split()[:4]
+            assert (mode, file_gid) == ("-r--r-----", "1000")
+            # The host is no "app: payments" container: nothing for it.
+            assert read_errno(d, "db_password") == errno.ENOENT
+
+            # Signed with the key of the profile in that file: no other source
+            # has one (aws_env leaves no AWS_ variable, HOME is empty).
+            st = f.stats()
+            assert set(st["access_keys"]) == {f.access_key}
+            assert st["signature_failures"] == 0
+            assert_log_clean(d, current, pending, hsm[:32], f.secret_key)
+        finally:
+            shutil.rmtree(etc, ignore_errors=True)
+    finally:
+        f.stop()

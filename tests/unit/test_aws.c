@@ -364,6 +364,9 @@ test_validate(void **state)
 		    "\"secret_access_key\":\"s\",\"token\":\"t\"}}",
 		    "b.credentials.token" },
 		{ "{\"type\":\"aws\",\"version_stage\":\"\"}", "b.version_stage" },
+		{ "{\"type\":\"aws\",\"credentials_file\":\"aws/credentials\"}",
+		    "b.credentials_file" },
+		{ "{\"type\":\"aws\",\"config_file\":\"\"}", "b.config_file" },
 		{ "{\"type\":\"aws\",\"tls\":{\"ca\":\"/x\"}}", "b.tls.ca" },
 		{ "{\"type\":\"aws\",\"http\":{\"timeout\":\"soon\"}}",
 		    "b.http.timeout" },
@@ -374,6 +377,8 @@ test_validate(void **state)
 	    "\"tls\":{\"ca_file\":\"/etc/ssl/ca.pem\"},\"http\":{\"timeout\":\"5s\"},"
 	    "\"credentials\":{\"access_key_id\":\"AKIA\",\"secret_access_key\":\"s\","
 	    "\"session_token\":\"t\"},\"profile\":\"p\","
+	    "\"credentials_file\":\"/etc/secretsfs/aws/credentials\","
+	    "\"config_file\":\"/etc/secretsfs/aws/config\","
 	    "\"sts_endpoint\":\"https://sts.example\","
 	    "\"imds_endpoint\":\"http://127.0.0.1:1\","
 	    "\"version_stage\":\"AWSPENDING\"}";
@@ -488,29 +493,35 @@ test_region_order(void **state)
 	setenv("AWS_DEFAULT_REGION", "us-west-2", 1);
 
 	/* the backend's "region" over everything */
-	assert_int_equal(aws_region("sa-east-1", NULL, buf, sizeof(buf), err,
+	assert_int_equal(aws_region("sa-east-1", NULL, NULL, buf, sizeof(buf), err,
 	    sizeof(err)), 0);
 	assert_string_equal(buf, "sa-east-1");
 	/* then AWS_REGION, over AWS_DEFAULT_REGION */
-	assert_int_equal(aws_region(NULL, NULL, buf, sizeof(buf), err,
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
 	    sizeof(err)), 0);
 	assert_string_equal(buf, "eu-west-1");
 	/* an empty variable counts as unset */
 	setenv("AWS_REGION", "", 1);
-	assert_int_equal(aws_region(NULL, NULL, buf, sizeof(buf), err,
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
 	    sizeof(err)), 0);
 	assert_string_equal(buf, "us-west-2");
 	/* AWS_DEFAULT_REGION alone, still over the profile */
 	unsetenv("AWS_REGION");
-	assert_int_equal(aws_region(NULL, NULL, buf, sizeof(buf), err,
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
 	    sizeof(err)), 0);
 	assert_string_equal(buf, "us-west-2");
 	/* and last the profile's region */
 	unsetenv("AWS_DEFAULT_REGION");
-	assert_int_equal(aws_region(NULL, NULL, buf, sizeof(buf), err,
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
 	    sizeof(err)), 0);
 	assert_string_equal(buf, "ap-southeast-2");
+	/* from the file the backend's "config_file" names, over the variable */
 	unsetenv("AWS_CONFIG_FILE");
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
+	    sizeof(err)), -EINVAL);
+	assert_int_equal(aws_region(NULL, NULL, region_config(), buf,
+	    sizeof(buf), err, sizeof(err)), 0);
+	assert_string_equal(buf, "ap-southeast-2");
 }
 
 static void
@@ -524,7 +535,7 @@ test_region_none_or_bad(void **state)
 	unsetenv("AWS_PROFILE");
 	unsetenv("AWS_DEFAULT_PROFILE");
 	setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
-	assert_int_equal(aws_region(NULL, NULL, buf, sizeof(buf), err,
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
 	    sizeof(err)), -EINVAL);
 	/* the message names every place a region may come from */
 	assert_non_null(strstr(err, "no region"));
@@ -535,7 +546,7 @@ test_region_none_or_bad(void **state)
 
 	/* a bad name is blamed on the variable it came from */
 	setenv("AWS_DEFAULT_REGION", "Not A Region", 1);
-	assert_int_equal(aws_region(NULL, NULL, buf, sizeof(buf), err,
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
 	    sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "AWS_DEFAULT_REGION \"Not A Region\""));
 
