@@ -376,11 +376,29 @@ opt_url(const json_t *o, const char *path, const char *key,
 }
 
 static int
+opt_path(const json_t *o, const char *path, const char *key,
+    struct config_err *err)
+{
+	const char *s;
+	char p[300];
+	int r;
+
+	if ((r = opt_string(o, path, key, &s, err)) < 0 || !s)
+		return r;
+	snprintf(p, sizeof(p), "%s.%s", path, key);
+	/* The fetcher's working directory is nobody's business: absolute. */
+	if (s[0] != '/')
+		return config_err_set(err, p, "expected an absolute path");
+	return 0;
+}
+
+static int
 aws_validate(const json_t *opts, const char *path, struct config_err *err)
 {
 	static const char *const keys[] = { "type", "region", "endpoint",
-	    "tls", "http", "credentials", "profile", "sts_endpoint",
-	    "imds_endpoint", "version_stage", NULL };
+	    "tls", "http", "credentials", "profile", "credentials_file",
+	    "config_file", "sts_endpoint", "imds_endpoint", "version_stage",
+	    NULL };
 	static const char *const ckeys[] = { "access_key_id",
 	    "secret_access_key", "session_token", NULL };
 	struct http_options h;
@@ -405,6 +423,8 @@ aws_validate(const json_t *opts, const char *path, struct config_err *err)
 	    (r = opt_url(opts, path, "sts_endpoint", err)) < 0 ||
 	    (r = opt_url(opts, path, "imds_endpoint", err)) < 0 ||
 	    (r = opt_string(opts, path, "profile", &s, err)) < 0 ||
+	    (r = opt_path(opts, path, "credentials_file", err)) < 0 ||
+	    (r = opt_path(opts, path, "config_file", err)) < 0 ||
 	    (r = opt_string(opts, path, "version_stage", &s, err)) < 0)
 		return r;
 	if (s && strlen(s) > 256) {
@@ -479,6 +499,41 @@ env_nonempty(const char *name)
 	return v && *v ? v : NULL;
 }
 
+int
+aws_region(const char *configured, const char *profile,
+    const char *config_file, char *buf, size_t len, char *errbuf,
+    size_t errlen)
+{
+	const char *region = configured, *from = "region";
+
+	if (!region && (region = env_nonempty("AWS_REGION")))
+		from = "AWS_REGION";
+	if (!region && (region = env_nonempty("AWS_DEFAULT_REGION")))
+		from = "AWS_DEFAULT_REGION";
+	if (!region && aws_creds_profile_region(profile, config_file, buf,
+	    len) == 0) {
+		region = buf;
+		from = "the profile's region";
+	}
+	if (!region) {
+		snprintf(errbuf, errlen, "no region: set \"region\" in the "
+		    "backend, AWS_REGION, AWS_DEFAULT_REGION or the profile's "
+		    "region in the shared config file");
+		return -EINVAL;
+	}
+	if (!valid_region(region)) {
+		snprintf(errbuf, errlen, "%s \"%.64s\" is not a region name",
+		    from, region);
+		return -EINVAL;
+	}
+	if (strlen(region) >= len) {
+		snprintf(errbuf, errlen, "region name too long");
+		return -EINVAL;
+	}
+	memmove(buf, region, strlen(region) + 1);
+	return 0;
+}
+
 static void
 aws_close(void *impl)
 {
@@ -506,7 +561,7 @@ aws_open(const struct config_backend *cfg, void **impl, char *errbuf,
     size_t errlen)
 {
 	const json_t *o = cfg->options;
-	const char *region, *endpoint, *stage, *profile;
+	const char *region, *endpoint, *stage, *profile, *config_file;
 	struct aws_creds_options co;
 	struct aws_backend *ab;
 	struct config_err cerr;
@@ -522,26 +577,10 @@ aws_open(const struct config_backend *cfg, void **impl, char *errbuf,
 	endpoint = json_string_value(json_object_get(o, "endpoint"));
 	stage = json_string_value(json_object_get(o, "version_stage"));
 	profile = json_string_value(json_object_get(o, "profile"));
-	if (!region)
-		region = env_nonempty("AWS_REGION");
-	if (!region)
-		region = env_nonempty("AWS_DEFAULT_REGION");
-	if (!region && aws_creds_profile_region(profile, ab->region,
-	    sizeof(ab->region)) == 0)
-		region = ab->region;
-	if (!region) {
-		snprintf(errbuf, errlen, "no region: set \"region\" in the "
-		    "backend, or AWS_REGION");
-		r = -EINVAL;
+	config_file = json_string_value(json_object_get(o, "config_file"));
+	if ((r = aws_region(region, profile, config_file, ab->region,
+	    sizeof(ab->region), errbuf, errlen)) < 0)
 		goto fail;
-	}
-	if (!valid_region(region)) {
-		snprintf(errbuf, errlen, "region \"%.64s\" is not a region name",
-		    region);
-		r = -EINVAL;
-		goto fail;
-	}
-	memmove(ab->region, region, strlen(region) + 1);
 	if (!endpoint) {
 		snprintf(url, sizeof(url), "https://secretsmanager.%s.%s",
 		    ab->region, strncmp(ab->region, "cn-", 3) == 0 ?
@@ -577,6 +616,9 @@ aws_open(const struct config_backend *cfg, void **impl, char *errbuf,
 	memset(&co, 0, sizeof(co));
 	co.credentials = json_object_get(o, "credentials");
 	co.profile = profile;
+	co.credentials_file = json_string_value(json_object_get(o,
+	    "credentials_file"));
+	co.config_file = config_file;
 	co.region = ab->region;
 	co.sts_endpoint = json_string_value(json_object_get(o, "sts_endpoint"));
 	if (!co.sts_endpoint && strncmp(ab->region, "cn-", 3) == 0) {

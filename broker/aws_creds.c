@@ -949,10 +949,13 @@ read_token_file(const char *path, char **out, char *errbuf, size_t errlen)
 	return 0;
 }
 
+/* The configured path, else the variable's, else ~/rel. */
 static int
-home_path(const char *env, const char *rel, char *buf, size_t len)
+home_path(const char *configured, const char *env, const char *rel,
+    char *buf, size_t len)
 {
-	const char *v = env_nonempty(env), *home = env_nonempty("HOME");
+	const char *v = configured ? configured : env_nonempty(env);
+	const char *home = env_nonempty("HOME");
 	struct passwd pw, *pp = NULL;
 	char pwbuf[1024];
 
@@ -971,13 +974,25 @@ home_path(const char *env, const char *rel, char *buf, size_t len)
 }
 
 /*
+ * A file the backend config names must be there: its absence is a mistake
+ * to report, not a source to skip as a missing ~/.aws file is.
+ */
+static int
+named_file_missing(const char *key, const char *path, char *errbuf,
+    size_t errlen)
+{
+	snprintf(errbuf, errlen, "%s %s: %s", key, path, strerror(ENOENT));
+	return -EINVAL;
+}
+
+/*
  * The shared files. 0 with p->cur set, -ENOENT when neither file has keys
  * for the profile (*exists says whether either has the profile), or
  * another -errno with errbuf set.
  */
 static int
-from_profile(struct aws_creds *p, const char *profile, bool *exists,
-    char *errbuf, size_t errlen)
+from_profile(struct aws_creds *p, const struct aws_creds_options *o,
+    const char *profile, bool *exists, char *errbuf, size_t errlen)
 {
 	char path[4096], *text;
 	size_t len;
@@ -986,10 +1001,13 @@ from_profile(struct aws_creds *p, const char *profile, bool *exists,
 	int r;
 
 	*exists = false;
-	if (home_path("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials", path,
-	    sizeof(path)) == 0) {
+	if (home_path(o->credentials_file, "AWS_SHARED_CREDENTIALS_FILE",
+	    ".aws/credentials", path, sizeof(path)) == 0) {
 		r = read_file(path, CRED_FILE_MAX, true, &text, &len, NULL,
 		    errbuf, errlen);
+		if (r == -ENOENT && o->credentials_file)
+			return named_file_missing("credentials_file", path,
+			    errbuf, errlen);
 		if (r < 0 && r != -ENOENT)
 			return r;
 		if (r == 0) {
@@ -1011,10 +1029,13 @@ from_profile(struct aws_creds *p, const char *profile, bool *exists,
 			}
 		}
 	}
-	if (home_path("AWS_CONFIG_FILE", ".aws/config", path,
+	if (home_path(o->config_file, "AWS_CONFIG_FILE", ".aws/config", path,
 	    sizeof(path)) == 0) {
 		r = read_file(path, CRED_FILE_MAX, false, &text, &len, &mode,
 		    errbuf, errlen);
+		if (r == -ENOENT && o->config_file)
+			return named_file_missing("config_file", path, errbuf,
+			    errlen);
 		if (r < 0 && r != -ENOENT)
 			return r;
 		if (r == 0) {
@@ -1048,7 +1069,8 @@ from_profile(struct aws_creds *p, const char *profile, bool *exists,
 }
 
 int
-aws_creds_profile_region(const char *profile, char *buf, size_t len)
+aws_creds_profile_region(const char *profile, const char *config_file,
+    char *buf, size_t len)
 {
 	char path[4096], why[256], *text, *v = NULL;
 	size_t n;
@@ -1061,7 +1083,8 @@ aws_creds_profile_region(const char *profile, char *buf, size_t len)
 		profile = env_nonempty("AWS_DEFAULT_PROFILE");
 	if (!profile)
 		profile = "default";
-	if (home_path("AWS_CONFIG_FILE", ".aws/config", path, sizeof(path)) < 0 ||
+	if (home_path(config_file, "AWS_CONFIG_FILE", ".aws/config", path,
+	    sizeof(path)) < 0 ||
 	    read_file(path, CRED_FILE_MAX, false, &text, &n, NULL, why,
 	    sizeof(why)) < 0)
 		return -ENOENT;
@@ -1707,7 +1730,8 @@ aws_creds_new(const struct aws_creds_options *o, struct aws_creds **out,
 	explicit_profile = profile != NULL;
 	if (!profile)
 		profile = "default";
-	if ((r = from_profile(p, profile, &exists, errbuf, errlen)) != -ENOENT)
+	if ((r = from_profile(p, o, profile, &exists, errbuf, errlen)) !=
+	    -ENOENT)
 		goto done;
 	if (explicit_profile && !exists) {
 		snprintf(errbuf, errlen, "AWS profile \"%s\" is in neither the "

@@ -16,6 +16,11 @@
  *   "credentials"   optional static keys: {"access_key_id",
  *                   "secret_access_key", "session_token"}
  *   "profile"       profile of the shared files (see aws_creds.h)
+ *   "credentials_file", "config_file"
+ *                   absolute paths of the shared files; default
+ *                   $AWS_SHARED_CREDENTIALS_FILE and $AWS_CONFIG_FILE, then
+ *                   ~/.aws/credentials and ~/.aws/config. The fetcher reads
+ *                   them as privsep.user, whose home is no place for them.
  *   "sts_endpoint"  for web identity; default https://sts.<region>.amazonaws.com
  *   "imds_endpoint" for EC2 instance credentials; default
  *                   $AWS_EC2_METADATA_SERVICE_ENDPOINT, else
@@ -57,6 +62,18 @@ extern const struct backend_ops backend_aws_ops;
 /* How the caller should treat an error answer (aws_parse_error). */
 #define AWS_ERR_RETRY	(-EAGAIN)	/* throttled or transient: back off */
 #define AWS_ERR_EXPIRED	(-ESTALE)	/* the session token expired */
+
+/*
+ * The region a backend signs for: configured (the backend's "region"),
+ * else $AWS_REGION, else $AWS_DEFAULT_REGION, else the "region" of the
+ * profile in config_file (as aws_creds_profile_region() finds them, when
+ * NULL). 0 with the name in
+ * buf, or -EINVAL when there is none or it is not a region name, with
+ * errbuf saying which source gave what.
+ */
+int aws_region(const char *configured, const char *profile,
+    const char *config_file, char *buf, size_t len, char *errbuf,
+    size_t errlen);
 
 /* --- parsers, exported for unit tests ------------------------------------- */
 

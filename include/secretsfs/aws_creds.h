@@ -11,13 +11,15 @@
  *      secret_access_key [, session_token]
  *   2. AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY [+ AWS_SESSION_TOKEN]
  *   3. the shared files, profile from config "profile", else AWS_PROFILE,
- *      else AWS_DEFAULT_PROFILE, else "default":
- *      AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials, sections [name]),
- *      then AWS_CONFIG_FILE (~/.aws/config, sections [profile name] and
- *      [default]); keys aws_access_key_id, aws_secret_access_key,
+ *      else AWS_DEFAULT_PROFILE, else "default": config
+ *      "credentials_file", else AWS_SHARED_CREDENTIALS_FILE, else
+ *      ~/.aws/credentials (sections [name]), then config "config_file",
+ *      else AWS_CONFIG_FILE, else ~/.aws/config (sections [profile name]
+ *      and [default]); keys aws_access_key_id, aws_secret_access_key,
  *      aws_session_token. A file that holds a key and that group or other
  *      may read is refused. A profile named explicitly that neither file
- *      has is an error.
+ *      has is an error, and so is a file the config names that is not
+ *      there (a missing ~/.aws file or variable's file is skipped).
  *   4. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
  *      [+ AWS_ROLE_SESSION_NAME] -> STS AssumeRoleWithWebIdentity
  *      (unsigned POST) at config "sts_endpoint", else
@@ -69,6 +71,8 @@ int aws_credentials_copy(struct aws_credentials *dst,
 struct aws_creds_options {
 	const json_t	*credentials;	/* "credentials" object, or NULL */
 	const char	*profile;	/* "profile", or NULL */
+	const char	*credentials_file; /* NULL: env, else ~/.aws/credentials */
+	const char	*config_file;	/* NULL: env, else ~/.aws/config */
 	const char	*region;	/* for the default STS endpoint */
 	const char	*sts_endpoint;	/* NULL: https://sts.<region>.amazonaws.com */
 	const char	*imds_endpoint;	/* NULL: env, else http://169.254.169.254 */
@@ -122,10 +126,12 @@ unsigned long aws_creds_fetches(const struct aws_creds *p);
 /*
  * The "region" of the profile in the shared config file (profile as in
  * the chain: the argument, else AWS_PROFILE, AWS_DEFAULT_PROFILE,
- * "default"), for a backend configured with no region. 0 and buf filled,
- * or -ENOENT.
+ * "default"; the file config_file, else AWS_CONFIG_FILE, else
+ * ~/.aws/config), for a backend configured with no region. 0 and buf
+ * filled, or -ENOENT.
  */
-int aws_creds_profile_region(const char *profile, char *buf, size_t len);
+int aws_creds_profile_region(const char *profile, const char *config_file,
+    char *buf, size_t len);
 
 /* --- parsers, exported for unit tests ------------------------------------ */
 

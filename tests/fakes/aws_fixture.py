@@ -278,10 +278,12 @@ class AwsFake:
                                                                  raw[:200]))
         return json.loads(raw)
 
-    def put_secret(self, name, string=None, binary=None, stages=None, version_id=None):
+    def put_secret(self, name, string=None, binary=None, stages=None, version_id=None,
+                   arn_suffix=None):
         """Add a version of name (creating the secret); default stage AWSCURRENT, which
-        moves the old AWSCURRENT to AWSPREVIOUS.  Returns ARN, Name, VersionId,
-        VersionStages."""
+        moves the old AWSCURRENT to AWSPREVIOUS.  A new secret's ARN ends in
+        -<arn_suffix> (6 letters/digits) when given, else in 6 random ones.  Returns
+        ARN, Name, VersionId, VersionStages."""
         if (string is None) == (binary is None):
             raise ValueError("give exactly one of string= or binary=")
         body = {"name": name}
@@ -293,6 +295,8 @@ class AwsFake:
             body["stages"] = list(stages)
         if version_id is not None:
             body["version_id"] = version_id
+        if arn_suffix is not None:
+            body["arn_suffix"] = arn_suffix
         return self._admin("secrets", body)
 
     def delete_secret(self, name):

@@ -572,22 +572,26 @@ class State:
                 return s
         return None
 
-    def new_arn(self, name):
+    def new_arn(self, name, suffix=None):
         alphabet = string.ascii_letters + string.digits
-        suffix = "".join(_rand.choice(alphabet) for _ in range(6))
+        if suffix is None:
+            suffix = "".join(_rand.choice(alphabet) for _ in range(6))
+        elif len(suffix) != 6 or any(c not in alphabet for c in suffix):
+            raise ValueError("arn_suffix: six letters or digits")
         return "arn:aws:secretsmanager:%s:%s:secret:%s-%s" % (
             self.region, self.account, name, suffix)
 
     def put_value(self, name, value, is_binary, stages=None, vid=None, persist=True,
-                  create=True):
-        """Add a version (control route and seeding); create the secret if needed."""
+                  create=True, arn_suffix=None):
+        """Add a version (control route and seeding); create the secret if needed,
+        with arn_suffix (6 letters/digits) as its ARN's suffix when given."""
         with self.lock:
             now = round(self.now(), 3)
             s = self.secrets.get(name)
             if s is None:
                 if not create:
                     raise AwsError("ResourceNotFoundException", MSG_NOT_FOUND)
-                s = Secret(name, self.new_arn(name), now)
+                s = Secret(name, self.new_arn(name, arn_suffix), now)
                 self.secrets[name] = s
             v = Version(vid or str(uuid.uuid4()), value, is_binary, now)
             s.versions.append(v)
@@ -1488,7 +1492,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 value, is_binary = body["string"].encode(), False
             s, v = st.put_value(body["name"], value, is_binary, body.get("stages"),
-                                body.get("version_id"))
+                                body.get("version_id"), arn_suffix=body.get("arn_suffix"))
             return {"ARN": s.arn, "Name": s.name, "VersionId": v.vid,
                     "VersionStages": list(v.stages)}
         if route == "describe":

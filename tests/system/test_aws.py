@@ -3,21 +3,29 @@
 
 Covered: string and binary secrets, JSON field selection, a pinned VersionId, a
 staging label, every credential source of the chain (config, environment, the
-shared files, web identity, container, IMDSv2), temporary credentials that lapse
-and are renewed without a failed read, a token the server says expired, a wrong
-secret key, throttling and 5xx retries, error mapping, and 50 concurrent first
-reads that make one request. After every test the daemon's log is searched for
-secret values and keys.
+shared files, web identity, container by full URI and by relative URI on
+169.254.170.2, IMDSv2), temporary credentials that lapse and are renewed without a
+failed read, a token the server says expired, a wrong secret key, throttling and
+5xx retries, error mapping, a client certificate for an endpoint that demands one,
+50 concurrent first reads that make one request, and the README's AWS example as
+written, with the fetcher as the real `secretsfs` user in a container's view.
+After every test the daemon's log is searched for secret values and keys.
 
 Run: cd /work/main && SECRETSFS_BIN=/tmp/aws-build/fuse/secretsfs \\
          /usr/bin/python3 -m pytest -q tests/system/test_aws.py
 """
 import base64
+import ctypes
 import errno
 import json
 import os
+import pwd
+import re
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -241,12 +249,18 @@ def test_backend_default_version_stage(make_daemon, fake):
 # --------------------------------------------------------------------------- errors
 
 def test_not_found_is_enoent_and_logged_once_with_request_id(make_daemon, fake):
-    d = make_daemon(aws_config(fake, {"gone": {"ref": unique("gone")}},
+    gone = unique("gone")
+    d = make_daemon(aws_config(fake, {"gone": {"ref": gone}},
                                credentials=static_creds(fake)))
     assert read_errno(d, "gone") == errno.ENOENT
-    log = d.log()
-    assert "AWS ResourceNotFoundException (request id " in log
-    assert "Secrets Manager can't find the specified secret." in log
+    # One request (a refusal is not retried), and one line for it: not one
+    # per layer the error passes through on its way to the reader.
+    assert fake.count("GetSecretValue", secret_id=gone) == 1
+    lines = [l for l in d.log().splitlines() if "ResourceNotFoundException" in l]
+    assert len(lines) == 1, lines
+    m = re.search(r"AWS ResourceNotFoundException \(request id ([0-9a-f-]{36})\): "
+                  r"Secrets Manager can't find the specified secret\.$", lines[0])
+    assert m, lines[0]
 
 
 def test_qualified_error_types_and_capital_message(make_daemon, fake):
@@ -338,6 +352,48 @@ def test_malformed_answer_is_eio(make_daemon, fake):
                                credentials=static_creds(fake)))
     assert read_errno(d, "s") == errno.EIO
     assert "malformed" in d.log()
+
+
+# --------------------------------------------------------------------------- mTLS
+
+def test_client_certificate_for_an_mtls_egress_proxy(make_daemon, pki, tmp_path):
+    """An endpoint that demands a client certificate (an mTLS-terminating egress
+    proxy): with tls.client_cert/client_key the backend reads through it; without
+    them every read fails with EIO and the log says the handshake was refused."""
+    with AwsFake.start(tmp_path / "mtls", pki, client_ca=True, http=False) as f:
+        name = unique("mtls")
+        f.put_secret(name, string="through-the-proxy")
+        f.reset_stats()
+        cfg = aws_config(f, {"s": {"ref": name}}, credentials=static_creds(f),
+                         tls={"ca_file": f.ca_file,
+                              "client_cert": str(pki / "client.crt"),
+                              "client_key": str(pki / "client.key")})
+        d = make_daemon(cfg, workdir=tmp_path / "with-cert")
+        assert read(d, "s") == b"through-the-proxy"
+        st = f.stats()
+        # The fake saw our certificate (mkpki.sh's CN) on the connection.
+        assert st["client_certs"].get("secretsfs-client", 0) >= 1
+        assert f.count("GetSecretValue", secret_id=name) == 1
+        assert_log_clean(d, "through-the-proxy", f.secret_key)
+        d.stop()
+
+        f.reset_stats()
+        d = make_daemon(aws_config(f, {"s": {"ref": name}}, credentials=static_creds(f),
+                                   http={"retry_base": "10ms", "retry_max": "20ms",
+                                         "max_retries": 1, "timeout": "10s"}),
+                        workdir=tmp_path / "without-cert")
+        assert read_errno(d, "s") == errno.EIO
+        # Refused in the handshake: no request reached Secrets Manager.
+        assert f.count("GetSecretValue") == 0
+        lines = [l for l in d.log().splitlines() if "AWS GetSecretValue" in l]
+        assert lines, d.log()
+        # One line says what went wrong and what to look at: the server refused
+        # us in TLS (its alert, or a hang-up mid-handshake when the alert is
+        # lost), and we had no client certificate to offer.
+        assert len(lines) == 1, lines
+        assert "%s/: TLS: the server " % f.endpoint in lines[0], lines
+        assert "no client certificate was configured" in lines[0], lines
+        assert_log_clean(d, "through-the-proxy", f.secret_key)
 
 
 # --------------------------------------------------------------------------- concurrency
@@ -497,6 +553,137 @@ def test_temporary_credential_sources(make_daemon, fake, monkeypatch, tmp_path, 
                      fake.ecs_token)
 
 
+class EcsHostNetns:
+    """A network namespace of our own in which 169.254.170.2, the address the ECS
+    agent serves on and that AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is resolved
+    against, is a loopback address. The daemon runs in it (nsenter --net: the same
+    mount namespace, so the mount is ours to read); this test process forwards
+    169.254.170.2:80 to the fake's plain-http endpoint and a loopback port to its
+    Secrets Manager endpoint, and keeps what the daemon sent to 169.254.170.2.
+
+    The production code has no knob for the ECS host, and must not grow one for a
+    test: the address is real here instead."""
+
+    CLONE_NEWNET = 0x40000000
+    ECS_HOST = "169.254.170.2"
+
+    def __init__(self, fake):
+        libc = ctypes.CDLL(None, use_errno=True)
+        host = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        self.fd = None
+        self.listeners = []
+        self.requests = []              # the first bytes of each ECS connection
+        try:
+            if libc.unshare(self.CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
+            try:
+                self.fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+                for argv in (["ip", "link", "set", "lo", "up"],
+                             ["ip", "addr", "add", self.ECS_HOST + "/32", "dev", "lo"]):
+                    subprocess.run(["nsenter", "--net=" + self.nspath] + argv, check=True)
+                # Sockets belong to the namespace they are made in.
+                ecs = socket.create_server((self.ECS_HOST, 80))
+                sm = socket.create_server(("127.0.0.1", 0))
+            finally:
+                if libc.setns(host, self.CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back to the host netns")
+        finally:
+            os.close(host)
+        self.listeners = [ecs, sm]
+        self.endpoint = "https://127.0.0.1:%d" % sm.getsockname()[1]
+        for lsock, port, keep in ((ecs, fake.http_port, True), (sm, fake.port, False)):
+            threading.Thread(target=self._serve, args=(lsock, port, keep),
+                             daemon=True).start()
+
+    @property
+    def nspath(self):
+        return "/proc/%d/fd/%d" % (os.getpid(), self.fd)
+
+    def _serve(self, lsock, port, keep):
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", port))  # the host's loopback
+            threading.Thread(target=self._pump, args=(c, u, keep), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
+
+    def _pump(self, src, dst, keep):
+        first = True
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if keep and first:
+                    self.requests.append(data)
+                first = False
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        for s in self.listeners:
+            s.close()
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+@pytest.mark.parametrize("token_in_file", [True, False], ids=["token-file", "token-env"])
+def test_container_relative_uri_is_fetched_from_the_ecs_host(make_daemon, fake,
+                                                            monkeypatch, tmp_path,
+                                                            token_in_file):
+    need(shutil.which("nsenter") and shutil.which("ip"), "nsenter and ip are needed")
+    name = unique("ecsrel")
+    fake.put_secret(name, string="relative-uri-value")
+    ns = EcsHostNetns(fake)
+    try:
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", fake.ecs_path)
+        # The SDKs take the relative URI over the full one: this one must not be used.
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                           "http://127.0.0.1:9/v2/credentials/not-this-one")
+        if token_in_file:
+            monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                               fake.write_ecs_token(tmp_path / "ecs-token"))
+        else:
+            monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", fake.ecs_token)
+        fake.reset_stats()
+        cfg = aws_config(fake, {"s": {"ref": name}})
+        cfg["backends"]["sm"]["endpoint"] = ns.endpoint
+        d = make_daemon(cfg, start=False)
+        d.start(prefix=["nsenter", "--net=" + ns.nspath])
+        assert read(d, "s") == b"relative-uri-value"
+
+        # One request reached 169.254.170.2:80, for exactly the relative URI.
+        assert len(ns.requests) == 1
+        head = ns.requests[0].split(b"\r\n\r\n")[0].decode().split("\r\n")
+        assert head[0] == "GET %s HTTP/1.1" % fake.ecs_path
+        fields = {}
+        for line in head[1:]:
+            k, _, v = line.partition(":")
+            fields[k.strip().lower()] = v.strip()
+        assert fields.get("host") == EcsHostNetns.ECS_HOST
+        # The token as the Authorization header, as is (no scheme added). Compared
+        # without letting pytest print either side.
+        token_sent = fields.get("authorization") == fake.ecs_token
+        assert token_sent, "the Authorization header is not the container token"
+        st = fake.stats()
+        assert st["credential_fetches"].get("ecs") == 1
+        assert st["credential_failures"] == {}
+        assert fake.count("GetSecretValue", secret_id=name) == 1
+        assert_log_clean(d, "relative-uri-value", fake.ecs_token)
+        d.stop()
+    finally:
+        ns.close()
+
+
 def test_bad_web_identity_token_is_eacces(make_daemon, fake, monkeypatch, tmp_path):
     name = unique("badjwt")
     fake.put_secret(name, string="never")
@@ -625,3 +812,184 @@ def test_concurrent_first_reads_fetch_credentials_once(make_daemon, fake, monkey
     assert st["credential_fetches"].get("imds_token") == 1
     assert st["operations"]["GetSecretValue"] == len(names)
     assert st["session_token_requests"] == len(names)
+
+
+# --------------------------------------------------------------------------- the README
+
+ROOT = Path(__file__).resolve().parents[2]
+FETCH_USER = "secretsfs"
+
+
+def readme_aws_example():
+    """The JSON block of the README's AWS Secrets Manager example, parsed."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("**AWS Secrets Manager**")
+    m = re.compile(r"```json\n(.*?)\n```", re.S).search(text, start)
+    assert m, "no ```json block after the README's AWS Secrets Manager heading"
+    return json.loads(m.group(1))
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory):
+    from containers import BUSYBOX, build_rootfs, busybox_is_static
+    need(shutil.which("podman"), "podman is not installed")
+    need(shutil.which("runc"), "runc is not installed")
+    need(os.path.exists(BUSYBOX) and busybox_is_static(),
+         "busybox-static is not installed (%s)" % BUSYBOX)
+    return build_rootfs(tmp_path_factory.mktemp("rootfs"))
+
+
+@pytest.fixture(scope="module")
+def engine(rootfs):
+    from containers import EngineService
+    svc = EngineService().start()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def podman(make_daemon, rootfs):
+    from containers import Podman
+    # After make_daemon, so containers go before their mount does.
+    p = Podman(rootfs)
+    yield p
+    p.cleanup()
+
+
+@pytest.fixture(scope="module")
+def fetch_user():
+    """The real unprivileged user the fetcher runs as by default."""
+    try:
+        pw = pwd.getpwnam(FETCH_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", FETCH_USER], check=True)
+        pw = pwd.getpwnam(FETCH_USER)
+    assert pw.pw_uid != 0
+    return pw.pw_uid, pw.pw_gid
+
+
+def fetcher_uid(d):
+    """The uid of the daemon's fetcher (secretsfs-fetch, a grandchild)."""
+    def kids(pid, comm):
+        out = []
+        for e in os.listdir("/proc"):
+            if not e.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % e) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            if name == comm and int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+                out.append(int(e))
+        return out
+    for helper in kids(d.pid, "secretsfs-priv"):
+        for f in kids(helper, "secretsfs-fetch"):
+            with open("/proc/%d/status" % f) as st:
+                for line in st:
+                    if line.startswith("Uid:"):
+                        return int(line.split()[1])
+    raise AssertionError("no fetcher process under %d" % d.pid)
+
+
+def test_readme_aws_example(make_daemon, pki, podman, engine, fetch_user, tmp_path):
+    """The README's AWS example, as written, against the fake: the JSON block is
+    read from README.md now, and only the endpoint, the CA and the paths (mount,
+    credentials file, Engine API socket, audit trail) are replaced. The fetcher
+    runs as the real `secretsfs` user and reads the credentials file the README
+    has it own, from a directory of that user's, as the README says to make it;
+    a container with the label the rules name reads the three secrets."""
+    uid, gid = fetch_user
+    cfg = readme_aws_example()
+    # conf/aws.json is the same example, for copying.
+    assert json.loads((ROOT / "conf" / "aws.json").read_text()) == cfg
+    sm = cfg["backends"]["sm"]
+    assert "credentials" not in sm and "privsep" not in cfg
+    profile = sm["profile"]
+    # The credentials file is named in the config, somewhere the service may read
+    # (not /root or /home: ProtectHome=yes, AppArmor), and the README's commands
+    # make it the fetcher user's, private, in a directory of that user's.
+    named = sm["credentials_file"]
+    assert named.startswith("/etc/secretsfs/"), named
+    readme = (ROOT / "README.md").read_text()
+    for cmd in ("install -d -m 0711 /etc/secretsfs",
+                "install -d -m 0700 -o secretsfs -g secretsfs " + os.path.dirname(named),
+                "install -m 0600 -o secretsfs -g secretsfs /dev/null " + named):
+        assert cmd in readme, cmd
+    arn = cfg["secrets"]["hsm_wrap_key"]["ref"]
+    hsm_name, hsm_suffix = re.fullmatch(
+        r"arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:(.+)-(\w{6})", arn).groups()
+    db = cfg["secrets"]["db_password"]["ref"]
+    assert cfg["secrets"]["db_password_next"]["ref"] == db
+    field = cfg["secrets"]["db_password"]["field"]
+
+    f = AwsFake.start(tmp_path / "aws", pki, region=sm["region"],
+                      account_id=arn.split(":")[4])
+    try:
+        current = "pay-db-" + uuid.uuid4().hex[:12]
+        pending = "pay-db-next-" + uuid.uuid4().hex[:12]
+        hsm = bytes(range(256))[::-1] + os.urandom(16)
+        f.put_secret(db, string=json.dumps({"username": "payments", field: current}))
+        f.put_secret(db, string=json.dumps({"username": "payments", field: pending}),
+                     stages=["AWSPENDING"])
+        assert f.put_secret(hsm_name, binary=hsm, arn_suffix=hsm_suffix)["ARN"] == arn
+
+        # /etc/secretsfs: 0711 root; aws/ 0700 and aws/credentials 0600, the
+        # fetcher user's (README: install -d ... /etc/secretsfs/aws, install ...).
+        etc = Path(tempfile.mkdtemp(prefix="secretsfs-readme-"))
+        os.chmod(etc, 0o711)
+        try:
+            aws_dir = etc / "aws"
+            aws_dir.mkdir(mode=0o700)
+            os.chown(aws_dir, uid, gid)
+            creds = f.write_credentials_file(aws_dir / "credentials", profile=profile)
+            os.chown(creds, uid, gid)
+            ca = aws_dir / "ca.crt"
+            shutil.copyfile(f.ca_file, ca)
+            os.chown(ca, uid, gid)
+
+            # The substitutions, and nothing else.
+            sm["endpoint"] = f.endpoint
+            sm["tls"]["ca_file"] = str(ca)
+            sm["credentials_file"] = creds
+            del cfg["mount"]["path"]            # conftest gives each test its own
+            cfg["runtime"]["socket"] = engine.socket
+            cfg["audit"]["file"] = str(tmp_path / "audit.log")
+            cfg["audit"]["key_file"] = str(write_private(tmp_path / "audit.key",
+                                                         os.urandom(32).hex() + "\n"))
+            # privsep.user is left out of the README as its default; conftest
+            # would put root there, so it is spelled out: the default, secretsfs.
+            cfg["privsep"] = {"user": FETCH_USER}
+            d = make_daemon(cfg)
+            assert fetcher_uid(d) == uid
+
+            c = podman.run("sfs-test-%s-payments" % uuid.uuid4().hex[:8], d.mountpoint,
+                           {"app": "payments"})
+            got = {}
+            for name in ("db_password", "db_password_next", "hsm_wrap_key"):
+                r = subprocess.run(["podman", "exec", c.name, "cat", "/run/secrets/" + name],
+                                   capture_output=True, timeout=30)
+                assert r.returncode == 0, (name, r.stderr)
+                got[name] = r.stdout
+            ok = got == {"db_password": current.encode(),
+                         "db_password_next": pending.encode(), "hsm_wrap_key": hsm}
+            assert ok, "the container did not read the values the fake holds"
+            r = c.exec(["ls", "-ln", "/run/secrets/db_password"])
+            assert r.returncode == 0, r.stderr
+            mode, _, _, file_gid = r.stdout.split()[:4]
+            assert (mode, file_gid) == ("-r--r-----", "1000")
+            # The host is no "app: payments" container: nothing for it.
+            assert read_errno(d, "db_password") == errno.ENOENT
+
+            # Signed with the key of the profile in that file: no other source
+            # has one (aws_env leaves no AWS_ variable, HOME is empty).
+            st = f.stats()
+            assert set(st["access_keys"]) == {f.access_key}
+            assert st["signature_failures"] == 0
+            assert_log_clean(d, current, pending, hsm[:32], f.secret_key)
+        finally:
+            shutil.rmtree(etc, ignore_errors=True)
+    finally:
+        f.stop()

@@ -225,6 +225,22 @@ def test_get_by_full_and_partial_arn(sm):
     assert client_error(e)[0] == "ResourceNotFoundException"
 
 
+def test_control_route_chosen_arn_suffix(sm, fake):
+    """A secret seeded with a known ARN (the README's example names one), which
+    boto3 then reads by that ARN; a suffix AWS could not have made is refused."""
+    name = unique("prod/hsm-key")
+    put = fake.put_secret(name, binary=b"\x00wrap", arn_suffix="AbCdEf")
+    assert put["ARN"] == ("arn:aws:secretsmanager:us-east-1:123456789012:secret:%s-AbCdEf"
+                          % name)
+    assert sm.get_secret_value(SecretId=put["ARN"])["SecretBinary"] == b"\x00wrap"
+    assert sm.describe_secret(SecretId=name)["ARN"] == put["ARN"]
+    # The suffix is the secret's: a later version does not change it.
+    assert fake.put_secret(name, binary=b"two", arn_suffix="ZZZZZZ")["ARN"] == put["ARN"]
+    with pytest.raises(Exception) as e:
+        fake.put_secret(unique("bad"), string="x", arn_suffix="a-b")
+    assert "HTTP 400" in str(e.value)
+
+
 def test_versions_stages_and_rotation(sm):
     name = unique("rotating")
     v1 = sm.create_secret(Name=name, SecretString="one")["VersionId"]

@@ -1,7 +1,8 @@
 /*
  * Unit tests for the aws backend: GetSecretValue answers (string and
  * binary), error answers and their mapping, base64, ListSecrets pages,
- * config validation, and what open/fetch say when nothing answers.
+ * config validation, what open/fetch say when nothing answers, and where
+ * the region comes from.
  *
  * The AWS example payloads are read at test time from the directory in
  * argv[1], else $AWS_EXAMPLES, else ../shared/reference/api-examples/aws.
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -362,6 +364,9 @@ test_validate(void **state)
 		    "\"secret_access_key\":\"s\",\"token\":\"t\"}}",
 		    "b.credentials.token" },
 		{ "{\"type\":\"aws\",\"version_stage\":\"\"}", "b.version_stage" },
+		{ "{\"type\":\"aws\",\"credentials_file\":\"aws/credentials\"}",
+		    "b.credentials_file" },
+		{ "{\"type\":\"aws\",\"config_file\":\"\"}", "b.config_file" },
 		{ "{\"type\":\"aws\",\"tls\":{\"ca\":\"/x\"}}", "b.tls.ca" },
 		{ "{\"type\":\"aws\",\"http\":{\"timeout\":\"soon\"}}",
 		    "b.http.timeout" },
@@ -372,6 +377,8 @@ test_validate(void **state)
 	    "\"tls\":{\"ca_file\":\"/etc/ssl/ca.pem\"},\"http\":{\"timeout\":\"5s\"},"
 	    "\"credentials\":{\"access_key_id\":\"AKIA\",\"secret_access_key\":\"s\","
 	    "\"session_token\":\"t\"},\"profile\":\"p\","
+	    "\"credentials_file\":\"/etc/secretsfs/aws/credentials\","
+	    "\"config_file\":\"/etc/secretsfs/aws/config\","
 	    "\"sts_endpoint\":\"https://sts.example\","
 	    "\"imds_endpoint\":\"http://127.0.0.1:1\","
 	    "\"version_stage\":\"AWSPENDING\"}";
@@ -455,6 +462,115 @@ test_open_and_fetch_unreachable(void **state)
 	unsetenv("AWS_REGION");
 }
 
+/* --- the region ---------------------------------------------------------------- */
+
+static char region_dir[] = "/tmp/test_aws.XXXXXX";
+
+/* A shared config file whose default profile has a region. */
+static const char *
+region_config(void)
+{
+	static char path[sizeof(region_dir) + 16];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/config", region_dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("[default]\nregion = ap-southeast-2\n", f);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+static void
+test_region_order(void **state)
+{
+	char buf[64], err[256];
+
+	(void)state;
+	unsetenv("AWS_PROFILE");
+	unsetenv("AWS_DEFAULT_PROFILE");
+	setenv("AWS_CONFIG_FILE", region_config(), 1);
+	setenv("AWS_REGION", "eu-west-1", 1);
+	setenv("AWS_DEFAULT_REGION", "us-west-2", 1);
+
+	/* the backend's "region" over everything */
+	assert_int_equal(aws_region("sa-east-1", NULL, NULL, buf, sizeof(buf), err,
+	    sizeof(err)), 0);
+	assert_string_equal(buf, "sa-east-1");
+	/* then AWS_REGION, over AWS_DEFAULT_REGION */
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
+	    sizeof(err)), 0);
+	assert_string_equal(buf, "eu-west-1");
+	/* an empty variable counts as unset */
+	setenv("AWS_REGION", "", 1);
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
+	    sizeof(err)), 0);
+	assert_string_equal(buf, "us-west-2");
+	/* AWS_DEFAULT_REGION alone, still over the profile */
+	unsetenv("AWS_REGION");
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
+	    sizeof(err)), 0);
+	assert_string_equal(buf, "us-west-2");
+	/* and last the profile's region */
+	unsetenv("AWS_DEFAULT_REGION");
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
+	    sizeof(err)), 0);
+	assert_string_equal(buf, "ap-southeast-2");
+	/* from the file the backend's "config_file" names, over the variable */
+	unsetenv("AWS_CONFIG_FILE");
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
+	    sizeof(err)), -EINVAL);
+	assert_int_equal(aws_region(NULL, NULL, region_config(), buf,
+	    sizeof(buf), err, sizeof(err)), 0);
+	assert_string_equal(buf, "ap-southeast-2");
+}
+
+static void
+test_region_none_or_bad(void **state)
+{
+	char buf[64], err[256];
+
+	(void)state;
+	unsetenv("AWS_REGION");
+	unsetenv("AWS_DEFAULT_REGION");
+	unsetenv("AWS_PROFILE");
+	unsetenv("AWS_DEFAULT_PROFILE");
+	setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
+	    sizeof(err)), -EINVAL);
+	/* the message names every place a region may come from */
+	assert_non_null(strstr(err, "no region"));
+	assert_non_null(strstr(err, "\"region\""));
+	assert_non_null(strstr(err, "AWS_REGION"));
+	assert_non_null(strstr(err, "AWS_DEFAULT_REGION"));
+	assert_non_null(strstr(err, "profile"));
+
+	/* a bad name is blamed on the variable it came from */
+	setenv("AWS_DEFAULT_REGION", "Not A Region", 1);
+	assert_int_equal(aws_region(NULL, NULL, NULL, buf, sizeof(buf), err,
+	    sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "AWS_DEFAULT_REGION \"Not A Region\""));
+
+	/* and open takes AWS_DEFAULT_REGION when nothing else is set */
+	setenv("AWS_DEFAULT_REGION", "us-west-2", 1);
+	{
+		struct config_backend cb = { .name = "aws", .type = "aws",
+		    .path = "backends.aws" };
+		struct backend *b;
+
+		cb.options = json_loads("{\"type\":\"aws\",\"credentials\":"
+		    "{\"access_key_id\":\"AKIA\",\"secret_access_key\":\"s\"}}",
+		    0, NULL);
+		assert_int_equal(backend_open(&cb, &b, err, sizeof(err)), 0);
+		backend_close(b);
+		unsetenv("AWS_DEFAULT_REGION");
+		assert_int_equal(backend_open(&cb, &b, err, sizeof(err)),
+		    -EINVAL);
+		assert_non_null(strstr(err, "no region"));
+		json_decref(cb.options);
+	}
+	unsetenv("AWS_CONFIG_FILE");
+}
+
 static int
 setup(void **state)
 {
@@ -464,7 +580,20 @@ setup(void **state)
 	if (secmem_init(4u << 20, err, sizeof(err)) < 0)
 		return -1;
 	secmem_install_json_allocator();
+	if (!mkdtemp(region_dir))
+		return -1;
 	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char path[sizeof(region_dir) + 16];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/config", region_dir);
+	unlink(path);
+	return rmdir(region_dir) == 0 ? 0 : -1;
 }
 
 int
@@ -480,11 +609,13 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_open_and_fetch_unreachable),
+		cmocka_unit_test(test_region_order),
+		cmocka_unit_test(test_region_none_or_bad),
 	};
 
 	if (argc > 1)
 		examples = argv[1];
 	else if (getenv("AWS_EXAMPLES"))
 		examples = getenv("AWS_EXAMPLES");
-	return cmocka_run_group_tests(tests, setup, NULL);
+	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -668,10 +668,10 @@ test_chain_profile(void **state)
 	assert_string_equal(c.access_key_id, "AKDEV");
 	aws_credentials_clear(&c);
 	aws_creds_free(p);
-	assert_int_equal(aws_creds_profile_region("dev", region,
+	assert_int_equal(aws_creds_profile_region("dev", NULL, region,
 	    sizeof(region)), 0);
 	assert_string_equal(region, "eu-central-1");
-	assert_int_equal(aws_creds_profile_region(NULL, region,
+	assert_int_equal(aws_creds_profile_region(NULL, NULL, region,
 	    sizeof(region)), -ENOENT);	/* AWS_PROFILE=work has none */
 
 	/* a profile named explicitly must exist */
@@ -690,13 +690,73 @@ test_chain_profile(void **state)
 
 	/* a readable config file is fine, unless it holds a key */
 	write_file("config", config_ini, 0644);
-	assert_int_equal(aws_creds_profile_region("default", region,
+	assert_int_equal(aws_creds_profile_region("default", NULL, region,
 	    sizeof(region)), 0);
 	assert_string_equal(region, "us-west-2");
 	o.profile = "dev";
 	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), -EPERM);
 	assert_non_null(strstr(err, "chmod 600"));
 	o.profile = NULL;
+}
+
+static void
+test_chain_named_files(void **state)
+{
+	struct aws_creds_options o = { .region = "us-east-1" };
+	struct aws_credentials c;
+	struct aws_creds *p;
+	char err[512], region[64], cred[PATH_MAX + 256], conf[PATH_MAX + 256];
+
+	(void)state;
+	/* files the backend config names, not the variables' */
+	snprintf(cred, sizeof(cred), "%s", write_file("named-credentials",
+	    credentials_ini, 0600));
+	snprintf(conf, sizeof(conf), "%s", write_file("named-config",
+	    config_ini, 0600));
+	setenv("AWS_SHARED_CREDENTIALS_FILE", write_file("credentials",
+	    "[work]\naws_access_key_id = AKVARIABLE\n"
+	    "aws_secret_access_key = v\n", 0600), 1);
+	o.credentials_file = cred;
+	o.config_file = conf;
+	o.profile = "work";
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), 0);
+	assert_string_equal(aws_creds_source(p), "profile work");
+	assert_int_equal(aws_creds_get(p, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.access_key_id, "AKWORK");
+	aws_credentials_clear(&c);
+	aws_creds_free(p);
+	/* a profile only the named config file has */
+	o.profile = "dev";
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), 0);
+	assert_int_equal(aws_creds_get(p, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.access_key_id, "AKDEV");
+	aws_credentials_clear(&c);
+	aws_creds_free(p);
+	assert_int_equal(aws_creds_profile_region("dev", conf, region,
+	    sizeof(region)), 0);
+	assert_string_equal(region, "eu-central-1");
+	/* the named file gets the same scrutiny as the variable's */
+	write_file("named-credentials", credentials_ini, 0640);
+	o.profile = "work";
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), -EPERM);
+
+	/* a named file that is not there is an error, and says which */
+	snprintf(cred, sizeof(cred), "%s/no-such-credentials", tmpdir);
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "credentials_file"));
+	assert_non_null(strstr(err, "no-such-credentials"));
+	o.credentials_file = NULL;
+	snprintf(conf, sizeof(conf), "%s/no-such-config", tmpdir);
+	o.profile = "dev";
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "config_file"));
+	/* while a variable's file that is not there is just not a source */
+	o.config_file = NULL;
+	o.profile = NULL;
+	setenv("AWS_SHARED_CREDENTIALS_FILE", cred, 1);
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "no AWS credentials"));
 }
 
 static void
@@ -741,6 +801,24 @@ test_chain_container(void **state)
 	/* a line break in the token would split the request */
 	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "a\r\nX-Evil: 1", 1);
 	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), -EINVAL);
+
+	/*
+	 * A relative URI is a path on the ECS agent's address. What it is
+	 * resolved against, and that the token goes with it, is proven where
+	 * that address can exist: tests/system/test_aws.py runs the daemon in
+	 * a network namespace of its own that has 169.254.170.2.
+	 */
+	unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "v2/credentials/x", 1);
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "RELATIVE_URI must start with '/'"));
+	/* over a FULL_URI that would be refused: the relative one is taken */
+	setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/x", 1);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://198.51.100.7/", 1);
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), 0);
+	assert_string_equal(aws_creds_source(p), "container");
+	aws_creds_free(p);
+	unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 
 	/* the environment comes first */
 	setenv("AWS_ACCESS_KEY_ID", "AKENV", 1);
@@ -841,6 +919,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup(test_chain_static_config, clean_env),
 		cmocka_unit_test_setup(test_chain_env, clean_env),
 		cmocka_unit_test_setup(test_chain_profile, clean_env),
+		cmocka_unit_test_setup(test_chain_named_files, clean_env),
 		cmocka_unit_test_setup(test_chain_container, clean_env),
 		cmocka_unit_test_setup(test_chain_web_identity_and_imds,
 		    clean_env),
