@@ -4,7 +4,9 @@ KV v1 and v2 reads, field selection, pinned versions, deleted/destroyed versions
 auth method, token renewal and re-login, TLS failures (unknown server CA, no or expired
 client certificate), client certificate rotation without a restart, retries on 429/5xx,
 malformed and oversized answers, one backend request for 50 concurrent first reads, and
-no value or token in the daemon's log.
+no value or token in the daemon's log; a pinned server key, $VAULT_NAMESPACE, a denied path
+(403 after re-login), standby nodes, the cert role name, mtime from created_time, prefix
+directories following writes and deletes, and servers offering only TLS below 1.2.
 
 Run: cd /work/main && SECRETSFS_BIN=BUILD/fuse/secretsfs /usr/bin/python3 -m pytest -q \
          tests/system/test_vault.py
