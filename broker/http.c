@@ -888,7 +888,7 @@ on_header(char *p, size_t size, size_t n, void *arg)
 
 	/* A new status line (after a 100 Continue): forget the last block. */
 	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-		r->request_id[0] = r->error_type[0] = '\0';
+		r->request_id[0] = r->error_type[0] = r->location[0] = '\0';
 		r->retry_after_ms = -1;
 		return len;
 	}
@@ -913,6 +913,8 @@ on_header(char *p, size_t size, size_t n, void *arg)
 		copy_value(r->request_id, sizeof(r->request_id), v, vlen);
 	} else if (header_is(p, len, "X-Amzn-Errortype", &v, &vlen)) {
 		copy_value(r->error_type, sizeof(r->error_type), v, vlen);
+	} else if (header_is(p, len, "Location", &v, &vlen)) {
+		copy_value(r->location, sizeof(r->location), v, vlen);
 	}
 	return len;
 }
@@ -921,6 +923,18 @@ static bool
 alert_in(const char *msg)
 {
 	return strstr(msg, "alert") != NULL;
+}
+
+/*
+ * No TLS version both sides accept: the server's "protocol version" alert
+ * (it saw only 1.2 and 1.3 offered), or OpenSSL's own refusal of an older
+ * version the server chose.
+ */
+static bool
+version_mismatch(const char *msg)
+{
+	return strstr(msg, "alert protocol version") != NULL ||
+	    strstr(msg, "unsupported protocol") != NULL;
 }
 
 /*
@@ -1004,6 +1018,12 @@ map_error(struct http_client *c, CURLcode rc, const struct handle *h,
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
+		if (c->o.tls && version_mismatch(detail)) {
+			snprintf(errbuf, errlen, "%s %s: TLS: the server offers no "
+			    "TLS version we accept; TLS 1.2 is the least (%s)",
+			    method, url, tls_detail(detail, tls, sizeof(tls)));
+			return -EPROTO;
+		}
 		if (c->o.tls && alert_in(detail)) {
 			/*
 			 * With TLS 1.3 the server judges our certificate
@@ -1074,7 +1094,7 @@ retryable_error(CURLcode rc, const struct handle *h, const struct sink *s)
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 		/* A refusal of our certificate will not change by itself. */
-		return !alert_in(h->err);
+		return !alert_in(h->err) && !version_mismatch(h->err);
 	default:
 		return false;
 	}

@@ -544,6 +544,16 @@ env(const char *name)
 	return v && *v ? v : NULL;
 }
 
+/* A value that can travel as a header: no control characters. */
+static bool
+header_safe(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
 static int
 parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
     struct config_err *err)
@@ -668,6 +678,13 @@ parse_conf(const json_t *opts, const char *path, struct vault_conf *vc,
 	if ((r = get_str(opts, path, "address", &vc->address, err)) < 0 ||
 	    (r = get_str(opts, path, "namespace", &vc->ns, err)) < 0)
 		return r;
+	/* Caught here, not as an EINVAL on every request. */
+	if (vc->ns && !header_safe(vc->ns)) {
+		keypath(p, sizeof(p), path, "namespace");
+		return config_err_set(err, p, "%s holds a control character",
+		    vc->ns == env("VAULT_NAMESPACE") ? "$VAULT_NAMESPACE" :
+		    "the namespace");
+	}
 	if ((r = http_options_from_json(opts, path, &vc->http, err)) < 0)
 		return r;
 	if (!vc->address)
@@ -815,6 +832,22 @@ describe_status(const struct http_response *resp, const char *what,
 {
 	char msg[VMSG_MAX];
 
+	if (resp->status >= 300 && resp->status < 400 && resp->location[0]) {
+		const char *l = resp->location, *host = strstr(l, "://");
+		int n = host ? (int)(host + 3 - l) +
+		    (int)strcspn(host + 3, "/?#") : (int)strlen(l);
+
+		/*
+		 * A standby without request forwarding points at the active
+		 * node. Following would hand the token to an address the
+		 * config does not name.
+		 */
+		snprintf(errbuf, errlen, "%.80s%sVault answered %ld, a redirect "
+		    "to %.*s (a standby node names its active node so); "
+		    "redirects are not followed", what ? what : "",
+		    what ? ": " : "", resp->status, n > 80 ? 80 : n, l);
+		return;
+	}
 	if (vault_parse_errors(resp->body, resp->body_len, msg,
 	    sizeof(msg)) < 0)
 		msg[0] = '\0';
@@ -1404,8 +1437,13 @@ vault_fetch(void *impl, const struct backend_request *req,
 		r = -ENOENT;
 		break;
 	case 403:
-		snprintf(errbuf, errlen, "%s/%s: permission denied",
-		    v->kv_mount, req->ref);
+		/* authed() already logged in again: this token may not read it. */
+		if (vault_parse_errors(resp.body, resp.body_len, msg,
+		    sizeof(msg)) < 0 || !msg[0])
+			snprintf(msg, sizeof(msg), "no reason given");
+		snprintf(errbuf, errlen, "%s/%s: permission denied after "
+		    "logging in again; Vault answered 403: %s", v->kv_mount,
+		    req->ref, msg);
 		r = -EACCES;
 		break;
 	default:

@@ -104,6 +104,7 @@ struct http_response {
 	size_t	 body_len;
 	char	 request_id[128];	/* x-amzn-RequestId or X-Vault-Request-Id, if any */
 	char	 error_type[128];	/* X-Amzn-Errortype, if any */
+	char	 location[256];		/* Location of a 3xx (never followed), if any */
 	int64_t	 retry_after_ms;	/* Retry-After, or -1 */
 };
 

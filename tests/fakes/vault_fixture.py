@@ -86,12 +86,13 @@ class VaultFake:
     @classmethod
     def start(cls, workdir, pki_dir, *, port=0, root_token=None, token_ttl=None,
               token_max_ttl=None, mounts=None, config=None, client_ca=None,
-              server_cert=None, server_key=None, quiet=False, timeout=15):
+              server_cert=None, server_key=None, quiet=False, timeout=15, tls_max=None):
         """Launch the server and wait until it listens.
         pki_dir: a Pki or the directory mkpki.sh filled. mounts: {"secret": 2, "kv": 1}
         (the default). config: dict with the keys of configure() (approle, kubernetes,
         cert, auth_mounts, ...), applied on a fresh state. client_ca: CA bundle the
-        handshake accepts (default pki.ca); it is also the cert auth role "default"."""
+        handshake accepts (default pki.ca); it is also the cert auth role "default".
+        tls_max: "1.0".."1.3", the newest TLS version the server offers (default: 1.2+)."""
         pki = pki_dir if isinstance(pki_dir, Pki) else Pki(pki_dir)
         workdir = os.fspath(workdir)
         os.makedirs(workdir, mode=0o700, exist_ok=True)
@@ -102,6 +103,8 @@ class VaultFake:
             f.write(root_token)
         argv = ["--cert", server_cert or pki.server_cert, "--key", server_key or pki.server_key,
                 "--client-ca", os.fspath(client_ca or pki.ca), "--root-token-file", token_file]
+        if tls_max:
+            argv += ["--tls-max", tls_max]
         if token_ttl is not None:
             argv += ["--token-ttl", str(token_ttl)]
         if token_max_ttl is not None:
@@ -313,7 +316,8 @@ class VaultFake:
         status_once=429, status_n={"code": 500, "count": 3, "prefix": "/v1/secret/"},
         slow=2.5, drop=True, reset={"count": 1}, malformed={"prefix": ...},
         oversized=10_000_000, handshake={"count": 2}, status={"code": 500, "rate": 0.1},
-        clear=True. Returns {"sealed": bool, "faults": [...]}."""
+        standby="redirect" (or "forward", "no_leader", {"mode", "active"}), clear=True.
+        Returns {"sealed": bool, "standby": {...} or None, "faults": [...]}."""
         return self._ok("POST", "/_fake/faults", kw)
 
     def clear_faults(self):
@@ -321,7 +325,7 @@ class VaultFake:
 
     def configure(self, **kw):
         """POST /_fake/config: token_ttl, token_max_ttl, mounts, auth_mounts, approle,
-        kubernetes, cert (each replaces its whole section). Returns the config."""
+        kubernetes, cert, deny (each replaces its whole section). Returns the config."""
         self._mount_versions = {}
         return self._ok("POST", "/_fake/config", kw)
 

@@ -22,8 +22,19 @@ tls_require_and_verify_client_cert).
   LIST is the LIST method or GET ?list=true. Tokens: X-Vault-Token, else
   "Authorization: Bearer". X-Vault-Namespace selects a separate secret store per namespace.
 
-Not modelled: ACL policies (any valid token may do anything), response wrapping, PATCH,
-namespaces in the URL path, standby nodes. Tokens are valid in every namespace.
+ACLs are modelled only as a deny list (config "deny"): a non-root token asking for a path
+that matches one of its globs gets what Vault answers for a missing capability, 403
+{"errors":["1 error occurred:\n\t* permission denied\n\n"]}. Otherwise any valid token may
+do anything.
+
+A standby node (fault "standby"): sys/health answers 429 (standbycode=, standbyok=true), and
+every other /v1 request is, by mode, "forward": answered as the active node would (Vault's
+default request forwarding); "redirect": 307 with Location: <active>/<same path>?<query> and no
+body (forwarding disabled, or the client sent X-Vault-No-Request-Forwarding); "no_leader": 503
+{"errors":["no active Vault instance found"]}.
+
+Not modelled: response wrapping, PATCH, namespaces in the URL path. Tokens are valid in every
+namespace.
 
 Control routes (token: the root token), for the tests and for "the security team":
   GET  /_fake/stats                  counters (see State.new_stats)
@@ -65,6 +76,8 @@ HANDSHAKE_TIMEOUT = 10
 IDLE_TIMEOUT = 60
 RECENT_MAX = 500
 B62 = string.ascii_letters + string.digits
+TLS_VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
+                "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 V2_PATH_WARNING = ("Invalid path for a versioned K/V secrets engine. See the API docs for the "
                    "appropriate API endpoints to use. If using the Vault CLI, use 'vault kv get' "
@@ -197,10 +210,12 @@ class State:
         with open(args.client_ca) as f:
             self.cert = {"default": {"certificate": f.read(), "policies": ["default"]}}
         self.cert_subjects = {}
+        self.deny = []  # path globs denied to every non-root token
         self.kv1 = {}   # ns -> mount -> path -> data
         self.kv2 = {}   # ns -> mount -> path -> entry
         self.tokens = {}
         self.sealed = False
+        self.standby = None     # None, or {"mode": ..., "active": URL}
         self.faults = []
         self.cluster_id = new_uuid()
         self.cluster_name = "vault-cluster-" + secrets.token_hex(4)
@@ -215,7 +230,7 @@ class State:
     # -- persistence: lets restart() keep secrets, tokens and config (not faults, stats) --
 
     PERSIST = ("token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle", "kubernetes",
-               "cert", "kv1", "kv2", "tokens")
+               "cert", "deny", "kv1", "kv2", "tokens")
 
     def load(self):
         with open(self.state_file) as f:
@@ -245,9 +260,11 @@ class State:
         kubernetes {role: {jwts [..], policies, service_account_name,
                            service_account_namespace, token_ttl, token_max_ttl}},
         cert {name: {certificate PEM | certificate_file path, allowed_common_names [globs],
-                     policies, token_ttl, token_max_ttl}}."""
+                     policies, token_ttl, token_max_ttl}},
+        deny [globs]: paths (relative to the namespace, as in a policy: "secret/data/team/*")
+                     that no non-root token may use."""
         known = {"token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle",
-                 "kubernetes", "cert"}
+                 "kubernetes", "cert", "deny"}
         unknown = set(cfg) - known
         if unknown:
             raise VaultError(400, "unknown config keys: " + ", ".join(sorted(unknown)))
@@ -262,6 +279,11 @@ class State:
             for key in ("approle", "kubernetes"):
                 if key in cfg:
                     setattr(self, key, dict(cfg[key] or {}))
+            if "deny" in cfg:
+                deny = cfg["deny"] or []
+                if not isinstance(deny, list) or not all(isinstance(g, str) for g in deny):
+                    raise VaultError(400, "deny: expected a list of path globs")
+                self.deny = list(deny)
             if "cert" in cfg:
                 roles = {}
                 for name, role in (cfg["cert"] or {}).items():
@@ -283,6 +305,7 @@ class State:
             return {"token_ttl": self.token_ttl, "token_max_ttl": self.token_max_ttl,
                     "mounts": self.mounts, "auth_mounts": self.auth_mounts,
                     "approle": self.approle, "kubernetes": self.kubernetes,
+                    "deny": self.deny,
                     "cert": {n: {k: v for k, v in r.items() if k != "certificate"}
                              for n, r in self.cert.items()}}
 
@@ -291,8 +314,13 @@ class State:
     TERMINAL = ("status", "drop", "reset", "malformed", "oversized")
 
     def set_faults(self, spec):
-        """{"clear": true} drops every fault and unseals (applied first);
+        """{"clear": true} drops every fault, unseals and makes the node active (applied first);
         {"sealed": bool};
+        {"standby": false | "forward" | "redirect" | "no_leader" | {mode, active}}
+                                                               this node becomes a standby
+                                                               (see the module doc); active is
+                                                               the active node's address
+                                                               (default https://127.0.0.2:8200);
         {"status_once": 429 | {code, prefix}}                  next request only;
         {"status_n": {code, count, prefix}};
         {"status": 500 | {code, count, prefix, message, retry_after}};
@@ -312,13 +340,24 @@ class State:
             if spec.get("clear"):
                 self.faults = []
                 self.sealed = False
+                self.standby = None
             if "sealed" in spec:
                 self.sealed = bool(spec["sealed"])
+            if "standby" in spec:
+                sb = spec["standby"]
+                if sb is None or sb is False:
+                    self.standby = None
+                else:
+                    sb = dict(sb) if isinstance(sb, dict) else {"mode": sb}
+                    if sb.get("mode") not in ("forward", "redirect", "no_leader"):
+                        raise VaultError(400, "standby mode: forward, redirect or no_leader")
+                    sb.setdefault("active", "https://127.0.0.2:8200")
+                    self.standby = sb
             scalar = {"status_once": "code", "status_n": "code", "status": "code",
                       "slow": "seconds", "drop": None, "reset": None, "malformed": None,
                       "oversized": "bytes", "handshake": None}
             for key, val in spec.items():
-                if key in ("clear", "sealed"):
+                if key in ("clear", "sealed", "standby"):
                     continue
                 if key not in scalar:
                     raise VaultError(400, "unknown fault %r" % key)
@@ -348,7 +387,8 @@ class State:
 
     def fault_view(self):
         with self.lock:
-            return {"sealed": self.sealed, "faults": [dict(f) for f in self.faults]}
+            return {"sealed": self.sealed, "standby": dict(self.standby) if self.standby else None,
+                    "faults": [dict(f) for f in self.faults]}
 
     def take_faults(self, path):
         """The slow fault and the terminal fault that apply to this request, counted down."""
@@ -405,6 +445,8 @@ class State:
             "lookups": 0,
             "tokens_issued": 0,
             "permission_denied": 0,
+            "acl_denied": {},       # "[ns/]secret/data/db": n, 403s from the deny list
+            "standby": {},          # mode: requests a standby node answered itself
             "faults": {},           # fault kind (status:N): times applied
             "connections": 0,       # TLS connections accepted (connection reuse checks)
             "tls_resumed": 0,       # of which resumed a TLS session
@@ -697,6 +739,10 @@ class Handler(BaseHTTPRequestHandler):
             rel = self.url_path[len("/v1/"):]
             if st.sealed and rel != "sys/health":
                 raise VaultError(503, "Vault is sealed")
+            with st.lock:
+                standby = dict(st.standby) if st.standby else None
+            if standby and rel != "sys/health" and self.answer_as_standby(standby):
+                return
             self.route(rel)
         except VaultError as err:
             self.send_error_body(err)
@@ -768,6 +814,35 @@ class Handler(BaseHTTPRequestHandler):
             return True
         return False
 
+    def answer_as_standby(self, sb):
+        """True when this standby answered itself (http/handler.go handleRequestForwarding,
+        respondStandby); False when it forwards, i.e. the request is served as usual."""
+        mode = sb["mode"]
+        if mode == "forward" and not self.headers.get("X-Vault-No-Request-Forwarding"):
+            return False
+        self.server.state.bump("standby", mode)
+        if mode == "no_leader":
+            raise VaultError(503, "no active Vault instance found")
+        active = urlsplit(sb["active"])
+        query = urlsplit(self.path).query
+        location = "%s://%s%s%s" % (active.scheme or "https", active.netloc,
+                                    urlsplit(self.path).path, "?" + query if query else "")
+        self.send(307, headers={"Location": location})
+        return True
+
+    def acl_check(self, tok, rel):
+        """The deny list stands in for policies: a denied capability is a 403 whose text
+        Vault wraps with go-multierror (reference A2)."""
+        st = self.server.state
+        if tok["policies"] == ["root"]:
+            return
+        with st.lock:
+            deny = list(st.deny)
+        if any(fnmatch.fnmatchcase(rel, g) for g in deny):
+            st.bump("permission_denied")
+            st.bump("acl_denied", self.stat_key(rel))
+            raise VaultError(403, "1 error occurred:\n\t* permission denied\n\n")
+
     def route(self, rel):
         st = self.server.state
         method = self.method
@@ -791,6 +866,7 @@ class Handler(BaseHTTPRequestHandler):
                     raise VaultError(405, "unsupported operation")
                 return self.login(parts[1], st.auth_mounts[parts[1]])
         tok = self.require_token()
+        self.acl_check(tok, rel)
         mount = st.find_mount(rel)
         if mount is None:
             if tok["policies"] == ["root"]:
@@ -808,13 +884,15 @@ class Handler(BaseHTTPRequestHandler):
         q = self.query
         if st.sealed:
             code = int(q.get("sealedcode", 503))
+        elif st.standby and q.get("standbyok") != "true":
+            code = int(q.get("standbycode", 429))
         else:
             code = int(q.get("activecode", 200))
         body = {"clock_skew_ms": 0, "cluster_id": st.cluster_id, "cluster_name": st.cluster_name,
                 "echo_duration_ms": 0, "enterprise": False, "initialized": True,
                 "performance_standby": False, "replication_dr_mode": "disabled",
                 "replication_performance_mode": "disabled", "sealed": st.sealed,
-                "server_time_utc": int(time.time()), "standby": False,
+                "server_time_utc": int(time.time()), "standby": bool(st.standby),
                 "version": VAULT_VERSION}
         if st.sealed:   # what a sealed node knows: no cluster identity, no replication state
             for k in ("cluster_id", "cluster_name", "clock_skew_ms", "echo_duration_ms"):
@@ -874,6 +952,8 @@ class Handler(BaseHTTPRequestHandler):
             roles = sorted(st.cert.items())
             subjects = dict(st.cert_subjects)
         for name, role in roles:
+            # With a name, Vault loads only that role's certificates (path_login.go
+            # loadTrustedCerts): an unknown name trusts nothing.
             if wanted and name != wanted:
                 continue
             if issuer not in subjects.get(name, []):
@@ -1291,6 +1371,10 @@ def main():
                    help="NAME=1|2 (repeatable; default secret=2 and kv=1)")
     p.add_argument("--config", help="JSON file, same keys as POST /_fake/config")
     p.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    p.add_argument("--tls-max", choices=sorted(TLS_VERSIONS),
+                   help="offer no TLS version above this one (tests of a client's minimum); "
+                        "below 1.2 the node also offers TLS 1.0 and the ciphers OpenSSL 3 "
+                        "keeps only at security level 0, as an old server would")
     args = p.parse_args()
     if args.root_token_file:
         with open(args.root_token_file) as f:
@@ -1300,6 +1384,12 @@ def main():
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if args.tls_max:
+        top = TLS_VERSIONS[args.tls_max]
+        if top < ssl.TLSVersion.TLSv1_2:
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.maximum_version = top
     ctx.load_cert_chain(args.cert, args.key)
     ctx.load_verify_locations(cafile=args.client_ca)
     ctx.verify_mode = ssl.CERT_REQUIRED

@@ -4,6 +4,7 @@ client, and with plain TLS sockets for the mutual-TLS rules.
 Run: cd /work/main && /usr/bin/python3 -m pytest -q tests/system/test_fake_vault.py
 """
 
+import json
 import os
 import re
 import socket
@@ -11,13 +12,15 @@ import ssl
 import subprocess
 import sys
 import time
+import warnings
 
 import hvac
 import pytest
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes"))
-from vault_fixture import VaultFake, make_pki  # noqa: E402
+from vault_fixture import VaultFake, VaultFakeError, make_pki  # noqa: E402
+from conftest import SHARED, need  # noqa: E402
 
 ENVELOPE_KEYS = ["request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info",
                  "warnings", "auth", "mount_type"]
@@ -50,7 +53,7 @@ def _clean_faults(request):
     if "vault" in request.fixturenames:
         v = request.getfixturevalue("vault")
         v.clear_faults()
-        v.configure(approle=APPROLE, kubernetes=KUBERNETES,
+        v.configure(approle=APPROLE, kubernetes=KUBERNETES, deny=[],
                     cert={"default": {"certificate_file": v.pki.ca, "policies": ["default"]}})
 
 
@@ -668,3 +671,177 @@ def test_log_has_no_secret_values(tmp_path, pki):
     assert "POST /v1/secret/data/log/x 200" in log
     for secret in ("do-not-log-me-4711", "also-secret-0815", v.root_token):
         assert secret not in log
+
+
+# -- the answers' shape against the reference examples --
+
+REFERENCE = SHARED / "reference" / "api-examples" / "vault"
+# The HTTPAuth fields of reference A1; the doc samples show only some of them.
+HTTPAUTH_KEYS = {"client_token", "accessor", "policies", "token_policies", "identity_policies",
+                 "metadata", "lease_duration", "renewable", "entity_id", "token_type", "orphan",
+                 "mfa_requirement", "num_uses"}
+
+
+def json_type(v):
+    if v is None:
+        return "null"
+    for t, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+                    (list, "array"), (dict, "object")):
+        if isinstance(v, t):
+            return name
+    raise TypeError(type(v))
+
+
+def shape_diff(ref, got, path="", extra_ok=None):
+    """Where got's structure (keys, recursively, and JSON types) differs from ref's. The
+    doc samples abbreviate the envelope and the auth block: there, and only there, got may
+    carry more keys, and only the fields reference A1 names (extra_ok: path -> keys)."""
+    extra_ok = extra_ok or {}
+    if json_type(ref) != json_type(got):
+        return ["%s: %s in the reference, %s from the fake" % (path or "/", json_type(ref),
+                                                             json_type(got))]
+    out = []
+    if isinstance(ref, dict):
+        for k in sorted(set(ref) - set(got)):
+            out.append("%s/%s: missing from the fake" % (path, k))
+        for k in sorted(set(got) - set(ref) - set(extra_ok.get(path, ()))):
+            out.append("%s/%s: not in the reference" % (path, k))
+        for k in sorted(set(ref) & set(got)):
+            out += shape_diff(ref[k], got[k], "%s/%s" % (path, k), extra_ok)
+    elif isinstance(ref, list):
+        for i, item in enumerate(got):
+            out += shape_diff(ref[0], item, "%s[%d]" % (path, i), extra_ok) if ref else []
+    return out
+
+
+def reference(name):
+    need(REFERENCE.is_dir(), "the reference examples are not at %s (the repo is checked out "
+         "next to shared/)" % REFERENCE)
+    with open(REFERENCE / name) as f:
+        return json.load(f)
+
+
+def test_answers_have_the_reference_examples_shape(vault):
+    envelope = {"": ENVELOPE_KEYS}
+    # The examples' own data, so that data (a secret's keys) compares exactly too.
+    assert vault.kv_put("secret", "shape/doc", {"foo": "bar"}) == 1
+    assert vault.kv_put("secret", "shape/doc", {"foo": "bar"}) == 2
+    vault.request("POST", "/v1/secret/metadata/shape/doc",
+                  {"custom_metadata": {"owner": "jdoe", "mission_critical": "false"}})
+    vault.kv_put("secret", "shape/list/foo", {"a": "b"})
+    vault.kv_put("secret", "shape/list/foo/bar", {"a": "b"})
+    vault.kv_put("kv", "shape/doc", {"foo": "bar", "ttl": "1h"})
+    vault.kv_put("kv", "shape/list/foo", {"a": "b"})
+    vault.kv_put("kv", "shape/list/foo/bar", {"a": "b"})
+    cases = [
+        ("kv-v2-read-secret-version.response.json", "GET", "/v1/secret/data/shape/doc", None),
+        ("kv-v1-read-secret.response.json", "GET", "/v1/kv/shape/doc", None),
+        ("kv-v2-list-secrets.response.json", "LIST", "/v1/secret/metadata/shape/list", None),
+        ("kv-v1-list-secrets.response.json", "GET", "/v1/kv/shape/list?list=true", None),
+        ("auth-cert-login.response.json", "POST", "/v1/auth/cert/login",
+         reference("auth-cert-login.request.json")),
+    ]
+    vault.configure(cert={"cert1": {"certificate_file": vault.pki.ca, "policies": ["web"]}})
+    for name, method, path, body in cases:
+        status, got, _ = vault.request(method, path, body,
+                                       token="" if "login" in path else None)
+        assert status == 200, (name, status, got)
+        assert list(got) == ENVELOPE_KEYS, name
+        extra = dict(envelope, **({"/auth": HTTPAUTH_KEYS} if "login" in path else {}))
+        assert shape_diff(reference(name), got, extra_ok=extra) == [], name
+    # Values the examples pin down, beyond shape.
+    _, kv1, _ = vault.request("GET", "/v1/kv/shape/doc")
+    assert kv1["lease_duration"] == reference("kv-v1-read-secret.response.json")["lease_duration"]
+    _, lst, _ = vault.request("LIST", "/v1/secret/metadata/shape/list")
+    assert lst["data"]["keys"] == reference("kv-v2-list-secrets.response.json")["data"]["keys"]
+    _, v2, _ = vault.request("GET", "/v1/secret/data/shape/doc")
+    assert v2["data"]["metadata"]["custom_metadata"] == \
+        reference("kv-v2-read-secret-version.response.json")["data"]["metadata"]["custom_metadata"]
+
+
+def test_shape_diff_sees_a_difference():
+    """The comparison above can fail: a changed type, a missing or an extra key."""
+    ref = {"data": {"data": {"foo": "bar"}, "metadata": {"version": 2, "destroyed": False}}}
+    assert shape_diff(ref, ref) == []
+    bad = {"data": {"data": {"foo": "bar"}, "metadata": {"version": "2", "destroyed": False}}}
+    assert shape_diff(ref, bad) == ["/data/metadata/version: integer in the reference, "
+                                    "string from the fake"]
+    assert shape_diff(ref, {"data": {"data": {"foo": "bar"}, "metadata": {"version": 2}}}) \
+        == ["/data/metadata/destroyed: missing from the fake"]
+    assert shape_diff(ref, dict(ref, auth=None)) == ["/auth: not in the reference"]
+    assert shape_diff(ref, dict(ref, auth=None), extra_ok={"": ["auth"]}) == []
+    assert shape_diff({"k": ["a"]}, {"k": ["a", 1]}) == \
+        ["/k[1]: string in the reference, integer from the fake"]
+
+
+# -- ACL deny list, standby, old TLS versions --
+
+def test_denied_path_is_vaults_permission_denied(vault):
+    tok = client(vault).auth.cert.login(cert_pem=vault.client_cert,
+                                        key_pem=vault.client_key)["auth"]["client_token"]
+    vault.kv_put("secret", "acl/no", {"a": "b"})
+    vault.kv_put("secret", "acl/yes", {"a": "b"})
+    vault.configure(deny=["secret/data/acl/no*"])
+    c = client(vault, token=tok)
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        c.secrets.kv.v2.read_secret_version("acl/no", mount_point="secret")
+    assert e.value.errors == ["1 error occurred:\n\t* permission denied\n\n"]
+    assert c.secrets.kv.v2.read_secret_version("acl/yes", mount_point="secret")["data"]["data"] \
+        == {"a": "b"}
+    # Root is above policies; the deny list is per namespace-relative path.
+    assert vault.kv_get("secret", "acl/no") == {"a": "b"}
+    st = vault.stats()
+    assert st["acl_denied"] == {"secret/data/acl/no": 1}
+    with pytest.raises(VaultFakeError) as e:
+        vault.configure(deny="secret/*")
+    assert e.value.status == 400
+
+
+def test_standby_modes(vault):
+    vault.kv_put("secret", "sb/x", {"a": "b"})
+    vault.faults(standby={"mode": "redirect", "active": "https://10.0.0.7:8200"})
+    h = client(vault).sys.read_health_status(method="GET")
+    assert h.status_code == 429 and h.json()["standby"] is True and h.json()["sealed"] is False
+    status, body, _ = vault.request("GET", "/v1/sys/health?standbyok=true")
+    assert status == 200 and body["standby"] is True
+    status, _, _ = vault.request("GET", "/v1/sys/health?standbycode=299")
+    assert status == 299
+
+    def unfollowed(path, **headers):
+        return requests.get(vault.addr + path, allow_redirects=False,
+                            headers=dict(headers, **{"X-Vault-Token": vault.root_token}),
+                            verify=vault.ca, cert=(vault.client_cert, vault.client_key),
+                            timeout=10)
+    # Redirect: 307, no body, Location = the active node + the same path and query.
+    r = unfollowed("/v1/secret/data/sb/x?version=1")
+    assert r.status_code == 307 and r.content == b""
+    assert r.headers["Location"] == "https://10.0.0.7:8200/v1/secret/data/sb/x?version=1"
+    # Forward: served as the active node serves it, unless the client refuses forwarding.
+    vault.faults(standby={"mode": "forward", "active": "https://10.0.0.7:8200"})
+    assert vault.kv_get("secret", "sb/x") == {"a": "b"}
+    r = unfollowed("/v1/secret/data/sb/x", **{"X-Vault-No-Request-Forwarding": "true"})
+    assert r.status_code == 307
+    assert r.headers["Location"] == "https://10.0.0.7:8200/v1/secret/data/sb/x"
+    vault.faults(standby="no_leader")
+    status, body, _ = vault.request("GET", "/v1/secret/data/sb/x")
+    assert status == 503 and body == {"errors": ["no active Vault instance found"]}
+    assert vault.stats()["standby"] == {"redirect": 1, "forward": 1, "no_leader": 1}
+    assert vault.faults(standby=False)["standby"] is None
+    assert vault.kv_get("secret", "sb/x") == {"a": "b"}
+
+
+def test_tls_max_offers_only_old_versions(tmp_path, pki):
+    with VaultFake.start(tmp_path / "v", pki, quiet=True, tls_max="1.1") as old:
+        ctx = ssl.create_default_context(cafile=pki.ca)
+        ctx.load_cert_chain(pki.client_cert, pki.client_key)
+        with pytest.raises(ssl.SSLError):
+            with socket.create_connection(("127.0.0.1", old.port), timeout=10) as sock:
+                ctx.wrap_socket(sock, server_hostname="127.0.0.1").close()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with socket.create_connection(("127.0.0.1", old.port), timeout=10) as sock:
+            with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+                assert tls.version() == "TLSv1.1"

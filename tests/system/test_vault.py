@@ -4,20 +4,29 @@ KV v1 and v2 reads, field selection, pinned versions, deleted/destroyed versions
 auth method, token renewal and re-login, TLS failures (unknown server CA, no or expired
 client certificate), client certificate rotation without a restart, retries on 429/5xx,
 malformed and oversized answers, one backend request for 50 concurrent first reads, and
-no value or token in the daemon's log.
+no value or token in the daemon's log; a pinned server key, $VAULT_NAMESPACE, a denied path
+(403 after re-login), standby nodes, the cert role name, mtime from created_time, prefix
+directories following writes and deletes, and servers offering only TLS below 1.2.
 
 Run: cd /work/main && SECRETSFS_BIN=BUILD/fuse/secretsfs /usr/bin/python3 -m pytest -q \
          tests/system/test_vault.py
 """
+import base64
+import calendar
 import errno
 import json
 import os
+import re
+import socket
+import ssl
 import stat
 import secrets
 import shutil
+import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -57,7 +66,7 @@ def _reset_vault(request):
         v = request.getfixturevalue("vault")
         v.clear_faults()
         v.configure(approle=APPROLE, kubernetes=KUBERNETES, token_ttl=3600,
-                    token_max_ttl=2764800,
+                    token_max_ttl=2764800, deny=[],
                     cert={"default": {"certificate_file": v.pki.ca, "policies": ["default"]}})
 
 
@@ -626,3 +635,269 @@ def test_prefix_lists_the_kv_folder(make_daemon, vault, kv):
     listed = "secret/metadata/t21" if kv == 2 else "kv/t21"
     assert vault.stats()["lists"].get(listed, 0) >= 1
     assert_log_clean(d, vault, a, b, c)
+
+
+# -- pinned public key, namespace from the environment, denied paths, standby --
+
+def spki_pin(key_file):
+    """curl's sha256// pin of a key: base64 of the SHA-256 of its DER SubjectPublicKeyInfo."""
+    der = subprocess.run(["openssl", "pkey", "-in", key_file, "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    digest = subprocess.run(["openssl", "dgst", "-sha256", "-binary"], input=der,
+                            check=True, capture_output=True).stdout
+    return "sha256//" + base64.b64encode(digest).decode()
+
+
+def test_pinned_public_key(make_daemon, vault, pki, tmp_path):
+    v = value()
+    vault.kv_put("secret", "t22/x", {"k": v})
+    right = spki_pin(pki.server_key)
+    wrong = spki_pin(pki.server_otherca_key)    # a real key, just not this server's
+    assert right != wrong
+    pem = tmp_path / "server-pub.pem"
+    subprocess.run(["openssl", "pkey", "-in", pki.server_key, "-pubout", "-out", str(pem)],
+                   check=True)
+
+    def pinned(pin):
+        return backend(vault, tls={"ca_file": vault.ca, "client_cert": vault.client_cert,
+                                   "client_key": vault.client_key, "pinned_pubkey": pin})
+    cfg = {"backends": {"right": pinned(right), "either": pinned(wrong + ";" + right),
+                        "file": pinned(str(pem)), "wrong": pinned(wrong)},
+           "secrets": {name: {"backend": name, "ref": "t22/x", "field": "k"}
+                       for name in ("right", "either", "file", "wrong")},
+           "rules": [{"id": "host", "match": {"host": True}, "allow": ["*"]}]}
+    d = make_daemon(cfg)
+    assert read(d, "right") == v.encode()
+    assert read(d, "either") == v.encode()      # one of a list matches: a key rotation
+    assert read(d, "file") == v.encode()        # a public key file
+    assert read_errno(d, "wrong") == errno.EIO
+    assert re.search(r"secret wrong: backend wrong: login with cert auth failed: "
+                     r"POST \S+/v1/auth/cert/login: TLS: the server's public key does not "
+                     r"match pinned_pubkey", d.log()), d.log()
+    assert d.proc.poll() is None
+    assert_log_clean(d, vault, v)
+
+
+def test_namespace_from_vault_namespace(make_daemon, vault):
+    """$VAULT_NAMESPACE is sent as X-Vault-Namespace when the config names none; a
+    configured namespace wins over it."""
+    env_ns, cfg_ns, root_ns = value(), value(), value()
+    vault.kv_put("secret", "t23/x", {"k": env_ns}, namespace="team-env")
+    vault.kv_put("secret", "t23/x", {"k": cfg_ns}, namespace="team-cfg")
+    vault.kv_put("secret", "t23/x", {"k": root_ns})
+    cfg = {"backends": {"env": backend(vault), "cfg": backend(vault, namespace="team-cfg")},
+           "secrets": {"env": {"backend": "env", "ref": "t23/x", "field": "k"},
+                       "cfg": {"backend": "cfg", "ref": "t23/x", "field": "k"}},
+           "rules": [{"id": "host", "match": {"host": True}, "allow": ["*"]}]}
+    d = make_daemon(cfg, start=False)
+    d.start(prefix=["env", "VAULT_NAMESPACE=team-env"])
+    assert read(d, "env") == env_ns.encode()
+    assert read(d, "cfg") == cfg_ns.encode()
+    seen = {r["namespace"] for r in vault.stats()["recent"]
+            if r["path"] == "/v1/secret/data/t23/x" and r["token"] == "token"}
+    assert seen == {"team-env", "team-cfg"}
+    assert_log_clean(d, vault, env_ns, cfg_ns, root_ns)
+
+
+def test_kv_read_denied_after_relogin_is_eacces(make_daemon, vault):
+    ok, denied = value(), value()
+    vault.kv_put("secret", "t24/ok", {"k": ok})
+    vault.kv_put("secret", "t24/no", {"k": denied})
+    vault.configure(deny=["secret/data/t24/no"])
+    d = make_daemon(config(backend(vault), {
+        "ok": {"backend": "vault", "ref": "t24/ok", "field": "k"},
+        "no": {"backend": "vault", "ref": "t24/no", "field": "k"}}))
+    assert read(d, "ok") == ok.encode()
+    before = vault.stats()
+    assert read_errno(d, "no") == errno.EACCES
+    after = vault.stats()
+    # The first 403 may mean an expired token: one login, one retry, then the 403 stands.
+    assert after["logins"]["cert"] == before["logins"]["cert"] + 1
+    assert after["acl_denied"]["secret/data/t24/no"] == 2
+    assert "secret/data/t24/no" not in after["kv_reads"]
+    assert ("secret no: backend vault: secret/t24/no: permission denied after logging in "
+            "again; Vault answered 403: 1 error occurred: * permission denied") in d.log()
+    assert read(d, "ok") == ok.encode()        # the new token still reads what it may
+    assert_log_clean(d, vault, ok, denied)
+
+
+@pytest.mark.parametrize("mode", ["redirect", "no_leader", "forward"])
+def test_standby_node(make_daemon, vault, mode):
+    """A standby forwards requests to the active node by default: reads work. One that
+    redirects (307, forwarding off) is not followed, and one that knows no active node
+    answers 503: with nothing cached either is EIO with a log line; the daemon stays up."""
+    warm, cold = value(), value()
+    vault.kv_put("secret", "t25/warm", {"k": warm})
+    vault.kv_put("secret", "t25/" + mode, {"k": cold})
+    d = make_daemon(config(backend(vault, http={"timeout": "3s", "retry_max": "200ms"}), {
+        "warm": {"backend": "vault", "ref": "t25/warm", "field": "k"},
+        "cold": {"backend": "vault", "ref": "t25/" + mode, "field": "k"}}))
+    assert read(d, "warm") == warm.encode()    # logged in while the node was active
+    vault.faults(standby={"mode": mode, "active": "https://127.0.0.2:8200"})
+    status, health = vault.health()
+    assert status == 429 and health["standby"] is True
+    if mode == "forward":
+        assert read(d, "cold") == cold.encode()
+    else:
+        assert read_errno(d, "cold") == errno.EIO
+        log = d.log()
+        if mode == "redirect":
+            assert re.search(r"secret cold: backend vault: /v1/secret/data/t25/redirect: Vault "
+                             r"answered 307, a redirect to https://127.0.0.2:8200 \(a standby "
+                             r"node names its active node so\); redirects are not followed",
+                             log), log
+            assert vault.stats()["standby"]["redirect"] == 1
+        else:
+            assert ("secret cold: backend vault: /v1/secret/data/t25/no_leader: Vault "
+                    "answered 503: no active Vault instance found") in log
+        assert d.proc.poll() is None
+    assert read(d, "warm") == warm.encode()     # cached: a standby costs no served value
+    vault.faults(standby=False)
+    assert read(d, "cold") == cold.encode()
+    assert_log_clean(d, vault, warm, cold)
+
+
+def test_cert_auth_role_name(make_daemon, vault, tmp_path):
+    """auth.name reaches Vault: with two roles that both trust the client's CA, the token
+    comes from the named one (unnamed, Vault would try "default" first); an unknown name
+    trusts nothing and the login fails."""
+    vault.configure(cert={"default": {"certificate_file": vault.pki.ca, "policies": ["default"]},
+                          "ops": {"certificate_file": vault.pki.ca, "policies": ["ops"]}})
+    v = value()
+    vault.kv_put("secret", "t26/x", {"k": v})
+
+    def cert_names():
+        with open(vault.state_file) as f:
+            return [t["meta"]["cert_name"] for t in json.load(f)["tokens"].values()
+                    if t["path"] == "auth/cert/login"]
+    before = cert_names()
+    d = make_daemon(config(backend(vault, auth={"method": "cert", "name": "ops"}), {
+        "s": {"backend": "vault", "ref": "t26/x", "field": "k"}}), workdir=tmp_path / "ops")
+    assert read(d, "s") == v.encode()
+    assert cert_names().count("ops") == before.count("ops") + 1
+    assert cert_names().count("default") == before.count("default")
+
+    failures = vault.stats()["login_failures"].get("cert", 0)
+    bad = make_daemon(config(backend(vault, auth={"method": "cert", "name": "nope"}), {
+        "s": {"backend": "vault", "ref": "t26/x", "field": "k"}}), workdir=tmp_path / "nope")
+    assert read_errno(bad, "s") == errno.EACCES
+    assert ("secret s: backend vault: login with cert auth failed: Vault answered 400: "
+            "invalid certificate or no client certificate supplied") in bad.log()
+    assert vault.stats()["login_failures"]["cert"] > failures
+    assert bad.proc.poll() is None
+
+
+# -- mtime, prefix refresh, TLS minimum --
+
+def rfc3339_ns(s):
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z", s)
+    assert m, s
+    secs = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+    return secs * 10**9 + int((m.group(2) or "").ljust(9, "0"))
+
+
+def test_kv2_mtime_is_the_versions_created_time(make_daemon, vault):
+    a, b = value(), value()
+    vault.kv_put("secret", "t27/x", {"k": a})
+    vault.kv_put("secret", "t27/x", {"k": b})
+
+    def created(n):
+        status, body, _ = vault.request("GET", "/v1/secret/data/t27/x?version=%d" % n)
+        assert status == 200
+        return rfc3339_ns(body["data"]["metadata"]["created_time"])
+    c1, c2 = created(1), created(2)
+    assert c1 != c2
+    d = make_daemon(config(backend(vault), {
+        "latest": {"backend": "vault", "ref": "t27/x", "field": "k"},
+        "v1": {"backend": "vault", "ref": "t27/x", "field": "k", "version": "1"},
+        "dir": {"backend": "vault", "ref": "t27/x", "as": "directory"}}))
+    assert read(d, "latest") == b.encode()
+    assert os.stat(d.path("latest")).st_mtime_ns == c2
+    assert os.stat(d.path("v1")).st_mtime_ns == c1
+    assert os.stat(d.path("dir/k")).st_mtime_ns == c2
+    assert os.getxattr(d.path("v1"), "user.secretsfs.version") == b"1"
+
+
+def test_prefix_follows_writes_and_deletes_in_vault(make_daemon, vault, tmp_path):
+    """A prefix is listed again every refresh: a key written appears, a key whose metadata
+    is deleted (gone from LIST) disappears. A soft-deleted key is still listed, as Vault
+    lists it; reading it serves the last value for cache.delete_grace, then ENOENT."""
+    a, b, c, n = value(), value(), value(), value()
+    for key, v in (("a", a), ("b", b), ("c", c)):
+        vault.kv_put("secret", "t28/" + key, {"k": v})
+
+    def mount(grace):
+        cfg = config(backend(vault), {"team": {"backend": "vault", "ref": "t28", "as": "prefix",
+                                               "field": "k", "refresh": "1s"}})
+        cfg["cache"] = {"delete_grace": grace}
+        return make_daemon(cfg, workdir=tmp_path / ("grace-" + grace))
+    now, later = mount("0s"), mount("1h")
+
+    def names(d):
+        return sorted(os.listdir(d.path("team")))
+    for d in (now, later):
+        assert names(d) == ["a", "b", "c"]
+        assert read(d, "team/c") == c.encode()
+
+    vault.kv_put("secret", "t28/new", {"k": n})
+    vault.kv_delete_metadata("secret", "t28/b")
+    for d in (now, later):
+        assert wait_for(lambda: names(d) == ["a", "c", "new"]), names(d)
+        assert read(d, "team/new") == n.encode()
+        assert read_errno(d, "team/b") == errno.ENOENT
+
+    vault.kv_delete("secret", "t28/c")          # soft delete of the latest version
+    assert wait_for(lambda: read_errno(now, "team/c") == errno.ENOENT)
+    assert "c" in names(now)
+
+    def deletion_seen():
+        assert read(later, "team/c") == c.encode()
+        return "secret team/c: backend vault: secret/t28/c: version 1 was deleted at" in \
+            later.log()
+    assert wait_for(deletion_seen)
+    assert read(later, "team/c") == c.encode()  # within the hour's grace
+    assert_log_clean(now, vault, a, b, c, n)
+    assert_log_clean(later, vault, a, b, c, n)
+
+
+LEGACY_OPENSSL_CNF = """openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = TLSv1
+CipherString = DEFAULT@SECLEVEL=0
+"""
+
+
+@pytest.mark.parametrize("tls_max", ["1.1", "1.0"])
+def test_server_below_tls_1_2_is_refused(make_daemon, pki, tmp_path, tls_max):
+    """The daemon runs with an OpenSSL configuration that allows TLS 1.0 (OpenSSL 3's own
+    default already refuses it), so the refusal can only come from its TLS 1.2 minimum."""
+    cnf = tmp_path / "legacy-openssl.cnf"
+    cnf.write_text(LEGACY_OPENSSL_CNF)
+    with VaultFake.start(tmp_path / "old", pki, quiet=True, tls_max=tls_max) as old:
+        # The server does speak the old version to a client that allows it.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(pki.ca)
+        ctx.load_cert_chain(pki.client_cert, pki.client_key)
+        with warnings.catch_warnings():     # deprecated: the point of this client
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with socket.create_connection(("127.0.0.1", old.port), timeout=10) as sock:
+            with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+                assert tls.version() == {"1.1": "TLSv1.1", "1.0": "TLSv1"}[tls_max]
+        d = make_daemon(config(backend(old, http={"timeout": "3s"}),
+                               {"s": {"backend": "vault", "ref": "x", "field": "k"}}),
+                        start=False)
+        d.start(prefix=["env", "OPENSSL_CONF=" + str(cnf)])
+        assert read_errno(d, "s") == errno.EIO
+        assert re.search(r"secret s: backend vault: login with cert auth failed: POST "
+                         r"\S+/v1/auth/cert/login: TLS: the server offers no TLS version we accept; "
+                         r"TLS 1.2 is the least \((tlsv1 alert protocol version|unsupported "
+                         r"protocol)\)", d.log()), \
+            d.log()
+        assert d.proc.poll() is None

@@ -609,6 +609,25 @@ test_config_environment_defaults(void **state)
 	    "{\"method\":\"token\",\"token_file\":\"/t\"}}", &err), 0);
 	assert_int_equal(validate("{\"type\":\"vault\",\"tls\":false,\"auth\":"
 	    "{\"method\":\"cert\"}}", &err), -EINVAL);
+	/*
+	 * $VAULT_NAMESPACE is the namespace when the config has none: a
+	 * value unfit for a header is refused under its own name, and the
+	 * config's namespace, when given, wins over it.
+	 */
+	setenv("VAULT_ADDR", "https://vault.example:8200", 1);
+	setenv("VAULT_NAMESPACE", "team-a\r\nX-Vault-Token: x", 1);
+	assert_int_equal(validate(no_addr, &err), -EINVAL);
+	assert_string_equal(err.path, "backends.v.namespace");
+	assert_non_null(strstr(err.msg, "$VAULT_NAMESPACE"));
+	assert_int_equal(validate("{\"type\":\"vault\",\"namespace\":"
+	    "\"team-b\",\"auth\":{\"method\":\"cert\"}}", &err), 0);
+	assert_int_equal(validate("{\"type\":\"vault\",\"namespace\":"
+	    "\"team\\tb\",\"auth\":{\"method\":\"cert\"}}", &err), -EINVAL);
+	assert_string_equal(err.path, "backends.v.namespace");
+	assert_non_null(strstr(err.msg, "the namespace"));
+	setenv("VAULT_NAMESPACE", "team-a/sub/", 1);
+	assert_int_equal(validate(no_addr, &err), 0);
+	unsetenv("VAULT_NAMESPACE");
 	unsetenv("VAULT_ADDR");
 	unsetenv("VAULT_CACERT");
 	unsetenv("VAULT_CLIENT_CERT");
