@@ -340,7 +340,9 @@ int audit_backend_error(struct audit *a, const struct audit_backend_error *e);
 /* A backend login or token renewal, successful (ok) or not (error). */
 struct audit_auth {
 	const char		*backend;
-	const char		*method;	/* "cert", "approle", "kubernetes", "iam" */
+	const char		*method;	/* Vault: "cert", "approle", "kubernetes";
+						   AWS: "web-identity", "container",
+						   "imds" */
 	const char		*action;	/* "login" | "renew" */
 	enum audit_outcome	 outcome;	/* ok | error */
 	int			 err;
