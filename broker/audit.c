@@ -1647,6 +1647,7 @@ audit_get_stats(struct audit *a, struct audit_stats *st)
 	pthread_mutex_lock(&a->lock);
 	*st = a->st;
 	st->seq = a->seq;
+	memcpy(st->mac, a->prev, sizeof(st->mac));
 	st->file_size = a->size;
 	pthread_mutex_unlock(&a->lock);
 }

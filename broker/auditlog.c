@@ -30,6 +30,9 @@ static const char *const bad_names[] = {
 	[AUDITLOG_FOREIGN_KEY]	= "foreign-key",
 	[AUDITLOG_MALFORMED]	= "malformed",
 	[AUDITLOG_RESTARTED]	= "restarted",
+	[AUDITLOG_HEAD_REMOVED]	= "head-removed",
+	[AUDITLOG_TAIL_REMOVED]	= "tail-removed",
+	[AUDITLOG_MISMATCH]	= "mismatch",
 };
 
 const char *
@@ -147,25 +150,147 @@ copy_str(char *dst, size_t len, json_t *o, const char *k)
 	snprintf(dst, len, "%s", s != NULL ? s : "?");
 }
 
-int
-auditlog_verify(const struct audit_key *key, char **files, int n, FILE *out,
+/*
+ * Is the first good record where the chain must start? Fills res when it
+ * is not.
+ */
+static bool
+head_ok(const struct auditlog_opts *opts, const struct audit_line *al,
     struct auditlog_result *res)
 {
+	uint64_t	start = opts->from != 0 ? opts->from : 1;
+
+	if (al->seq > start) {
+		res->kind = AUDITLOG_HEAD_REMOVED;
+		snprintf(res->detail, sizeof(res->detail), "the chain starts "
+		    "at seq %" PRIu64 ", not %" PRIu64 ": records %" PRIu64
+		    "..%" PRIu64 " are missing before it", al->seq, start, start,
+		    al->seq - 1);
+	} else if (al->seq < start) {
+		res->kind = AUDITLOG_MISMATCH;
+		snprintf(res->detail, sizeof(res->detail), "the chain starts "
+		    "at seq %" PRIu64 ", before seq %" PRIu64 " (--from)", al->seq,
+		    start);
+	} else if (start == 1 && strcmp(al->prev, ZERO_MAC) != 0) {
+		res->kind = AUDITLOG_MISMATCH;
+		snprintf(res->detail, sizeof(res->detail), "seq 1 does not "
+		    "begin a chain: its prev is not all zero");
+	} else
+		return true;
+	return false;
+}
+
+/*
+ * A good record checked against the end the caller knows: the daemon's
+ * last record, or the last seq (--to). Fills res when it does not fit.
+ */
+static bool
+end_ok(const struct auditlog_opts *opts, const struct audit_line *al,
+    bool *head_seen, struct auditlog_result *res)
+{
+	if (opts->head_seq != 0 && al->seq == opts->head_seq) {
+		if (opts->head_mac != NULL &&
+		    strcmp(al->mac, opts->head_mac) != 0) {
+			res->kind = AUDITLOG_MISMATCH;
+			snprintf(res->detail, sizeof(res->detail), "record seq %"
+			    PRIu64 " is not the one the daemon wrote (another "
+			    "mac): the trail was replaced, or is another chain",
+			    al->seq);
+			return false;
+		}
+		*head_seen = true;
+	}
+	if (opts->to != 0 && al->seq > opts->to) {
+		res->kind = AUDITLOG_MISMATCH;
+		snprintf(res->detail, sizeof(res->detail), "the chain goes on "
+		    "past seq %" PRIu64 " (--to): seq %" PRIu64 " follows",
+		    opts->to, al->seq);
+		return false;
+	}
+	return true;
+}
+
+static void
+report(FILE *out, const struct audit_key *key, int n,
+    const struct auditlog_opts *opts, const struct auditlog_result *res,
+    const char *last_event, const char *last_time)
+{
+	if (res->kind != AUDITLOG_CLEAN) {
+		if (res->line > 0)
+			fprintf(out, "%s:%lu: ", res->file, res->line);
+		else
+			fprintf(out, "%s: ", res->file);
+		fprintf(out, "%s: %s\n", auditlog_bad_name(res->kind),
+		    res->detail);
+		fprintf(out, "%" PRIu64 " records verified before it",
+		    res->records);
+		if (res->records > 0)
+			fprintf(out, " (seq %" PRIu64 "..%" PRIu64 ")",
+			    res->first_seq, res->last_seq);
+		fprintf(out, "\n");
+		if (res->kind == AUDITLOG_HEAD_REMOVED && opts->from == 0 &&
+		    res->line > 0)
+			fprintf(out, "if retention deleted the files before it, "
+			    "verify from where they end: --from SEQ\n");
+		if (res->kind == AUDITLOG_TAIL_REMOVED && opts->head_seq != 0)
+			fprintf(out, "(or the daemon's current file is not among "
+			    "the files given)\n");
+		return;
+	}
+	fprintf(out, "%s: %" PRIu64 " records verified in %d file%s, key_id "
+	    "%s, seq %" PRIu64 "..%" PRIu64 "\n", res->end ==
+	    AUDITLOG_END_UNCONFIRMED ? "UNCONFIRMED END" : "OK", res->records,
+	    n, n == 1 ? "" : "s", audit_key_id(key), res->first_seq,
+	    res->last_seq);
+	fprintf(out, "last record: seq %" PRIu64 " \"%s\" at %s\n",
+	    res->last_seq, last_event, last_time);
+	switch (res->end) {
+	case AUDITLOG_END_STOP:
+		fprintf(out, "end: a \"stop\" record (the daemon stopped)\n");
+		break;
+	case AUDITLOG_END_TO:
+		fprintf(out, "end: seq %" PRIu64 ", as --to says\n", opts->to);
+		break;
+	case AUDITLOG_END_HEAD:
+		fprintf(out, "end: the running daemon's last record, seq %"
+		    PRIu64 ", is in the files\n", opts->head_seq);
+		break;
+	case AUDITLOG_END_UNCONFIRMED:
+		fprintf(out, "the chain is intact, but nothing confirms that it "
+		    "ends here: its last record is not a \"stop\" record, and "
+		    "records cut from the end of a chain do not show in it.\n"
+		    "Confirm the end with -c CONFIG while the daemon runs (it "
+		    "is asked for its last record), or with --to SEQ (the "
+		    "last seq, from `secretsfs status` or a copy of the "
+		    "trail kept elsewhere).\n");
+		break;
+	}
+}
+
+int
+auditlog_verify(const struct audit_key *key, char **files, int n,
+    const struct auditlog_opts *opts, FILE *out, struct auditlog_result *res)
+{
+	static const struct auditlog_opts none;
 	struct auditlog_result	 lres;
 	struct audit_line	 al = { .obj = NULL };
 	FILE			*fp = NULL;
 	char			*line = NULL, prev[AUDIT_MAC_HEX + 1];
 	char			 last_event[32] = "", last_time[40] = "";
+	const char		*last_file = NULL;
 	size_t			 cap = 0;
 	ssize_t			 len;
 	off_t			 next_off;
 	uint64_t		 expect = 0;
 	bool			 started = false, has_nl, last_in_file;
+	bool			 head_seen = false;
 	int			 fi, c, r = 0, ffi = 0;
-	unsigned long		 fline = 0;
+	unsigned long		 fline = 0, last_line = 0;
 
 	if (res == NULL)
 		res = &lres;
+	if (opts == NULL)
+		opts = &none;
 	memset(res, 0, sizeof(*res));
 	if (n < 1)
 		return -EINVAL;
@@ -219,7 +344,8 @@ auditlog_verify(const struct audit_key *key, char **files, int n, FILE *out,
 				    "record seq %" PRIu64 " does not match its "
 				    "mac: its content was changed", al.seq);
 			} else if (!started) {
-				res->first_seq = al.seq;
+				if (head_ok(opts, &al, res))
+					res->first_seq = al.seq;
 			} else if (al.seq == expect && strcmp(al.prev, prev) == 0) {
 				/* the chain goes on */
 			} else if (al.seq == 1 && strcmp(al.prev, ZERO_MAC) == 0) {
@@ -259,12 +385,16 @@ auditlog_verify(const struct audit_key *key, char **files, int n, FILE *out,
 				    "its prev is not the mac of the record "
 				    "before (a record of another chain)", al.seq);
 			}
+			if (res->kind == AUDITLOG_CLEAN)
+				end_ok(opts, &al, &head_seen, res);
 			if (res->kind != AUDITLOG_CLEAN)
 				break;
 
 			started = true;
 			res->records++;
 			res->last_seq = al.seq;
+			last_file = res->file;
+			last_line = res->line;
 			expect = al.seq + 1;
 			memcpy(prev, al.mac, sizeof(prev));
 			copy_str(last_event, sizeof(last_event), al.obj, "event");
@@ -282,38 +412,59 @@ auditlog_verify(const struct audit_key *key, char **files, int n, FILE *out,
 		fp = NULL;
 	}
 
-	if (res->kind != AUDITLOG_CLEAN) {
-		r = 1;
-		if (out != NULL) {
-			fprintf(out, "%s:%lu: %s: %s\n", res->file, res->line,
-			    auditlog_bad_name(res->kind), res->detail);
-			fprintf(out, "%" PRIu64 " records verified before it",
-			    res->records);
-			if (res->records > 0)
-				fprintf(out, " (seq %" PRIu64 "..%" PRIu64 ")",
-				    res->first_seq, res->last_seq);
-			fprintf(out, "\n");
-		}
-	} else {
-		r = 0;
+	/* Every record given is sound; now the ends the chain cannot show. */
+	if (res->kind == AUDITLOG_CLEAN && res->records == 0) {
+		res->kind = AUDITLOG_HEAD_REMOVED;
+		res->file = files[0];
+		res->line = 0;
+		snprintf(res->detail, sizeof(res->detail), "no record at all: "
+		    "the chain's first record, seq %" PRIu64 ", is missing",
+		    opts->from != 0 ? opts->from : 1);
+	} else if (res->kind == AUDITLOG_CLEAN && opts->head_seq != 0 &&
+	    !head_seen) {
+		res->kind = res->last_seq < opts->head_seq ?
+		    AUDITLOG_TAIL_REMOVED : AUDITLOG_MISMATCH;
+		res->file = last_file;
+		res->line = last_line;
+		if (res->kind == AUDITLOG_TAIL_REMOVED)
+			snprintf(res->detail, sizeof(res->detail), "the chain "
+			    "ends at seq %" PRIu64 ", but the daemon's last "
+			    "record is seq %" PRIu64 ": records %" PRIu64 "..%"
+			    PRIu64 " are missing from its end", res->last_seq,
+			    opts->head_seq, res->last_seq + 1, opts->head_seq);
+		else
+			snprintf(res->detail, sizeof(res->detail), "the daemon's "
+			    "last record, seq %" PRIu64 ", is not in the files "
+			    "given", opts->head_seq);
+	} else if (res->kind == AUDITLOG_CLEAN && opts->to != 0 &&
+	    res->last_seq < opts->to) {
+		res->kind = AUDITLOG_TAIL_REMOVED;
+		res->file = last_file;
+		res->line = last_line;
+		snprintf(res->detail, sizeof(res->detail), "the chain ends at "
+		    "seq %" PRIu64 ", not %" PRIu64 " (--to): records %" PRIu64
+		    "..%" PRIu64 " are missing from its end", res->last_seq,
+		    opts->to, res->last_seq + 1, opts->to);
+	}
+
+	if (res->kind != AUDITLOG_CLEAN)
+		r = AUDITLOG_BAD;
+	else {
+		if (opts->head_seq != 0)
+			res->end = AUDITLOG_END_HEAD;
+		else if (opts->to != 0)
+			res->end = AUDITLOG_END_TO;
+		else if (strcmp(last_event, "stop") == 0)
+			res->end = AUDITLOG_END_STOP;
+		else
+			res->end = AUDITLOG_END_UNCONFIRMED;
+		r = res->end == AUDITLOG_END_UNCONFIRMED ?
+		    AUDITLOG_UNCONFIRMED : AUDITLOG_OK;
 		res->file = NULL;
 		res->line = 0;
-		if (out != NULL) {
-			fprintf(out, "OK: %" PRIu64 " records verified in %d "
-			    "file%s, key_id %s", res->records, n, n == 1 ? "" : "s",
-			    audit_key_id(key));
-			if (res->records > 0)
-				fprintf(out, ", seq %" PRIu64 "..%" PRIu64 "\n"
-				    "last record: seq %" PRIu64 " \"%s\" at %s",
-				    res->first_seq, res->last_seq,
-				    res->last_seq, last_event, last_time);
-			fprintf(out, "\n");
-			if (res->first_seq > 1)
-				fprintf(out, "note: the chain starts at seq %"
-				    PRIu64 "; the records before it are in "
-				    "files not given\n", res->first_seq);
-		}
 	}
+	if (out != NULL)
+		report(out, key, n, opts, res, last_event, last_time);
 done:
 	json_decref(al.obj);
 	if (fp != NULL)
@@ -323,7 +474,8 @@ done:
 }
 
 int
-auditlog_verify_files(const char *keyfile, char **files, int n, FILE *out)
+auditlog_verify_files(const char *keyfile, char **files, int n,
+    const struct auditlog_opts *opts, FILE *out)
 {
 	struct audit_key	*key;
 	char			 err[512];
@@ -334,7 +486,7 @@ auditlog_verify_files(const char *keyfile, char **files, int n, FILE *out)
 			fprintf(out, "%s\n", err);
 		return r;
 	}
-	r = auditlog_verify(key, files, n, out, NULL);
+	r = auditlog_verify(key, files, n, opts, out, NULL);
 	audit_key_free(key);
 	return r;
 }

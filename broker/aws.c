@@ -614,6 +614,7 @@ aws_open(const struct config_backend *cfg, void **impl, char *errbuf,
 		goto fail;
 	}
 	memset(&co, 0, sizeof(co));
+	co.backend = cfg->name;
 	co.credentials = json_object_get(o, "credentials");
 	co.profile = profile;
 	co.credentials_file = json_string_value(json_object_get(o,

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include <secretsfs/aws_creds.h>
+#include <secretsfs/backend.h>
 #include <secretsfs/http.h>
 #include <secretsfs/secfile.h>
 #include <secretsfs/secmem.h>
@@ -47,6 +48,7 @@ enum source {
 struct aws_creds {
 	enum source		 src;
 	char			 source_name[128];
+	char			*backend;	/* for the audit trail, or NULL */
 
 	pthread_mutex_t		 lock;		/* cur, have, obtained, ... */
 	pthread_mutex_t		 refresh;	/* one fetch at a time */
@@ -1716,6 +1718,10 @@ aws_creds_new(const struct aws_creds_options *o, struct aws_creds **out,
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->refresh, NULL);
 	p->src = SRC_STATIC;
+	if (o->backend && !(p->backend = strdup(o->backend))) {
+		r = -ENOMEM;
+		goto done;
+	}
 
 	if (o->credentials) {
 		r = from_static_json(p, o->credentials, errbuf, errlen);
@@ -1779,6 +1785,7 @@ aws_creds_free(struct aws_creds *p)
 	free(p->token_file);
 	secmem_free(p->auth_token);
 	secmem_free(p->imds_token);
+	free(p->backend);
 	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->refresh);
 	free(p);
@@ -1814,6 +1821,52 @@ usable(const struct aws_creds *p, time_t now)
 	return p->have && (p->cur.expiration == 0 || now < p->cur.expiration);
 }
 
+/* Fixed words for the audit trail: never a service's text or a token. */
+static const char *
+auth_reason(int r)
+{
+	switch (r) {
+	case -EACCES:
+		return "credentials refused";
+	case -EAGAIN:
+		return "throttled";
+	case -EPROTO:
+		return "TLS failure";
+	case -ETIMEDOUT:
+		return "timed out";
+	case -ECONNREFUSED:
+		return "connection refused";
+	case -EHOSTUNREACH:
+		return "host not found";
+	case -EPERM:
+		return "token file not private";
+	case -ENOENT:
+		return "token file missing";
+	case -EFBIG:
+		return "answer too large";
+	case -ENOMEM:
+		return "out of memory";
+	default:
+		return "credential service error";
+	}
+}
+
+/* The audit trail's name for a remote source: its auth "method". */
+static const char *
+method_name(const struct aws_creds *p)
+{
+	switch (p->src) {
+	case SRC_WEB_IDENTITY:
+		return "web-identity";
+	case SRC_CONTAINER:
+		return "container";
+	case SRC_IMDS:
+		return "imds";
+	default:
+		return "static";
+	}
+}
+
 /* With refresh held, lock not held. */
 static int
 do_refresh(struct aws_creds *p, struct aws_credentials *out, char *errbuf,
@@ -1821,10 +1874,16 @@ do_refresh(struct aws_creds *p, struct aws_credentials *out, char *errbuf,
 {
 	struct aws_credentials next;
 	time_t now = time(NULL);
-	int r;
+	const char *action;
+	long long ttl = 0;
+	int r, fr;
 
-	r = fetch_remote(p, &next, errbuf, errlen);
+	r = fr = fetch_remote(p, &next, errbuf, errlen);
 	pthread_mutex_lock(&p->lock);
+	/* The first credentials are a login; any after them, a renewal. */
+	action = p->fetches == 0 ? "login" : "renew";
+	if (r == 0 && next.expiration > now)
+		ttl = (long long)(next.expiration - now);
 	if (r == 0) {
 		aws_credentials_clear(&p->cur);
 		p->cur = next;
@@ -1845,6 +1904,14 @@ do_refresh(struct aws_creds *p, struct aws_credentials *out, char *errbuf,
 	if (r == 0 && (r = aws_credentials_copy(out, &p->cur)) < 0)
 		snprintf(errbuf, errlen, "locked memory exhausted");
 	pthread_mutex_unlock(&p->lock);
+	/*
+	 * Outside the lock: in the fetcher the record crosses a socket, and
+	 * readers with good credentials must not wait on it. A failed
+	 * refresh is reported even while the old credentials still serve.
+	 */
+	if (p->backend)
+		backend_report_auth(p->backend, method_name(p), action, fr == 0,
+		    -fr, ttl, fr == 0 ? NULL : auth_reason(fr));
 	return r;
 }
 

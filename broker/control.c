@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include <secretsfs/config.h>
 #include <secretsfs/control.h>
 #include <secretsfs/log.h>
@@ -456,6 +458,15 @@ status_json(const struct broker_snapshot *s, FILE *f)
 	    ",\"cache_values\":%" PRIu64 "}", s->cache.bytes,
 	    s->cache_max_bytes, s->cache.entries);
 	fprintf(f, ",\"readers\":{\"open_files\":%ld}", s->open_files);
+	/* The head of the chain: what `audit verify -c` checks the files by. */
+	if (s->audit_on) {
+		fprintf(f, ",\"audit\":{\"seq\":%" PRIu64 ",\"mac\":",
+		    s->audit.seq);
+		json_str(f, s->audit.seq ? s->audit.mac : NULL);
+		fprintf(f, ",\"records\":%" PRIu64 ",\"failures\":%" PRIu64 "}",
+		    s->audit.records, s->audit.failures);
+	} else
+		fputs(",\"audit\":null", f);
 	fputs(",\"backends\":[", f);
 	for (i = 0; i < s->nbackends; i++) {
 		const struct broker_backend_info *bi = &s->backends[i];
@@ -558,6 +569,13 @@ status_text(const struct broker_snapshot *s, FILE *f)
 	    s->locked_bytes, s->backing, s->used_bytes, s->cache.bytes,
 	    s->cache_max_bytes, s->cache.entries);
 	fprintf(f, "readers: %ld open files\n", s->open_files);
+	if (s->audit_on)
+		fprintf(f, "audit: last record seq %" PRIu64 " mac %s; %" PRIu64
+		    " written, %" PRIu64 " failed since start\n", s->audit.seq,
+		    s->audit.seq ? s->audit.mac : "-", s->audit.records,
+		    s->audit.failures);
+	else
+		fprintf(f, "audit: off\n");
 
 	fprintf(f, "\n%-16s %-6s %-24s %9s %7s  %s\n", "BACKEND", "TYPE",
 	    "STATE", "REQUESTS", "ERRORS", "AUTH");
@@ -1073,6 +1091,51 @@ fail:
 	free(*buf);
 	*buf = NULL;
 	close(fd);
+	return r;
+}
+
+int
+control_audit_head(const char *path, uint64_t *seq, char *mac, size_t maclen,
+    char *why, size_t whylen)
+{
+	json_t *doc, *au, *jseq, *jmac;
+	const char *m;
+	char *ans;
+	size_t len;
+	int r;
+
+	if ((r = request(path, "status json\n", &ans, &len)) < 0) {
+		snprintf(why, whylen, "cannot reach the daemon on %s: %s", path,
+		    strerror(-r));
+		return r;
+	}
+	doc = strncmp(ans, "ok\n", 3) == 0 ?
+	    json_loadb(ans + 3, len - 3, 0, NULL) : NULL;
+	free(ans);
+	if (!doc) {
+		snprintf(why, whylen, "the daemon on %s gave no status", path);
+		return -EPROTO;
+	}
+	au = json_object_get(doc, "audit");
+	jseq = json_object_get(au, "seq");
+	jmac = json_object_get(au, "mac");
+	m = json_string_value(jmac);
+	r = 0;
+	if (json_is_null(au)) {
+		snprintf(why, whylen, "the daemon on %s keeps no audit trail",
+		    path);
+		r = -ENODATA;
+	} else if (!json_is_integer(jseq) || json_integer_value(jseq) < 1 ||
+	    !m || strlen(m) != 64 || strspn(m, "0123456789abcdef") != 64 ||
+	    maclen < 65) {
+		snprintf(why, whylen, "the daemon on %s gave no audit head "
+		    "(an older secretsfs?)", path);
+		r = -EPROTO;
+	} else {
+		*seq = (uint64_t)json_integer_value(jseq);
+		snprintf(mac, maclen, "%s", m);
+	}
+	json_decref(doc);
 	return r;
 }
 

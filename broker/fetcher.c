@@ -582,8 +582,9 @@ got_auth(struct wire_in *in)
 		log_warnx("fetcher: malformed authentication event");
 		return;
 	}
-	backend_report_auth(backend, method, action, ok != 0,
-	    err ? -(int)err : 0, (long long)ttl, reason_null ? NULL : reason);
+	/* A positive errno, as the backend reported it. */
+	backend_report_auth(backend, method, action, ok != 0, (int)err,
+	    (long long)ttl, reason_null ? NULL : reason);
 }
 
 /*

@@ -41,7 +41,8 @@ usage(FILE *f)
 "usage: secretsfs mount -c CONFIG [-f] [-d] [MOUNTPOINT]\n"
 "       secretsfs check-config CONFIG\n"
 "       secretsfs explain -c CONFIG (--pid PID | --container NAME)\n"
-"       secretsfs audit verify (-k KEYFILE | -c CONFIG) FILE...\n"
+"       secretsfs audit verify (-k KEYFILE | -c CONFIG) [--from SEQ]\n"
+"                              [--to SEQ] FILE...\n"
 "       secretsfs audit show [--json] [--secret GLOB] [--container NAME]\n"
 "                            [--since TIME] FILE...\n"
 "       secretsfs repair -c CONFIG [--pid PID]... [--container NAME]...\n"
@@ -63,7 +64,11 @@ usage(FILE *f)
 "                would see under CONFIG's rules, and the rule deciding each\n"
 "  audit verify  check the MAC chain of audit files (rotated ones too, any\n"
 "                order); exit 1 at the first record edited, removed,\n"
-"                inserted or reordered, naming its file and line\n"
+"                inserted or reordered, naming its file and line. The\n"
+"                chain must start at seq 1, or at --from SEQ (older files\n"
+"                deleted); its end is confirmed by the running daemon's\n"
+"                last record (with -c), by --to SEQ, or by a final stop\n"
+"                record: else exit 3, end unconfirmed\n"
 "  audit show    print audit records as a table (--json: as they are),\n"
 "                filtered by secret, container (name or id prefix) and\n"
 "                time (RFC 3339, or a duration such as 1h meaning 'since\n"
@@ -356,22 +361,59 @@ out:
 	return rc;
 }
 
+/* A seq given on the command line: 1 or more. */
+static int
+parse_seq(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end != '\0' || errno != 0 || v == 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/*
+ * Exit 0: the chain is intact from its start to a confirmed end; 1: it
+ * was tampered with (or does not match what was asserted); 2: usage, an
+ * unreadable file or key; 3: intact, but nothing confirms its end.
+ */
 static int
 cmd_audit_verify(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "key",	required_argument,	NULL, 'k' },
+		{ "config",	required_argument,	NULL, 'c' },
+		{ "from",	required_argument,	NULL, 'F' },
+		{ "to",		required_argument,	NULL, 'T' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct auditlog_opts opts = { 0 };
 	const char *keyfile = NULL, *file = NULL;
 	struct config *cfg = NULL;
-	char why[512];
+	char why[512], sock[256], mac[AUDIT_MAC_HEX + 1];
 	int ch, r;
 
 	optind = 1;
-	while ((ch = getopt(argc, argv, "k:c:")) != -1) {
+	while ((ch = getopt_long(argc, argv, "k:c:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'k':
 			keyfile = optarg;
 			break;
 		case 'c':
 			file = optarg;
+			break;
+		case 'F':
+		case 'T':
+			if (parse_seq(optarg, ch == 'F' ? &opts.from :
+			    &opts.to) < 0) {
+				log_warnx("--%s %s: not a seq (1 or more)",
+				    ch == 'F' ? "from" : "to", optarg);
+				return 2;
+			}
 			break;
 		default:
 			usage(stderr);
@@ -382,13 +424,18 @@ cmd_audit_verify(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (opts.to != 0 && opts.to < (opts.from ? opts.from : 1)) {
+		log_warnx("--to %llu is before the chain's start",
+		    (unsigned long long)opts.to);
+		return 2;
+	}
 	if (file) {
 		if (load_config(file, &cfg) < 0)
-			return 1;
+			return 2;
 		if (!cfg->audit) {
 			log_warnx("%s has no \"audit\" section", file);
 			config_free(cfg);
-			return 1;
+			return 2;
 		}
 		keyfile = cfg->audit->key_file;
 	}
@@ -396,15 +443,32 @@ cmd_audit_verify(int argc, char **argv)
 	if (secmem_init(1u << 20, why, sizeof(why)) < 0) {
 		log_warnx("%s", why);
 		config_free(cfg);
-		return 1;
+		return 2;
 	}
-	r = auditlog_verify_files(keyfile, argv + optind, argc - optind, stdout);
+	/*
+	 * The running daemon's last record, asked before a byte of the
+	 * files is read: whatever it writes meanwhile only adds to them.
+	 */
+	if (cfg && control_socket_path(cfg->control_socket, cfg->mountpoint,
+	    sock, sizeof(sock)) == 0) {
+		if (control_audit_head(sock, &opts.head_seq, mac, sizeof(mac),
+		    why, sizeof(why)) == 0) {
+			opts.head_mac = mac;
+			fprintf(stderr, "secretsfs: audit verify: the daemon's "
+			    "last record is seq %llu\n",
+			    (unsigned long long)opts.head_seq);
+		} else
+			fprintf(stderr, "secretsfs: audit verify: %s; the end "
+			    "of the trail is judged from the files alone\n", why);
+	}
+	r = auditlog_verify_files(keyfile, argv + optind, argc - optind, &opts,
+	    stdout);
 	config_free(cfg);
 	if (r < 0) {
 		log_warnx("audit verify: %s", strerror(-r));
 		return 2;
 	}
-	return r == 0 ? 0 : 1;
+	return r;
 }
 
 static int

@@ -340,7 +340,9 @@ int audit_backend_error(struct audit *a, const struct audit_backend_error *e);
 /* A backend login or token renewal, successful (ok) or not (error). */
 struct audit_auth {
 	const char		*backend;
-	const char		*method;	/* "cert", "approle", "kubernetes", "iam" */
+	const char		*method;	/* Vault: "cert", "approle", "kubernetes";
+						   AWS: "web-identity", "container",
+						   "imds" */
 	const char		*action;	/* "login" | "renew" */
 	enum audit_outcome	 outcome;	/* ok | error */
 	int			 err;
@@ -392,6 +394,8 @@ struct audit_stats {
 	uint64_t	records;	/* written since open */
 	uint64_t	failures;	/* records that could not be written */
 	uint64_t	seq;		/* last seq written (0: none yet) */
+	char		mac[AUDIT_MAC_HEX + 1];	/* its mac: the chain's head,
+					   which `audit verify -c` asks for */
 	uint64_t	file_size;	/* bytes in the current file */
 	uint64_t	rotations;	/* size rotations done */
 	uint64_t	rotate_errors;	/* size rotations that failed */

@@ -69,6 +69,15 @@ int aws_credentials_copy(struct aws_credentials *dst,
 
 /* What the provider needs from the backend config. Borrowed by _new. */
 struct aws_creds_options {
+	/*
+	 * The backend's name. When set, every fetch of temporary credentials
+	 * (web identity, container, IMDS), successful or not, is reported
+	 * with backend_report_auth() for the audit trail: method
+	 * "web-identity", "container" or "imds"; action "login" for the
+	 * first credentials, "renew" for each later set; the seconds they
+	 * are good for; on failure a fixed reason. Never a key or a token.
+	 */
+	const char	*backend;
 	const json_t	*credentials;	/* "credentials" object, or NULL */
 	const char	*profile;	/* "profile", or NULL */
 	const char	*credentials_file; /* NULL: env, else ~/.aws/credentials */

@@ -97,7 +97,8 @@ int backend_select_field(struct backend_value *v, const char *field,
  * Authentication events (a login, a token renewal, a failure of either)
  * that backends report for the audit trail. The broker registers one hook
  * per process before opening backends; backends call backend_report_auth
- * from any thread. reason is fixed text, never a token or a response body.
+ * from any thread. err is 0 or a positive errno; reason is fixed text,
+ * never a token or a response body.
  */
 typedef void (*backend_auth_hook)(void *arg, const char *backend,
     const char *method, const char *action, bool ok, int err,

@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <secretsfs/broker.h>
@@ -94,6 +95,17 @@ int control_open(const char *path, struct broker *b, struct control **out,
     char *errbuf, size_t errlen);
 /* Stop listening, wait for the connections in progress, unlink. NULL ok. */
 void control_close(struct control *c);
+
+/*
+ * Ask the daemon on path for the head of its audit chain (the seq and mac
+ * of its last record, from "status json"), for `audit verify -c`. 0 and
+ * *seq, mac (64 hex digits and a NUL: maclen >= 65); or -ECONNREFUSED,
+ * -ENOENT, -EACCES... (from connect: no daemon there, or not ours to
+ * ask), -ENODATA when it keeps no trail, -EPROTO for an answer without a
+ * head; why says which.
+ */
+int control_audit_head(const char *path, uint64_t *seq, char *mac,
+    size_t maclen, char *why, size_t whylen);
 
 /* The CLI: argv[0] is one of the verbs. Returns the exit status. */
 bool control_is_command(const char *verb);

@@ -90,19 +90,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < (int)size; i++)
 		lines += data[i] == '\n';
 
-	r = auditlog_verify(key, files, n, devnull, &res);
-	if (r != 0 && r != 1 && r != -ENOMEM)
+	r = auditlog_verify(key, files, n, NULL, devnull, &res);
+	if (r != AUDITLOG_OK && r != AUDITLOG_BAD && r != AUDITLOG_UNCONFIRMED &&
+	    r != -ENOMEM)
 		abort();
 	if (!memchr(res.detail, '\0', sizeof(res.detail)))
 		abort();
-	if (r == 0) {
+	if (r == AUDITLOG_OK || r == AUDITLOG_UNCONFIRMED) {
 		/* Clean: every line of every file is a good record. */
 		if (res.kind != AUDITLOG_CLEAN || res.records != lines ||
 		    (res.records > 0 && res.last_seq < res.first_seq))
 			abort();
-	} else if (r == 1) {
+	} else if (r == AUDITLOG_BAD) {
+		/* Line 0 only for a trail without a single record. */
 		if (res.kind == AUDITLOG_CLEAN || res.file == NULL ||
-		    res.line < 1 || res.records >= lines + 1 ||
+		    (res.line < 1 && res.records != 0) ||
+		    res.records >= lines + 1 ||
 		    strcmp(auditlog_bad_name(res.kind), "unknown") == 0)
 			abort();
 	}

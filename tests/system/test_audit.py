@@ -1,12 +1,14 @@
 """The tamper-evident audit trail through a real mount.
 
 Exact records for concurrent readers of several uids (allowed opens,
-lookups denied by a rule and by default), fail closed on a full disk and
-recovery without a torn line, SIGHUP after logrotate's mv, tampering caught
-by `secretsfs audit verify`, `secretsfs audit show`, no value or key in the
-trail or the log, and "on_failure": "allow". A denied open that skips the
-lookup (through /proc/PID/fd) is an expected failure until fs.c records the
-GETATTR denial that stops it.
+lookups denied by a rule and by default), a denied open that skips the
+lookup (through /proc/PID/fd), fail closed on a full disk and recovery
+without a torn line, SIGHUP after logrotate's mv, tampering caught by
+`secretsfs audit verify` (edited, removed, inserted, reordered, truncated,
+another key, and records cut from the head or the tail, the tail checked
+against the running daemon's last record with -c and against --to),
+`secretsfs audit show`, the stdout copy of the trail, no value or key in
+the trail or the log, and "on_failure": "allow".
 
 Run: cd /work/main && SECRETSFS_BIN=BUILD/fuse/secretsfs /usr/bin/python3 -m pytest -q \
          tests/system/test_audit.py
@@ -86,8 +88,18 @@ def lines(path):
         return f.read().splitlines()
 
 
-def verify(key_file, *files):
+def verify(key_file, *files, args=()):
+    """audit verify -k: exit 0 clean to a confirmed end, 1 tampered, 2
+    usage or I/O, 3 clean but the end unconfirmed."""
     return subprocess.run([binary(), "audit", "verify", "-k", str(key_file)]
+                          + list(args) + [str(f) for f in files],
+                          capture_output=True, text=True, timeout=60)
+
+
+def verify_live(d, *files, args=()):
+    """audit verify -c: the running daemon is asked for its last record."""
+    return subprocess.run([binary(), "audit", "verify", "-c",
+                           str(d.config_path)] + list(args)
                           + [str(f) for f in files],
                           capture_output=True, text=True, timeout=60)
 
@@ -353,8 +365,11 @@ def test_full_audit_fs_fails_closed_and_recovers(small_fs, make_daemon,
     # Nothing half-written, and what is there verifies.
     recs = records(audit_file)
     assert [r["event"] for r in recs] == ["start"] + ["access"] * (1 + ok)
-    v = verify(key_file, audit_file)
-    assert v.returncode == 0, v.stdout
+    # The daemon runs: its last record confirms the end of the file.
+    v = verify_live(d, audit_file)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert ("end: the running daemon's last record, seq %d, is in the files"
+            % recs[-1]["seq"]) in v.stdout
 
     os.unlink(filler)
     for _ in range(3):
@@ -415,14 +430,18 @@ def test_sighup_after_mv_continues_the_chain_in_a_new_file(
         assert v.returncode == 0, v.stdout + v.stderr
         assert "OK: %d records verified in 2 files" % total in v.stdout
         assert "seq 1..%d" % total in v.stdout
-        assert "note:" not in v.stdout
-    # The new file alone: its chain starts later, which is said, but it is
-    # not tampering.
+        assert 'end: a "stop" record' in v.stdout
+    # The new file alone has lost the head of the chain...
+    first = new_recs[0]["seq"]
     v = verify(key_file, audit_file)
+    assert v.returncode == 1, v.stdout + v.stderr
+    assert ("%s:1: head-removed: the chain starts at seq %d, not 1: records "
+            "1..%d are missing before it" % (audit_file, first, first - 1)) \
+        in v.stdout
+    # ...unless the old file went by retention, which --from says.
+    v = verify(key_file, audit_file, args=["--from", str(first)])
     assert v.returncode == 0, v.stdout + v.stderr
     assert "OK: %d records verified in 1 file" % len(new_recs) in v.stdout
-    assert ("note: the chain starts at seq %d; the records before it are in "
-            "files not given" % new_recs[0]["seq"]) in v.stdout
     for word in ("edited", "removed", "inserted", "reordered", "truncated"):
         assert word not in v.stdout
 
@@ -473,6 +492,15 @@ def test_tampering_is_detected_by_the_cli(trail, tmp_path):
     assert v.returncode == 1
     assert "%s:4: removed: expected seq 4, found seq 5" % f in v.stdout
 
+    # A replayed copy of record 2 after record 6.
+    f = tampered(tmp_path, audit_file, "inserted.log",
+                 lambda ls: ls.insert(6, ls[1]))
+    v = verify(key_file, f)
+    assert v.returncode == 1
+    assert ("%s:7: inserted: seq 2 repeats (expected 7): a copy of an "
+            "earlier record" % f) in v.stdout
+    assert "6 records verified before it" in v.stdout
+
     def swap(ls):
         ls[2], ls[3] = ls[3], ls[2]
     f = tampered(tmp_path, audit_file, "reordered.log", swap)
@@ -491,6 +519,129 @@ def test_tampering_is_detected_by_the_cli(trail, tmp_path):
     v = verify(other, audit_file)
     assert v.returncode == 1
     assert "%s:1: foreign-key:" % audit_file in v.stdout
+
+    # The first record deleted: the chain no longer starts at its genesis.
+    f = tampered(tmp_path, audit_file, "head.log", lambda ls: ls.pop(0))
+    v = verify(key_file, f)
+    assert v.returncode == 1
+    assert ("%s:1: head-removed: the chain starts at seq 2, not 1: records "
+            "1..1 are missing before it" % f) in v.stdout
+    assert "OK" not in v.stdout
+
+    # The last two records deleted (the stop record among them): the chain
+    # holds, so the end is unconfirmed: not OK, and not 0...
+    def cut(ls):
+        del ls[-2:]
+    f = tampered(tmp_path, audit_file, "tail.log", cut)
+    v = verify(key_file, f)
+    assert v.returncode == 3, v.stdout + v.stderr
+    assert "UNCONFIRMED END: 7 records verified in 1 file" in v.stdout
+    assert "-c CONFIG" in v.stdout and "--to SEQ" in v.stdout
+    assert "OK" not in v.stdout
+    # ...and --to with the last seq shows the cut.
+    v = verify(key_file, f, args=["--to", "9"])
+    assert v.returncode == 1
+    assert ("%s:7: tail-removed: the chain ends at seq 7, not 9 (--to): "
+            "records 8..9 are missing from its end" % f) in v.stdout
+    v = verify(key_file, audit_file, args=["--to", "9"])
+    assert v.returncode == 0, v.stdout
+    assert "end: seq 9, as --to says" in v.stdout
+
+
+def test_tail_checked_against_the_running_daemon(make_daemon, secrets_dir,
+                                                 tmp_path):
+    """With -c and the daemon running, verify asks it for its last record
+    before it reads the files: records cut from the end of the current file
+    show, although the chain alone cannot see them."""
+    cfg, audit_file, key_file, _ = audit_setup(tmp_path, secrets_dir)
+    d = make_daemon(cfg)
+    for name in ("db_password", "api_token", "payroll_key", "db_password"):
+        open_errno(d, name)
+    recs = records(audit_file)
+    assert [r["event"] for r in recs] == \
+        ["start", "access", "access", "lookup_denied", "access"]
+    head = subprocess.run([binary(), "status", "--json", "-c",
+                           str(d.config_path)], capture_output=True,
+                          text=True, timeout=30)
+    assert head.returncode == 0, head.stderr
+    assert json.loads(head.stdout)["audit"]["seq"] == recs[-1]["seq"]
+    assert json.loads(head.stdout)["audit"]["mac"] == recs[-1]["mac"]
+
+    v = verify_live(d, audit_file)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "the daemon's last record is seq 5" in v.stderr
+    assert "end: the running daemon's last record, seq 5" in v.stdout
+    # Without the daemon's word the same file's end is unconfirmed.
+    v = verify(key_file, audit_file)
+    assert v.returncode == 3, v.stdout + v.stderr
+
+    # The same trail with its last two records cut away.
+    def cut(ls):
+        del ls[-2:]
+    f = tampered(tmp_path, audit_file, "cut.log", cut)
+    v = verify_live(d, f)
+    assert v.returncode == 1, v.stdout + v.stderr
+    assert ("%s:3: tail-removed: the chain ends at seq 3, but the daemon's "
+            "last record is seq 5: records 4..5 are missing from its end"
+            % f) in v.stdout
+    v = verify(key_file, f, args=["--to", "5"])
+    assert v.returncode == 1
+    assert "%s:3: tail-removed:" % f in v.stdout
+
+    # A record the daemon writes after the question only adds to the file.
+    assert read_secret(d, "api_token") == VALUES["api"]
+    v = verify_live(d, audit_file)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "the daemon's last record is seq 6" in v.stderr
+
+    # Stopped: the daemon no longer answers, and the stop record is the end.
+    assert d.stop() == 0
+    v = verify_live(d, audit_file)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "the end of the trail is judged from the files alone" in v.stderr
+    assert 'end: a "stop" record' in v.stdout
+    # Bad usage is 2, not a verdict on the trail.
+    v = verify(key_file, audit_file, args=["--to", "0"])
+    assert v.returncode == 2
+    v = verify(key_file, tmp_path / "no-such.log")
+    assert v.returncode == 2
+
+
+def test_stdout_carries_the_same_records_as_the_file(make_daemon, secrets_dir,
+                                                    tmp_path):
+    """"stdout": true with -f: the daemon's stdout (kept apart from its log,
+    which goes to stderr) is the trail, line for line, mac for mac."""
+    cfg, audit_file, key_file, _ = audit_setup(tmp_path, secrets_dir,
+                                               stdout=True)
+    d = make_daemon(cfg, start=False)
+    out_path = tmp_path / "daemon.stdout"
+    with open(out_path, "wb") as out:
+        d.logf = open(d.log_path, "ab")
+        d.proc = subprocess.Popen(
+            [binary(), "mount", "-f", "-c", str(d.config_path)],
+            stdout=out, stderr=d.logf, stdin=subprocess.DEVNULL)
+    d.wait_mounted()
+    assert read_secret(d, "db_password") == VALUES["db"]
+    assert open_errno(d, "payroll_key") == errno.ENOENT
+    ok = run_as(1000, 1000, ["cat", d.path("admin_key")])
+    assert ok.returncode == 0 and ok.stdout == VALUES["admin"]
+    os.kill(d.pid, signal.SIGHUP)
+    assert wait_for(lambda: "audit: reopened" in d.log()), d.log()
+    assert read_secret(d, "api_token") == VALUES["api"]
+    assert d.stop() == 0
+
+    file_lines = lines(audit_file)
+    out_lines = out_path.read_text().splitlines()
+    assert [json.loads(l)["event"] for l in file_lines] == \
+        ["start", "access", "lookup_denied", "access", "access", "stop"]
+    assert out_lines == file_lines
+    # The copy is a whole chain of its own, for a collector to verify.
+    v = verify(key_file, out_path)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "OK: 6 records verified" in v.stdout
+    for blob in (out_path.read_bytes(), d.log().encode()):
+        for value in VALUES.values():
+            assert value not in blob
 
 
 # --------------------------------------------------------------------------

@@ -7,11 +7,12 @@ shared files, web identity, container by full URI and by relative URI on
 169.254.170.2, IMDSv2), temporary credentials that lapse and are renewed without a
 failed read, a token the server says expired, a wrong secret key, throttling and
 5xx retries, error mapping, a client certificate for an endpoint that demands one,
-50 concurrent first reads that make one request, and the README's AWS example as
+50 concurrent first reads that make one request, the audit trail's auth records
+of credential fetches, renewals and failures, and the README's AWS example as
 written, with the fetcher as the real `secretsfs` user in a container's view.
 After every test the daemon's log is searched for secret values and keys.
 
-Run: cd /work/main && SECRETSFS_BIN=/tmp/aws-build/fuse/secretsfs \\
+Run: SECRETSFS_BIN=build/fuse/secretsfs \\
          /usr/bin/python3 -m pytest -q tests/system/test_aws.py
 """
 import base64
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need, write_private
+from conftest import binary, need, write_private
 
 FAKES = Path(__file__).resolve().parent.parent / "fakes"
 sys.path.insert(0, str(FAKES))
@@ -993,3 +994,93 @@ def test_readme_aws_example(make_daemon, pki, podman, engine, fetch_user, tmp_pa
             shutil.rmtree(etc, ignore_errors=True)
     finally:
         f.stop()
+
+
+# --------------------------------------------------------------------------- audit
+
+def audit_auth(path):
+    """The auth records of the audit trail at path."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    return [r for r in map(json.loads, text.splitlines()) if r["event"] == "auth"]
+
+
+def reading_until(d, pred, timeout, step=0.2):
+    """Read s every step (the reads make the daemon ask for credentials)
+    until pred() holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        try:
+            read(d, "s")
+        except OSError:
+            pass        # expired credentials while the endpoint is down
+        time.sleep(step)
+    return pred()
+
+
+@pytest.mark.parametrize("source,method,endpoint", [
+    ("imds", "imds", "imds"), ("web_identity", "web-identity", "sts")])
+def test_credential_fetches_are_audited_without_keys(make_daemon, fake, monkeypatch,
+                                                     tmp_path, source, method, endpoint):
+    """Temporary credentials of 5 s: the first fetch is an auth "login", each
+    renewal a "renew", both with the seconds they are good for; the
+    credential endpoint failing is an auth record with outcome "error" and a
+    fixed reason. As Vault's logins are, through the fetcher to the FUSE
+    process's trail, which still verifies. No key or token in it."""
+    setup, _ = SOURCES[source]
+    name = unique("audited")
+    fake.put_secret(name, string="audited-value")
+    extra = setup(fake, monkeypatch, tmp_path)
+    fake.config(temp_cred_ttl=5)
+    key = write_private(tmp_path / "audit.key", os.urandom(32).hex())
+    trail = tmp_path / "audit" / "audit.log"
+    trail.parent.mkdir(mode=0o700)
+    cfg = aws_config(fake, {"s": {"ref": name, "refresh": "1s"}}, **extra)
+    cfg["audit"] = {"file": str(trail), "key_file": str(key)}
+    d = make_daemon(cfg)
+    assert read(d, "s") == b"audited-value"
+
+    # The login, then a renewal ahead of the 5 s expiry.
+    assert reading_until(d, lambda: any(r["action"] == "renew"
+                                        for r in audit_auth(trail)), 30), \
+        audit_auth(trail)
+    recs = audit_auth(trail)
+    assert recs[0]["action"] == "login"
+    for r in recs[:2]:
+        assert (r["backend"], r["method"], r["outcome"], r["errno"]) == \
+            ("sm", method, "ok", 0)
+        assert 1 <= r["ttl"] <= 5, r
+        assert r["reason"] is None
+    assert recs[1]["action"] == "renew"
+
+    # The credential endpoint fails: a failed renewal is recorded.
+    fake.faults(kind="unavailable", count=-1, operation=endpoint)
+    assert reading_until(d, lambda: any(r["outcome"] == "error"
+                                        for r in audit_auth(trail)), 30), \
+        audit_auth(trail)
+    fake.clear_faults()
+    bad = next(r for r in audit_auth(trail) if r["outcome"] == "error")
+    assert (bad["backend"], bad["method"], bad["action"]) == ("sm", method, "renew")
+    assert bad["errno"] > 0 and bad["ttl"] == 0
+    assert bad["reason"] == "credential service error"
+    # And it recovers: an ok renewal after the failure.
+    n_bad = len(audit_auth(trail))
+    assert reading_until(d, lambda: any(r["outcome"] == "ok"
+                                        for r in audit_auth(trail)[n_bad:]), 30)
+    assert d.stop() == 0
+
+    v = subprocess.run([binary(), "audit", "verify", "-k", str(key), str(trail)],
+                       capture_output=True, text=True, timeout=60)
+    assert v.returncode == 0, v.stdout + v.stderr
+    blob = trail.read_bytes()
+    assert b"FwoGZXIvYXdzEFAKE" not in blob           # every session token
+    assert b"audited-value" not in blob
+    for c in fake.temp_credentials():
+        assert c["AccessKeyId"].encode() not in blob
+    for v in (fake.secret_key, fake.web_identity_token):
+        assert v.encode() not in blob
+    assert_log_clean(d, "audited-value", fake.secret_key, fake.web_identity_token)

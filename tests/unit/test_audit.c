@@ -248,14 +248,21 @@ key_a(void)
 }
 
 static int
-verify(char **files, int n, struct auditlog_result *res)
+verify_opts(char **files, int n, const struct auditlog_opts *opts,
+    struct auditlog_result *res)
 {
 	struct audit_key	*k = key_a();
 	int			 r;
 
-	r = auditlog_verify(k, files, n, NULL, res);
+	r = auditlog_verify(k, files, n, opts, NULL, res);
 	audit_key_free(k);
 	return r;
+}
+
+static int
+verify(char **files, int n, struct auditlog_result *res)
+{
+	return verify_opts(files, n, NULL, res);
 }
 
 static int
@@ -872,7 +879,7 @@ expect_bad(const char *path, enum auditlog_bad kind, unsigned long line,
 	size_t			 blen = 0;
 	FILE			*out = open_memstream(&buf, &blen);
 
-	assert_int_equal(auditlog_verify(k, files, 1, out, &res), 1);
+	assert_int_equal(auditlog_verify(k, files, 1, NULL, out, &res), 1);
 	fclose(out);
 	audit_key_free(k);
 	if (res.kind != kind || res.line != line)
@@ -909,14 +916,14 @@ test_verify_clean(void **state)
 	assert_int_equal(res.last_seq, 7);
 
 	out = open_memstream(&buf, &blen);
-	assert_int_equal(auditlog_verify_files(t->key, files, 1, out), 0);
+	assert_int_equal(auditlog_verify_files(t->key, files, 1, NULL, out), 0);
 	fclose(out);
 	assert_non_null(strstr(buf, "OK: 7 records"));
 	free(buf);
 
 	/* Under another key every record fails. */
 	write_file(t->key, KEY_B, 0600);
-	assert_int_equal(auditlog_verify_files(t->key, files, 1, NULL), 1);
+	assert_int_equal(auditlog_verify_files(t->key, files, 1, NULL, NULL), 1);
 }
 
 static void
@@ -1106,6 +1113,337 @@ test_verify_restarted(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* The two ends of the chain                                          */
+
+/* The mac of line lineno of path. */
+static void
+line_mac(const char *path, int lineno, char mac[AUDIT_MAC_HEX + 1])
+{
+	json_t	*o = line_json(path, lineno);
+
+	snprintf(mac, AUDIT_MAC_HEX + 1, "%s",
+	    json_string_value(json_object_get(o, "mac")));
+	json_decref(o);
+	assert_int_equal(strlen(mac), AUDIT_MAC_HEX);
+}
+
+/* Drop lines [first, first + count) (1-based) of path. */
+static void
+drop_lines(const char *path, int first, int count)
+{
+	struct lines	ls;
+	int		i;
+
+	read_lines(path, &ls);
+	assert_true(first >= 1 && first - 1 + count <= ls.n);
+	for (i = 0; i < count; i++)
+		free(ls.l[first - 1 + i]);
+	memmove(&ls.l[first - 1], &ls.l[first - 1 + count],
+	    (ls.n - (first - 1 + count)) * sizeof(char *));
+	ls.n -= count;
+	write_lines(path, &ls);
+	free_lines(&ls);
+}
+
+/* verify with opts; the report goes to *buf (free it). */
+static int
+verify_report(const char *path, const struct auditlog_opts *opts,
+    struct auditlog_result *res, char **buf)
+{
+	struct audit_key	*k = key_a();
+	char			*files[] = { (char *)path };
+	size_t			 blen = 0;
+	FILE			*out = open_memstream(buf, &blen);
+	int			 r;
+
+	assert_non_null(out);
+	r = auditlog_verify(k, files, 1, opts, out, res);
+	fclose(out);
+	audit_key_free(k);
+	return r;
+}
+
+static void
+test_verify_end_confirmed_by_stop(void **state)
+{
+	struct t		*t = *state;
+	struct auditlog_result	 res;
+	char			*buf;
+
+	clean_log(t, 5);
+	assert_int_equal(verify_report(t->log, NULL, &res, &buf), AUDITLOG_OK);
+	assert_int_equal(res.kind, AUDITLOG_CLEAN);
+	assert_int_equal(res.end, AUDITLOG_END_STOP);
+	assert_non_null(strstr(buf, "OK: 7 records verified in 1 file"));
+	assert_non_null(strstr(buf, "end: a \"stop\" record"));
+	free(buf);
+
+	/* The stop record cut away: the chain holds, its end is unknown. */
+	drop_lines(t->log, 7, 1);
+	assert_int_equal(verify_report(t->log, NULL, &res, &buf),
+	    AUDITLOG_UNCONFIRMED);
+	assert_int_equal(res.kind, AUDITLOG_CLEAN);
+	assert_int_equal(res.end, AUDITLOG_END_UNCONFIRMED);
+	assert_int_equal(res.last_seq, 6);
+	assert_non_null(strstr(buf, "UNCONFIRMED END: 6 records verified"));
+	assert_non_null(strstr(buf, "-c CONFIG"));
+	assert_non_null(strstr(buf, "--to SEQ"));
+	assert_null(strstr(buf, "OK:"));
+	free(buf);
+}
+
+static void
+test_verify_tail_removed(void **state)
+{
+	struct t		*t = *state;
+	struct auditlog_opts	 o = { 0 };
+	struct auditlog_result	 res;
+	char			 head[AUDIT_MAC_HEX + 1], mac5[AUDIT_MAC_HEX + 1];
+	char			*buf;
+
+	clean_log(t, 5);
+	line_mac(t->log, 7, head);
+	line_mac(t->log, 5, mac5);
+
+	/* The daemon's head is the last line: confirmed. */
+	o.head_seq = 7;
+	o.head_mac = head;
+	assert_int_equal(verify_report(t->log, &o, &res, &buf), AUDITLOG_OK);
+	assert_int_equal(res.end, AUDITLOG_END_HEAD);
+	free(buf);
+	/* An older head: records written after it are no tampering. */
+	o.head_seq = 5;
+	o.head_mac = mac5;
+	assert_int_equal(verify_report(t->log, &o, &res, &buf), AUDITLOG_OK);
+	assert_int_equal(res.end, AUDITLOG_END_HEAD);
+	free(buf);
+	/* The right seq with another mac is not the daemon's record. */
+	o.head_mac = head;
+	assert_int_equal(verify_report(t->log, &o, &res, &buf), AUDITLOG_BAD);
+	assert_int_equal(res.kind, AUDITLOG_MISMATCH);
+	assert_int_equal(res.line, 5);
+	free(buf);
+
+	/* The last two records cut at a line boundary: the chain holds... */
+	drop_lines(t->log, 6, 2);
+	assert_int_equal(verify_report(t->log, NULL, &res, &buf),
+	    AUDITLOG_UNCONFIRMED);
+	free(buf);
+	/* ...the daemon's head shows the cut, at the last line left... */
+	o.head_seq = 7;
+	o.head_mac = head;
+	assert_int_equal(verify_report(t->log, &o, &res, &buf), AUDITLOG_BAD);
+	assert_int_equal(res.kind, AUDITLOG_TAIL_REMOVED);
+	assert_string_equal(res.file, t->log);
+	assert_int_equal(res.line, 5);
+	assert_int_equal(res.records, 5);
+	assert_non_null(strstr(buf, ":5: tail-removed: the chain ends at seq 5, "
+	    "but the daemon's last record is seq 7: records 6..7 are missing"));
+	free(buf);
+	/* ...and so does --to. */
+	memset(&o, 0, sizeof(o));
+	o.to = 7;
+	assert_int_equal(verify_report(t->log, &o, &res, &buf), AUDITLOG_BAD);
+	assert_int_equal(res.kind, AUDITLOG_TAIL_REMOVED);
+	assert_int_equal(res.line, 5);
+	assert_non_null(strstr(buf, "records 6..7 are missing from its end"));
+	free(buf);
+	o.to = 5;
+	assert_int_equal(verify_report(t->log, &o, &res, &buf), AUDITLOG_OK);
+	assert_int_equal(res.end, AUDITLOG_END_TO);
+	free(buf);
+	/* A chain that goes on past --to is not the one asserted. */
+	o.to = 4;
+	assert_int_equal(verify_report(t->log, &o, &res, &buf), AUDITLOG_BAD);
+	assert_int_equal(res.kind, AUDITLOG_MISMATCH);
+	assert_int_equal(res.line, 5);
+	assert_int_equal(res.records, 4);
+	free(buf);
+}
+
+static void
+test_verify_head_removed(void **state)
+{
+	struct t		*t = *state;
+	struct auditlog_opts	 o = { 0 };
+	struct auditlog_result	 res;
+	char			*buf;
+
+	clean_log(t, 5);
+	/* --from past the start: those are not the records asserted. */
+	o.from = 3;
+	assert_int_equal(verify_report(t->log, &o, &res, &buf), AUDITLOG_BAD);
+	assert_int_equal(res.kind, AUDITLOG_MISMATCH);
+	assert_int_equal(res.line, 1);
+	free(buf);
+
+	drop_lines(t->log, 1, 1);
+	assert_int_equal(verify_report(t->log, NULL, &res, &buf), AUDITLOG_BAD);
+	assert_int_equal(res.kind, AUDITLOG_HEAD_REMOVED);
+	assert_string_equal(res.file, t->log);
+	assert_int_equal(res.line, 1);
+	assert_int_equal(res.records, 0);
+	assert_non_null(strstr(buf, ":1: head-removed: the chain starts at seq "
+	    "2, not 1: records 1..1 are missing before it"));
+	assert_non_null(strstr(buf, "--from SEQ"));
+	assert_null(strstr(buf, "OK"));
+	free(buf);
+	/* Retention deleted them: said with --from, the rest is sound. */
+	o.from = 2;
+	assert_int_equal(verify_report(t->log, &o, &res, &buf), AUDITLOG_OK);
+	assert_int_equal(res.first_seq, 2);
+	assert_int_equal(res.records, 6);
+	free(buf);
+
+	/* Another record gone from the head: --from 2 sees it. */
+	drop_lines(t->log, 1, 1);
+	assert_int_equal(verify_report(t->log, &o, &res, &buf), AUDITLOG_BAD);
+	assert_int_equal(res.kind, AUDITLOG_HEAD_REMOVED);
+	assert_non_null(strstr(buf, "records 2..2 are missing before it"));
+	assert_null(strstr(buf, "--from SEQ"));
+	free(buf);
+
+	/* Nothing at all left. */
+	write_file(t->log, "", 0600);
+	assert_int_equal(verify_report(t->log, NULL, &res, &buf), AUDITLOG_BAD);
+	assert_int_equal(res.kind, AUDITLOG_HEAD_REMOVED);
+	assert_int_equal(res.line, 0);
+	assert_non_null(strstr(buf, "no record at all"));
+	free(buf);
+}
+
+/*
+ * The six kinds of tampering, in a chain of two files (the rotated one
+ * and the current one): start + 3 accesses | 3 accesses + stop.
+ */
+static void
+two_files(struct t *t, const char *rotated)
+{
+	struct audit	*a;
+	struct caller	 c;
+	int		 i;
+
+	unlink(t->log);
+	unlink(rotated);
+	a = open_audit(t);
+	container_caller(&c, "web", ID1);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(access_one(a, "a", &c, AUDIT_OUTCOME_ALLOW), 0);
+	assert_int_equal(rename(t->log, rotated), 0);
+	assert_int_equal(audit_reopen(a), 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(access_one(a, "b", &c, AUDIT_OUTCOME_DENY), 0);
+	audit_close(a);
+}
+
+static void
+expect_bad2(struct t *t, const char *rotated, enum auditlog_bad kind,
+    const char *file, unsigned long line, uint64_t records)
+{
+	struct auditlog_result	res;
+	char			*files[] = { t->log, (char *)rotated };
+
+	assert_int_equal(verify(files, 2, &res), AUDITLOG_BAD);
+	if (res.kind != kind || res.line != line)
+		fail_msg("expected %s at %s:%lu, got %s at %s:%lu: %s",
+		    auditlog_bad_name(kind), file, line,
+		    auditlog_bad_name(res.kind), res.file, res.line, res.detail);
+	assert_string_equal(res.file, file);
+	assert_int_equal(res.records, records);
+}
+
+static void
+test_verify_tampering_across_two_files(void **state)
+{
+	struct t		*t = *state;
+	struct auditlog_result	 res;
+	struct lines		 a, b, other;
+	char			 rotated[200], other_log[160], keep[160];
+	char			*files[2], *tmp;
+	struct stat		 sb;
+
+	snprintf(rotated, sizeof(rotated), "%s.1", t->log);
+	two_files(t, rotated);
+	files[0] = t->log;
+	files[1] = rotated;
+	assert_int_equal(verify(files, 2, &res), AUDITLOG_OK);
+	assert_int_equal(res.records, 8);
+	read_lines(rotated, &a);
+	read_lines(t->log, &b);
+	assert_int_equal(a.n, 4);
+	assert_int_equal(b.n, 4);
+	free_lines(&a);
+	free_lines(&b);
+
+	/* edited: a denial in the second file made an allow. */
+	read_lines(t->log, &b);
+	tmp = strstr(b.l[1], "\"outcome\":\"deny\"");
+	assert_non_null(tmp);
+	memcpy(tmp, "\"outcome\":\"allo\"", 16);
+	write_lines(t->log, &b);
+	free_lines(&b);
+	expect_bad2(t, rotated, AUDITLOG_EDITED, t->log, 2, 5);
+
+	/* removed: the last record of the first file. */
+	two_files(t, rotated);
+	drop_lines(rotated, 4, 1);
+	expect_bad2(t, rotated, AUDITLOG_REMOVED, t->log, 1, 3);
+	/* removed: the first record of the second file. */
+	two_files(t, rotated);
+	drop_lines(t->log, 1, 1);
+	expect_bad2(t, rotated, AUDITLOG_REMOVED, t->log, 1, 4);
+
+	/* swapped across the boundary: seq 4 and seq 5 trade files. */
+	two_files(t, rotated);
+	read_lines(rotated, &a);
+	read_lines(t->log, &b);
+	tmp = a.l[3];
+	a.l[3] = b.l[0];
+	b.l[0] = tmp;
+	write_lines(rotated, &a);
+	write_lines(t->log, &b);
+	free_lines(&a);
+	free_lines(&b);
+	expect_bad2(t, rotated, AUDITLOG_REORDERED, rotated, 4, 3);
+
+	/* inserted: a copy of a record of the first file in the second. */
+	two_files(t, rotated);
+	read_lines(rotated, &a);
+	read_lines(t->log, &b);
+	memmove(&b.l[2], &b.l[1], (b.n - 1) * sizeof(char *));
+	b.l[1] = strdup(a.l[2]);
+	b.n++;
+	write_lines(t->log, &b);
+	free_lines(&a);
+	free_lines(&b);
+	expect_bad2(t, rotated, AUDITLOG_INSERTED, t->log, 2, 5);
+
+	/* truncated: the first file cut in its last record. */
+	two_files(t, rotated);
+	assert_int_equal(stat(rotated, &sb), 0);
+	assert_int_equal(truncate(rotated, sb.st_size - 30), 0);
+	expect_bad2(t, rotated, AUDITLOG_TRUNCATED, rotated, 4, 3);
+
+	/* foreign key: a record of the same chain written under key B. */
+	snprintf(keep, sizeof(keep), "%s", t->log);
+	snprintf(other_log, sizeof(other_log), "%s/other.log", t->dir);
+	snprintf(t->log, sizeof(t->log), "%s", other_log);
+	write_file(t->key, KEY_B "\n", 0600);
+	clean_log(t, 6);
+	write_file(t->key, KEY_A "\n", 0600);
+	snprintf(t->log, sizeof(t->log), "%s", keep);
+	two_files(t, rotated);
+	read_lines(other_log, &other);
+	read_lines(t->log, &b);
+	free(b.l[2]);
+	b.l[2] = strdup(other.l[6]);
+	write_lines(t->log, &b);
+	free_lines(&b);
+	free_lines(&other);
+	expect_bad2(t, rotated, AUDITLOG_FOREIGN_KEY, t->log, 3, 6);
+}
+
+/* ------------------------------------------------------------------ */
 /* Continuity                                                         */
 
 static void
@@ -1152,9 +1490,21 @@ test_reopen_after_rename(void **state)
 	assert_int_equal(res.records, 6);
 	assert_string_equal(files[0], rotated);
 
-	/* Either file alone is a clean part of the chain. */
-	assert_int_equal(verify1(t->log, &res), 0);
-	assert_int_equal(res.first_seq, 5);
+	/*
+	 * The new file alone has lost its head; it is a clean part of the
+	 * chain when told where it starts.
+	 */
+	assert_int_equal(verify1(t->log, &res), AUDITLOG_BAD);
+	assert_int_equal(res.kind, AUDITLOG_HEAD_REMOVED);
+	assert_int_equal(res.line, 1);
+	{
+		struct auditlog_opts o = { .from = 5 };
+		char *f1[] = { t->log };
+
+		assert_int_equal(verify_opts(f1, 1, &o, &res), AUDITLOG_OK);
+		assert_int_equal(res.first_seq, 5);
+		assert_int_equal(res.end, AUDITLOG_END_STOP);
+	}
 
 	/* A removed middle file shows as a gap. */
 	{
@@ -1372,9 +1722,18 @@ test_deleted_file_fails(void **state)
 	assert_int_equal(audit_reopen(a), 0);
 	assert_int_equal(access_one(a, "c", &c, AUDIT_OUTCOME_ALLOW), 0);
 	audit_close(a);
-	assert_int_equal(verify1(t->log, &res), 0);
-	assert_int_equal(res.first_seq, 3);
-	assert_int_equal(res.records, 2);
+	/* The records of the deleted file are missing from the head... */
+	assert_int_equal(verify1(t->log, &res), AUDITLOG_BAD);
+	assert_int_equal(res.kind, AUDITLOG_HEAD_REMOVED);
+	/* ...and the rest is sound. */
+	{
+		struct auditlog_opts o = { .from = 3 };
+		char *f1[] = { t->log };
+
+		assert_int_equal(verify_opts(f1, 1, &o, &res), AUDITLOG_OK);
+		assert_int_equal(res.first_seq, 3);
+		assert_int_equal(res.records, 2);
+	}
 }
 
 static void
@@ -1734,6 +2093,10 @@ main(void)
 		T(test_verify_truncated_with_newline),
 		T(test_verify_foreign_key),
 		T(test_verify_restarted),
+		T(test_verify_end_confirmed_by_stop),
+		T(test_verify_tail_removed),
+		T(test_verify_head_removed),
+		T(test_verify_tampering_across_two_files),
 		T(test_reopen_after_rename),
 		T(test_restart_continues_chain),
 		T(test_continue_from_rotated_sibling),

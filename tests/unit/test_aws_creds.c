@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include <secretsfs/aws_creds.h>
+#include <secretsfs/backend.h>
 #include <secretsfs/secmem.h>
 
 static const char *examples = "../shared/reference/api-examples/aws";
@@ -876,6 +877,84 @@ test_chain_web_identity_and_imds(void **state)
 	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), -EINVAL);
 }
 
+/* What backend_report_auth was told, as the audit trail would be. */
+static struct {
+	int		 n;
+	char		 backend[32], method[32], action[16], reason[64];
+	bool		 ok;
+	int		 err;
+	long long	 ttl;
+} seen;
+
+static void
+auth_hook(void *arg, const char *backend, const char *method,
+    const char *action, bool ok, int err, long long ttl, const char *reason)
+{
+	(void)arg;
+	seen.n++;
+	snprintf(seen.backend, sizeof(seen.backend), "%s", backend);
+	snprintf(seen.method, sizeof(seen.method), "%s", method);
+	snprintf(seen.action, sizeof(seen.action), "%s", action);
+	snprintf(seen.reason, sizeof(seen.reason), "%s", reason ? reason : "");
+	seen.ok = ok;
+	seen.err = err;
+	seen.ttl = ttl;
+}
+
+static void
+test_failed_fetches_are_reported(void **state)
+{
+	struct aws_creds_options o = { .backend = "sm", .region = "us-east-1",
+	    .imds_endpoint = "http://127.0.0.1:1",
+	    .sts_endpoint = "http://127.0.0.1:1" };
+	struct aws_credentials c;
+	struct aws_creds *p;
+	char err[512];
+
+	(void)state;
+	memset(&seen, 0, sizeof(seen));
+	backend_set_auth_hook(auth_hook, NULL);
+	/* IMDS that does not answer: one failed login, with a fixed reason. */
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), 0);
+	assert_int_equal(seen.n, 0);
+	assert_true(aws_creds_get(p, &c, err, sizeof(err)) < 0);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.backend, "sm");
+	assert_string_equal(seen.method, "imds");
+	assert_string_equal(seen.action, "login");
+	assert_false(seen.ok);
+	assert_true(seen.err > 0);
+	assert_int_equal(seen.ttl, 0);
+	assert_true(seen.reason[0] != '\0');
+	/* Asked again at once: the failure is shared, not fetched again. */
+	assert_true(aws_creds_get(p, &c, err, sizeof(err)) < 0);
+	assert_int_equal(seen.n, 1);
+	aws_creds_free(p);
+
+	/* A web identity token file that is gone. */
+	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent/token", 1);
+	setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r", 1);
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), 0);
+	assert_int_equal(aws_creds_get(p, &c, err, sizeof(err)), -ENOENT);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.method, "web-identity");
+	assert_string_equal(seen.reason, "token file missing");
+	assert_int_equal(seen.err, ENOENT);
+	aws_creds_free(p);
+
+	/* Static credentials are not fetched: nothing to report. */
+	unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+	setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+	    1);
+	assert_int_equal(aws_creds_new(&o, &p, err, sizeof(err)), 0);
+	assert_int_equal(aws_creds_get(p, &c, err, sizeof(err)), 0);
+	aws_credentials_clear(&c);
+	assert_int_equal(seen.n, 2);
+	aws_creds_free(p);
+	backend_set_auth_hook(NULL, NULL);
+}
+
 static int
 setup(void **state)
 {
@@ -922,6 +1001,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup(test_chain_named_files, clean_env),
 		cmocka_unit_test_setup(test_chain_container, clean_env),
 		cmocka_unit_test_setup(test_chain_web_identity_and_imds,
+		    clean_env),
+		cmocka_unit_test_setup(test_failed_fetches_are_reported,
 		    clean_env),
 	};
 

@@ -233,6 +233,8 @@ fake_snapshot(struct broker_snapshot *s)
 	s->cache.misses = 1;
 	s->audit_on = true;
 	s->audit.records = 9;
+	s->audit.seq = 12;
+	snprintf(s->audit.mac, sizeof(s->audit.mac), "%064x", 0xabc);
 	s->locked_bytes = 1 << 20;
 	snprintf(be[0].name, sizeof(be[0].name), "va\"ult\\\n");
 	snprintf(be[0].type, sizeof(be[0].type), "vault");
@@ -320,7 +322,7 @@ test_status_json_parses(void **state)
 {
 	struct broker_snapshot s;
 	json_error_t je;
-	json_t *doc, *sec, *nr;
+	json_t *doc, *sec, *nr, *au;
 	char *text;
 
 	(void)state;
@@ -348,12 +350,29 @@ test_status_json_parses(void **state)
 	assert_true(json_is_null(json_object_get(sec, "version")));
 	assert_true(json_is_null(json_object_get(json_array_get(
 	    json_object_get(doc, "backends"), 1), "reachable")));
+	/* The head of the audit chain, for `audit verify -c`. */
+	au = json_object_get(doc, "audit");
+	assert_int_equal(json_integer_value(json_object_get(au, "seq")), 12);
+	assert_string_equal(json_string_value(json_object_get(au, "mac")),
+	    s.audit.mac);
+	assert_int_equal(json_integer_value(json_object_get(au, "records")), 9);
 	json_decref(doc);
 	free(text);
-	/* The text form names who lags behind. */
+	/* The text form names who lags behind, and the head. */
 	text = render(false, false, &s);
 	assert_non_null(strstr(text, "not reopened since version 3"));
 	assert_non_null(strstr(text, "container 000000000000"));
+	assert_non_null(strstr(text, "audit: last record seq 12 mac "
+	    "0000000000000000000000000000000000000000000000000000000000000abc"));
+	free(text);
+	/* No trail: null, and said so. */
+	s.audit_on = false;
+	text = render(false, true, &s);
+	doc = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+	assert_non_null(doc);
+	assert_true(json_is_null(json_object_get(doc, "audit")));
+	assert_non_null(json_object_get(doc, "audit"));
+	json_decref(doc);
 	free(text);
 }
 
@@ -426,13 +445,17 @@ world_up(void **state)
 		return -1;
 	snprintf(W.sock, sizeof(W.sock), "%s/ctl.sock", W.dir);
 	write_secret("db", "first", 1700000000);
+	write_secret("audit.key", "00112233445566778899aabbccddeeff"
+	    "00112233445566778899aabbccddeeff", 1700000000);
 	snprintf(text, sizeof(text),
 	    "{\"mount\": {\"path\": \"/mnt/none\"},"
 	    " \"backends\": {\"dev\": {\"type\": \"file\", \"dir\": \"%s\"}},"
 	    " \"secrets\": {\"db\": {\"backend\": \"dev\"},"
 	    "               \"other\": {\"backend\": \"dev\", \"ref\": \"db\"}},"
-	    " \"rules\": [{\"match\": {\"any\": true}, \"allow\": [\"*\"]}]}",
-	    W.dir);
+	    " \"rules\": [{\"match\": {\"any\": true}, \"allow\": [\"*\"]}],"
+	    " \"audit\": {\"file\": \"%s/audit.log\","
+	    "             \"key_file\": \"%s/audit.key\"}}",
+	    W.dir, W.dir, W.dir);
 	if (config_load_string(text, "test.json", &cfg, &err) != 0)
 		return -1;
 	if (broker_new(cfg, &W.b, why, sizeof(why)) != 0)
@@ -451,6 +474,10 @@ world_down(void **state)
 	control_close(W.ctl);
 	broker_free(W.b);
 	snprintf(path, sizeof(path), "%s/db", W.dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/audit.key", W.dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/audit.log", W.dir);
 	unlink(path);
 	rmdir(W.dir);
 	return 0;
@@ -582,6 +609,66 @@ test_status_metrics_and_who_lags_behind(void **state)
 	free(a);
 }
 
+/* The last line of the audit file: its seq and mac. */
+static void
+last_record(uint64_t *seq, char mac[65])
+{
+	char path[256], line[4096], last[4096] = "";
+	json_t *o;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/audit.log", W.dir);
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f))
+		memcpy(last, line, sizeof(last));
+	fclose(f);
+	assert_non_null(o = json_loads(last, 0, NULL));
+	*seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
+	snprintf(mac, 65, "%s", json_string_value(json_object_get(o, "mac")));
+	json_decref(o);
+}
+
+static void
+test_audit_head_is_the_last_record(void **state)
+{
+	struct broker_view *v;
+	struct cache_snap *snap;
+	struct caller me = { .pid = 1, .runtime = IDENTITY_RUNTIME_HOST };
+	char mac[65], fmac[65], why[256], nowhere[128];
+	uint64_t seq, fseq;
+	ssize_t idx;
+
+	(void)state;
+	assert_int_equal(control_audit_head(W.sock, &seq, mac, sizeof(mac),
+	    why, sizeof(why)), 0);
+	last_record(&fseq, fmac);
+	assert_true(fseq >= 1);
+	assert_int_equal(seq, fseq);
+	assert_string_equal(mac, fmac);
+
+	/* One more record: the head moves with it. */
+	v = broker_acquire(W.b);
+	idx = broker_view_lookup(v, "db");
+	assert_true(idx >= 0);
+	assert_int_equal(broker_get(v, (size_t)idx, &snap), 0);
+	assert_int_equal(broker_audit_access(v, &me, (size_t)idx, NULL, "r",
+	    AUDIT_OUTCOME_ALLOW, 0, snap->version), 0);
+	cache_put(snap);
+	broker_release(v);
+	assert_int_equal(control_audit_head(W.sock, &seq, mac, sizeof(mac),
+	    why, sizeof(why)), 0);
+	assert_int_equal(seq, fseq + 1);
+	last_record(&fseq, fmac);
+	assert_int_equal(seq, fseq);
+	assert_string_equal(mac, fmac);
+
+	/* No daemon there. */
+	snprintf(nowhere, sizeof(nowhere), "%s/none.sock", W.dir);
+	assert_int_equal(control_audit_head(nowhere, &seq, mac, sizeof(mac),
+	    why, sizeof(why)), -ENOENT);
+	assert_non_null(strstr(why, "cannot reach the daemon"));
+}
+
 int
 main(void)
 {
@@ -593,6 +680,7 @@ main(void)
 		cmocka_unit_test(test_status_json_parses),
 		cmocka_unit_test(test_server_answers_and_refuses),
 		cmocka_unit_test(test_status_metrics_and_who_lags_behind),
+		cmocka_unit_test(test_audit_head_is_the_last_record),
 	};
 
 	return cmocka_run_group_tests_name("control", tests, world_up,
