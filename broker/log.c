@@ -4,17 +4,20 @@
  * rule lives with them.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <secretsfs/log.h>
 
 static const char *log_progname = "secretsfs";
 static bool log_debugging;
 static bool log_syslog;
+static bool log_stderr_too;	/* a daemon still attached to its terminal */
 
 void
 log_init(const char *progname, bool debug, bool to_syslog)
@@ -24,6 +27,39 @@ log_init(const char *progname, bool debug, bool to_syslog)
 	log_syslog = to_syslog;
 	if (to_syslog)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+/*
+ * A daemon that has not detached yet also writes to stderr, so that the
+ * person who started it sees why start-up failed.
+ */
+void
+log_set_stderr(bool on)
+{
+	log_stderr_too = on;
+}
+
+/*
+ * A daemon lets go of the terminal it was started from: stdio to
+ * /dev/null, the log to syslog alone. Each process of the family does it
+ * for itself, or the shell that started us would wait on their copies.
+ * Nothing to do in the foreground.
+ */
+void
+log_detach(void)
+{
+	int fd;
+
+	if (!log_syslog)
+		return;
+	log_stderr_too = false;
+	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+		return;
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
 }
 
 void
@@ -49,7 +85,8 @@ vlog(int pri, const char *fmt, va_list ap, const char *suffix)
 			syslog(pri, "%s: %s", msg, suffix);
 		else
 			syslog(pri, "%s", msg);
-		return;
+		if (!log_stderr_too)
+			return;
 	}
 	/* One fprintf per line so concurrent threads do not interleave. */
 	if (suffix)

@@ -717,6 +717,7 @@ privsep_start(struct config *cfg, char *errbuf, size_t errlen)
 		H.locked_bytes = cfg->locked_bytes;
 		/* The helper keeps nothing of the config, keys included. */
 		config_free(cfg);
+		log_detach();
 		helper_main(sp[1]);
 	}
 	close(sp[1]);

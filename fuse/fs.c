@@ -1195,6 +1195,21 @@ fs_fetcher(void *arg, bool started, pid_t pid, int status, unsigned ms)
 	broker_audit_fetcher(arg, started, pid, status, ms);
 }
 
+/*
+ * Serving: tell the process that started us, and let go of its terminal.
+ * From here on the log is syslog alone.
+ */
+static void
+detach(int ready_fd)
+{
+	const char ok = 0;
+
+	log_detach();
+	if (write(ready_fd, &ok, 1) != 1)
+		log_warn("cannot tell the starting process we serve");
+	close(ready_fd);
+}
+
 int
 fs_run(struct broker *b, const struct fs_options *opt)
 {
@@ -1255,7 +1270,12 @@ fs_run(struct broker *b, const struct fs_options *opt)
 		r = -EIO;
 		goto out_unmount;
 	}
-	if (fuse_daemonize(opt->foreground) != 0)
+	/*
+	 * main.c forked before anything was locked or any helper existed
+	 * (fuse_daemonize's fork would leave the arena behind: it is
+	 * MADV_WIPEONFORK/DONTFORK): here only the move to "/" is left.
+	 */
+	if (fuse_daemonize(1) != 0)
 		goto out_unmount;
 	/* A file size limit must fail the audit write (EFBIG), not kill us. */
 	signal(SIGXFSZ, SIG_IGN);
@@ -1264,7 +1284,6 @@ fs_run(struct broker *b, const struct fs_options *opt)
 		log_warnx("%s", why);
 		goto out_unmount;
 	}
-	/* After daemonizing: threads do not survive its fork. */
 	if ((r = privsep_start_reader(&hooks)) < 0) {
 		log_warnx("cannot start the fetcher's reader: %s",
 		    strerror(-r));
@@ -1307,6 +1326,8 @@ fs_run(struct broker *b, const struct fs_options *opt)
 	broker_release(v0);
 	v0 = NULL;
 	cfg = NULL;
+	if (opt->ready_fd >= 0)
+		detach(opt->ready_fd);
 	if ((r = notify_watchdog_start(serving, &fs)) < 0)
 		log_warnx("sd_notify watchdog: %s", strerror(-r));
 	r = fuse_session_loop_mt(se, lc);

@@ -6,14 +6,17 @@
  * the arena); lock the arena; open the backends; then mount.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <secretsfs/auditlog.h>
@@ -129,6 +132,53 @@ cmd_check_config(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Without -f: fork before anything is locked or forked for privilege
+ * separation, so that the daemon, its helper and its fetcher are one
+ * family and the arena is never split by a fork. The process the shell
+ * started waits until the daemon serves (exit 0) or dies (exit 1); until
+ * then the daemon's errors also reach its stderr. The daemon gets the
+ * write end; the helper and fetcher forked later hold copies, so the
+ * waiter watches the daemon's exit rather than waiting for EOF.
+ */
+static int
+daemon_start(void)
+{
+	struct pollfd pfd;
+	int p[2], status;
+	pid_t pid;
+	ssize_t n;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		log_warn("cannot detach: pipe");
+		return -1;
+	}
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		log_warn("cannot detach: fork");
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		if (setsid() < 0)
+			log_warn("setsid");
+		log_set_stderr(true);
+		return p[1];
+	}
+	close(p[1]);
+	pfd.fd = p[0];
+	pfd.events = POLLIN;
+	for (;;) {
+		if (poll(&pfd, 1, 200) > 0) {
+			n = read(p[0], &c, 1);
+			_exit(n == 1 && c == 0 ? 0 : 1);
+		}
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			_exit(1);
+	}
+}
+
 static int
 cmd_mount(int argc, char **argv)
 {
@@ -178,6 +228,11 @@ cmd_mount(int argc, char **argv)
 	opt.allow_other = cfg->allow_other;
 	/* libfuse's trace prints request data; keep it to the foreground. */
 	opt.debug = opt.debug && opt.foreground;
+	opt.ready_fd = -1;
+	if (!opt.foreground && (opt.ready_fd = daemon_start()) < 0) {
+		config_free(cfg);
+		return 1;
+	}
 
 	/*
 	 * Before any thread exists: every thread inherits these blocked and

@@ -13,6 +13,12 @@ struct fs_options {
 	bool		 foreground;
 	bool		 debug;		/* libfuse's own request trace */
 	bool		 allow_other;
+	/*
+	 * Without -f: written (one zero byte) once the mount serves, which
+	 * lets the process that started us exit 0; stdio then goes to
+	 * /dev/null. -1 in the foreground.
+	 */
+	int		 ready_fd;
 };
 
 /*

@@ -13,6 +13,8 @@
 
 /* Where log lines go. stderr is the default; syslog when daemonised. */
 void log_init(const char *progname, bool debug, bool to_syslog);
+void log_set_stderr(bool on);
+void log_detach(void);
 void log_set_debug(bool debug);
 bool log_debug_enabled(void);
 

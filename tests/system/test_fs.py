@@ -257,6 +257,66 @@ def test_sigint_unmounts(mounted):
     assert not is_mounted(mounted.mountpoint)
 
 
+def _family(config_path):
+    """pids of every process started with this config (daemon, helper,
+    fetcher) and their comms."""
+    out = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+            with open("/proc/%s/comm" % pid) as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if str(config_path).encode() in argv:
+            out[int(pid)] = comm
+    return out
+
+
+def test_without_f_it_detaches_once_serving(make_daemon, secrets_dir, tmp_path):
+    """`mount` without -f returns 0 only once the mount serves, leaves a
+    daemon in its own session that keeps serving from its locked arena, and
+    start-up errors still reach the terminal."""
+    d = make_daemon(file_config(secrets_dir), start=False)
+    r = subprocess.run([binary(), "mount", "-c", str(d.config_path)],
+                       capture_output=True, text=True, timeout=60)
+    family = _family(d.config_path)
+    try:
+        assert r.returncode == 0, r.stderr
+        # Served already when the command returned: no waiting here.
+        assert is_mounted(d.mountpoint)
+        assert "serving 3 secrets on %s" % d.mountpoint in r.stderr
+        daemon = [p for p, c in family.items() if c == "secretsfs"]
+        assert len(daemon) == 1, family
+        # (The helper may have a repair child of its own for a moment.)
+        assert set(family.values()) == \
+            {"secretsfs", "secretsfs-fetch", "secretsfs-priv"}
+        assert os.getsid(daemon[0]) == daemon[0]
+        # Many fresh opens: each allocates in the arena after the detach.
+        for _ in range(200):
+            with open(d.path("db_password"), "rb") as f:
+                assert f.read() == VALUES["db"]
+        os.kill(daemon[0], signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _family(d.config_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _family(d.config_path) == {}
+        assert not is_mounted(d.mountpoint)
+    finally:
+        for pid in _family(d.config_path):
+            os.kill(pid, signal.SIGKILL)
+
+    # A failure before serving: exit 1, and the reason on stderr.
+    (tmp_path / "a-file").write_text("")
+    r = subprocess.run([binary(), "mount", "-c", str(d.config_path),
+                        str(tmp_path / "a-file")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "a-file" in r.stderr
+    assert _family(d.config_path) == {}
+
+
 def test_stale_mount_cleared_at_start(make_daemon, secrets_dir, tmp_path):
     d = make_daemon(file_config(secrets_dir))
     d.kill9()
