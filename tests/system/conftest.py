@@ -8,6 +8,7 @@ go green on tests that did not run.
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -196,3 +197,35 @@ def run_as(uid, gid, argv, **kw):
         os.setgid(gid)
         os.setuid(uid)
     return subprocess.run(argv, preexec_fn=demote, capture_output=True, **kw)
+
+
+# ---- real containers (Podman), for the modules that use them --------------
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory):
+    """A busybox root filesystem for `podman run --rootfs`."""
+    from containers import BUSYBOX, build_rootfs, busybox_is_static
+    require_fuse()
+    need(shutil.which("podman"), "podman is not installed")
+    need(shutil.which("runc"), "runc is not installed")
+    need(os.path.exists(BUSYBOX) and busybox_is_static(),
+         "busybox-static is not installed (%s)" % BUSYBOX)
+    return build_rootfs(tmp_path_factory.mktemp("rootfs"))
+
+
+@pytest.fixture(scope="module")
+def engine(rootfs):
+    """`podman system service`: the Docker-compatible Engine API socket."""
+    from containers import EngineService
+    svc = EngineService().start()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def podman(make_daemon, rootfs):
+    from containers import Podman
+    # After make_daemon, so containers go before their mount does.
+    p = Podman(rootfs)
+    yield p
+    p.cleanup()

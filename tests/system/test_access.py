@@ -11,16 +11,13 @@ import errno
 import json
 import os
 import re
-import shutil
 import subprocess
 import uuid
 
 import pytest
 
 from conftest import binary, need, require_fuse, write_private
-from containers import (BUSYBOX, EngineService, FakeCgroups, Podman, Reader,
-                        build_rootfs, busybox_is_static, cgroup2_mount, hex64,
-                        unique_name)
+from containers import FakeCgroups, Reader, cgroup2_mount, hex64, unique_name
 
 VALUES = {
     "db_password": b"pay-db-7f3a9c0e",
@@ -94,31 +91,6 @@ def assert_host_sees_nothing(daemon, names=VALUES, err=errno.ENOENT):
 
 
 # ---- real containers (Podman) ----------------------------------------------
-
-@pytest.fixture(scope="module")
-def rootfs(tmp_path_factory):
-    require_fuse()
-    need(shutil.which("podman"), "podman is not installed")
-    need(shutil.which("runc"), "runc is not installed")
-    need(os.path.exists(BUSYBOX) and busybox_is_static(),
-         "busybox-static is not installed (%s)" % BUSYBOX)
-    return build_rootfs(tmp_path_factory.mktemp("rootfs"))
-
-
-@pytest.fixture(scope="module")
-def engine(rootfs):
-    svc = EngineService().start()
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture
-def podman(make_daemon, rootfs):
-    # After make_daemon, so containers go before their mount does.
-    p = Podman(rootfs)
-    yield p
-    p.cleanup()
-
 
 # Reads each name in one exec, so that a test costs one exec per container.
 PROBE = r"""

@@ -831,33 +831,6 @@ def readme_aws_example():
 
 
 @pytest.fixture(scope="module")
-def rootfs(tmp_path_factory):
-    from containers import BUSYBOX, build_rootfs, busybox_is_static
-    need(shutil.which("podman"), "podman is not installed")
-    need(shutil.which("runc"), "runc is not installed")
-    need(os.path.exists(BUSYBOX) and busybox_is_static(),
-         "busybox-static is not installed (%s)" % BUSYBOX)
-    return build_rootfs(tmp_path_factory.mktemp("rootfs"))
-
-
-@pytest.fixture(scope="module")
-def engine(rootfs):
-    from containers import EngineService
-    svc = EngineService().start()
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture
-def podman(make_daemon, rootfs):
-    from containers import Podman
-    # After make_daemon, so containers go before their mount does.
-    p = Podman(rootfs)
-    yield p
-    p.cleanup()
-
-
-@pytest.fixture(scope="module")
 def fetch_user():
     """The real unprivileged user the fetcher runs as by default."""
     try:

@@ -23,9 +23,8 @@ import time
 
 import pytest
 
-from conftest import binary, need, require_fuse, write_private
-from containers import (BUSYBOX, EngineService, Podman, build_rootfs,
-                        busybox_is_static, unique_name)
+from conftest import binary, need, write_private
+from containers import unique_name
 
 VALUES = {
     "db_password": b"pay-db-7f3a9c0e",
@@ -38,31 +37,6 @@ FRONTEND = {"session_key"}
 
 AUTOMATIC_WAIT = 5      # seconds the daemon gets to repair on its own
 READ_AGAIN_WAIT = 5     # seconds after `secretsfs repair`
-
-
-@pytest.fixture(scope="module")
-def rootfs(tmp_path_factory):
-    require_fuse()
-    need(shutil.which("podman"), "podman is not installed")
-    need(shutil.which("runc"), "runc is not installed")
-    need(os.path.exists(BUSYBOX) and busybox_is_static(),
-         "busybox-static is not installed (%s)" % BUSYBOX)
-    return build_rootfs(tmp_path_factory.mktemp("rootfs"))
-
-
-@pytest.fixture(scope="module")
-def engine(rootfs):
-    svc = EngineService().start()
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture
-def podman(make_daemon, rootfs):
-    # After make_daemon: containers go before their mount does.
-    p = Podman(rootfs)
-    yield p
-    p.cleanup()
 
 
 def config(secrets_dir, workdir, rules, engine):
