@@ -1873,12 +1873,14 @@ do_refresh(struct aws_creds *p, struct aws_credentials *out, char *errbuf,
     size_t errlen)
 {
 	struct aws_credentials next;
-	time_t now = time(NULL);
 	const char *action;
 	long long ttl = 0;
+	time_t now;
 	int r, fr;
 
 	r = fr = fetch_remote(p, &next, errbuf, errlen);
+	/* After the answer: a slow fetch must not stretch the reported ttl. */
+	now = time(NULL);
 	pthread_mutex_lock(&p->lock);
 	/* The first credentials are a login; any after them, a renewal. */
 	action = p->fetches == 0 ? "login" : "renew";
