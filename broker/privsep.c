@@ -679,7 +679,7 @@ priv_wait(uint32_t want, uint8_t *buf, size_t cap, size_t *len, int *fd)
 }
 
 int
-privsep_start(struct config *cfg, char *errbuf, size_t errlen)
+privsep_start(struct config *cfg, int own_fd, char *errbuf, size_t errlen)
 {
 	uint8_t buf[64];
 	size_t len;
@@ -717,6 +717,8 @@ privsep_start(struct config *cfg, char *errbuf, size_t errlen)
 		H.locked_bytes = cfg->locked_bytes;
 		/* The helper keeps nothing of the config, keys included. */
 		config_free(cfg);
+		if (own_fd >= 0)
+			close(own_fd);
 		log_detach();
 		helper_main(sp[1]);
 	}

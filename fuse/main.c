@@ -137,9 +137,9 @@ cmd_check_config(int argc, char **argv)
  * separation, so that the daemon, its helper and its fetcher are one
  * family and the arena is never split by a fork. The process the shell
  * started waits until the daemon serves (exit 0) or dies (exit 1); until
- * then the daemon's errors also reach its stderr. The daemon gets the
- * write end; the helper and fetcher forked later hold copies, so the
- * waiter watches the daemon's exit rather than waiting for EOF.
+ * then the daemon's errors also reach its stderr. Only the daemon holds
+ * the write end (privsep_start closes it in the helper), but the waiter
+ * also watches the daemon's exit, which says the same thing sooner.
  */
 static int
 daemon_start(void)
@@ -251,7 +251,7 @@ cmd_mount(int argc, char **argv)
 	mallopt(M_ARENA_MAX, 2);
 
 	/* One thread, nothing secret yet: fork the helper and the fetcher. */
-	if ((r = privsep_start(cfg, why, sizeof(why))) < 0) {
+	if ((r = privsep_start(cfg, opt.ready_fd, why, sizeof(why))) < 0) {
 		log_warnx("%s", why);
 		config_free(cfg);
 		return 1;

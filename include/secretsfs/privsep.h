@@ -46,10 +46,13 @@ struct privsep_hooks {
 /*
  * Fork the privileged helper and, through it, the first fetcher, and
  * route this process's backends to it. Call with one thread, before the
- * locked arena exists. cfg is freed in the children, not here. 0, or
- * -errno with errbuf filled (an unknown privsep.user, a fork failure).
+ * locked arena exists. cfg is freed in the children, not here. own_fd
+ * (or -1) is this process's alone, closed in the helper: the readiness
+ * pipe of a daemon that has not detached yet. 0, or -errno with errbuf
+ * filled (an unknown privsep.user, a fork failure).
  */
-int privsep_start(struct config *cfg, char *errbuf, size_t errlen);
+int privsep_start(struct config *cfg, int own_fd, char *errbuf,
+    size_t errlen);
 
 /*
  * Give up this process's privileges: every capability but CAP_KILL and

@@ -274,6 +274,13 @@ def _family(config_path):
     return out
 
 
+def _family_gone(config_path, timeout=10):
+    deadline = time.monotonic() + timeout
+    while _family(config_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _family(config_path) == {}
+
+
 def test_without_f_it_detaches_once_serving(make_daemon, secrets_dir, tmp_path):
     """`mount` without -f returns 0 only once the mount serves, leaves a
     daemon in its own session that keeps serving from its locked arena, and
@@ -293,15 +300,23 @@ def test_without_f_it_detaches_once_serving(make_daemon, secrets_dir, tmp_path):
         assert set(family.values()) == \
             {"secretsfs", "secretsfs-fetch", "secretsfs-priv"}
         assert os.getsid(daemon[0]) == daemon[0]
+        # The readiness pipe is gone once serving: the helper and fetcher
+        # never held it, and the daemon keeps only its own self-pipes,
+        # whose two ends it holds both.
+        for pid, comm in family.items():
+            links = [os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                     for fd in os.listdir("/proc/%d/fd" % pid)]
+            pipes = [l for l in links if l.startswith("pipe:")]
+            if comm == "secretsfs":
+                assert all(pipes.count(p) == 2 for p in pipes), pipes
+            else:
+                assert pipes == [], (comm, links)
         # Many fresh opens: each allocates in the arena after the detach.
         for _ in range(200):
             with open(d.path("db_password"), "rb") as f:
                 assert f.read() == VALUES["db"]
         os.kill(daemon[0], signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _family(d.config_path) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _family(d.config_path) == {}
+        assert _family_gone(d.config_path)
         assert not is_mounted(d.mountpoint)
     finally:
         for pid in _family(d.config_path):
@@ -314,7 +329,8 @@ def test_without_f_it_detaches_once_serving(make_daemon, secrets_dir, tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "a-file" in r.stderr
-    assert _family(d.config_path) == {}
+    # The helper follows the daemon out when its socket closes.
+    assert _family_gone(d.config_path)
 
 
 def test_stale_mount_cleared_at_start(make_daemon, secrets_dir, tmp_path):
