@@ -135,7 +135,7 @@ def build(args):
     if not args.build and not (bdir / "build.ninja").exists():
         log("meson setup %s (release)" % bdir)
         # -Dwerror=false: at -O3 GCC 12 warns about a possible truncation
-        # in broker/vault.c that -O2 does not see.
+        # in broker/backends/vault.c that -O2 does not see.
         base = ["meson", "setup", str(bdir), str(ROOT), "--buildtype=release",
                 "-Dwerror=false", "-Dsystem_tests=false"]
         if subprocess.run(base + ["-Dbench=true"], capture_output=True).returncode:
@@ -1476,7 +1476,7 @@ the process's start time with its cache entry. *Fixed:* a cached caller now
 holds its `/proc/<tid>/comm` open; one `pread` on it proves the process is
 still the one cached (it fails with `ESRCH` once that process has exited, the
 only way its pid could be reused) and gives a fresh `comm`
-(broker/identity.c; at most 256 such descriptors, beyond that the start-time
+(broker/access/identity.c; at most 256 such descriptors, beyond that the start-time
 check). The daemon now makes {opens:.1f} `openat` and {reads:.1f} `read`
 calls per operation, against {mf_reads:.1f} `read` calls (the /dev/fuse
 reads) in the minimal FUSE. Not done: deciding once per `open()` rather than

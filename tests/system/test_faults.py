@@ -83,7 +83,7 @@ def status(d):
 def fd_count(pid):
     """The daemon's descriptors, less the identity cache's pins: a cached
     caller holds its /proc/<tid>/comm open until it is evicted or found
-    gone (broker/identity.c), which is not a leak."""
+    gone (broker/access/identity.c), which is not a leak."""
     n = 0
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:

@@ -3,7 +3,7 @@ mount back without a restart.
 
 When the daemon dies (kill -9), every container's bind of its mount answers
 ENOTCONN for good; a new daemon mounting afresh on the host does not reach
-those binds. The repair (broker/repair.c) clones the new mount, enters each
+those binds. The repair (broker/proc/repair.c) clones the new mount, enters each
 container's mount namespace and puts the clone where the dead bind was.
 It runs at start-up once fs_run() calls it, and on demand with
 `secretsfs repair -c CONFIG`. These tests take whichever comes first: they
