@@ -34,6 +34,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include <secretsfs/clk.h>
 #include <secretsfs/control.h>
 #include <secretsfs/fs.h>
 #include <secretsfs/log.h>
@@ -1071,7 +1072,6 @@ static void *
 hup_thread(void *arg)
 {
 	struct fs *fs = arg;
-	struct timespec ts;
 	sigset_t set;
 	int sig;
 
@@ -1091,11 +1091,9 @@ hup_thread(void *arg)
 			pthread_kill(fs->main_thread, SIGUSR1);
 			continue;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &ts);
 		/* systemd's Type=notify-reload wants the time of the request. */
 		notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading "
-		    "%s", (unsigned long long)ts.tv_sec * 1000000ULL +
-		    (unsigned long long)ts.tv_nsec / 1000,
+		    "%s", (unsigned long long)clk_mono_us(),
 		    broker_config(fs->broker)->file);
 		broker_reload(fs->broker);
 		broker_audit_reopen(fs->broker);

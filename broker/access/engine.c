@@ -13,6 +13,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include <secretsfs/lru.h>
+#include <secretsfs/clk.h>
 #include <secretsfs/engine.h>
 
 /* What the engine said about one container: the caller's engine fields. */
@@ -26,7 +28,7 @@ struct meta {
 
 struct eng_entry {
 	struct eng_entry	*hnext;
-	struct eng_entry	*prev, *next;	/* LRU: head is the newest */
+	struct lru_node		 lru;
 	char			 id[IDENTITY_ID_MAX];
 	int64_t			 expires_ms;
 	int			 err;		/* 0, or the cached failure */
@@ -42,19 +44,10 @@ struct engine {
 	size_t			 max;
 	int64_t			 ttl_ms, neg_ttl_ms;
 	struct eng_entry	*buckets[ENGINE_BUCKETS];
-	struct eng_entry	*head, *tail;
+	struct lru		 lru;
 	size_t			 count;
 	uint64_t		 hits, misses, errors;
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool
 is_hex64(const char *s)
@@ -394,32 +387,6 @@ engine_new(const char *socket_path)
 	return e;
 }
 
-static void
-lru_unlink(struct engine *e, struct eng_entry *x)
-{
-	if (x->prev)
-		x->prev->next = x->next;
-	else
-		e->head = x->next;
-	if (x->next)
-		x->next->prev = x->prev;
-	else
-		e->tail = x->prev;
-	x->prev = x->next = NULL;
-}
-
-static void
-lru_push(struct engine *e, struct eng_entry *x)
-{
-	x->prev = NULL;
-	x->next = e->head;
-	if (e->head)
-		e->head->prev = x;
-	e->head = x;
-	if (e->tail == NULL)
-		e->tail = x;
-}
-
 static struct eng_entry *
 find_locked(struct engine *e, const char *id)
 {
@@ -442,7 +409,7 @@ remove_locked(struct engine *e, struct eng_entry *x)
 			break;
 		}
 	}
-	lru_unlink(e, x);
+	lru_unlink(&e->lru, &x->lru);
 	e->count--;
 }
 
@@ -453,7 +420,7 @@ engine_free(struct engine *e)
 
 	if (e == NULL)
 		return;
-	while ((x = e->head) != NULL) {
+	while ((x = LRU_ENTRY(e->lru.head, struct eng_entry, lru)) != NULL) {
 		remove_locked(e, x);
 		free(x);
 	}
@@ -472,7 +439,10 @@ engine_set_cache(struct engine *e, size_t max_entries, int64_t ttl_ms,
 	e->max = max_entries;
 	e->ttl_ms = ttl_ms;
 	e->neg_ttl_ms = neg_ttl_ms;
-	while (e->count > e->max && (x = e->tail) != NULL) {
+	while (e->count > e->max) {
+		x = LRU_ENTRY(lru_oldest(&e->lru), struct eng_entry, lru);
+		if (x == NULL)
+			break;
 		remove_locked(e, x);
 		free(x);
 	}
@@ -511,10 +481,11 @@ cache_put(struct engine *e, const char *id, int err, const struct meta *m,
 		return;
 	}
 	if ((x = find_locked(e, id)) != NULL) {
-		lru_unlink(e, x);
+		lru_unlink(&e->lru, &x->lru);
 	} else if (fresh) {
-		while (e->count >= e->max && e->tail) {
-			struct eng_entry *old = e->tail;
+		while (e->count >= e->max && lru_oldest(&e->lru)) {
+			struct eng_entry *old = LRU_ENTRY(lru_oldest(&e->lru),
+			    struct eng_entry, lru);
 
 			remove_locked(e, old);
 			free(old);
@@ -529,8 +500,8 @@ cache_put(struct engine *e, const char *id, int err, const struct meta *m,
 	if (x) {
 		x->err = err;
 		x->m = *m;
-		x->expires_ms = now_ms() + ttl;
-		lru_push(e, x);
+		x->expires_ms = clk_mono_ms() + ttl;
+		lru_push(&e->lru, &x->lru);
 	}
 	pthread_mutex_unlock(&e->lock);
 	free(fresh);
@@ -549,12 +520,12 @@ engine_enrich(struct engine *e, struct caller *c)
 
 	pthread_mutex_lock(&e->lock);
 	x = find_locked(e, c->container_id);
-	if (x && now_ms() < x->expires_ms) {
+	if (x && clk_mono_ms() < x->expires_ms) {
 		r = x->err;
 		if (r == 0)
 			meta_to_caller(&x->m, c);
-		lru_unlink(e, x);
-		lru_push(e, x);
+		lru_unlink(&e->lru, &x->lru);
+		lru_push(&e->lru, &x->lru);
 		e->hits++;
 		pthread_mutex_unlock(&e->lock);
 		return r;

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <secretsfs/lru.h>
+#include <secretsfs/clk.h>
 #include <secretsfs/identity.h>
 
 #define STAT_BUF_MAX	4096
@@ -586,7 +588,7 @@ identity_read(const char *proc_root, pid_t pid, uid_t uid, gid_t gid,
 /* Only what the cgroup file gives: never uid/gid, never engine data. */
 struct id_entry {
 	struct id_entry		*hnext;
-	struct id_entry		*prev, *next;	/* LRU: head is the newest */
+	struct lru_node		 lru;
 	pid_t			 pid;
 	int			 pin;		/* /proc/<pid>/comm, or -1 */
 	uint64_t		 start_time;
@@ -605,20 +607,11 @@ struct identity_cache {
 	int64_t			 ttl_ms;
 	size_t			 nbuckets;	/* a power of two */
 	struct id_entry		**buckets;
-	struct id_entry		*head, *tail;
+	struct lru		 lru;
 	size_t			 count;
 	size_t			 pins, pin_max;	/* pins counts reserved ones too */
 	uint64_t		 hits, misses, evictions;
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t
 bucket_of(const struct identity_cache *ic, pid_t pid)
@@ -703,32 +696,6 @@ identity_cache_new(size_t max_entries, int64_t ttl_ms)
 	return ic;
 }
 
-static void
-lru_unlink(struct identity_cache *ic, struct id_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		ic->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		ic->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-lru_push(struct identity_cache *ic, struct id_entry *e)
-{
-	e->prev = NULL;
-	e->next = ic->head;
-	if (ic->head)
-		ic->head->prev = e;
-	ic->head = e;
-	if (ic->tail == NULL)
-		ic->tail = e;
-}
-
 static struct id_entry *
 find_locked(struct identity_cache *ic, pid_t pid)
 {
@@ -761,7 +728,7 @@ remove_locked(struct identity_cache *ic, struct id_entry *e)
 			break;
 		}
 	}
-	lru_unlink(ic, e);
+	lru_unlink(&ic->lru, &e->lru);
 	unpin_locked(ic, e);
 	ic->count--;
 }
@@ -771,7 +738,7 @@ flush_locked(struct identity_cache *ic)
 {
 	struct id_entry *e;
 
-	while ((e = ic->head) != NULL) {
+	while ((e = LRU_ENTRY(ic->lru.head, struct id_entry, lru)) != NULL) {
 		remove_locked(ic, e);
 		free(e);
 	}
@@ -831,7 +798,8 @@ identity_cache_stats(struct identity_cache *ic, struct identity_cache_stats *st)
 	st->evictions = ic->evictions;
 	st->entries = ic->count;
 	st->pinned = 0;
-	for (e = ic->head; e; e = e->next)
+	for (e = LRU_ENTRY(ic->lru.head, struct id_entry, lru); e;
+	    e = LRU_ENTRY(e->lru.next, struct id_entry, lru))
 		if (e->pin != -1)
 			st->pinned++;
 	pthread_mutex_unlock(&ic->lock);
@@ -863,8 +831,8 @@ hit_locked(struct identity_cache *ic, struct id_entry *e, struct caller *c)
 	memcpy(c->container_id, e->container_id, sizeof(c->container_id));
 	memcpy(c->pod_uid, e->pod_uid, sizeof(c->pod_uid));
 	memcpy(c->unit, e->unit, sizeof(c->unit));
-	lru_unlink(ic, e);
-	lru_push(ic, e);
+	lru_unlink(&ic->lru, &e->lru);
+	lru_push(&ic->lru, &e->lru);
 	ic->hits++;
 }
 
@@ -897,7 +865,7 @@ identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
 	 * A pinned entry: one pread() under the lock, which also keeps the
 	 * descriptor from being closed (and its number reused) meanwhile.
 	 */
-	now = now_ms();
+	now = clk_mono_ms();
 	pthread_mutex_lock(&ic->lock);
 	e = find_locked(ic, pid);
 	if (e && e->pin != -1) {
@@ -970,12 +938,13 @@ identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
 	if (e) {
 		/* Same pid: a newer process, or another thread's miss. */
 		entry_fill(ic, e, &c, pin, now + ic->ttl_ms);
-		lru_unlink(ic, e);
-		lru_push(ic, e);
+		lru_unlink(&ic->lru, &e->lru);
+		lru_push(&ic->lru, &e->lru);
 		pin = -1;
 	} else if (fresh) {
-		while (ic->count >= ic->max && ic->tail) {
-			struct id_entry *old = ic->tail;
+		while (ic->count >= ic->max && lru_oldest(&ic->lru)) {
+			struct id_entry *old = LRU_ENTRY(lru_oldest(&ic->lru),
+			    struct id_entry, lru);
 
 			remove_locked(ic, old);
 			free(old);
@@ -985,7 +954,7 @@ identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
 		entry_fill(ic, fresh, &c, pin, now + ic->ttl_ms);
 		fresh->hnext = ic->buckets[bucket_of(ic, pid)];
 		ic->buckets[bucket_of(ic, pid)] = fresh;
-		lru_push(ic, fresh);
+		lru_push(&ic->lru, &fresh->lru);
 		ic->count++;
 		fresh = NULL;
 		pin = -1;

@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <secretsfs/clk.h>
 #include <secretsfs/audit.h>
 #include <secretsfs/secfile.h>
 #include <secretsfs/secmem.h>
@@ -1287,13 +1288,7 @@ flusher(void *arg)
 
 	pthread_mutex_lock(&a->lock);
 	while (!a->stopping) {
-		clock_gettime(CLOCK_MONOTONIC, &dl);
-		dl.tv_sec += a->flush_ms / 1000;
-		dl.tv_nsec += (a->flush_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
+		dl = clk_deadline(CLOCK_MONOTONIC, a->flush_ms);
 		while (!a->stopping &&
 		    pthread_cond_timedwait(&a->cond, &a->lock, &dl) != ETIMEDOUT)
 			;
@@ -1316,17 +1311,11 @@ flusher(void *arg)
 static int
 start_flusher(struct audit *a)
 {
-	pthread_condattr_t	ca;
-	sigset_t		all, old;
-	int			r;
+	sigset_t	all, old;
+	int		r;
 
-	if ((r = pthread_condattr_init(&ca)) != 0)
-		return -r;
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	r = pthread_cond_init(&a->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (r != 0)
-		return -r;
+	if ((r = clk_cond_init(&a->cond)) < 0)
+		return r;
 	/* Signals are the daemon's main thread's business. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include <secretsfs/clk.h>
 #include <secretsfs/aws.h>
 #include <secretsfs/aws_creds.h>
 #include <secretsfs/backend.h>
@@ -663,15 +664,6 @@ dump(const json_t *doc)
 	return s;
 }
 
-static void
-sleep_ms(int64_t ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /*
  * One Secrets Manager operation, signed and retried. 0 with *resp holding
  * a 200 answer (the caller clears it), or -errno with errbuf set.
@@ -755,7 +747,7 @@ aws_call(struct aws_backend *ab, const char *op, const char *body,
 			/* No answer at all: worth another try, bar TLS trouble. */
 			if ((r == -ETIMEDOUT || r == -ECONNREFUSED || r == -EIO ||
 			    r == -EHOSTUNREACH) && attempt <= ab->hopt.max_retries) {
-				sleep_ms(http_backoff_ms(&ab->hopt, attempt));
+				clk_sleep_ms(http_backoff_ms(&ab->hopt, attempt));
 				continue;
 			}
 			r = -EIO;
@@ -783,7 +775,7 @@ aws_call(struct aws_backend *ab, const char *op, const char *body,
 				if (delay < 0 || delay > ab->hopt.retry_max_ms)
 					delay = http_backoff_ms(&ab->hopt,
 					    attempt);
-				sleep_ms(delay);
+				clk_sleep_ms(delay);
 				continue;
 			}
 			r = -EIO;

@@ -31,6 +31,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include <secretsfs/clk.h>
 #include <secretsfs/config.h>
 #include <secretsfs/http.h>
 #include <secretsfs/secfile.h>
@@ -1106,24 +1107,6 @@ retryable_status(long status)
 	return status == 429 || (status >= 500 && status <= 599);
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int64_t ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* "Name: value" for curl, built in locked memory (the value may be a token). */
 static int
 add_header(struct curl_slist **list, const char *name, const char *value)
@@ -1241,9 +1224,9 @@ http_do(struct http_client *c, const struct http_request *req,
 		return -ENOMEM;
 	snprintf(url, ulen, "%s%s", c->base_url, req->path);
 
-	deadline = mono_ms() + c->o.timeout_ms;
+	deadline = clk_mono_ms() + c->o.timeout_ms;
 	for (attempt = 0;; attempt++) {
-		now = mono_ms();
+		now = clk_mono_ms();
 		memset(resp, 0, sizeof(*resp));
 		resp->retry_after_ms = -1;
 		r = perform_once(c, req, url, resp,
@@ -1255,11 +1238,11 @@ http_do(struct http_client *c, const struct http_request *req,
 		delay = resp->retry_after_ms >= 0 ? resp->retry_after_ms :
 		    http_backoff_ms(&c->o, attempt + 1);
 		/* No time left to wait and try again: this answer stands. */
-		if (mono_ms() + delay >= deadline)
+		if (clk_mono_ms() + delay >= deadline)
 			break;
 		if (r == 0)
 			http_response_clear(resp);
-		sleep_ms(delay);
+		clk_sleep_ms(delay);
 	}
 	free(url);
 	return r;

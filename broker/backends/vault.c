@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 
+#include <secretsfs/clk.h>
 #include <secretsfs/backend.h>
 #include <secretsfs/http.h>
 #include <secretsfs/log.h>
@@ -96,15 +97,6 @@ struct vault {
 
 	pthread_mutex_t		 login_mu;	/* one login at a time */
 };
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- parsers ------------------------------------------------------------- */
 
@@ -972,7 +964,7 @@ auth_reason(int r)
 static void
 install_token(struct vault *v, struct vault_auth *a)
 {
-	int64_t now = mono_ms(), in;
+	int64_t now = clk_mono_ms(), in;
 
 	pthread_mutex_lock(&v->mu);
 	secmem_free(v->token);
@@ -1223,7 +1215,7 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
 			if (v->gen == gen) {
 				v->ttl_ms = ttl_s * 1000;
 				in = v->ttl_ms * 2 / 3;
-				v->renew_at = mono_ms() +
+				v->renew_at = clk_mono_ms() +
 				    (in > MIN_RENEW_MS ? in : MIN_RENEW_MS);
 			}
 			pthread_mutex_unlock(&v->mu);
@@ -1255,7 +1247,7 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
 		retry = LOGIN_RETRY_MAX_MS;
 	v->login_retry_ms = retry;
 	if (v->gen == gen)
-		v->renew_at = mono_ms() + retry;
+		v->renew_at = clk_mono_ms() + retry;
 	pthread_mutex_unlock(&v->mu);
 	log_warnx("vault backend %s: %s; trying again in %" PRId64 " ms",
 	    v->name, why, retry);
@@ -1277,14 +1269,13 @@ renewer(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	pthread_mutex_lock(&v->mu);
 	while (!v->stop) {
-		now = mono_ms();
+		now = clk_mono_ms();
 		if (v->renew_at == 0) {
 			pthread_cond_wait(&v->cond, &v->mu);
 			continue;
 		}
 		if (now < v->renew_at) {
-			ts.tv_sec = v->renew_at / 1000;
-			ts.tv_nsec = (v->renew_at % 1000) * 1000000;
+			ts = clk_at_ms(v->renew_at);
 			pthread_cond_timedwait(&v->cond, &v->mu, &ts);
 			continue;
 		}
@@ -1583,7 +1574,6 @@ vault_open(const struct config_backend *cfg, void **impl, char *errbuf,
 {
 	struct vault_conf vc;
 	struct config_err err;
-	pthread_condattr_t ca;
 	struct vault *v;
 	bool oom = false;
 	int r;
@@ -1622,10 +1612,8 @@ vault_open(const struct config_backend *cfg, void **impl, char *errbuf,
 	}
 	pthread_mutex_init(&v->mu, NULL);
 	pthread_mutex_init(&v->login_mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&v->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	/* glibc's pthread_cond_init cannot fail: nothing to undo. */
+	(void)clk_cond_init(&v->cond);
 	*impl = v;
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <secretsfs/clk.h>
 #include <secretsfs/backend.h>
 #include <secretsfs/broker.h>
 #include <secretsfs/engine.h>
@@ -160,15 +161,6 @@ hash(const char *s)
 	while (*s)
 		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
 	return h;
-}
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void
@@ -398,7 +390,7 @@ bstat_note(struct broker *b, const char *name, const char *type, int r,
 		}
 		if (r == -EIO) {
 			if (s->reachable != 0)
-				s->fail_since = mono_ms();
+				s->fail_since = clk_mono_ms();
 			s->reachable = 0;
 		} else {
 			s->reachable = 1;
@@ -406,16 +398,6 @@ bstat_note(struct broker *b, const char *name, const char *type, int r,
 		}
 	}
 	pthread_mutex_unlock(&b->stat_lock);
-}
-
-static double
-elapsed(const struct timespec *t0)
-{
-	struct timespec t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (double)(t1.tv_sec - t0->tv_sec) +
-	    (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
 /* ------------------------------------------------------------------ */
@@ -471,7 +453,7 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 	const struct config_secret *s;
 	const struct config_backend *cb;
 	struct backend_request req;
-	struct timespec t0;
+	uint64_t t0;
 	const char *child = NULL;
 	char ref[1024];
 	int r;
@@ -492,7 +474,7 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 		req.ref = ref;
 	} else if (s->as == CONFIG_AS_DIRECTORY)
 		req.field = NULL;	/* the whole object, to list its keys */
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = clk_mono_us();
 	r = backend_fetch(v->backends[s->backend]->be, &req, out, errbuf,
 	    errlen);
 	if (r < 0) {
@@ -512,7 +494,8 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 		if (r != -ENOENT && r != -EACCES)
 			r = -EIO;
 	}
-	bstat_note(b, cb->name, cb->type, r, elapsed(&t0), errbuf);
+	bstat_note(b, cb->name, cb->type, r,
+	    (double)(clk_mono_us() - t0) / 1e6, errbuf);
 	broker_release(v);
 	return r;
 }
@@ -947,7 +930,7 @@ audit_auth_event(void *arg, const char *backend, const char *method,
 		if (ok)
 			s->auth_ttl = ttl;
 		if (ok || !s->auth_at)
-			s->auth_at = mono_ms();
+			s->auth_at = clk_mono_ms();
 	}
 	pthread_mutex_unlock(&b->stat_lock);
 	if (b->audit && audit_auth(b->audit, &au) < 0)
@@ -1193,18 +1176,19 @@ prefix_names(struct broker_view *v, size_t idx, char ***names, size_t *n)
 	struct listing *l = &v->listings[idx];
 	char ebuf[BACKEND_ERR_MAX] = "", **got = NULL;
 	size_t ngot = 0, i;
-	struct timespec t0;
+	uint64_t t0;
 	int64_t now;
 	int r = 0;
 
-	now = mono_ms();
+	now = clk_mono_ms();
 	pthread_mutex_lock(&v->list_lock);
 	if (!l->names || now >= l->due) {
-		clock_gettime(CLOCK_MONOTONIC, &t0);
+		t0 = clk_mono_us();
 		r = backend_list(v->backends[s->backend]->be, s->ref, &got,
 		    &ngot, ebuf, sizeof(ebuf));
 		bstat_note(v->b, cb->name, cb->type, r == 0 || r == -ENOENT ||
-		    r == -EACCES ? r : -EIO, elapsed(&t0), ebuf);
+		    r == -EACCES ? r : -EIO, (double)(clk_mono_us() - t0) / 1e6,
+		    ebuf);
 		if (r == 0 || r == -ENOENT) {
 			broker_names_free(l->names, l->n);
 			l->names = NULL;
@@ -1666,7 +1650,7 @@ int
 broker_health(struct broker *b, char *why, size_t len)
 {
 	struct broker_view *v = broker_acquire(b);
-	int64_t max_stale = v->cfg->max_stale_ms, now = mono_ms();
+	int64_t max_stale = v->cfg->max_stale_ms, now = clk_mono_ms();
 	size_t i;
 	int r = 0;
 
@@ -1793,7 +1777,7 @@ broker_snapshot(struct broker *b, bool with_secrets,
 {
 	struct broker_view *v = broker_acquire(b);
 	struct entries es = { 0 };
-	int64_t now = mono_ms();
+	int64_t now = clk_mono_ms();
 	size_t i, ncached;
 
 	memset(out, 0, sizeof(*out));

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <secretsfs/lru.h>
+#include <secretsfs/clk.h>
 #include <secretsfs/cache.h>
 #include <secretsfs/secmem.h>
 
@@ -34,7 +36,7 @@
 
 struct entry {
 	struct entry		*next;		/* hash chain */
-	struct entry		*lru_prev, *lru_next;
+	struct lru_node		 lru;
 	struct cache_snap	*snap;		/* current value, or NULL */
 	struct refresh_entry	 rt;		/* state, times, fetching */
 	int64_t			 neg_until;	/* monotonic ms; remembered -ENOENT */
@@ -72,7 +74,7 @@ struct cache {
 	pthread_cond_t		 landed;	/* a fetch landed (any entry) */
 	struct entry		**buckets;
 	size_t			 nbuckets, count;
-	struct entry		*lru_head, *lru_tail;	/* head = most recent */
+	struct lru		 lru;
 	struct cache_limits	 lim;
 	cache_fetch_fn		 fetch;
 	void			*arg;
@@ -83,15 +85,6 @@ struct cache {
 	uint64_t		 rnd;
 	struct cache_stats	 st;
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t
 hash(const char *s)
@@ -276,34 +269,6 @@ pin(struct cache_snap *s)
 	__atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
 }
 
-static void
-lru_unlink(struct cache *c, struct entry *e)
-{
-	if (e->lru_prev)
-		e->lru_prev->lru_next = e->lru_next;
-	else if (c->lru_head == e)
-		c->lru_head = e->lru_next;
-	if (e->lru_next)
-		e->lru_next->lru_prev = e->lru_prev;
-	else if (c->lru_tail == e)
-		c->lru_tail = e->lru_prev;
-	e->lru_prev = e->lru_next = NULL;
-}
-
-static void
-lru_touch(struct cache *c, struct entry *e)
-{
-	if (c->lru_head == e)
-		return;
-	lru_unlink(c, e);
-	e->lru_next = c->lru_head;
-	if (c->lru_head)
-		c->lru_head->lru_prev = e;
-	c->lru_head = e;
-	if (!c->lru_tail)
-		c->lru_tail = e;
-}
-
 /* Drop the entry's value (readers keep theirs). Locked. */
 static void
 drop_value(struct cache *c, struct entry *e)
@@ -317,7 +282,7 @@ drop_value(struct cache *c, struct entry *e)
 		c->st.bytes -= s->len;
 		cache_put(s);
 	}
-	lru_unlink(c, e);
+	lru_unlink(&c->lru, &e->lru);
 	e->rt.state = REFRESH_EMPTY;
 	e->rt.gone_since = 0;
 	e->failures = 0;
@@ -374,9 +339,9 @@ make_room(struct cache *c, struct entry *keep, size_t need)
 
 	if (need > c->lim.max_bytes)
 		return -EFBIG;
-	for (e = c->lru_tail; e && c->st.bytes + need > c->lim.max_bytes;
-	    e = prev) {
-		prev = e->lru_prev;
+	for (e = LRU_ENTRY(lru_oldest(&c->lru), struct entry, lru);
+	    e && c->st.bytes + need > c->lim.max_bytes; e = prev) {
+		prev = LRU_ENTRY(e->lru.prev, struct entry, lru);
 		if (e == keep || e->rt.fetching || !e->snap)
 			continue;
 		drop_value(c, e);
@@ -446,7 +411,7 @@ claim(struct entry *e, struct claim *cl)
 {
 	e->rt.fetching = true;
 	cl->epoch = e->epoch;
-	cl->started = now_ms();
+	cl->started = clk_mono_ms();
 	snprintf(cl->last_version, sizeof(cl->last_version), "%s",
 	    last_version(e));
 }
@@ -477,7 +442,7 @@ land(struct cache *c, struct entry *e, const struct claim *cl, int r,
 {
 	enum refresh_state was = e->rt.state;
 	char old[BACKEND_VERSION_MAX];
-	int64_t now = now_ms();
+	int64_t now = clk_mono_ms();
 
 	e->rt.fetching = false;
 	e->done++;
@@ -513,7 +478,7 @@ land(struct cache *c, struct entry *e, const struct claim *cl, int r,
 			queue(q, CACHE_EV_ROTATED, e, e->snap->version, old,
 			    0, 0);
 		}
-		lru_touch(c, e);
+		lru_touch(&c->lru, &e->lru);
 		wake(c);
 		return 0;
 	}
@@ -564,7 +529,7 @@ static void
 touch(struct cache *c, struct entry *e, int64_t now)
 {
 	e->rt.last_access = now;
-	lru_touch(c, e);
+	lru_touch(&c->lru, &e->lru);
 	/* Near expiry and read: the scheduler may have passed it as idle. */
 	if (e->rt.state == REFRESH_FRESH && now >= e->rt.ahead &&
 	    !e->rt.fetching && !e->kicked && refresh_is_hot(&e->rt)) {
@@ -598,7 +563,7 @@ cache_get_ex(struct cache *c, const char *name, int64_t ttl_ms,
 	e->rt.ttl = ttl_ms;
 again:
 	for (;;) {
-		now = now_ms();
+		now = clk_mono_ms();
 		pol = policy(c);
 		if (e->snap) {
 			switch (refresh_read_decide(&e->rt, &pol, now)) {
@@ -666,7 +631,7 @@ again:
 	}
 	if (r < 0)
 		c->st.stale_served++;	/* the last good value, after a failure */
-	now = now_ms();
+	now = clk_mono_ms();
 hit:
 	touch(c, e, now);
 	pin(e->snap);
@@ -864,7 +829,7 @@ cache_foreach(struct cache *c,
 	struct cache_entry_info info;
 	struct refresh_policy pol;
 	struct entry *e;
-	int64_t now = now_ms(), next;
+	int64_t now = clk_mono_ms(), next;
 	size_t i;
 
 	pthread_mutex_lock(&c->lock);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <secretsfs/clk.h>
 #include <secretsfs/cache.h>
 #include <secretsfs/refresh.h>
 
@@ -136,15 +137,6 @@ struct refresh {
 	unsigned	 nthreads;
 };
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *
 worker(void *arg)
 {
@@ -158,7 +150,7 @@ worker(void *arg)
 	while (!r->stop) {
 		seen = r->kicks;
 		pthread_mutex_unlock(&r->lock);
-		now = mono_ms();
+		now = clk_mono_ms();
 		did = cache_refresh_step(r->cache, now, &next);
 		pthread_mutex_lock(&r->lock);
 		if (did || r->kicks != seen || r->stop)
@@ -166,8 +158,7 @@ worker(void *arg)
 		/* Look again at least once a minute, whatever happens. */
 		if (next > now + 60000)
 			next = now + 60000;
-		until.tv_sec = next / 1000;
-		until.tv_nsec = (next % 1000) * 1000000;
+		until = clk_at_ms(next);
 		pthread_cond_timedwait(&r->cond, &r->lock, &until);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -194,7 +185,6 @@ waker(void *arg)
 int
 refresh_start(struct cache *c, unsigned nthreads, struct refresh **out)
 {
-	pthread_condattr_t ca;
 	sigset_t all, old;
 	struct refresh *r;
 	unsigned i;
@@ -210,10 +200,8 @@ refresh_start(struct cache *c, unsigned nthreads, struct refresh **out)
 	}
 	r->cache = c;
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	/* glibc's pthread_cond_init cannot fail: nothing to undo. */
+	(void)clk_cond_init(&r->cond);
 	/* Signals are the FUSE loop's and the SIGHUP thread's business. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <secretsfs/clk.h>
 #include <secretsfs/notify.h>
 
 int
@@ -115,13 +116,7 @@ watchdog(void *unused)
 	while (!wd.stop) {
 		if (!wd.alive || wd.alive(wd.arg))
 			notify_send("WATCHDOG=1");
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += (time_t)(wd.usec / 2 / 1000000);
-		until.tv_nsec += (long)((wd.usec / 2 % 1000000) * 1000);
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		until = clk_deadline(CLOCK_REALTIME, (int64_t)(wd.usec / 2000));
 		pthread_cond_timedwait(&wd.cond, &wd.lock, &until);
 	}
 	pthread_mutex_unlock(&wd.lock);

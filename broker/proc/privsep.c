@@ -28,6 +28,7 @@
 
 #include <linux/capability.h>
 
+#include <secretsfs/clk.h>
 #include <secretsfs/config.h>
 #include <secretsfs/fetcher.h>
 #include <secretsfs/log.h>
@@ -75,16 +76,6 @@ static struct {
 	int		 sfd;		/* SIGCHLD, as a descriptor */
 	bool		 stopping;	/* unmounted: no more fetchers */
 } H = { .fd = -1, .repair_fd = -1, .sfd = -1 };
-
-static int64_t
-ms_since(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(now.tv_sec - t->tv_sec) * 1000 +
-	    (now.tv_nsec - t->tv_nsec) / 1000000;
-}
 
 static void
 h_send(uint32_t type, const struct wire_out *o, int passfd)
@@ -198,7 +189,7 @@ reap(void)
 		H.fetcher = 0;
 		if (H.stopping)
 			continue;
-		if (ms_since(&H.started) >= STABLE_MS)
+		if (clk_since_ms(&H.started) >= STABLE_MS)
 			H.backoff_ms = BACKOFF_MIN_MS;
 		o = (struct wire_out){ buf, sizeof(buf), 0, false };
 		wire_put_u32(&o, (uint32_t)pid);
@@ -509,7 +500,7 @@ helper_main(int fd)
 	for (;;) {
 		timeout = -1;
 		if (H.restart_at.tv_sec) {
-			int64_t left = -ms_since(&H.restart_at);
+			int64_t left = -clk_since_ms(&H.restart_at);
 
 			timeout = left < 0 ? 0 : (int)left;
 		}
@@ -532,7 +523,7 @@ helper_main(int fd)
 		}
 		if (p[0].revents)
 			request();
-		if (H.restart_at.tv_sec && ms_since(&H.restart_at) >= 0 &&
+		if (H.restart_at.tv_sec && clk_since_ms(&H.restart_at) >= 0 &&
 		    H.fetcher == 0)
 			spawn_fetcher();
 	}
