@@ -859,65 +859,18 @@ out:
 
 /*
  * Read a file into the arena. private_only: refuse it when group/other
- * may read it (secfile). Otherwise *mode says what it is, so the caller
- * can refuse it only when it turns out to hold a key.
+ * may read it. Otherwise *mode says what it is, so the caller can refuse
+ * it only when it turns out to hold a key.
  */
 static int
 read_file(const char *path, size_t max, bool private_only, char **out,
     size_t *len, mode_t *mode, char *errbuf, size_t errlen)
 {
-	struct stat st;
-	uint8_t *buf;
-	size_t have = 0;
-	ssize_t n;
-	int fd, r;
-
-	*out = NULL;
-	*len = 0;
 	if (private_only)
 		return secfile_read_private(path, max, (uint8_t **)out, len,
 		    errbuf, errlen);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		r = -errno;
-		snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
-		return r;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(errbuf, errlen, "%s: not a regular file", path);
-		close(fd);
-		return -EINVAL;
-	}
-	if (mode)
-		*mode = st.st_mode;
-	if ((size_t)st.st_size > max) {
-		snprintf(errbuf, errlen, "%s: larger than %zu bytes", path, max);
-		close(fd);
-		return -EFBIG;
-	}
-	if (!(buf = secmem_alloc((size_t)st.st_size + 1))) {
-		snprintf(errbuf, errlen, "locked memory exhausted");
-		close(fd);
-		return -ENOMEM;
-	}
-	/* read(2) straight into the arena: no stdio buffer keeps a copy. */
-	while (have < (size_t)st.st_size &&
-	    (n = read(fd, buf + have, (size_t)st.st_size - have)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
-			secmem_free(buf);
-			close(fd);
-			return r;
-		}
-		have += (size_t)n;
-	}
-	close(fd);
-	buf[have] = '\0';
-	*out = (char *)buf;
-	*len = have;
-	return 0;
+	return secfile_read(path, 0, max, (uint8_t **)out, len, mode, errbuf,
+	    errlen);
 }
 
 /* A token file: whitespace around the token is not part of it. */

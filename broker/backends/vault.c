@@ -858,67 +858,17 @@ trim(uint8_t *buf, size_t *len)
 		buf[--*len] = '\0';
 }
 
-/*
- * A service-account token: any mode is accepted (the kubelet makes it
- * 0644), but it must be a regular file of sane size.
- */
-static int
-read_public_cred(const char *path, uint8_t **out, size_t *len, char *errbuf,
-    size_t errlen)
-{
-	struct stat st;
-	size_t have = 0;
-	uint8_t *buf;
-	ssize_t n;
-	int fd, r;
-
-	*out = NULL;
-	*len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		r = -errno;
-		snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
-		return r;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    (size_t)st.st_size > CRED_MAX) {
-		snprintf(errbuf, errlen, "%s: not a regular file of at most "
-		    "%u bytes", path, CRED_MAX);
-		close(fd);
-		return -EINVAL;
-	}
-	if (!(buf = secmem_alloc((size_t)st.st_size + 1))) {
-		close(fd);
-		snprintf(errbuf, errlen, "locked memory exhausted");
-		return -ENOMEM;
-	}
-	while (have < (size_t)st.st_size &&
-	    (n = read(fd, buf + have, (size_t)st.st_size - have)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
-			secmem_free(buf);
-			close(fd);
-			return r;
-		}
-		have += (size_t)n;
-	}
-	close(fd);
-	buf[have] = '\0';
-	*out = buf;
-	*len = have;
-	return 0;
-}
-
 static int
 read_cred(const char *path, bool private, uint8_t **out, size_t *len,
     char *errbuf, size_t errlen)
 {
 	int r;
 
+	/* A service-account token may have any mode: the kubelet makes it
+	 * 0644, and it is a symbolic link into the projected volume. */
 	r = private ? secfile_read_private(path, CRED_MAX, out, len, errbuf,
-	    errlen) : read_public_cred(path, out, len, errbuf, errlen);
+	    errlen) : secfile_read(path, 0, CRED_MAX, out, len, NULL, errbuf,
+	    errlen);
 	if (r < 0)
 		return r;
 	trim(*out, len);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,9 +43,10 @@ secfile_check_private(int fd, const char *path, char *errbuf, size_t errlen)
 }
 
 int
-secfile_read_private(const char *path, size_t max_bytes, uint8_t **out,
-    size_t *len, char *errbuf, size_t errlen)
+secfile_read(const char *path, unsigned flags, size_t max_bytes,
+    uint8_t **out, size_t *len, mode_t *mode, char *errbuf, size_t errlen)
 {
+	int oflags = O_RDONLY | O_CLOEXEC;
 	struct stat st;
 	uint8_t *buf;
 	size_t have = 0;
@@ -53,15 +55,24 @@ secfile_read_private(const char *path, size_t max_bytes, uint8_t **out,
 
 	*out = NULL;
 	*len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+	if (flags & SECFILE_NOFOLLOW)
+		oflags |= O_NOFOLLOW;
+	if ((fd = open(path, oflags)) < 0) {
 		r = -errno;
 		snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
 		return r;
 	}
-	if ((r = secfile_check_private(fd, path, errbuf, errlen)) < 0)
+	if ((flags & SECFILE_PRIVATE) &&
+	    (r = secfile_check_private(fd, path, errbuf, errlen)) < 0)
 		goto out;
 	if (fstat(fd, &st) != 0) {
 		r = -errno;
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(errbuf, errlen, "%s: not a regular file", path);
+		r = -EINVAL;
 		goto out;
 	}
 	if ((size_t)st.st_size > max_bytes) {
@@ -70,8 +81,11 @@ secfile_read_private(const char *path, size_t max_bytes, uint8_t **out,
 		r = -EFBIG;
 		goto out;
 	}
-	if (!(buf = secmem_alloc((size_t)st.st_size + 1))) {
-		snprintf(errbuf, errlen, "%s: locked memory exhausted", path);
+	buf = (flags & SECFILE_HEAP) ? malloc((size_t)st.st_size + 1) :
+	    secmem_alloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		snprintf(errbuf, errlen, "%s: %s", path, (flags & SECFILE_HEAP) ?
+		    "out of memory" : "locked memory exhausted");
 		r = -ENOMEM;
 		goto out;
 	}
@@ -83,16 +97,39 @@ secfile_read_private(const char *path, size_t max_bytes, uint8_t **out,
 				continue;
 			r = -errno;
 			snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
-			secmem_free(buf);
+			secfile_free(buf, have, flags);
 			goto out;
 		}
 		have += (size_t)n;
 	}
 	buf[have] = '\0';
+	if (mode)
+		*mode = st.st_mode;
 	*out = buf;
 	*len = have;
 	r = 0;
 out:
 	close(fd);
 	return r;
+}
+
+void
+secfile_free(uint8_t *buf, size_t len, unsigned flags)
+{
+	if (buf == NULL)
+		return;
+	if (flags & SECFILE_HEAP) {
+		explicit_bzero(buf, len + 1);
+		free(buf);
+	} else {
+		secmem_free(buf);
+	}
+}
+
+int
+secfile_read_private(const char *path, size_t max_bytes, uint8_t **out,
+    size_t *len, char *errbuf, size_t errlen)
+{
+	return secfile_read(path, SECFILE_PRIVATE | SECFILE_NOFOLLOW,
+	    max_bytes, out, len, NULL, errbuf, errlen);
 }

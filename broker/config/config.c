@@ -1051,56 +1051,27 @@ config_load_string(const char *text, const char *file, struct config **out,
 int
 config_load(const char *file, struct config **out, struct config_err *err)
 {
-	char ebuf[256], *text;
-	struct stat st;
-	ssize_t n;
-	size_t have = 0;
-	int fd, r;
+	const unsigned flags = SECFILE_PRIVATE | SECFILE_HEAP;
+	char ebuf[256];
+	uint8_t *text;
+	size_t len;
+	int r;
 
 	*out = NULL;
 	memset(err, 0, sizeof(*err));
-	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
-		r = -errno;
-		config_err_set(err, "", "cannot open: %s", strerror(-r));
-		return r;
-	}
-	if ((r = secfile_check_private(fd, file, ebuf, sizeof(ebuf))) < 0 ||
-	    fstat(fd, &st) != 0) {
+	r = secfile_read(file, flags, CONFIG_MAX_BYTES, &text, &len, NULL, ebuf,
+	    sizeof(ebuf));
+	if (r < 0) {
 		/* ebuf starts with the file name; config_err_format adds it. */
 		const char *why = strncmp(ebuf, file, strlen(file)) == 0 ?
 		    ebuf + strlen(file) + 2 : ebuf;
-		config_err_set(err, "", "refused: %s", why);
-		close(fd);
-		return r < 0 ? r : -EIO;
+		config_err_set(err, "", "%s: %s", r == -EPERM ? "refused" :
+		    r == -EFBIG ? "too large" : "cannot open", why);
+		return r;
 	}
-	if (st.st_size > CONFIG_MAX_BYTES) {
-		close(fd);
-		config_err_set(err, "", "larger than %u bytes", CONFIG_MAX_BYTES);
-		return -EFBIG;
-	}
-	if (!(text = malloc((size_t)st.st_size + 1))) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (have < (size_t)st.st_size &&
-	    (n = read(fd, text + have, (size_t)st.st_size - have)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			config_err_set(err, "", "read: %s", strerror(-r));
-			free(text);
-			close(fd);
-			return r;
-		}
-		have += (size_t)n;
-	}
-	close(fd);
-	text[have] = '\0';
-	r = config_load_string(text, file, out, err);
+	r = config_load_string((char *)text, file, out, err);
 	/* Static credentials may sit in the config. */
-	explicit_bzero(text, have);
-	free(text);
+	secfile_free(text, len, flags);
 	return r;
 }
 
