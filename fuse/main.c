@@ -103,12 +103,12 @@ usage(FILE *f)
 static int
 load_config(const char *file, struct config **cfg)
 {
-	struct config_err err;
+	struct cfg_err err;
 	char msg[1024];
 	int r;
 
 	if ((r = config_load(file, cfg, &err)) < 0) {
-		config_err_format(&err, file, msg, sizeof(msg));
+		cfg_err_format(&err, file, msg, sizeof(msg));
 		log_warnx("%s", msg);
 	}
 	return r;

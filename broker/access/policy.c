@@ -123,11 +123,11 @@ path_item(char *buf, size_t size, const char *base, const json_t *v, size_t i)
 #define PATH_MAX_LEN	256
 
 static int
-fail(struct config_err *err, const char *path, const char *msg)
+fail(struct cfg_err *err, const char *path, const char *msg)
 {
 	if (err == NULL)
 		return -EINVAL;
-	return config_err_set(err, path, "%s", msg);
+	return cfg_err_set(err, path, "%s", msg);
 }
 
 /* ---- freeing ------------------------------------------------------------ */
@@ -196,7 +196,7 @@ plain_string(const json_t *v)
  */
 static int
 parse_strings(const json_t *v, const char *path, bool list_only,
-    bool allow_empty, struct strlist *l, struct config_err *err)
+    bool allow_empty, struct strlist *l, struct cfg_err *err)
 {
 	char ipath[PATH_MAX_LEN];
 	const json_t *item;
@@ -230,7 +230,7 @@ parse_strings(const json_t *v, const char *path, bool list_only,
 
 static int
 parse_ids(const json_t *v, const char *path, struct idlist *l,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	char ipath[PATH_MAX_LEN];
 	const json_t *item;
@@ -265,7 +265,7 @@ parse_ids(const json_t *v, const char *path, struct idlist *l,
 
 static int
 parse_container_ids(const json_t *v, const char *path, struct strlist *l,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	char ipath[PATH_MAX_LEN];
 	size_t i, len;
@@ -292,7 +292,7 @@ parse_container_ids(const json_t *v, const char *path, struct strlist *l,
 
 static int
 parse_runtimes(const json_t *v, const char *path, uint32_t *mask,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	char ipath[PATH_MAX_LEN];
 	struct strlist l = { 0, NULL };
@@ -319,7 +319,7 @@ out:
 
 static int
 parse_labels(const json_t *v, const char *path, struct rule *r,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	char kpath[PATH_MAX_LEN];
 	const char *key;
@@ -355,7 +355,7 @@ parse_labels(const json_t *v, const char *path, struct rule *r,
 
 static int
 parse_match(const json_t *m, const char *path, struct rule *r,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	char kpath[PATH_MAX_LEN];
 	const char *key;
@@ -461,7 +461,7 @@ parse_match(const json_t *m, const char *path, struct rule *r,
 
 static int
 parse_rule(const json_t *o, const char *base, const char *path, size_t index,
-    struct rule *r, const struct policy *p, struct config_err *err)
+    struct rule *r, const struct policy *p, struct cfg_err *err)
 {
 	char kpath[PATH_MAX_LEN], other[PATH_MAX_LEN];
 	const json_t *match = NULL;
@@ -520,7 +520,7 @@ parse_rule(const json_t *o, const char *base, const char *path, size_t index,
 			path_index(other, sizeof(other), base, i);
 			if (err == NULL)
 				return -EINVAL;
-			return config_err_set(err, kpath,
+			return cfg_err_set(err, kpath,
 			    "duplicate id (also %s)", other);
 		}
 	}
@@ -529,7 +529,7 @@ parse_rule(const json_t *o, const char *base, const char *path, size_t index,
 
 int
 policy_from_json(const json_t *rules, const char *path, struct policy **out,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	char rpath[PATH_MAX_LEN];
 	struct policy *p;

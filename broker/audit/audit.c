@@ -216,26 +216,26 @@ keypath(char *buf, size_t len, const char *path, const char *key)
 
 static int
 conf_abs_path(const json_t *v, const char *kp, char **out,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	const char	*s;
 
 	if (!json_is_string(v))
-		return config_err_set(err, kp, "must be a string");
+		return cfg_err_set(err, kp, "must be a string");
 	s = json_string_value(v);
 	if (s[0] != '/')
-		return config_err_set(err, kp, "must be an absolute path");
+		return cfg_err_set(err, kp, "must be an absolute path");
 	/* Room for the ".<UTC time>" of a rotated file. */
 	if (strlen(s) > PATH_MAX - 64)
-		return config_err_set(err, kp, "path too long");
+		return cfg_err_set(err, kp, "path too long");
 	if ((*out = strdup(s)) == NULL)
-		return config_err_set(err, kp, "out of memory");
+		return cfg_err_set(err, kp, "out of memory");
 	return 0;
 }
 
 int
 audit_config_from_json(const json_t *obj, const char *path,
-    struct audit_config *out, struct config_err *err)
+    struct audit_config *out, struct cfg_err *err)
 {
 	char		 kp[256];
 	const char	*k, *s;
@@ -245,7 +245,7 @@ audit_config_from_json(const json_t *obj, const char *path,
 
 	audit_config_init(out);
 	if (!json_is_object(obj))
-		return config_err_set(err, path, "must be an object");
+		return cfg_err_set(err, path, "must be an object");
 
 	for (it = json_object_iter((json_t *)obj); it != NULL && r == 0;
 	    it = json_object_iter_next((json_t *)obj, it)) {
@@ -264,7 +264,7 @@ audit_config_from_json(const json_t *obj, const char *path,
 			else if (s != NULL && strcmp(s, "allow") == 0)
 				out->on_failure = AUDIT_ON_FAILURE_ALLOW;
 			else
-				r = config_err_set(err, kp,
+				r = cfg_err_set(err, kp,
 				    "must be \"deny\" or \"allow\"");
 		} else if (strcmp(k, "flush_interval") == 0) {
 			int64_t ms = 0;
@@ -273,11 +273,11 @@ audit_config_from_json(const json_t *obj, const char *path,
 			    json_integer_value(v) <= 3600)
 				ms = json_integer_value(v) * 1000;
 			else if (!json_is_string(v) ||
-			    config_parse_duration(json_string_value(v), &ms) < 0)
-				r = config_err_set(err, kp, "must be a duration "
+			    cfg_parse_duration(json_string_value(v), &ms) < 0)
+				r = cfg_err_set(err, kp, "must be a duration "
 				    "such as \"1s\" or \"250ms\"");
 			if (r == 0 && (ms < 0 || ms > 3600 * 1000))
-				r = config_err_set(err, kp,
+				r = cfg_err_set(err, kp,
 				    "must be between 0 and 1h");
 			if (r == 0)
 				out->flush_interval_ms = ms;
@@ -287,24 +287,24 @@ audit_config_from_json(const json_t *obj, const char *path,
 			if (json_is_integer(v) && json_integer_value(v) >= 0)
 				sz = json_integer_value(v);
 			else if (!json_is_string(v) ||
-			    config_parse_size(json_string_value(v), &sz) < 0) {
-				r = config_err_set(err, kp, "must be a size "
+			    cfg_parse_size(json_string_value(v), &sz) < 0) {
+				r = cfg_err_set(err, kp, "must be a size "
 				    "such as \"100MiB\"");
 				continue;
 			}
 			if (sz != 0 && sz < 4096)
-				r = config_err_set(err, kp,
+				r = cfg_err_set(err, kp,
 				    "must be at least 4KiB (or 0: no limit)");
 			else
 				out->max_size = sz;
 		} else if (strcmp(k, "syslog") == 0) {
 			if (!json_is_boolean(v))
-				r = config_err_set(err, kp, "must be true or false");
+				r = cfg_err_set(err, kp, "must be true or false");
 			else
 				out->syslog = json_is_true(v);
 		} else if (strcmp(k, "stdout") == 0) {
 			if (!json_is_boolean(v))
-				r = config_err_set(err, kp, "must be true or false");
+				r = cfg_err_set(err, kp, "must be true or false");
 			else
 				out->to_stdout = json_is_true(v);
 		} else if (strcmp(k, "host_name") == 0) {
@@ -313,7 +313,7 @@ audit_config_from_json(const json_t *obj, const char *path,
 			s = json_string_value(v);
 			n = s != NULL ? strlen(s) : 0;
 			if (n == 0 || n > 255) {
-				r = config_err_set(err, kp,
+				r = cfg_err_set(err, kp,
 				    "must be a string of 1 to 255 bytes");
 				continue;
 			}
@@ -321,20 +321,20 @@ audit_config_from_json(const json_t *obj, const char *path,
 				if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
 					break;
 			if (i < n)
-				r = config_err_set(err, kp,
+				r = cfg_err_set(err, kp,
 				    "must not hold spaces or control characters");
 			else if ((out->host_name = strdup(s)) == NULL)
-				r = config_err_set(err, kp, "out of memory");
+				r = cfg_err_set(err, kp, "out of memory");
 		} else
-			r = config_err_set(err, kp, "unknown key");
+			r = cfg_err_set(err, kp, "unknown key");
 	}
 	if (r == 0 && out->file == NULL) {
 		keypath(kp, sizeof(kp), path, "file");
-		r = config_err_set(err, kp, "is required");
+		r = cfg_err_set(err, kp, "is required");
 	}
 	if (r == 0 && out->key_file == NULL) {
 		keypath(kp, sizeof(kp), path, "key_file");
-		r = config_err_set(err, kp, "is required");
+		r = cfg_err_set(err, kp, "is required");
 	}
 	if (r != 0)
 		audit_config_clear(out);

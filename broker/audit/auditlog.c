@@ -16,7 +16,7 @@
 
 #include <secretsfs/audit.h>
 #include <secretsfs/auditlog.h>
-#include <secretsfs/config.h>
+#include <secretsfs/cfg.h>
 
 #define ZERO_MAC	"0000000000000000000000000000000000000000000000000000000000000000"
 
@@ -576,7 +576,7 @@ auditlog_parse_since(const char *s, int64_t now_us, int64_t *out_us)
 		return -EINVAL;
 	if (strlen(s) >= 10 && s[4] == '-')
 		return parse_rfc3339(s, out_us);
-	if (config_parse_duration(s, &ms) < 0 || ms < 0)
+	if (cfg_parse_duration(s, &ms) < 0 || ms < 0)
 		return -EINVAL;
 	/* Further back than an int64_t of microseconds reaches: everything. */
 	if (__builtin_mul_overflow(ms, 1000, &ms) ||

@@ -341,7 +341,7 @@ valid_region(const char *s)
 
 static int
 opt_string(const json_t *o, const char *path, const char *key,
-    const char **out, struct config_err *err)
+    const char **out, struct cfg_err *err)
 {
 	json_t *v = json_object_get(o, key);
 	char p[300];
@@ -352,14 +352,14 @@ opt_string(const json_t *o, const char *path, const char *key,
 	snprintf(p, sizeof(p), "%s.%s", path, key);
 	if (!json_is_string(v) || json_string_length(v) == 0 ||
 	    strlen(json_string_value(v)) != json_string_length(v))
-		return config_err_set(err, p, "expected a non-empty string");
+		return cfg_err_set(err, p, "expected a non-empty string");
 	*out = json_string_value(v);
 	return 0;
 }
 
 static int
 opt_url(const json_t *o, const char *path, const char *key,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	const char *s;
 	char p[300];
@@ -369,16 +369,16 @@ opt_url(const json_t *o, const char *path, const char *key,
 		return r;
 	snprintf(p, sizeof(p), "%s.%s", path, key);
 	if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
-		return config_err_set(err, p, "expected an https:// URL");
+		return cfg_err_set(err, p, "expected an https:// URL");
 	if (strpbrk(s, " \t\r\n@?#"))
-		return config_err_set(err, p, "no blanks, user, query or "
+		return cfg_err_set(err, p, "no blanks, user, query or "
 		    "fragment allowed in the URL");
 	return 0;
 }
 
 static int
 opt_path(const json_t *o, const char *path, const char *key,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	const char *s;
 	char p[300];
@@ -389,12 +389,12 @@ opt_path(const json_t *o, const char *path, const char *key,
 	snprintf(p, sizeof(p), "%s.%s", path, key);
 	/* The fetcher's working directory is nobody's business: absolute. */
 	if (s[0] != '/')
-		return config_err_set(err, p, "expected an absolute path");
+		return cfg_err_set(err, p, "expected an absolute path");
 	return 0;
 }
 
 static int
-aws_validate(const json_t *opts, const char *path, struct config_err *err)
+aws_validate(const json_t *opts, const char *path, struct cfg_err *err)
 {
 	static const char *const keys[] = { "type", "region", "endpoint",
 	    "tls", "http", "credentials", "profile", "credentials_file",
@@ -411,13 +411,13 @@ aws_validate(const json_t *opts, const char *path, struct config_err *err)
 	json_object_foreach((json_t *)opts, k, v)
 		if (!in_list(k, keys)) {
 			snprintf(p, sizeof(p), "%s.%s", path, k);
-			return config_err_set(err, p, "unknown key");
+			return cfg_err_set(err, p, "unknown key");
 		}
 	if ((r = opt_string(opts, path, "region", &s, err)) < 0)
 		return r;
 	if (s && !valid_region(s)) {
 		snprintf(p, sizeof(p), "%s.region", path);
-		return config_err_set(err, p, "expected a region name such as "
+		return cfg_err_set(err, p, "expected a region name such as "
 		    "\"us-east-1\"");
 	}
 	if ((r = opt_url(opts, path, "endpoint", err)) < 0 ||
@@ -430,29 +430,29 @@ aws_validate(const json_t *opts, const char *path, struct config_err *err)
 		return r;
 	if (s && strlen(s) > 256) {
 		snprintf(p, sizeof(p), "%s.version_stage", path);
-		return config_err_set(err, p, "longer than 256 characters");
+		return cfg_err_set(err, p, "longer than 256 characters");
 	}
 	if ((c = json_object_get(opts, "credentials"))) {
 		char cp[256];
 
 		snprintf(cp, sizeof(cp), "%s.credentials", path);
 		if (!json_is_object(c))
-			return config_err_set(err, cp, "expected an object with "
+			return cfg_err_set(err, cp, "expected an object with "
 			    "access_key_id and secret_access_key");
 		json_object_foreach(c, k, v)
 			if (!in_list(k, ckeys)) {
 				snprintf(p, sizeof(p), "%s.%s", cp, k);
-				return config_err_set(err, p, "unknown key");
+				return cfg_err_set(err, p, "unknown key");
 			}
 		if ((r = opt_string(c, cp, "access_key_id", &s, err)) < 0)
 			return r;
 		if (!s)
-			return config_err_set(err, cp, "missing required key "
+			return cfg_err_set(err, cp, "missing required key "
 			    "\"access_key_id\"");
 		if ((r = opt_string(c, cp, "secret_access_key", &s, err)) < 0)
 			return r;
 		if (!s)
-			return config_err_set(err, cp, "missing required key "
+			return cfg_err_set(err, cp, "missing required key "
 			    "\"secret_access_key\"");
 		if ((r = opt_string(c, cp, "session_token", &s, err)) < 0)
 			return r;
@@ -565,7 +565,7 @@ aws_open(const struct config_backend *cfg, void **impl, char *errbuf,
 	const char *region, *endpoint, *stage, *profile, *config_file;
 	struct aws_creds_options co;
 	struct aws_backend *ab;
-	struct config_err cerr;
+	struct cfg_err cerr;
 	char url[512], why[BACKEND_ERR_MAX];
 	int r;
 

@@ -63,14 +63,14 @@ find_ops(const char *type)
 
 int
 backend_validate(const char *type, const json_t *opts, const char *path,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	const struct backend_ops *ops = find_ops(type);
 	char p[300];
 
 	if (!ops) {
 		snprintf(p, sizeof(p), "%s.type", path);
-		return config_err_set(err, p, "unknown backend type \"%s\"",
+		return cfg_err_set(err, p, "unknown backend type \"%s\"",
 		    type);
 	}
 	return ops->validate(opts, path, err);

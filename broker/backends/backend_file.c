@@ -23,7 +23,7 @@ struct file_backend {
 };
 
 static int
-file_validate(const json_t *opts, const char *path, struct config_err *err)
+file_validate(const json_t *opts, const char *path, struct cfg_err *err)
 {
 	const char *k;
 	json_t *v, *dir = json_object_get(opts, "dir");
@@ -32,13 +32,13 @@ file_validate(const json_t *opts, const char *path, struct config_err *err)
 	json_object_foreach((json_t *)opts, k, v)
 		if (strcmp(k, "type") != 0 && strcmp(k, "dir") != 0) {
 			snprintf(p, sizeof(p), "%s.%s", path, k);
-			return config_err_set(err, p, "unknown key");
+			return cfg_err_set(err, p, "unknown key");
 		}
 	if (!dir)
-		return config_err_set(err, path, "missing required key \"dir\"");
+		return cfg_err_set(err, path, "missing required key \"dir\"");
 	snprintf(p, sizeof(p), "%s.dir", path);
 	if (!json_is_string(dir) || json_string_value(dir)[0] != '/')
-		return config_err_set(err, p, "expected an absolute path");
+		return cfg_err_set(err, p, "expected an absolute path");
 	return 0;
 }
 

@@ -32,7 +32,7 @@
 #include <openssl/crypto.h>
 
 #include <secretsfs/clk.h>
-#include <secretsfs/config.h>
+#include <secretsfs/cfg.h>
 #include <secretsfs/http.h>
 #include <secretsfs/secfile.h>
 #include <secretsfs/secmem.h>
@@ -57,7 +57,7 @@
 
 /* --- options ------------------------------------------------------------ */
 
-/* parent.key, for config_err paths. */
+/* parent.key, for cfg_err paths. */
 static void
 keypath(char *out, size_t len, const char *parent, const char *key)
 {
@@ -80,7 +80,7 @@ http_options_default(struct http_options *o)
 
 static int
 opt_duration(const json_t *obj, const char *path, const char *key,
-    int64_t *ms, struct config_err *err)
+    int64_t *ms, struct cfg_err *err)
 {
 	json_t *v = json_object_get(obj, key);
 	char p[300];
@@ -92,17 +92,17 @@ opt_duration(const json_t *obj, const char *path, const char *key,
 	    json_integer_value(v) < INT64_MAX / 2000)
 		*ms = json_integer_value(v) * 1000;
 	else if (!json_is_string(v) ||
-	    config_parse_duration(json_string_value(v), ms) < 0)
-		return config_err_set(err, p, "expected a duration such as "
+	    cfg_parse_duration(json_string_value(v), ms) < 0)
+		return cfg_err_set(err, p, "expected a duration such as "
 		    "\"500ms\", \"30s\" or \"5m\"");
 	if (*ms <= 0)
-		return config_err_set(err, p, "must be more than 0");
+		return cfg_err_set(err, p, "must be more than 0");
 	return 0;
 }
 
 static int
 opt_path(const json_t *obj, const char *path, const char *key,
-    const char **out, struct config_err *err)
+    const char **out, struct cfg_err *err)
 {
 	json_t *v = json_object_get(obj, key);
 	char p[300];
@@ -112,16 +112,16 @@ opt_path(const json_t *obj, const char *path, const char *key,
 	keypath(p, sizeof(p), path, key);
 	if (!json_is_string(v) || json_string_length(v) == 0 ||
 	    strlen(json_string_value(v)) != json_string_length(v))
-		return config_err_set(err, p, "expected a file path");
+		return cfg_err_set(err, p, "expected a file path");
 	if (json_string_value(v)[0] != '/')
-		return config_err_set(err, p, "expected an absolute path");
+		return cfg_err_set(err, p, "expected an absolute path");
 	*out = json_string_value(v);
 	return 0;
 }
 
 static int
 parse_tls(const json_t *tls, const char *path, struct http_options *o,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	static const char *const keys[] = { "ca_file", "client_cert",
 	    "client_key", "pinned_pubkey", NULL };
@@ -135,7 +135,7 @@ parse_tls(const json_t *tls, const char *path, struct http_options *o,
 		return 0;
 	}
 	if (!json_is_object(tls))
-		return config_err_set(err, path, "expected an object, or false "
+		return cfg_err_set(err, path, "expected an object, or false "
 		    "for plain http to a loopback address");
 	json_object_foreach((json_t *)tls, k, v) {
 		const char *const *a;
@@ -144,7 +144,7 @@ parse_tls(const json_t *tls, const char *path, struct http_options *o,
 			;
 		if (!*a) {
 			keypath(p, sizeof(p), path, k);
-			return config_err_set(err, p, "unknown key");
+			return cfg_err_set(err, p, "unknown key");
 		}
 	}
 	if ((r = opt_path(tls, path, "ca_file", &o->ca_file, err)) < 0 ||
@@ -157,19 +157,19 @@ parse_tls(const json_t *tls, const char *path, struct http_options *o,
 		keypath(p, sizeof(p), path, "pinned_pubkey");
 		if (!s || (strncmp(s, "sha256//", 8) != 0 && s[0] != '/') ||
 		    strlen(s) != json_string_length(v))
-			return config_err_set(err, p, "expected \"sha256//BASE64"
+			return cfg_err_set(err, p, "expected \"sha256//BASE64"
 			    "[;sha256//BASE64...]\" or the absolute path of a "
 			    "public key file");
 		o->pinned_pubkey = s;
 	}
 	if (o->client_cert && !o->client_key) {
 		keypath(p, sizeof(p), path, "client_key");
-		return config_err_set(err, p, "missing: client_cert needs its "
+		return cfg_err_set(err, p, "missing: client_cert needs its "
 		    "private key");
 	}
 	if (o->client_key && !o->client_cert) {
 		keypath(p, sizeof(p), path, "client_cert");
-		return config_err_set(err, p, "missing: client_key needs its "
+		return cfg_err_set(err, p, "missing: client_key needs its "
 		    "certificate");
 	}
 	return 0;
@@ -177,7 +177,7 @@ parse_tls(const json_t *tls, const char *path, struct http_options *o,
 
 static int
 parse_http(const json_t *h, const char *path, struct http_options *o,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	static const char *const keys[] = { "connect_timeout", "timeout",
 	    "max_retries", "retry_base", "retry_max", "max_response_bytes",
@@ -188,7 +188,7 @@ parse_http(const json_t *h, const char *path, struct http_options *o,
 	int r;
 
 	if (!json_is_object(h))
-		return config_err_set(err, path, "expected an object");
+		return cfg_err_set(err, path, "expected an object");
 	json_object_foreach((json_t *)h, k, v) {
 		const char *const *a;
 
@@ -196,7 +196,7 @@ parse_http(const json_t *h, const char *path, struct http_options *o,
 			;
 		if (!*a) {
 			keypath(p, sizeof(p), path, k);
-			return config_err_set(err, p, "unknown key");
+			return cfg_err_set(err, p, "unknown key");
 		}
 	}
 	if ((r = opt_duration(h, path, "connect_timeout",
@@ -210,7 +210,7 @@ parse_http(const json_t *h, const char *path, struct http_options *o,
 		keypath(p, sizeof(p), path, "max_retries");
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > MAX_RETRIES_LIMIT)
-			return config_err_set(err, p, "expected an integer from "
+			return cfg_err_set(err, p, "expected an integer from "
 			    "0 to %d", MAX_RETRIES_LIMIT);
 		o->max_retries = (int)json_integer_value(v);
 	}
@@ -221,17 +221,17 @@ parse_http(const json_t *h, const char *path, struct http_options *o,
 		if (json_is_integer(v) && json_integer_value(v) >= 0)
 			n = (uint64_t)json_integer_value(v);
 		else if (!json_is_string(v) ||
-		    config_parse_size(json_string_value(v), &n) < 0)
-			return config_err_set(err, p, "expected a size such as "
+		    cfg_parse_size(json_string_value(v), &n) < 0)
+			return cfg_err_set(err, p, "expected a size such as "
 			    "\"64KiB\" or \"1MiB\"");
 		if (n < MIN_RESPONSE_LIMIT || n > MAX_RESPONSE_LIMIT)
-			return config_err_set(err, p, "must be between 1KiB and "
+			return cfg_err_set(err, p, "must be between 1KiB and "
 			    "256MiB");
 		o->max_response_bytes = (size_t)n;
 	}
 	if (o->retry_max_ms < o->retry_base_ms) {
 		keypath(p, sizeof(p), path, "retry_max");
-		return config_err_set(err, p, "must not be less than "
+		return cfg_err_set(err, p, "must not be less than "
 		    "retry_base");
 	}
 	return 0;
@@ -239,7 +239,7 @@ parse_http(const json_t *h, const char *path, struct http_options *o,
 
 int
 http_options_from_json(const json_t *backend_obj, const char *path,
-    struct http_options *o, struct config_err *err)
+    struct http_options *o, struct cfg_err *err)
 {
 	json_t *v;
 	char p[300];

@@ -440,7 +440,7 @@ first_warning(const uint8_t *body, size_t len, char *msg, size_t msglen)
 
 /* --- configuration ------------------------------------------------------- */
 
-/* parent.key, for config_err paths. */
+/* parent.key, for cfg_err paths. */
 static void
 keypath(char *out, size_t len, const char *parent, const char *key)
 {
@@ -450,7 +450,7 @@ keypath(char *out, size_t len, const char *parent, const char *key)
 
 static int
 check_keys(const json_t *obj, const char *path, const char *const *keys,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	const char *k;
 	json_t *v;
@@ -463,7 +463,7 @@ check_keys(const json_t *obj, const char *path, const char *const *keys,
 			;
 		if (!*a) {
 			keypath(p, sizeof(p), path, k);
-			return config_err_set(err, p, "unknown key");
+			return cfg_err_set(err, p, "unknown key");
 		}
 	}
 	return 0;
@@ -471,7 +471,7 @@ check_keys(const json_t *obj, const char *path, const char *const *keys,
 
 static int
 get_str(const json_t *obj, const char *path, const char *key,
-    const char **out, struct config_err *err)
+    const char **out, struct cfg_err *err)
 {
 	json_t *v = json_object_get(obj, key);
 	char p[300];
@@ -481,14 +481,14 @@ get_str(const json_t *obj, const char *path, const char *key,
 	keypath(p, sizeof(p), path, key);
 	if (!json_is_string(v) || json_string_length(v) == 0 ||
 	    strlen(json_string_value(v)) != json_string_length(v))
-		return config_err_set(err, p, "expected a non-empty string");
+		return cfg_err_set(err, p, "expected a non-empty string");
 	*out = json_string_value(v);
 	return 0;
 }
 
 static int
 get_file(const json_t *obj, const char *path, const char *key,
-    const char **out, struct config_err *err)
+    const char **out, struct cfg_err *err)
 {
 	char p[300];
 	int r;
@@ -497,7 +497,7 @@ get_file(const json_t *obj, const char *path, const char *key,
 		return r;
 	keypath(p, sizeof(p), path, key);
 	if ((*out)[0] != '/')
-		return config_err_set(err, p, "expected an absolute path");
+		return cfg_err_set(err, p, "expected an absolute path");
 	return 0;
 }
 
@@ -548,7 +548,7 @@ header_safe(const char *s)
 
 static int
 parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	static const char *const cert_keys[] = { "method", "mount", "name",
 	    NULL };
@@ -566,18 +566,18 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 	int r;
 
 	if (!json_is_object(auth))
-		return config_err_set(err, path, "expected an object");
+		return cfg_err_set(err, path, "expected an object");
 	if ((r = get_str(auth, path, "method", &method, err)) < 0)
 		return r;
 	if (!method)
-		return config_err_set(err, path, "missing required key "
+		return cfg_err_set(err, path, "missing required key "
 		    "\"method\" (cert, approle, kubernetes or token)");
 	for (i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++)
 		if (strcmp(method, method_names[i]) == 0)
 			break;
 	if (i == sizeof(method_names) / sizeof(method_names[0])) {
 		keypath(p, sizeof(p), path, "method");
-		return config_err_set(err, p, "unknown auth method \"%s\" "
+		return cfg_err_set(err, p, "unknown auth method \"%s\" "
 		    "(cert, approle, kubernetes or token)", method);
 	}
 	vc->method = (enum auth_method)i;
@@ -589,7 +589,7 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 		return r;
 	if (!safe_vault_path(vc->auth_mount, false)) {
 		keypath(p, sizeof(p), path, "mount");
-		return config_err_set(err, p, "expected a mount path such as "
+		return cfg_err_set(err, p, "expected a mount path such as "
 		    "\"approle\" or \"team/approle\"");
 	}
 	switch (vc->method) {
@@ -598,7 +598,7 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 			return r;
 		if (!vc->http.tls || !vc->http.client_cert) {
 			keypath(p, sizeof(p), path, "method");
-			return config_err_set(err, p, "cert auth needs a client "
+			return cfg_err_set(err, p, "cert auth needs a client "
 			    "certificate: set tls.client_cert and "
 			    "tls.client_key (or $VAULT_CLIENT_CERT and "
 			    "$VAULT_CLIENT_KEY)");
@@ -611,7 +611,7 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 		    &vc->secret_id_file, err)) < 0)
 			return r;
 		if (!vc->role_id_file)
-			return config_err_set(err, path, "missing required key "
+			return cfg_err_set(err, path, "missing required key "
 			    "\"role_id_file\"");
 		break;
 	case AUTH_KUBERNETES:
@@ -621,7 +621,7 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 		    err)) < 0)
 			return r;
 		if (!vc->role)
-			return config_err_set(err, path, "missing required key "
+			return cfg_err_set(err, path, "missing required key "
 			    "\"role\"");
 		break;
 	case AUTH_TOKEN:
@@ -629,7 +629,7 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 		    err)) < 0)
 			return r;
 		if (!vc->token_file)
-			return config_err_set(err, path, "missing required key "
+			return cfg_err_set(err, path, "missing required key "
 			    "\"token_file\"");
 		break;
 	}
@@ -638,14 +638,14 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 
 static int
 env_path(const char *var, const char *path, const char **out,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	const char *v = env(var);
 
 	if (!v)
 		return 0;
 	if (v[0] != '/')
-		return config_err_set(err, path, "$%s must be an absolute path",
+		return cfg_err_set(err, path, "$%s must be an absolute path",
 		    var);
 	*out = v;
 	return 0;
@@ -653,7 +653,7 @@ env_path(const char *var, const char *path, const char **out,
 
 static int
 parse_conf(const json_t *opts, const char *path, struct vault_conf *vc,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	static const char *const keys[] = { "type", "address", "namespace",
 	    "tls", "http", "kv", "auth", NULL };
@@ -673,14 +673,14 @@ parse_conf(const json_t *opts, const char *path, struct vault_conf *vc,
 	/* Caught here, not as an EINVAL on every request. */
 	if (vc->ns && !header_safe(vc->ns)) {
 		keypath(p, sizeof(p), path, "namespace");
-		return config_err_set(err, p, "%s holds a control character",
+		return cfg_err_set(err, p, "%s holds a control character",
 		    vc->ns == env("VAULT_NAMESPACE") ? "$VAULT_NAMESPACE" :
 		    "the namespace");
 	}
 	if ((r = http_options_from_json(opts, path, &vc->http, err)) < 0)
 		return r;
 	if (!vc->address)
-		return config_err_set(err, path, "missing required key "
+		return cfg_err_set(err, path, "missing required key "
 		    "\"address\" ($VAULT_ADDR is not set either)");
 	if (vc->http.tls) {
 		keypath(p, sizeof(p), path, "tls");
@@ -690,7 +690,7 @@ parse_conf(const json_t *opts, const char *path, struct vault_conf *vc,
 		if (!vc->http.client_cert && (env("VAULT_CLIENT_CERT") ||
 		    env("VAULT_CLIENT_KEY"))) {
 			if (!env("VAULT_CLIENT_CERT") || !env("VAULT_CLIENT_KEY"))
-				return config_err_set(err, p, "$VAULT_CLIENT_CERT "
+				return cfg_err_set(err, p, "$VAULT_CLIENT_CERT "
 				    "and $VAULT_CLIENT_KEY must be set together");
 			if ((r = env_path("VAULT_CLIENT_CERT", p,
 			    &vc->http.client_cert, err)) < 0 ||
@@ -701,7 +701,7 @@ parse_conf(const json_t *opts, const char *path, struct vault_conf *vc,
 	}
 	keypath(p, sizeof(p), path, "address");
 	if (http_check_url(vc->address, vc->http.tls, why, sizeof(why)) < 0)
-		return config_err_set(err, p, "%s", why);
+		return cfg_err_set(err, p, "%s", why);
 
 	vc->kv_mount = "secret";
 	vc->kv_version = 2;
@@ -710,7 +710,7 @@ parse_conf(const json_t *opts, const char *path, struct vault_conf *vc,
 
 		keypath(p, sizeof(p), path, "kv");
 		if (!json_is_object(kv))
-			return config_err_set(err, p, "expected an object");
+			return cfg_err_set(err, p, "expected an object");
 		if ((r = check_keys(kv, p, kv_keys, err)) < 0 ||
 		    (r = get_str(kv, p, "mount", &vc->kv_mount, err)) < 0)
 			return r;
@@ -719,24 +719,24 @@ parse_conf(const json_t *opts, const char *path, struct vault_conf *vc,
 			if (!json_is_integer(ver) ||
 			    (json_integer_value(ver) != 1 &&
 			    json_integer_value(ver) != 2))
-				return config_err_set(err, p, "expected 1 or 2");
+				return cfg_err_set(err, p, "expected 1 or 2");
 			vc->kv_version = (int)json_integer_value(ver);
 		}
 		if (!safe_vault_path(vc->kv_mount, false)) {
 			keypath(p, sizeof(p), path, "kv.mount");
-			return config_err_set(err, p, "expected a mount path "
+			return cfg_err_set(err, p, "expected a mount path "
 			    "such as \"secret\" or \"team/kv\"");
 		}
 	}
 	keypath(p, sizeof(p), path, "auth");
 	if (!(auth = json_object_get(opts, "auth")))
-		return config_err_set(err, path, "missing required key "
+		return cfg_err_set(err, path, "missing required key "
 		    "\"auth\"");
 	return parse_auth(auth, p, vc, err);
 }
 
 static int
-vault_validate(const json_t *opts, const char *path, struct config_err *err)
+vault_validate(const json_t *opts, const char *path, struct cfg_err *err)
 {
 	struct vault_conf vc;
 
@@ -1523,7 +1523,7 @@ vault_open(const struct config_backend *cfg, void **impl, char *errbuf,
     size_t errlen)
 {
 	struct vault_conf vc;
-	struct config_err err;
+	struct cfg_err err;
 	struct vault *v;
 	bool oom = false;
 	int r;

@@ -70,90 +70,6 @@ config_signal_name(int sig)
 	return "signal";
 }
 
-int
-config_err_set(struct config_err *err, const char *path, const char *fmt, ...)
-{
-	va_list ap;
-
-	snprintf(err->path, sizeof(err->path), "%s", path ? path : "");
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-	err->line = err->col = 0;
-	return -EINVAL;
-}
-
-void
-config_err_format(const struct config_err *err, const char *file, char *buf,
-    size_t len)
-{
-	if (err->line > 0 && err->path[0])
-		snprintf(buf, len, "%s:%d:%d: %s: %s", file, err->line,
-		    err->col, err->path, err->msg);
-	else if (err->line > 0)
-		snprintf(buf, len, "%s:%d:%d: %s", file, err->line, err->col,
-		    err->msg);
-	else if (err->path[0])
-		snprintf(buf, len, "%s: %s: %s", file, err->path, err->msg);
-	else
-		snprintf(buf, len, "%s: %s", file, err->msg);
-}
-
-int
-config_parse_duration(const char *s, int64_t *ms)
-{
-	static const struct { const char *u; int64_t ms; } units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-		{ "d", 86400000 }, { "", 1000 },
-	};
-	char *end;
-	double v;
-	size_t i;
-
-	if (!s || !*s || isspace((unsigned char)*s) || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || v < 0)
-		return -EINVAL;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(end, units[i].u) == 0) {
-			if (v * units[i].ms > (double)INT64_MAX / 2)
-				return -ERANGE;
-			*ms = (int64_t)(v * units[i].ms);
-			return 0;
-		}
-	return -EINVAL;
-}
-
-int
-config_parse_size(const char *s, uint64_t *bytes)
-{
-	static const struct { const char *u; uint64_t mul; } units[] = {
-		{ "", 1 }, { "B", 1 },
-		{ "KiB", 1ull << 10 }, { "MiB", 1ull << 20 }, { "GiB", 1ull << 30 },
-		{ "KB", 1000 }, { "MB", 1000000 }, { "GB", 1000000000 },
-	};
-	char *end;
-	unsigned long long v;
-	size_t i;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -ERANGE;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(end, units[i].u) == 0) {
-			if (v > UINT64_MAX / units[i].mul)
-				return -ERANGE;
-			*bytes = v * units[i].mul;
-			return 0;
-		}
-	return -EINVAL;
-}
-
 /* --- placing a key path in the text ------------------------------------ */
 
 struct cursor {
@@ -343,7 +259,7 @@ path_key(char *out, size_t len, const char *parent, const char *key)
 
 static int
 check_keys(const json_t *obj, const char *path, const char *const *allowed,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	const char *k;
 	json_t *v;
@@ -357,7 +273,7 @@ check_keys(const json_t *obj, const char *path, const char *const *allowed,
 				break;
 		if (!*a) {
 			path_key(p, sizeof(p), path, k);
-			return config_err_set(err, p, "unknown key");
+			return cfg_err_set(err, p, "unknown key");
 		}
 	}
 	return 0;
@@ -365,7 +281,7 @@ check_keys(const json_t *obj, const char *path, const char *const *allowed,
 
 static int
 get_object(const json_t *parent, const char *path, const char *key,
-    bool required, json_t **out, struct config_err *err)
+    bool required, json_t **out, struct cfg_err *err)
 {
 	json_t *v = json_object_get(parent, key);
 	char p[256];
@@ -374,19 +290,19 @@ get_object(const json_t *parent, const char *path, const char *key,
 	*out = NULL;
 	if (!v) {
 		if (required)
-			return config_err_set(err, *path ? path : p,
+			return cfg_err_set(err, *path ? path : p,
 			    "missing required key \"%s\"", key);
 		return 0;
 	}
 	if (!json_is_object(v))
-		return config_err_set(err, p, "expected an object");
+		return cfg_err_set(err, p, "expected an object");
 	*out = v;
 	return 0;
 }
 
 static int
 get_string(const json_t *parent, const char *path, const char *key,
-    bool required, const char **out, struct config_err *err)
+    bool required, const char **out, struct cfg_err *err)
 {
 	json_t *v = json_object_get(parent, key);
 	char p[256];
@@ -394,21 +310,21 @@ get_string(const json_t *parent, const char *path, const char *key,
 	path_key(p, sizeof(p), path, key);
 	if (!v || json_is_null(v)) {
 		if (required)
-			return config_err_set(err, *path ? path : p,
+			return cfg_err_set(err, *path ? path : p,
 			    "missing required key \"%s\"", key);
 		return 0;
 	}
 	if (!json_is_string(v) || json_string_length(v) == 0)
-		return config_err_set(err, p, "expected a non-empty string");
+		return cfg_err_set(err, p, "expected a non-empty string");
 	if (strlen(json_string_value(v)) != json_string_length(v))
-		return config_err_set(err, p, "string holds a NUL byte");
+		return cfg_err_set(err, p, "string holds a NUL byte");
 	*out = json_string_value(v);
 	return 0;
 }
 
 static int
 get_bool(const json_t *parent, const char *path, const char *key, bool *out,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	json_t *v = json_object_get(parent, key);
 	char p[256];
@@ -417,14 +333,14 @@ get_bool(const json_t *parent, const char *path, const char *key, bool *out,
 		return 0;
 	path_key(p, sizeof(p), path, key);
 	if (!json_is_boolean(v))
-		return config_err_set(err, p, "expected true or false");
+		return cfg_err_set(err, p, "expected true or false");
 	*out = json_is_true(v);
 	return 0;
 }
 
 static int
 get_duration(const json_t *parent, const char *path, const char *key,
-    int64_t *ms, struct config_err *err)
+    int64_t *ms, struct cfg_err *err)
 {
 	json_t *v = json_object_get(parent, key);
 	char p[256];
@@ -438,15 +354,15 @@ get_duration(const json_t *parent, const char *path, const char *key,
 		return 0;
 	}
 	if (!json_is_string(v) ||
-	    config_parse_duration(json_string_value(v), ms) < 0)
-		return config_err_set(err, p, "expected a duration such as "
+	    cfg_parse_duration(json_string_value(v), ms) < 0)
+		return cfg_err_set(err, p, "expected a duration such as "
 		    "\"500ms\", \"30s\", \"5m\" or \"1h\"");
 	return 0;
 }
 
 static int
 get_size(const json_t *parent, const char *path, const char *key,
-    uint64_t *bytes, struct config_err *err)
+    uint64_t *bytes, struct cfg_err *err)
 {
 	json_t *v = json_object_get(parent, key);
 	char p[256];
@@ -459,15 +375,15 @@ get_size(const json_t *parent, const char *path, const char *key,
 		return 0;
 	}
 	if (!json_is_string(v) ||
-	    config_parse_size(json_string_value(v), bytes) < 0)
-		return config_err_set(err, p, "expected a size such as "
+	    cfg_parse_size(json_string_value(v), bytes) < 0)
+		return cfg_err_set(err, p, "expected a size such as "
 		    "\"4096\", \"64KiB\" or \"16MiB\"");
 	return 0;
 }
 
 static int
 get_mode(const json_t *parent, const char *path, const char *key,
-    mode_t *mode, struct config_err *err)
+    mode_t *mode, struct cfg_err *err)
 {
 	json_t *v = json_object_get(parent, key);
 	const char *s;
@@ -478,16 +394,16 @@ get_mode(const json_t *parent, const char *path, const char *key,
 		return 0;
 	path_key(p, sizeof(p), path, key);
 	if (!json_is_string(v))
-		return config_err_set(err, p, "expected an octal string such "
+		return cfg_err_set(err, p, "expected an octal string such "
 		    "as \"0440\"");
 	s = json_string_value(v);
 	m = strtol(s, &end, 8);
 	if (!*s || *end || m < 0)
-		return config_err_set(err, p, "expected an octal string such "
+		return cfg_err_set(err, p, "expected an octal string such "
 		    "as \"0440\"");
 	/* A secret file is never writable, executable or special. */
 	if (m & ~0444L)
-		return config_err_set(err, p, "mode %s grants more than read "
+		return cfg_err_set(err, p, "mode %s grants more than read "
 		    "permission; use a subset of 0444", s);
 	*mode = (mode_t)m;
 	return 0;
@@ -495,7 +411,7 @@ get_mode(const json_t *parent, const char *path, const char *key,
 
 static int
 get_id(const json_t *parent, const char *path, const char *key, bool group,
-    unsigned *id, struct config_err *err)
+    unsigned *id, struct cfg_err *err)
 {
 	json_t *v = json_object_get(parent, key);
 	char p[256], buf[4096];
@@ -506,19 +422,19 @@ get_id(const json_t *parent, const char *path, const char *key, bool group,
 	if (json_is_integer(v)) {
 		if (json_integer_value(v) < 0 ||
 		    json_integer_value(v) >= (json_int_t)UINT32_MAX)
-			return config_err_set(err, p, "out of range");
+			return cfg_err_set(err, p, "out of range");
 		*id = (unsigned)json_integer_value(v);
 		return 0;
 	}
 	if (!json_is_string(v))
-		return config_err_set(err, p, "expected a number or a %s name",
+		return cfg_err_set(err, p, "expected a number or a %s name",
 		    group ? "group" : "user");
 	if (group) {
 		struct group g, *gp = NULL;
 
 		getgrnam_r(json_string_value(v), &g, buf, sizeof(buf), &gp);
 		if (!gp)
-			return config_err_set(err, p, "no such group \"%s\"",
+			return cfg_err_set(err, p, "no such group \"%s\"",
 			    json_string_value(v));
 		*id = gp->gr_gid;
 	} else {
@@ -526,7 +442,7 @@ get_id(const json_t *parent, const char *path, const char *key, bool group,
 
 		getpwnam_r(json_string_value(v), &pw, buf, sizeof(buf), &pp);
 		if (!pp)
-			return config_err_set(err, p, "no such user \"%s\"",
+			return cfg_err_set(err, p, "no such user \"%s\"",
 			    json_string_value(v));
 		*id = pp->pw_uid;
 	}
@@ -548,7 +464,7 @@ struct defaults {
  */
 static int
 get_on_rotate(const json_t *parent, const char *path, int *sig,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	static const char *const keys[] = { "signal", NULL };
 	const char *name = NULL;
@@ -565,14 +481,14 @@ get_on_rotate(const json_t *parent, const char *path, int *sig,
 		return r;
 	path_key(sp, sizeof(sp), p, "signal");
 	if ((r = config_signal_from_name(name)) < 0)
-		return config_err_set(err, sp, "expected one of SIGHUP, SIGINT, "
+		return cfg_err_set(err, sp, "expected one of SIGHUP, SIGINT, "
 		    "SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM, SIGWINCH, SIGALRM");
 	*sig = r;
 	return 0;
 }
 
 static int
-parse_defaults(const json_t *root, struct defaults *d, struct config_err *err)
+parse_defaults(const json_t *root, struct defaults *d, struct cfg_err *err)
 {
 	static const char *const keys[] = { "mode", "uid", "gid", "refresh",
 	    "on_rotate", NULL };
@@ -596,7 +512,7 @@ parse_defaults(const json_t *root, struct defaults *d, struct config_err *err)
 }
 
 static int
-parse_mount(const json_t *root, struct config *cfg, struct config_err *err)
+parse_mount(const json_t *root, struct config *cfg, struct cfg_err *err)
 {
 	static const char *const keys[] = { "path", "allow_other", NULL };
 	const char *path = DEFAULT_MOUNTPOINT;
@@ -613,7 +529,7 @@ parse_mount(const json_t *root, struct config *cfg, struct config_err *err)
 		    err)) < 0)
 			return r;
 		if (path[0] != '/')
-			return config_err_set(err, "mount.path",
+			return cfg_err_set(err, "mount.path",
 			    "expected an absolute path");
 	}
 	cfg->mountpoint = strdup(path);
@@ -621,7 +537,7 @@ parse_mount(const json_t *root, struct config *cfg, struct config_err *err)
 }
 
 static int
-parse_limits(const json_t *root, struct config *cfg, struct config_err *err)
+parse_limits(const json_t *root, struct config *cfg, struct cfg_err *err)
 {
 	static const char *const mkeys[] = { "locked_bytes", NULL };
 	static const char *const ckeys[] = { "max_bytes", "negative_ttl",
@@ -653,7 +569,7 @@ parse_limits(const json_t *root, struct config *cfg, struct config_err *err)
 	    err)) < 0))
 		return r;
 	if (cfg->locked_bytes < (1u << 20))
-		return config_err_set(err, "memory.locked_bytes",
+		return cfg_err_set(err, "memory.locked_bytes",
 		    "must be at least 1MiB");
 	/*
 	 * Parsed backend answers and pinned old versions live in the arena
@@ -661,14 +577,14 @@ parse_limits(const json_t *root, struct config *cfg, struct config_err *err)
 	 */
 	if (cfg->cache_max_bytes == 0 ||
 	    cfg->cache_max_bytes > cfg->locked_bytes / 2)
-		return config_err_set(err, "cache.max_bytes", "must be between "
+		return cfg_err_set(err, "cache.max_bytes", "must be between "
 		    "1 and half of memory.locked_bytes (%" PRIu64 ")",
 		    cfg->locked_bytes / 2);
 	return 0;
 }
 
 static int
-parse_backends(const json_t *root, struct config *cfg, struct config_err *err)
+parse_backends(const json_t *root, struct config *cfg, struct cfg_err *err)
 {
 	const char *name, *type = NULL;
 	json_t *o, *b;
@@ -679,7 +595,7 @@ parse_backends(const json_t *root, struct config *cfg, struct config_err *err)
 	if ((r = get_object(root, "", "backends", true, &o, err)) < 0)
 		return r;
 	if (json_object_size(o) == 0)
-		return config_err_set(err, "backends", "no backend is defined");
+		return cfg_err_set(err, "backends", "no backend is defined");
 	if (!(cfg->backends = calloc(json_object_size(o), sizeof(*cfg->backends))))
 		return -ENOMEM;
 	json_object_foreach(o, name, b) {
@@ -687,7 +603,7 @@ parse_backends(const json_t *root, struct config *cfg, struct config_err *err)
 
 		path_key(p, sizeof(p), "backends", name);
 		if (!json_is_object(b))
-			return config_err_set(err, p, "expected an object");
+			return cfg_err_set(err, p, "expected an object");
 		if ((r = get_string(b, p, "type", true, &type, err)) < 0)
 			return r;
 		if ((r = backend_validate(type, b, p, err)) < 0)
@@ -718,7 +634,7 @@ valid_name(const char *s)
 
 static int
 parse_as(const json_t *s, const char *p, const char *as, const char *field,
-    const char *version, enum config_as *out, struct config_err *err)
+    const char *version, enum config_as *out, struct cfg_err *err)
 {
 	char kp[300];
 
@@ -731,17 +647,17 @@ parse_as(const json_t *s, const char *p, const char *as, const char *field,
 	else if (strcmp(as, "prefix") == 0)
 		*out = CONFIG_AS_PREFIX;
 	else
-		return config_err_set(err, kp, "expected \"file\", \"directory\" "
+		return cfg_err_set(err, kp, "expected \"file\", \"directory\" "
 		    "or \"prefix\"");
 	/* A directory's files are the keys: one field makes no sense. */
 	if (*out == CONFIG_AS_DIRECTORY && field) {
 		path_key(kp, sizeof(kp), p, "field");
-		return config_err_set(err, kp, "not with \"as\": \"directory\" "
+		return cfg_err_set(err, kp, "not with \"as\": \"directory\" "
 		    "(each key is already a file)");
 	}
 	if (*out == CONFIG_AS_PREFIX && version) {
 		path_key(kp, sizeof(kp), p, "version");
-		return config_err_set(err, kp, "not with \"as\": \"prefix\" "
+		return cfg_err_set(err, kp, "not with \"as\": \"prefix\" "
 		    "(it names many secrets)");
 	}
 	return 0;
@@ -749,7 +665,7 @@ parse_as(const json_t *s, const char *p, const char *as, const char *field,
 
 static int
 parse_secrets(const json_t *root, struct config *cfg,
-    const struct defaults *d, struct config_err *err)
+    const struct defaults *d, struct cfg_err *err)
 {
 	static const char *const keys[] = { "backend", "ref", "field",
 	    "version", "mode", "uid", "gid", "refresh", "as", "on_rotate", NULL };
@@ -773,10 +689,10 @@ parse_secrets(const json_t *root, struct config *cfg,
 
 		path_key(p, sizeof(p), "secrets", name);
 		if (!valid_name(name))
-			return config_err_set(err, p, "not a valid file name "
+			return cfg_err_set(err, p, "not a valid file name "
 			    "(no '/', no control characters, not . or ..)");
 		if (!json_is_object(s))
-			return config_err_set(err, p, "expected an object");
+			return cfg_err_set(err, p, "expected an object");
 		cs->mode = d->mode;
 		cs->refresh_ms = d->refresh_ms;
 		cs->on_rotate = d->on_rotate;
@@ -798,14 +714,14 @@ parse_secrets(const json_t *root, struct config *cfg,
 			char bp[256];
 
 			path_key(bp, sizeof(bp), p, "backend");
-			return config_err_set(err, bp, "no backend named \"%s\" "
+			return cfg_err_set(err, bp, "no backend named \"%s\" "
 			    "in \"backends\"", backend);
 		}
 		if (cs->refresh_ms < 1000) {
 			char rp[256];
 
 			path_key(rp, sizeof(rp), p, "refresh");
-			return config_err_set(err, rp, "must be at least 1s");
+			return cfg_err_set(err, rp, "must be at least 1s");
 		}
 		cs->backend = (size_t)bi;
 		cs->uid = uid;
@@ -825,7 +741,7 @@ parse_secrets(const json_t *root, struct config *cfg,
 }
 
 static int
-parse_access(const json_t *root, struct config *cfg, struct config_err *err)
+parse_access(const json_t *root, struct config *cfg, struct cfg_err *err)
 {
 	static const char *const akeys[] = { "denied", NULL };
 	static const char *const rkeys[] = { "socket", NULL };
@@ -846,7 +762,7 @@ parse_access(const json_t *root, struct config *cfg, struct config_err *err)
 	else if (strcmp(denied, "eacces") == 0)
 		cfg->deny_errno = EACCES;
 	else
-		return config_err_set(err, "access.denied", "expected \"enoent\" "
+		return cfg_err_set(err, "access.denied", "expected \"enoent\" "
 		    "(denied names are invisible) or \"eacces\" (for debugging)");
 
 	if ((r = get_object(root, "", "runtime", false, &o, err)) < 0)
@@ -867,7 +783,7 @@ parse_access(const json_t *root, struct config *cfg, struct config_err *err)
 
 /* "control": {"socket": PATH}: the operator's socket (control.h). */
 static int
-parse_control(const json_t *root, struct config *cfg, struct config_err *err)
+parse_control(const json_t *root, struct config *cfg, struct cfg_err *err)
 {
 	static const char *const keys[] = { "socket", NULL };
 	const char *path = NULL;
@@ -883,11 +799,11 @@ parse_control(const json_t *root, struct config *cfg, struct config_err *err)
 	if (!path)
 		return 0;
 	if (path[0] != '/')
-		return config_err_set(err, "control.socket",
+		return cfg_err_set(err, "control.socket",
 		    "expected an absolute path");
 	/* sun_path holds 108 bytes with its NUL. */
 	if (strlen(path) > 107)
-		return config_err_set(err, "control.socket",
+		return cfg_err_set(err, "control.socket",
 		    "longer than a Unix socket path may be (107 bytes)");
 	/* Inside the mount it would be served by ourselves, read-only. */
 	mlen = strlen(cfg->mountpoint);
@@ -895,7 +811,7 @@ parse_control(const json_t *root, struct config *cfg, struct config_err *err)
 		mlen--;
 	if (strncmp(path, cfg->mountpoint, mlen) == 0 &&
 	    (path[mlen] == '/' || path[mlen] == '\0' || mlen == 1))
-		return config_err_set(err, "control.socket",
+		return cfg_err_set(err, "control.socket",
 		    "must not be inside the mount (%s)", cfg->mountpoint);
 	cfg->control_socket = strdup(path);
 	return cfg->control_socket ? 0 : -ENOMEM;
@@ -903,7 +819,7 @@ parse_control(const json_t *root, struct config *cfg, struct config_err *err)
 
 /* "privsep": {"user": NAME}: who the fetcher runs as (privsep.h). */
 static int
-parse_privsep(const json_t *root, struct config *cfg, struct config_err *err)
+parse_privsep(const json_t *root, struct config *cfg, struct cfg_err *err)
 {
 	static const char *const keys[] = { "user", NULL };
 	const char *user = NULL;
@@ -918,14 +834,14 @@ parse_privsep(const json_t *root, struct config *cfg, struct config_err *err)
 	if (!user)
 		user = CONFIG_DEFAULT_FETCHER_USER;
 	if (!user[0] || strlen(user) > 32)
-		return config_err_set(err, "privsep.user",
+		return cfg_err_set(err, "privsep.user",
 		    "expected a user name of 1 to 32 characters");
 	cfg->fetcher_user = strdup(user);
 	return cfg->fetcher_user ? 0 : -ENOMEM;
 }
 
 static int
-parse_root(struct config *cfg, const json_t *root, struct config_err *err)
+parse_root(struct config *cfg, const json_t *root, struct cfg_err *err)
 {
 	static const char *const keys[] = { "mount", "memory", "cache",
 	    "defaults", "backends", "secrets", "rules", "access", "runtime",
@@ -934,7 +850,7 @@ parse_root(struct config *cfg, const json_t *root, struct config_err *err)
 	int r;
 
 	if (!json_is_object(root))
-		return config_err_set(err, "", "the document must be a JSON "
+		return cfg_err_set(err, "", "the document must be a JSON "
 		    "object");
 	if ((r = check_keys(root, "", keys, err)) < 0 ||
 	    (r = parse_mount(root, cfg, err)) < 0 ||
@@ -996,7 +912,7 @@ keep_for_reload(struct config *cfg, json_t *root)
 
 int
 config_load_string(const char *text, const char *file, struct config **out,
-    struct config_err *err)
+    struct cfg_err *err)
 {
 	struct config *cfg;
 	json_error_t je;
@@ -1013,7 +929,7 @@ config_load_string(const char *text, const char *file, struct config **out,
 	}
 	root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
-		config_err_set(err, "", "invalid JSON: %s", je.text);
+		cfg_err_set(err, "", "invalid JSON: %s", je.text);
 		err->line = je.line;
 		err->col = je.column;
 		config_free(cfg);
@@ -1024,7 +940,7 @@ config_load_string(const char *text, const char *file, struct config **out,
 			locate(text, strlen(text), err->path, &err->line,
 			    &err->col);
 		else
-			config_err_set(err, "", "%s", strerror(-r));
+			cfg_err_set(err, "", "%s", strerror(-r));
 		json_decref(root);
 		config_free(cfg);
 		return r;
@@ -1040,7 +956,7 @@ config_load_string(const char *text, const char *file, struct config **out,
 	if (strlen(text) >= CONFIG_TRIM_BYTES)
 		malloc_trim(0);
 	if (r < 0) {
-		config_err_set(err, "", "%s", strerror(-r));
+		cfg_err_set(err, "", "%s", strerror(-r));
 		config_free(cfg);
 		return r;
 	}
@@ -1049,7 +965,7 @@ config_load_string(const char *text, const char *file, struct config **out,
 }
 
 int
-config_load(const char *file, struct config **out, struct config_err *err)
+config_load(const char *file, struct config **out, struct cfg_err *err)
 {
 	const unsigned flags = SECFILE_PRIVATE | SECFILE_HEAP;
 	char ebuf[256];
@@ -1062,10 +978,10 @@ config_load(const char *file, struct config **out, struct config_err *err)
 	r = secfile_read(file, flags, CONFIG_MAX_BYTES, &text, &len, NULL, ebuf,
 	    sizeof(ebuf));
 	if (r < 0) {
-		/* ebuf starts with the file name; config_err_format adds it. */
+		/* ebuf starts with the file name; cfg_err_format adds it. */
 		const char *why = strncmp(ebuf, file, strlen(file)) == 0 ?
 		    ebuf + strlen(file) + 2 : ebuf;
-		config_err_set(err, "", "%s: %s", r == -EPERM ? "refused" :
+		cfg_err_set(err, "", "%s: %s", r == -EPERM ? "refused" :
 		    r == -EFBIG ? "too large" : "cannot open", why);
 		return r;
 	}

@@ -1439,7 +1439,7 @@ int
 broker_reload(struct broker *b)
 {
 	struct broker_view *ov, *nv;
-	struct config_err err;
+	struct cfg_err err;
 	struct config *cfg;
 	struct cache_limits lim;
 	size_t i, added = 0, removed = 0, changed = 0;
@@ -1449,7 +1449,7 @@ broker_reload(struct broker *b)
 
 	log_info("reloading %s", b->config_file);
 	if ((r = config_load(b->config_file, &cfg, &err)) < 0) {
-		config_err_format(&err, b->config_file, msg, sizeof(msg));
+		cfg_err_format(&err, b->config_file, msg, sizeof(msg));
 		log_warnx("reload: %s; still running on the previous "
 		    "configuration", msg);
 		count(&b->reload_errors);

@@ -1152,7 +1152,7 @@ control_main(int argc, char **argv)
 	const char *verb = argv[0], *file = NULL, *sock = NULL, *name = NULL;
 	char path[256], line[CONTROL_LINE_MAX + 1], *ans, *nl;
 	struct control_cmd cmd;
-	struct config_err err;
+	struct cfg_err err;
 	struct config *cfg;
 	bool json = false;
 	size_t len;
@@ -1197,7 +1197,7 @@ control_main(int argc, char **argv)
 		if (config_load(file, &cfg, &err) < 0) {
 			char msg[1024];
 
-			config_err_format(&err, file, msg, sizeof(msg));
+			cfg_err_format(&err, file, msg, sizeof(msg));
 			fprintf(stderr, "secretsfs: %s\n", msg);
 			return 1;
 		}

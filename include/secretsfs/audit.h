@@ -93,7 +93,7 @@
 
 #include <jansson.h>
 
-#include <secretsfs/config.h>
+#include <secretsfs/cfg.h>
 #include <secretsfs/identity.h>
 
 #define AUDIT_KEY_MIN		32	/* bytes */
@@ -152,7 +152,7 @@ void audit_config_init(struct audit_config *cfg);
  * msg) and *out cleared.
  */
 int audit_config_from_json(const json_t *obj, const char *path,
-    struct audit_config *out, struct config_err *err);
+    struct audit_config *out, struct cfg_err *err);
 
 /* Free the strings of cfg and reset it to defaults. NULL is fine. */
 void audit_config_clear(struct audit_config *cfg);

@@ -125,7 +125,7 @@ int auditlog_show(char **files, int n, const struct auditlog_filter *f,
 /*
  * Parse "since": RFC 3339 ("2026-11-22T13:17:14Z", fractions, "+02:00",
  * or a bare date "2026-11-22" meaning midnight UTC) or a duration
- * (config_parse_duration) before now_us. Microseconds since the epoch.
+ * (cfg_parse_duration) before now_us. Microseconds since the epoch.
  * Returns 0 or -EINVAL.
  */
 int auditlog_parse_since(const char *s, int64_t now_us, int64_t *out_us);

@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include <secretsfs/config.h>
+#include <secretsfs/cfg.h>
 
 #define BACKEND_VERSION_MAX	128
 #define BACKEND_ERR_MAX		256
@@ -36,11 +36,19 @@ struct backend_value {
 	struct timespec	 changed;	/* when this version was made; 0 if unknown */
 };
 
+/* One entry of the config's "backends" object. */
+struct config_backend {
+	char	*name;
+	char	*type;		/* "file", "vault", "aws" */
+	char	*path;		/* key path of its object, for errors */
+	json_t	*options;	/* its whole object; owned, for the constructor */
+};
+
 struct backend_ops {
 	const char	*type;
 	/* Check the backend's config object; path is its key path. */
 	int	(*validate)(const json_t *opts, const char *path,
-		    struct config_err *err);
+		    struct cfg_err *err);
 	/* Make an instance; errbuf says why not (never a secret). */
 	int	(*open)(const struct config_backend *cfg, void **impl,
 		    char *errbuf, size_t errlen);
@@ -66,7 +74,7 @@ struct backend;
 
 /* Validate a config object of the given type; -EINVAL with err filled. */
 int backend_validate(const char *type, const json_t *opts, const char *path,
-    struct config_err *err);
+    struct cfg_err *err);
 
 /* 0 and *out, or -errno with errbuf filled. */
 int backend_open(const struct config_backend *cfg, struct backend **out,

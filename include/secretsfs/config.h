@@ -8,44 +8,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/*
- * Where and why a configuration is wrong. `path` names the key, e.g.
- * `secrets.db_password.mode`, `rules[2].match.label`; a key that holds
- * anything but [A-Za-z0-9_-] is written in double quotes:
- * `secrets."tls.crt".mode`. Sub-parsers (policy, audit, backends) fill path
- * and msg; config fills line and col from the file's text.
- */
-struct config_err {
-	char	path[256];
-	char	msg[256];
-	int	line;	/* 1-based; 0 when unknown */
-	int	col;
-};
-
-/* Fill err (printf-style message). Always returns -EINVAL. */
-int config_err_set(struct config_err *err, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* "250ms", "30s", "5m", "1h", "2d", or a bare number of seconds. */
-int config_parse_duration(const char *s, int64_t *ms);
-/* "4096", "64KiB", "16MiB", "1GiB" (also KB/MB/GB as powers of 1000). */
-int config_parse_size(const char *s, uint64_t *bytes);
-
 #include <sys/types.h>
 #include <jansson.h>
+
+#include <secretsfs/backend.h>
+#include <secretsfs/cfg.h>
 
 struct audit_config;
 struct policy;
 
 /* Who the fetcher process runs as when privsep.user is not set. */
 #define CONFIG_DEFAULT_FETCHER_USER	"secretsfs"
-
-struct config_backend {
-	char	*name;
-	char	*type;		/* "file", "vault", "aws" */
-	char	*path;		/* key path of its object, for errors */
-	json_t	*options;	/* its whole object; owned, for the constructor */
-};
 
 /* How one config entry appears in the mount. */
 enum config_as {
@@ -104,11 +77,11 @@ struct config {
  * document, with err filled, path and line/col included) and *out is NULL.
  * The caller owns *out and releases it with config_free().
  */
-int config_load(const char *file, struct config **out, struct config_err *err);
+int config_load(const char *file, struct config **out, struct cfg_err *err);
 
 /* The same from a string, for tests; file is only used in messages. */
 int config_load_string(const char *text, const char *file, struct config **out,
-    struct config_err *err);
+    struct cfg_err *err);
 
 void config_free(struct config *cfg);
 
@@ -124,9 +97,5 @@ ssize_t config_find_backend(const struct config *cfg, const char *name);
  */
 int config_signal_from_name(const char *name);
 const char *config_signal_name(int sig);
-
-/* "FILE:LINE:COL: PATH: MSG" into buf. */
-void config_err_format(const struct config_err *err, const char *file,
-    char *buf, size_t len);
 
 #endif

@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include <secretsfs/config.h>
+#include <secretsfs/cfg.h>
 
 struct http_options {
 	/* TLS. Paths are copied by http_client_new. */
@@ -60,7 +60,7 @@ void http_options_default(struct http_options *o);
  * err->path naming the key, e.g. "backends.vault.tls.client_key".
  */
 int http_options_from_json(const json_t *backend_obj, const char *path,
-    struct http_options *o, struct config_err *err);
+    struct http_options *o, struct cfg_err *err);
 
 /*
  * The rules http_client_new applies to base_url, alone, for config

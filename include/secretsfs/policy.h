@@ -76,7 +76,7 @@
 
 #include <jansson.h>
 
-#include <secretsfs/config.h>
+#include <secretsfs/cfg.h>
 #include <secretsfs/identity.h>
 
 #define POLICY_DEFAULT_DENY_ID	"default-deny"
@@ -103,7 +103,7 @@ struct policy_decision {
  * NULL); -ENOMEM.
  */
 int policy_from_json(const json_t *rules, const char *path,
-    struct policy **out, struct config_err *err);
+    struct policy **out, struct cfg_err *err);
 
 /* Accepts NULL. */
 void policy_free(struct policy *p);

@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <secretsfs/config.h>
+#include <secretsfs/cfg.h>
 #include <secretsfs/repair.h>
 
 /* What the FUSE process is told about the helper's work. */

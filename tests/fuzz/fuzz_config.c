@@ -13,7 +13,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
-	struct config_err err;
+	struct cfg_err err;
 	struct config *cfg;
 	char *text;
 

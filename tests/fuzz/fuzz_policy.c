@@ -151,7 +151,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *const usual[] = { "db_password", "stripe_key",
 	    "report_token", "db/password", "" };
 	const char *names[NAMES_MAX];
-	struct config_err err;
+	struct cfg_err err;
 	struct policy *p = NULL;
 	struct caller c;
 	json_t *rules;

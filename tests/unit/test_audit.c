@@ -293,7 +293,7 @@ static void
 test_config_ok(void **state)
 {
 	struct audit_config	 cfg;
-	struct config_err	 err;
+	struct cfg_err	 err;
 	json_t			*o;
 
 	(void)state;
@@ -331,7 +331,7 @@ static void
 config_fails(const char *text, const char *path, const char *msgpart)
 {
 	struct audit_config	 cfg;
-	struct config_err	 err;
+	struct cfg_err	 err;
 	json_t			*o = json_loads(text, 0, NULL);
 
 	assert_non_null(o);

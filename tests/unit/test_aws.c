@@ -382,7 +382,7 @@ test_validate(void **state)
 	    "\"sts_endpoint\":\"https://sts.example\","
 	    "\"imds_endpoint\":\"http://127.0.0.1:1\","
 	    "\"version_stage\":\"AWSPENDING\"}";
-	struct config_err err;
+	struct cfg_err err;
 	json_t *o;
 
 	(void)state;

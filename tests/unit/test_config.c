@@ -33,7 +33,7 @@ static const char valid[] =
 static void
 test_valid(void **state)
 {
-	struct config_err err;
+	struct cfg_err err;
 	struct config *cfg;
 
 	(void)state;
@@ -161,7 +161,7 @@ test_errors_name_path_and_position(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct config_err err;
+		struct cfg_err err;
 		struct config *cfg = (void *)1;
 
 		print_message("case %zu: %s\n", i, cases[i].path);
@@ -179,14 +179,14 @@ test_errors_name_path_and_position(void **state)
 static void
 test_error_format(void **state)
 {
-	struct config_err err;
+	struct cfg_err err;
 	struct config *cfg;
 	char buf[512];
 
 	(void)state;
 	assert_int_equal(config_load_string("{\n  \"bogus\": 1}", "c.json",
 	    &cfg, &err), -EINVAL);
-	config_err_format(&err, "c.json", buf, sizeof(buf));
+	cfg_err_format(&err, "c.json", buf, sizeof(buf));
 	assert_string_equal(buf, "c.json:2:3: bogus: unknown key");
 }
 
@@ -205,7 +205,7 @@ static void
 test_file_permissions(void **state)
 {
 	char dir[] = "/tmp/secretsfs-config-XXXXXX", path[64];
-	struct config_err err;
+	struct cfg_err err;
 	struct config *cfg;
 
 	(void)state;
@@ -235,34 +235,34 @@ test_durations_and_sizes(void **state)
 	uint64_t b;
 
 	(void)state;
-	assert_int_equal(config_parse_duration("250ms", &ms), 0);
+	assert_int_equal(cfg_parse_duration("250ms", &ms), 0);
 	assert_int_equal(ms, 250);
-	assert_int_equal(config_parse_duration("30s", &ms), 0);
+	assert_int_equal(cfg_parse_duration("30s", &ms), 0);
 	assert_int_equal(ms, 30000);
-	assert_int_equal(config_parse_duration("5m", &ms), 0);
+	assert_int_equal(cfg_parse_duration("5m", &ms), 0);
 	assert_int_equal(ms, 300000);
-	assert_int_equal(config_parse_duration("1.5h", &ms), 0);
+	assert_int_equal(cfg_parse_duration("1.5h", &ms), 0);
 	assert_int_equal(ms, 5400000);
-	assert_int_equal(config_parse_duration("2d", &ms), 0);
+	assert_int_equal(cfg_parse_duration("2d", &ms), 0);
 	assert_int_equal(ms, 172800000);
-	assert_int_equal(config_parse_duration("12", &ms), 0);
+	assert_int_equal(cfg_parse_duration("12", &ms), 0);
 	assert_int_equal(ms, 12000);
-	assert_int_equal(config_parse_duration("-1s", &ms), -EINVAL);
-	assert_int_equal(config_parse_duration("5 m", &ms), -EINVAL);
-	assert_int_equal(config_parse_duration("", &ms), -EINVAL);
-	assert_int_equal(config_parse_duration("1w", &ms), -EINVAL);
+	assert_int_equal(cfg_parse_duration("-1s", &ms), -EINVAL);
+	assert_int_equal(cfg_parse_duration("5 m", &ms), -EINVAL);
+	assert_int_equal(cfg_parse_duration("", &ms), -EINVAL);
+	assert_int_equal(cfg_parse_duration("1w", &ms), -EINVAL);
 
-	assert_int_equal(config_parse_size("4096", &b), 0);
+	assert_int_equal(cfg_parse_size("4096", &b), 0);
 	assert_int_equal(b, 4096);
-	assert_int_equal(config_parse_size("64KiB", &b), 0);
+	assert_int_equal(cfg_parse_size("64KiB", &b), 0);
 	assert_int_equal(b, 65536);
-	assert_int_equal(config_parse_size("16MiB", &b), 0);
+	assert_int_equal(cfg_parse_size("16MiB", &b), 0);
 	assert_int_equal(b, 16u << 20);
-	assert_int_equal(config_parse_size("2MB", &b), 0);
+	assert_int_equal(cfg_parse_size("2MB", &b), 0);
 	assert_int_equal(b, 2000000);
-	assert_int_equal(config_parse_size("1.5MiB", &b), -EINVAL);
-	assert_int_equal(config_parse_size("-1", &b), -EINVAL);
-	assert_int_equal(config_parse_size("99999999999999999999", &b), -ERANGE);
+	assert_int_equal(cfg_parse_size("1.5MiB", &b), -EINVAL);
+	assert_int_equal(cfg_parse_size("-1", &b), -EINVAL);
+	assert_int_equal(cfg_parse_size("99999999999999999999", &b), -ERANGE);
 }
 
 /*
@@ -286,7 +286,7 @@ test_reload_digest(void **state)
 	    "{\"type\": \"file\", \"dir\": \"/etc/s\"}}, \"secrets\": "
 	    "{\"x\": {\"backend\": \"dev\"}, \"y\": {\"backend\": \"dev\", "
 	    "\"mode\": \"0400\"}}}";
-	struct config_err err;
+	struct cfg_err err;
 	struct config *ca, *cr, *cb;
 
 	(void)state;

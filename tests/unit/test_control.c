@@ -429,7 +429,7 @@ write_secret(const char *name, const char *value, time_t mtime)
 static int
 world_up(void **state)
 {
-	struct config_err err;
+	struct cfg_err err;
 	struct config *cfg;
 	char text[1024], why[256];
 	void *start;

@@ -45,7 +45,7 @@ setup(void **state)
 
 /* Parse text as a backend object; returns r, err filled. */
 static int
-parse(const char *text, struct http_options *o, struct config_err *err)
+parse(const char *text, struct http_options *o, struct cfg_err *err)
 {
 	json_error_t je;
 	json_t *obj = json_loads(text, 0, &je);
@@ -62,7 +62,7 @@ static void
 test_defaults(void **state)
 {
 	struct http_options o;
-	struct config_err err;
+	struct cfg_err err;
 
 	(void)state;
 	assert_int_equal(parse("{\"type\":\"vault\"}", &o, &err), 0);
@@ -81,7 +81,7 @@ static void
 test_full_options(void **state)
 {
 	struct http_options o;
-	struct config_err err;
+	struct cfg_err err;
 	json_error_t je;
 	json_t *obj;
 
@@ -112,7 +112,7 @@ static void
 test_tls_false(void **state)
 {
 	struct http_options o;
-	struct config_err err;
+	struct cfg_err err;
 
 	(void)state;
 	assert_int_equal(parse("{\"tls\":false}", &o, &err), 0);
@@ -165,7 +165,7 @@ test_option_errors_name_their_path(void **state)
 		    "backends.v.http.retry_max", "retry_base" },
 	};
 	struct http_options o;
-	struct config_err err;
+	struct cfg_err err;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -25,7 +25,7 @@
 static struct policy *
 load(const char *text)
 {
-	struct config_err err;
+	struct cfg_err err;
 	struct policy *p = NULL;
 	json_error_t jerr;
 	json_t *j;
@@ -47,7 +47,7 @@ load(const char *text)
 static void
 reject(const char *text, const char *path, const char *msg_part)
 {
-	struct config_err err;
+	struct cfg_err err;
 	struct policy *p = (struct policy *)0x1;
 	json_error_t jerr;
 	json_t *j;
@@ -234,7 +234,7 @@ test_parse_never_matches(void **state)
 static void
 test_parse_custom_path_and_null_err(void **state)
 {
-	struct config_err err;
+	struct cfg_err err;
 	struct policy *p;
 	json_t *j;
 

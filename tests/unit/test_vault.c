@@ -449,7 +449,7 @@ test_time(void **state)
 /* --- configuration ------------------------------------------------------- */
 
 static int
-validate(const char *text, struct config_err *err)
+validate(const char *text, struct cfg_err *err)
 {
 	json_error_t je;
 	json_t *obj = json_loads(text, 0, &je);
@@ -492,7 +492,7 @@ test_config_valid(void **state)
 		    "\"tls\":false,\"auth\":{\"method\":\"token\","
 		    "\"token_file\":\"/etc/token\"}}",
 	};
-	struct config_err err;
+	struct cfg_err err;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
@@ -565,7 +565,7 @@ test_config_errors_name_their_path(void **state)
 		    "\"auth\":{\"method\":\"token\",\"token_file\":\"/t\"}}",
 		    "backends.v.namespace", "non-empty" },
 	};
-	struct config_err err;
+	struct cfg_err err;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -583,7 +583,7 @@ test_config_environment_defaults(void **state)
 {
 	static const char no_addr[] = "{\"type\":\"vault\",\"auth\":"
 	    "{\"method\":\"cert\"}}";
-	struct config_err err;
+	struct cfg_err err;
 
 	(void)state;
 	setenv("VAULT_ADDR", "https://vault.example:8200", 1);
