@@ -18,8 +18,6 @@
 #include <secretsfs/auditlog.h>
 #include <secretsfs/cfg.h>
 
-#define ZERO_MAC	"0000000000000000000000000000000000000000000000000000000000000000"
-
 static const char *const bad_names[] = {
 	[AUDITLOG_CLEAN]	= "clean",
 	[AUDITLOG_EDITED]	= "edited",
@@ -171,7 +169,7 @@ head_ok(const struct auditlog_opts *opts, const struct audit_line *al,
 		snprintf(res->detail, sizeof(res->detail), "the chain starts "
 		    "at seq %" PRIu64 ", before seq %" PRIu64 " (--from)", al->seq,
 		    start);
-	} else if (start == 1 && strcmp(al->prev, ZERO_MAC) != 0) {
+	} else if (start == 1 && strcmp(al->prev, AUDIT_ZERO_MAC) != 0) {
 		res->kind = AUDITLOG_MISMATCH;
 		snprintf(res->detail, sizeof(res->detail), "seq 1 does not "
 		    "begin a chain: its prev is not all zero");
@@ -348,7 +346,7 @@ auditlog_verify(const struct audit_key *key, char **files, int n,
 					res->first_seq = al.seq;
 			} else if (al.seq == expect && strcmp(al.prev, prev) == 0) {
 				/* the chain goes on */
-			} else if (al.seq == 1 && strcmp(al.prev, ZERO_MAC) == 0) {
+			} else if (al.seq == 1 && strcmp(al.prev, AUDIT_ZERO_MAC) == 0) {
 				res->kind = AUDITLOG_RESTARTED;
 				snprintf(res->detail, sizeof(res->detail),
 				    "a new chain (seq 1) begins after seq %"

@@ -99,6 +99,8 @@
 #define AUDIT_KEY_MIN		32	/* bytes */
 #define AUDIT_KEY_MAX		4096
 #define AUDIT_MAC_HEX		64
+/* The prev of the first record of a chain (seq 1). */
+#define AUDIT_ZERO_MAC		"0000000000000000000000000000000000000000000000000000000000000000"
 #define AUDIT_KEY_ID_HEX	16
 #define AUDIT_STR_MAX		512	/* bytes of any string field */
 #define AUDIT_REASON_MAX	128	/* bytes of AUDIT_F_REASON */
