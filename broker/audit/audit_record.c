@@ -74,16 +74,6 @@ static const char *const outcomes[AUDIT_OUTCOME__MAX] = {
 	[AUDIT_OUTCOME_OK]	= "ok",
 };
 
-static const char *const runtimes[] = {
-	[IDENTITY_RUNTIME_HOST]		= "host",
-	[IDENTITY_RUNTIME_DOCKER]	= "docker",
-	[IDENTITY_RUNTIME_PODMAN]	= "podman",
-	[IDENTITY_RUNTIME_CONTAINERD]	= "containerd",
-	[IDENTITY_RUNTIME_CRIO]		= "cri-o",
-	[IDENTITY_RUNTIME_KUBEPODS]	= "kubepods",
-	[IDENTITY_RUNTIME_SYSTEMD]	= "systemd",
-};
-
 bool
 audit_field_is_outcome(enum audit_field f)
 {
@@ -533,8 +523,9 @@ add_caller(struct sbuf *b, const struct caller *c)
 		sb_key(b, "image");
 		sb_str(b, c->image, AUDIT_STR_MAX, true);
 		sb_key(b, "runtime");
-		if ((unsigned)c->runtime < sizeof(runtimes) / sizeof(runtimes[0]))
-			sb_str(b, runtimes[c->runtime], AUDIT_STR_MAX, false);
+		if ((unsigned)c->runtime < IDENTITY_RUNTIME_COUNT)
+			sb_str(b, identity_runtime_name(c->runtime),
+			    AUDIT_STR_MAX, false);
 		else
 			sb_put(b, "null", 4);
 		sb_put(b, "}", 1);
