@@ -130,6 +130,7 @@ sanitizers || failed="$failed sanitizers"
 stage_end "asan+ubsan (build, unit, system)"
 
 # --- 4. valgrind memcheck on the unit suite ---------------------------------
+# (its C tests: the layering scripts of suite 'layers' are not ours to check)
 # One false report is suppressed: with _FORTIFY_SOURCE, memmove() becomes
 # __memmove_chk, which glibc's x86-64 string functions implement at the
 # same address as __memcpy_chk; valgrind then checks the memmove under
@@ -139,7 +140,7 @@ memcheck() {
 	printf '%s\n' '{' '   fortified-memmove-seen-as-memcpy_chk' \
 	    '   Memcheck:Overlap' '   fun:__memcpy_chk' '   fun:memmove' '}' \
 	    >build/valgrind.supp || return 1
-	meson test -C build --print-errorlogs --suite unit \
+	meson test -C build --print-errorlogs --suite unit --no-suite layers \
 	    --timeout-multiplier 10 --wrap="valgrind --error-exitcode=1 \
 	    --leak-check=full --errors-for-leak-kinds=definite \
 	    --child-silent-after-fork=yes --quiet \
