@@ -30,7 +30,7 @@
 #include <secretsfs/broker.h>
 #include <secretsfs/engine.h>
 #include <secretsfs/log.h>
-#include <secretsfs/refresh.h>
+#include <secretsfs/sched.h>
 #include <secretsfs/repair.h>
 #include <secretsfs/secmem.h>
 
@@ -128,7 +128,7 @@ struct broker {
 	struct broker_view	*view;
 	char			*config_file;
 	struct cache		*cache;
-	struct refresh		*refresher;
+	struct sched		*sched;
 	struct identity_cache	*ids;
 	struct engine		*engine;
 	struct audit		*audit;
@@ -1031,18 +1031,18 @@ broker_start(struct broker *b)
 {
 	int r;
 
-	if (b->refresher)
+	if (b->sched)
 		return 0;
 	if ((r = audit_start(b->audit)) < 0)
 		return r;
-	return refresh_start(b->cache, REFRESH_THREADS, &b->refresher);
+	return sched_start(b->cache, REFRESH_THREADS, &b->sched);
 }
 
 void
 broker_stop(struct broker *b)
 {
-	refresh_stop(b->refresher);
-	b->refresher = NULL;
+	sched_stop(b->sched);
+	b->sched = NULL;
 }
 
 void
