@@ -1183,7 +1183,8 @@ serving(void *arg)
 static void
 fs_repaired(void *arg, const struct repair_result *res)
 {
-	broker_audit_repair(arg, res);
+	broker_audit_repair(arg, res->pid, res->uid, res->gid, res->target,
+	    res->err, res->step);
 }
 
 /* The fetcher died, or its successor started: into the audit trail. */

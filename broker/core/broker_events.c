@@ -14,7 +14,6 @@
 #include <secretsfs/broker.h>
 #include <secretsfs/clk.h>
 #include <secretsfs/log.h>
-#include <secretsfs/repair.h>
 
 #include "broker_int.h"
 
@@ -236,14 +235,15 @@ broker_audit_reopen(struct broker *b)
 }
 
 int
-broker_audit_repair(struct broker *b, const struct repair_result *res)
+broker_audit_repair(struct broker *b, pid_t pid, uid_t uid, gid_t gid,
+    const char *target, int err, const char *step)
 {
 	struct audit_kv kv[] = {
-		AUDIT_STR(AUDIT_F_TARGET, res->target),
-		AUDIT_NUM(AUDIT_F_OUTCOME, res->err ? AUDIT_OUTCOME_ERROR :
+		AUDIT_STR(AUDIT_F_TARGET, target),
+		AUDIT_NUM(AUDIT_F_OUTCOME, err ? AUDIT_OUTCOME_ERROR :
 		    AUDIT_OUTCOME_OK),
-		AUDIT_NUM(AUDIT_F_ERRNO, res->err),
-		AUDIT_STR(AUDIT_F_REASON, res->step),
+		AUDIT_NUM(AUDIT_F_ERRNO, err),
+		AUDIT_STR(AUDIT_F_REASON, step),
 	};
 	struct caller c;
 	bool known;
@@ -251,7 +251,7 @@ broker_audit_repair(struct broker *b, const struct repair_result *res)
 	if (!b->audit)
 		return 0;
 	/* The container whose bind it was (it may be gone by now). */
-	known = broker_identify(b, res->pid, res->uid, res->gid, &c) == 0;
+	known = broker_identify(b, pid, uid, gid, &c) == 0;
 	return audit_result(b, audit_event(b->audit, AUDIT_EV_REPAIR,
 	    known ? &c : NULL, kv, sizeof(kv) / sizeof(kv[0])), "repair");
 }

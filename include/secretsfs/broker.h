@@ -117,15 +117,14 @@ int broker_audit_access(struct broker_view *v, const struct caller *c,
 int broker_audit_lookup_denied(struct broker_view *v, const struct caller *c,
     size_t idx, const char *child, const char *rule);
 
-struct repair_result;
-
 /*
  * One "repair" record for a dead bind the repair found or for publishing
- * the mount (repair.h): its target, outcome and errno, about the process
- * whose mount namespace it was. 0, or -EIO as broker_audit_access()
- * (logged here).
+ * the mount: its target, err (0: done, else a positive errno) and step
+ * (NULL, or what failed), about the process pid (uid, gid) whose mount
+ * namespace it was. 0, or -EIO as broker_audit_access() (logged here).
  */
-int broker_audit_repair(struct broker *b, const struct repair_result *res);
+int broker_audit_repair(struct broker *b, pid_t pid, uid_t uid, gid_t gid,
+    const char *target, int err, const char *step);
 
 /* The fetcher process exited (status as from waitpid) or started again. */
 int broker_audit_fetcher(struct broker *b, bool started, pid_t pid,
