@@ -7,8 +7,13 @@
  * whose definition did not change is shared with the old view, so its
  * token and connections survive) and swaps it in under view_lock. The old
  * view lives on until the last request that pinned it releases it.
+ *
+ * broker_open() is the whole open() of the filesystem, so that the
+ * adapter only translates its answer: what the pipeline decides and
+ * records is testable without a mount.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -635,6 +640,72 @@ broker_deny_errno(const struct broker_view *v)
 	return v->cfg->deny_errno;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* The open pipeline.                                                 */
+
+bool
+broker_decide(struct broker_view *v, pid_t pid, uid_t uid, gid_t gid,
+    size_t idx, struct caller *c, struct policy_decision *d)
+{
+	if (broker_identify(v->b, pid, uid, gid, c) < 0) {
+		memset(c, 0, sizeof(*c));
+		c->pid = pid;
+		c->uid = uid;
+		c->gid = gid;
+		d->allowed = false;
+		d->rule_id = POLICY_DEFAULT_DENY_ID;
+		return false;
+	}
+	return broker_allowed(v, c, idx, d);
+}
+
+int
+broker_open(struct broker_view *v, const struct broker_open_req *req,
+    struct cache_snap **out)
+{
+	const struct config_secret *s = &v->cfg->secrets[req->idx];
+	struct policy_decision d;
+	struct cache_snap *snap;
+	struct caller c;
+	int r;
+
+	*out = NULL;
+	if (!req->child && s->as != CONFIG_AS_FILE)
+		return -EISDIR;
+	if ((req->flags & O_ACCMODE) != O_RDONLY ||
+	    (req->flags & (O_TRUNC | O_APPEND | O_CREAT)))
+		return -EROFS;
+	/*
+	 * Every open is decided and recorded before the reply: the record is
+	 * written first, so a reader never holds a value the trail lacks.
+	 */
+	if (!broker_decide(v, req->pid, req->uid, req->gid, req->idx, &c,
+	    &d)) {
+		r = broker_deny_errno(v);
+		if (broker_audit_access(v, &c, req->idx, req->child, d.rule_id,
+		    AUDIT_OUTCOME_DENY, r, NULL) < 0)
+			return -EIO;
+		return -r;
+	}
+	if (req->child)
+		r = broker_get_child(v, req->idx, req->child, &snap);
+	else
+		r = broker_get(v, req->idx, &snap);
+	if (r < 0) {
+		if (broker_audit_access(v, &c, req->idx, req->child, d.rule_id,
+		    AUDIT_OUTCOME_ERROR, -r, NULL) < 0)
+			return -EIO;
+		return r;
+	}
+	if (broker_audit_access(v, &c, req->idx, req->child, d.rule_id,
+	    AUDIT_OUTCOME_ALLOW, 0, snap->version) < 0) {
+		cache_put(snap);
+		return -EIO;
+	}
+	*out = snap;
+	return 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* What the filesystem tells the broker.                              */

@@ -104,6 +104,40 @@ bool broker_allowed(struct broker_view *v, const struct caller *c,
 int broker_deny_errno(const struct broker_view *v);
 
 /*
+ * The access decision for the process pid (uid, gid as the request gives
+ * them) on secret idx: broker_identify, then broker_allowed. A caller
+ * that cannot be identified (its process is gone) is denied by the
+ * default rule, with c holding just pid, uid and gid. Fills c and d;
+ * true when allowed.
+ */
+bool broker_decide(struct broker_view *v, pid_t pid, uid_t uid, gid_t gid,
+    size_t idx, struct caller *c, struct policy_decision *d);
+
+/* An open(2) as the filesystem received it. */
+struct broker_open_req {
+	pid_t		 pid;		/* who asks, as the request says */
+	uid_t		 uid;
+	gid_t		 gid;
+	size_t		 idx;		/* the secret, in the view */
+	const char	*child;		/* a file of secret idx, or NULL */
+	int		 flags;		/* open(2)'s */
+};
+
+/*
+ * The whole pipeline of an open(): a directory secret answers -EISDIR
+ * and a write -EROFS, neither decided nor recorded; then broker_decide.
+ * A denial is recorded (with its rule) and answers -broker_deny_errno().
+ * An allowed open pins the value and records the access, its failure
+ * included, before anything is served: no record, no access. When the
+ * record cannot be written (audit.on_failure "deny") the answer is -EIO
+ * and nothing stays pinned. 0 and *out pinned (release with cache_put:
+ * it keeps the bytes it pinned across reloads and rotations), or -errno
+ * (the fetch's -ENOENT, -EACCES, -EIO...).
+ */
+int broker_open(struct broker_view *v, const struct broker_open_req *req,
+    struct cache_snap **out);
+
+/*
  * Audit records (child: a file of a directory secret, else NULL). Each
  * returns 0 when the record is on disk (or auditing is off), or -EIO
  * when it could not be written and the config says to fail closed: the
