@@ -710,14 +710,15 @@ handle_free(struct fs *fs, struct handle *h)
 	free(h);
 }
 
+/* broker_open() decides, records and pins; this is its answer. */
 static void
 do_open(struct fs *fs, struct broker_view *v, fuse_req_t req, fuse_ino_t ino,
     struct fuse_file_info *fi)
 {
-	struct handle *h;
-	struct policy_decision d;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct broker_open_req br;
 	struct cache_snap *snap;
-	struct caller c;
+	struct handle *h;
 	struct node n;
 	int r;
 
@@ -725,37 +726,16 @@ do_open(struct fs *fs, struct broker_view *v, fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, r);
 		return;
 	}
-	if (n.idx < 0 || (!n.child && is_dir_secret(v, (size_t)n.idx))) {
+	if (n.idx < 0) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
-	    (fi->flags & (O_TRUNC | O_APPEND | O_CREAT))) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	/*
-	 * Every open is decided and recorded before the reply: the record is
-	 * written first, so a reader never holds a value the trail lacks.
-	 */
-	if (!decide(fs, v, req, (size_t)n.idx, &c, &d)) {
-		r = broker_deny_errno(v);
-		if (broker_audit_access(v, &c, (size_t)n.idx, n.child,
-		    d.rule_id, AUDIT_OUTCOME_DENY, r, NULL) < 0)
-			r = EIO;
-		fuse_reply_err(req, r);
-		return;
-	}
-	if ((r = pin(v, &n, &snap)) < 0) {
-		r = broker_audit_access(v, &c, (size_t)n.idx, n.child,
-		    d.rule_id, AUDIT_OUTCOME_ERROR, -r, NULL) < 0 ? -EIO : r;
+	br = (struct broker_open_req){
+		.pid = ctx->pid, .uid = ctx->uid, .gid = ctx->gid,
+		.idx = (size_t)n.idx, .child = n.child, .flags = fi->flags,
+	};
+	if ((r = broker_open(v, &br, &snap)) < 0) {
 		fuse_reply_err(req, -r);
-		return;
-	}
-	if (broker_audit_access(v, &c, (size_t)n.idx, n.child,
-	    d.rule_id, AUDIT_OUTCOME_ALLOW, 0, snap->version) < 0) {
-		cache_put(snap);
-		fuse_reply_err(req, EIO);
 		return;
 	}
 	if (!(h = handle_new(fs, snap))) {
@@ -1183,7 +1163,8 @@ serving(void *arg)
 static void
 fs_repaired(void *arg, const struct repair_result *res)
 {
-	broker_audit_repair(arg, res);
+	broker_audit_repair(arg, res->pid, res->uid, res->gid, res->target,
+	    res->err, res->step);
 }
 
 /* The fetcher died, or its successor started: into the audit trail. */

@@ -1,17 +1,9 @@
 /*
- * Refresh timing and the scheduler threads. The decisions are pure; the
- * threads only ask the cache for one due entry at a time and sleep until
- * the next one is due or the cache wakes them (a new value, a read of a
- * value near its expiry).
+ * Refresh timing: pure functions of an entry's clock, asked by the cache
+ * on every read and by the scheduler (sched.c) for every entry.
  */
-#include <errno.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <time.h>
+#include <stdint.h>
 
-#include <secretsfs/clk.h>
-#include <secretsfs/cache.h>
 #include <secretsfs/refresh.h>
 
 int64_t
@@ -123,119 +115,4 @@ refresh_read_decide(const struct refresh_entry *e,
 	default:
 		return REFRESH_READ_FETCH;
 	}
-}
-
-/* ------------------------------------------------------------------ */
-
-struct refresh {
-	struct cache	*cache;
-	pthread_mutex_t	 lock;
-	pthread_cond_t	 cond;	/* CLOCK_MONOTONIC */
-	uint64_t	 kicks;
-	bool		 stop;
-	pthread_t	*threads;
-	unsigned	 nthreads;
-};
-
-static void *
-worker(void *arg)
-{
-	struct refresh *r = arg;
-	struct timespec until;
-	uint64_t seen;
-	int64_t next, now;
-	int did;
-
-	pthread_mutex_lock(&r->lock);
-	while (!r->stop) {
-		seen = r->kicks;
-		pthread_mutex_unlock(&r->lock);
-		now = clk_mono_ms();
-		did = cache_refresh_step(r->cache, now, &next);
-		pthread_mutex_lock(&r->lock);
-		if (did || r->kicks != seen || r->stop)
-			continue;
-		/* Look again at least once a minute, whatever happens. */
-		if (next > now + 60000)
-			next = now + 60000;
-		until = clk_at_ms(next);
-		pthread_cond_timedwait(&r->cond, &r->lock, &until);
-	}
-	pthread_mutex_unlock(&r->lock);
-	return NULL;
-}
-
-void
-refresh_kick(struct refresh *r)
-{
-	if (!r)
-		return;
-	pthread_mutex_lock(&r->lock);
-	r->kicks++;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-}
-
-static void
-waker(void *arg)
-{
-	refresh_kick(arg);
-}
-
-int
-refresh_start(struct cache *c, unsigned nthreads, struct refresh **out)
-{
-	sigset_t all, old;
-	struct refresh *r;
-	unsigned i;
-	int e;
-
-	*out = NULL;
-	if (nthreads == 0)
-		nthreads = 1;
-	if (!(r = calloc(1, sizeof(*r))) ||
-	    !(r->threads = calloc(nthreads, sizeof(*r->threads)))) {
-		free(r);
-		return -ENOMEM;
-	}
-	r->cache = c;
-	pthread_mutex_init(&r->lock, NULL);
-	/* glibc's pthread_cond_init cannot fail: nothing to undo. */
-	(void)clk_cond_init(&r->cond);
-	/* Signals are the FUSE loop's and the SIGHUP thread's business. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (i = 0; i < nthreads; i++) {
-		if ((e = pthread_create(&r->threads[i], NULL, worker, r)) != 0)
-			break;
-		r->nthreads++;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r->nthreads == 0) {
-		refresh_stop(r);
-		return -e;
-	}
-	cache_set_waker(c, waker, r);
-	*out = r;
-	return 0;
-}
-
-void
-refresh_stop(struct refresh *r)
-{
-	unsigned i;
-
-	if (!r)
-		return;
-	cache_set_waker(r->cache, NULL, NULL);
-	pthread_mutex_lock(&r->lock);
-	r->stop = true;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-	for (i = 0; i < r->nthreads; i++)
-		pthread_join(r->threads[i], NULL);
-	pthread_cond_destroy(&r->cond);
-	pthread_mutex_destroy(&r->lock);
-	free(r->threads);
-	free(r);
 }

@@ -104,6 +104,40 @@ bool broker_allowed(struct broker_view *v, const struct caller *c,
 int broker_deny_errno(const struct broker_view *v);
 
 /*
+ * The access decision for the process pid (uid, gid as the request gives
+ * them) on secret idx: broker_identify, then broker_allowed. A caller
+ * that cannot be identified (its process is gone) is denied by the
+ * default rule, with c holding just pid, uid and gid. Fills c and d;
+ * true when allowed.
+ */
+bool broker_decide(struct broker_view *v, pid_t pid, uid_t uid, gid_t gid,
+    size_t idx, struct caller *c, struct policy_decision *d);
+
+/* An open(2) as the filesystem received it. */
+struct broker_open_req {
+	pid_t		 pid;		/* who asks, as the request says */
+	uid_t		 uid;
+	gid_t		 gid;
+	size_t		 idx;		/* the secret, in the view */
+	const char	*child;		/* a file of secret idx, or NULL */
+	int		 flags;		/* open(2)'s */
+};
+
+/*
+ * The whole pipeline of an open(): a directory secret answers -EISDIR
+ * and a write -EROFS, neither decided nor recorded; then broker_decide.
+ * A denial is recorded (with its rule) and answers -broker_deny_errno().
+ * An allowed open pins the value and records the access, its failure
+ * included, before anything is served: no record, no access. When the
+ * record cannot be written (audit.on_failure "deny") the answer is -EIO
+ * and nothing stays pinned. 0 and *out pinned (release with cache_put:
+ * it keeps the bytes it pinned across reloads and rotations), or -errno
+ * (the fetch's -ENOENT, -EACCES, -EIO...).
+ */
+int broker_open(struct broker_view *v, const struct broker_open_req *req,
+    struct cache_snap **out);
+
+/*
  * Audit records (child: a file of a directory secret, else NULL). Each
  * returns 0 when the record is on disk (or auditing is off), or -EIO
  * when it could not be written and the config says to fail closed: the
@@ -117,15 +151,14 @@ int broker_audit_access(struct broker_view *v, const struct caller *c,
 int broker_audit_lookup_denied(struct broker_view *v, const struct caller *c,
     size_t idx, const char *child, const char *rule);
 
-struct repair_result;
-
 /*
  * One "repair" record for a dead bind the repair found or for publishing
- * the mount (repair.h): its target, outcome and errno, about the process
- * whose mount namespace it was. 0, or -EIO as broker_audit_access()
- * (logged here).
+ * the mount: its target, err (0: done, else a positive errno) and step
+ * (NULL, or what failed), about the process pid (uid, gid) whose mount
+ * namespace it was. 0, or -EIO as broker_audit_access() (logged here).
  */
-int broker_audit_repair(struct broker *b, const struct repair_result *res);
+int broker_audit_repair(struct broker *b, pid_t pid, uid_t uid, gid_t gid,
+    const char *target, int err, const char *step);
 
 /* The fetcher process exited (status as from waitpid) or started again. */
 int broker_audit_fetcher(struct broker *b, bool started, pid_t pid,

@@ -6,7 +6,7 @@
  * misses on one name share a single fetch (singleflight). The total of the
  * cached values is capped. When each value is fetched again, how long a
  * stale or deleted one is still served, and the backoff of failing
- * refreshes are refresh.h's decisions; the scheduler threads of refresh.h
+ * refreshes are refresh.h's decisions; the scheduler threads of sched.h
  * drive cache_refresh_step().
  */
 #ifndef SECRETSFS_CACHE_H

@@ -1,12 +1,10 @@
 /*
- * refresh: when a cached secret is fetched again, and the threads that
- * fetch it ahead of its expiry so that steady readers never wait on the
- * network.
+ * refresh: when a cached secret is fetched again.
  *
  * The timing decisions are pure functions of an entry's times, so that
  * the unit tests can drive them with a made-up clock; the cache asks them
- * on every read (refresh_read_decide) and the scheduler threads ask them
- * for every entry (refresh_decide). All times are CLOCK_MONOTONIC
+ * on every read (refresh_read_decide) and, for the scheduler threads of
+ * sched.h, for every entry (refresh_decide). All times are CLOCK_MONOTONIC
  * milliseconds.
  *
  * The life of a value:
@@ -110,27 +108,5 @@ enum refresh_action refresh_decide(const struct refresh_entry *e,
 /* A read's decision for e at now. */
 enum refresh_read refresh_read_decide(const struct refresh_entry *e,
     const struct refresh_policy *p, int64_t now);
-
-/* ------------------------------------------------------------------ */
-/* The scheduler threads.                                             */
-
-struct cache;
-struct refresh;
-
-/*
- * Start nthreads threads that keep c's entries fresh (cache_refresh_step)
- * and register them as c's waker. The threads block every signal. 0 and
- * *out, or -errno.
- */
-int refresh_start(struct cache *c, unsigned nthreads, struct refresh **out);
-
-/* Make the threads look at the cache again now. Thread-safe; NULL is fine. */
-void refresh_kick(struct refresh *r);
-
-/*
- * Stop and join the threads (a fetch in flight is finished first, bounded
- * by the backend's timeouts), unregister the waker, free. NULL is fine.
- */
-void refresh_stop(struct refresh *r);
 
 #endif

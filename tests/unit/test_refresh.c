@@ -20,6 +20,7 @@
 
 #include <secretsfs/cache.h>
 #include <secretsfs/refresh.h>
+#include <secretsfs/sched.h>
 #include <secretsfs/secmem.h>
 
 static const struct refresh_policy pol = {
@@ -339,12 +340,12 @@ test_hot_reader_never_waits_and_sees_the_rotation(void **state)
 	struct cache *c = make(&b, &s, 3000, 0);
 	struct cache_snap *snap;
 	struct cache_stats st;
-	struct refresh *r;
+	struct sched *r;
 	int64_t t0, deadline;
 	bool rotated = false;
 
 	(void)state;
-	assert_int_equal(refresh_start(c, 2, &r), 0);
+	assert_int_equal(sched_start(c, 2, &r), 0);
 	assert_int_equal(cache_get(c, "x", 400, &snap), 0);
 	cache_put(snap);
 	pthread_mutex_lock(&b.lock);
@@ -374,7 +375,7 @@ test_hot_reader_never_waits_and_sees_the_rotation(void **state)
 	assert_true(saw(&s, "rotating 1 2"));
 	assert_true(saw(&s, "rotated 1 2"));
 	assert_true(index_of(&s, "rotating 1 2") < index_of(&s, "rotated 1 2"));
-	refresh_stop(r);
+	sched_stop(r);
 	cache_free(c);
 }
 
@@ -386,10 +387,10 @@ test_idle_value_is_not_refreshed(void **state)
 	struct seen s = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct cache *c = make(&b, &s, 3000, 0);
 	struct cache_snap *snap;
-	struct refresh *r;
+	struct sched *r;
 
 	(void)state;
-	assert_int_equal(refresh_start(c, 1, &r), 0);
+	assert_int_equal(sched_start(c, 1, &r), 0);
 	assert_int_equal(cache_get(c, "x", 200, &snap), 0);
 	cache_put(snap);
 	usleep(600000);
@@ -398,7 +399,7 @@ test_idle_value_is_not_refreshed(void **state)
 	assert_int_equal(cache_get(c, "x", 200, &snap), 0);
 	cache_put(snap);
 	assert_int_equal(fetches(&b), 2);
-	refresh_stop(r);
+	sched_stop(r);
 	cache_free(c);
 }
 
@@ -410,10 +411,10 @@ test_watched_value_is_refreshed_without_readers(void **state)
 	struct seen s = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct cache *c = make(&b, &s, 3000, 0);
 	struct cache_snap *snap;
-	struct refresh *r;
+	struct sched *r;
 
 	(void)state;
-	assert_int_equal(refresh_start(c, 1, &r), 0);
+	assert_int_equal(sched_start(c, 1, &r), 0);
 	assert_int_equal(cache_get_ex(c, "x", 200, CACHE_WATCHED, &snap), 0);
 	cache_put(snap);
 	pthread_mutex_lock(&b.lock);
@@ -422,7 +423,7 @@ test_watched_value_is_refreshed_without_readers(void **state)
 	usleep(500000);
 	assert_true(fetches(&b) >= 2);
 	assert_true(saw(&s, "rotated 1 2"));
-	refresh_stop(r);
+	sched_stop(r);
 	cache_free(c);
 }
 
@@ -435,11 +436,11 @@ test_outage_stale_then_expired_then_recovered(void **state)
 	struct cache *c = make(&b, &s, 1000, 0);
 	struct cache_snap *snap;
 	struct cache_stats st;
-	struct refresh *r;
+	struct sched *r;
 	int64_t t0, failed_at = 0, n;
 
 	(void)state;
-	assert_int_equal(refresh_start(c, 1, &r), 0);
+	assert_int_equal(sched_start(c, 1, &r), 0);
 	assert_int_equal(cache_get(c, "x", 300, &snap), 0);
 	cache_put(snap);
 	t0 = ms();
@@ -479,7 +480,7 @@ test_outage_stale_then_expired_then_recovered(void **state)
 	pthread_mutex_unlock(&b.lock);
 	assert_int_equal(cache_get(c, "x", 300, &snap), 0);
 	cache_put(snap);
-	refresh_stop(r);
+	sched_stop(r);
 	cache_free(c);
 }
 
@@ -491,10 +492,10 @@ test_delete_and_recreate_within_the_grace(void **state)
 	struct seen s = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct cache *c = make(&b, &s, 60000, 800);
 	struct cache_snap *snap;
-	struct refresh *r;
+	struct sched *r;
 
 	(void)state;
-	assert_int_equal(refresh_start(c, 1, &r), 0);
+	assert_int_equal(sched_start(c, 1, &r), 0);
 	assert_int_equal(cache_get(c, "x", 100, &snap), 0);
 	cache_put(snap);
 	pthread_mutex_lock(&b.lock);
@@ -529,7 +530,7 @@ test_delete_and_recreate_within_the_grace(void **state)
 	usleep(1300000);
 	assert_int_equal(cache_get(c, "x", 100, &snap), -ENOENT);
 	assert_true(saw(&s, "removed - 2"));
-	refresh_stop(r);
+	sched_stop(r);
 	cache_free(c);
 }
 
