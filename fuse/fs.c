@@ -376,27 +376,14 @@ file_attr(struct broker_view *v, size_t idx, fuse_ino_t ino,
 	st->st_atim = snap->fetched;
 }
 
-/*
- * The access decision for a request on secret idx (the files of a
- * directory secret share its decision). A caller we cannot identify (its
- * process is gone) sees nothing. Returns true when allowed.
- */
+/* The access decision for a request on secret idx (broker_decide). */
 static bool
-decide(struct fs *fs, struct broker_view *v, fuse_req_t req, size_t idx,
+decide(struct broker_view *v, fuse_req_t req, size_t idx,
     struct caller *c, struct policy_decision *d)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
-	if (broker_identify(fs->broker, ctx->pid, ctx->uid, ctx->gid, c) < 0) {
-		memset(c, 0, sizeof(*c));
-		c->pid = ctx->pid;
-		c->uid = ctx->uid;
-		c->gid = ctx->gid;
-		d->allowed = false;
-		d->rule_id = POLICY_DEFAULT_DENY_ID;
-		return false;
-	}
-	return broker_allowed(v, c, idx, d);
+	return broker_decide(v, ctx->pid, ctx->uid, ctx->gid, idx, c, d);
 }
 
 /*
@@ -481,7 +468,7 @@ do_lookup(struct fs *fs, struct broker_view *v, fuse_req_t req,
 		return ENOENT;
 	n.idx = idx;
 	n.child = pn.idx >= 0 ? name : NULL;
-	if (!decide(fs, v, req, (size_t)idx, &c, &d))
+	if (!decide(v, req, (size_t)idx, &c, &d))
 		/* Invisible: the same answer as a name that does not exist. */
 		return refuse(v, &n, &c, &d);
 	if (pn.idx >= 0) {
@@ -528,7 +515,7 @@ do_getattr(struct fs *fs, struct broker_view *v, fuse_req_t req,
 		root_attr(fs, st);
 		return 0;
 	}
-	if (!decide(fs, v, req, (size_t)n.idx, &c, &d))
+	if (!decide(v, req, (size_t)n.idx, &c, &d))
 		return refuse(v, &n, &c, &d);
 	/* An open file reports the version it reads, not a newer one. */
 	if (fi && fi->fh) {
@@ -618,7 +605,7 @@ do_readdir(struct fs *fs, struct broker_view *v, fuse_req_t req,
 		    ctx->gid, &c) == 0;
 		count = n_secrets(v);
 	} else {
-		if (!decide(fs, v, req, (size_t)n.idx, &c, &d)) {
+		if (!decide(v, req, (size_t)n.idx, &c, &d)) {
 			fuse_reply_err(req, refuse(v, &n, &c, &d));
 			return;
 		}
@@ -853,7 +840,7 @@ do_getxattr(struct fs *fs, struct broker_view *v, fuse_req_t req,
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	if (!decide(fs, v, req, (size_t)n.idx, &c, &d)) {
+	if (!decide(v, req, (size_t)n.idx, &c, &d)) {
 		fuse_reply_err(req, refuse(v, &n, &c, &d));
 		return;
 	}
