@@ -1,7 +1,6 @@
 /*
- * The JSON configuration. jansson parses; it does not remember where a
- * value stood in the text, so errors are placed by walking the original
- * text along the key path of the bad value (locate()).
+ * The JSON configuration: each section parsed with the toolkit of cfg.h,
+ * errors placed in the text by cfg_locate().
  */
 #include <ctype.h>
 #include <errno.h>
@@ -70,342 +69,26 @@ config_signal_name(int sig)
 	return "signal";
 }
 
-/* --- placing a key path in the text ------------------------------------ */
-
-struct cursor {
-	const char	*s;
-	size_t		 i, n;
-};
-
-static void
-skip_ws(struct cursor *c)
-{
-	while (c->i < c->n && isspace((unsigned char)c->s[c->i]))
-		c->i++;
-}
-
-/* Past a string whose opening quote is at c->i; its raw bytes in *b,*e. */
-static int
-skip_string(struct cursor *c, size_t *b, size_t *e)
-{
-	if (c->i >= c->n || c->s[c->i] != '"')
-		return -1;
-	*b = ++c->i;
-	while (c->i < c->n && c->s[c->i] != '"') {
-		if (c->s[c->i] == '\\')
-			c->i++;
-		c->i++;
-	}
-	if (c->i >= c->n)
-		return -1;
-	*e = c->i++;
-	return 0;
-}
-
-static int
-skip_value(struct cursor *c)
-{
-	size_t b, e;
-	int depth = 0;
-
-	skip_ws(c);
-	do {
-		if (c->i >= c->n)
-			return -1;
-		switch (c->s[c->i]) {
-		case '"':
-			if (skip_string(c, &b, &e) < 0)
-				return -1;
-			continue;
-		case '{': case '[':
-			depth++;
-			break;
-		case '}': case ']':
-			if (depth == 0)
-				return 0;	/* end of the enclosing container */
-			depth--;
-			break;
-		case ',':
-			if (depth == 0)
-				return 0;
-			break;
-		default:
-			if (depth == 0 && isspace((unsigned char)c->s[c->i]))
-				return 0;
-		}
-		c->i++;
-	} while (depth > 0 || (c->i < c->n && !strchr(",}] \t\r\n", c->s[c->i])));
-	return 0;
-}
-
-/* Next segment of a key path: a key (quoted or bare) or [index]. */
-static int
-next_segment(const char **p, char *key, size_t keylen, long *index)
-{
-	const char *s = *p;
-	size_t k = 0;
-
-	if (*s == '.')
-		s++;
-	*index = -1;
-	if (*s == '[') {
-		*index = strtol(s + 1, (char **)&s, 10);
-		if (*s != ']')
-			return -1;
-		*p = s + 1;
-		return 0;
-	}
-	if (*s == '"') {
-		for (s++; *s && *s != '"'; s++)
-			if (k + 1 < keylen)
-				key[k++] = *s;
-		if (*s == '"')
-			s++;
-	} else {
-		for (; *s && *s != '.' && *s != '['; s++)
-			if (k + 1 < keylen)
-				key[k++] = *s;
-	}
-	key[k] = '\0';
-	*p = s;
-	return k ? 0 : -1;
-}
-
-static void
-pos_of(const char *text, size_t off, int *line, int *col)
-{
-	size_t i;
-
-	*line = 1;
-	*col = 1;
-	for (i = 0; i < off; i++) {
-		if (text[i] == '\n') {
-			(*line)++;
-			*col = 1;
-		} else
-			(*col)++;
-	}
-}
-
-/*
- * Where does `path` point in `text`? The key of the deepest member found
- * (or the element, for an index); as deep as the path can be followed.
- */
-static void
-locate(const char *text, size_t len, const char *path, int *line, int *col)
-{
-	struct cursor c = { text, 0, len };
-	size_t found, kb, ke;
-	char key[256];
-	long index;
-
-	skip_ws(&c);
-	found = c.i;
-	while (*path && next_segment(&path, key, sizeof(key), &index) == 0) {
-		skip_ws(&c);
-		if (index >= 0) {
-			if (c.i >= c.n || text[c.i] != '[')
-				break;
-			c.i++;
-			for (long n = 0; n < index; n++) {
-				if (skip_value(&c) < 0 || c.i >= c.n || text[c.i] != ',')
-					goto done;
-				c.i++;
-			}
-			skip_ws(&c);
-			found = c.i;
-			continue;
-		}
-		if (c.i >= c.n || text[c.i] != '{')
-			break;
-		c.i++;
-		for (;;) {
-			skip_ws(&c);
-			if (skip_string(&c, &kb, &ke) < 0)
-				goto done;
-			skip_ws(&c);
-			if (c.i >= c.n || text[c.i] != ':')
-				goto done;
-			c.i++;
-			if (ke - kb == strlen(key) &&
-			    memcmp(text + kb, key, ke - kb) == 0) {
-				found = kb - 1;
-				break;
-			}
-			if (skip_value(&c) < 0 || c.i >= c.n || text[c.i] != ',')
-				goto done;
-			c.i++;
-		}
-	}
-done:
-	pos_of(text, found, line, col);
-}
-
-/* --- building key paths ------------------------------------------------ */
-
-static void
-path_key(char *out, size_t len, const char *parent, const char *key)
-{
-	bool bare = *key != '\0';
-
-	for (const char *p = key; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
-			bare = false;
-	snprintf(out, len, bare ? "%s%s%s" : "%s%s\"%s\"", parent,
-	    *parent ? "." : "", key);
-}
-
 /* --- typed getters ----------------------------------------------------- */
 
-static int
-check_keys(const json_t *obj, const char *path, const char *const *allowed,
-    struct cfg_err *err)
-{
-	const char *k;
-	json_t *v;
-	char p[256];
-
-	json_object_foreach((json_t *)obj, k, v) {
-		const char *const *a;
-
-		for (a = allowed; *a; a++)
-			if (strcmp(*a, k) == 0)
-				break;
-		if (!*a) {
-			path_key(p, sizeof(p), path, k);
-			return cfg_err_set(err, p, "unknown key");
-		}
-	}
-	return 0;
-}
-
-static int
-get_object(const json_t *parent, const char *path, const char *key,
-    bool required, json_t **out, struct cfg_err *err)
-{
-	json_t *v = json_object_get(parent, key);
-	char p[256];
-
-	path_key(p, sizeof(p), path, key);
-	*out = NULL;
-	if (!v) {
-		if (required)
-			return cfg_err_set(err, *path ? path : p,
-			    "missing required key \"%s\"", key);
-		return 0;
-	}
-	if (!json_is_object(v))
-		return cfg_err_set(err, p, "expected an object");
-	*out = v;
-	return 0;
-}
-
-static int
-get_string(const json_t *parent, const char *path, const char *key,
-    bool required, const char **out, struct cfg_err *err)
-{
-	json_t *v = json_object_get(parent, key);
-	char p[256];
-
-	path_key(p, sizeof(p), path, key);
-	if (!v || json_is_null(v)) {
-		if (required)
-			return cfg_err_set(err, *path ? path : p,
-			    "missing required key \"%s\"", key);
-		return 0;
-	}
-	if (!json_is_string(v) || json_string_length(v) == 0)
-		return cfg_err_set(err, p, "expected a non-empty string");
-	if (strlen(json_string_value(v)) != json_string_length(v))
-		return cfg_err_set(err, p, "string holds a NUL byte");
-	*out = json_string_value(v);
-	return 0;
-}
-
-static int
-get_bool(const json_t *parent, const char *path, const char *key, bool *out,
-    struct cfg_err *err)
-{
-	json_t *v = json_object_get(parent, key);
-	char p[256];
-
-	if (!v)
-		return 0;
-	path_key(p, sizeof(p), path, key);
-	if (!json_is_boolean(v))
-		return cfg_err_set(err, p, "expected true or false");
-	*out = json_is_true(v);
-	return 0;
-}
-
-static int
-get_duration(const json_t *parent, const char *path, const char *key,
-    int64_t *ms, struct cfg_err *err)
-{
-	json_t *v = json_object_get(parent, key);
-	char p[256];
-
-	if (!v)
-		return 0;
-	path_key(p, sizeof(p), path, key);
-	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-	    json_integer_value(v) < INT64_MAX / 2000) {
-		*ms = json_integer_value(v) * 1000;
-		return 0;
-	}
-	if (!json_is_string(v) ||
-	    cfg_parse_duration(json_string_value(v), ms) < 0)
-		return cfg_err_set(err, p, "expected a duration such as "
-		    "\"500ms\", \"30s\", \"5m\" or \"1h\"");
-	return 0;
-}
-
-static int
-get_size(const json_t *parent, const char *path, const char *key,
-    uint64_t *bytes, struct cfg_err *err)
-{
-	json_t *v = json_object_get(parent, key);
-	char p[256];
-
-	if (!v)
-		return 0;
-	path_key(p, sizeof(p), path, key);
-	if (json_is_integer(v) && json_integer_value(v) >= 0) {
-		*bytes = (uint64_t)json_integer_value(v);
-		return 0;
-	}
-	if (!json_is_string(v) ||
-	    cfg_parse_size(json_string_value(v), bytes) < 0)
-		return cfg_err_set(err, p, "expected a size such as "
-		    "\"4096\", \"64KiB\" or \"16MiB\"");
-	return 0;
-}
-
+/* A secret file is never writable, executable or special. */
 static int
 get_mode(const json_t *parent, const char *path, const char *key,
     mode_t *mode, struct cfg_err *err)
 {
-	json_t *v = json_object_get(parent, key);
-	const char *s;
-	char p[256], *end;
-	long m;
+	char p[CFG_PATH_MAX];
+	mode_t m = *mode;
+	int r;
 
-	if (!v)
-		return 0;
-	path_key(p, sizeof(p), path, key);
-	if (!json_is_string(v))
-		return cfg_err_set(err, p, "expected an octal string such "
-		    "as \"0440\"");
-	s = json_string_value(v);
-	m = strtol(s, &end, 8);
-	if (!*s || *end || m < 0)
-		return cfg_err_set(err, p, "expected an octal string such "
-		    "as \"0440\"");
-	/* A secret file is never writable, executable or special. */
-	if (m & ~0444L)
+	if ((r = cfg_get_mode(parent, path, key, 0, &m, err)) < 0)
+		return r;
+	if (m & ~0444) {
+		cfg_path_key(p, sizeof(p), path, key);
 		return cfg_err_set(err, p, "mode %s grants more than read "
-		    "permission; use a subset of 0444", s);
-	*mode = (mode_t)m;
+		    "permission; use a subset of 0444",
+		    json_string_value(json_object_get(parent, key)));
+	}
+	*mode = m;
 	return 0;
 }
 
@@ -418,7 +101,7 @@ get_id(const json_t *parent, const char *path, const char *key, bool group,
 
 	if (!v)
 		return 0;
-	path_key(p, sizeof(p), path, key);
+	cfg_path_key(p, sizeof(p), path, key);
 	if (json_is_integer(v)) {
 		if (json_integer_value(v) < 0 ||
 		    json_integer_value(v) >= (json_int_t)UINT32_MAX)
@@ -472,14 +155,15 @@ get_on_rotate(const json_t *parent, const char *path, int *sig,
 	char p[256], sp[300];
 	int r;
 
-	if ((r = get_object(parent, path, "on_rotate", false, &o, err)) < 0 ||
+	if ((r = cfg_get_object(parent, path, "on_rotate", 0, &o, err)) < 0 ||
 	    !o)
 		return r;
-	path_key(p, sizeof(p), path, "on_rotate");
-	if ((r = check_keys(o, p, keys, err)) < 0 ||
-	    (r = get_string(o, p, "signal", true, &name, err)) < 0)
+	cfg_path_key(p, sizeof(p), path, "on_rotate");
+	if ((r = cfg_check_keys(o, p, keys, err)) < 0 ||
+	    (r = cfg_get_string(o, p, "signal", CFG_NULL | CFG_REQUIRED,
+	    &name, err)) < 0)
 		return r;
-	path_key(sp, sizeof(sp), p, "signal");
+	cfg_path_key(sp, sizeof(sp), p, "signal");
 	if ((r = config_signal_from_name(name)) < 0)
 		return cfg_err_set(err, sp, "expected one of SIGHUP, SIGINT, "
 		    "SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM, SIGWINCH, SIGALRM");
@@ -499,13 +183,14 @@ parse_defaults(const json_t *root, struct defaults *d, struct cfg_err *err)
 	d->uid = d->gid = 0;
 	d->refresh_ms = DEFAULT_REFRESH_MS;
 	d->on_rotate = 0;
-	if ((r = get_object(root, "", "defaults", false, &o, err)) < 0 || !o)
+	if ((r = cfg_get_object(root, "", "defaults", 0, &o, err)) < 0 || !o)
 		return r;
-	if ((r = check_keys(o, "defaults", keys, err)) < 0 ||
+	if ((r = cfg_check_keys(o, "defaults", keys, err)) < 0 ||
 	    (r = get_mode(o, "defaults", "mode", &d->mode, err)) < 0 ||
 	    (r = get_id(o, "defaults", "uid", false, &d->uid, err)) < 0 ||
 	    (r = get_id(o, "defaults", "gid", true, &d->gid, err)) < 0 ||
-	    (r = get_duration(o, "defaults", "refresh", &d->refresh_ms, err)) < 0 ||
+	    (r = cfg_get_duration(o, "defaults", "refresh", 0, &d->refresh_ms,
+	    err)) < 0 ||
 	    (r = get_on_rotate(o, "defaults", &d->on_rotate, err)) < 0)
 		return r;
 	return 0;
@@ -520,13 +205,14 @@ parse_mount(const json_t *root, struct config *cfg, struct cfg_err *err)
 	int r;
 
 	cfg->allow_other = true;
-	if ((r = get_object(root, "", "mount", false, &o, err)) < 0)
+	if ((r = cfg_get_object(root, "", "mount", 0, &o, err)) < 0)
 		return r;
 	if (o) {
-		if ((r = check_keys(o, "mount", keys, err)) < 0 ||
-		    (r = get_string(o, "mount", "path", false, &path, err)) < 0 ||
-		    (r = get_bool(o, "mount", "allow_other", &cfg->allow_other,
-		    err)) < 0)
+		if ((r = cfg_check_keys(o, "mount", keys, err)) < 0 ||
+		    (r = cfg_get_string(o, "mount", "path", CFG_NULL, &path,
+		    err)) < 0 ||
+		    (r = cfg_get_bool(o, "mount", "allow_other", 0,
+		    &cfg->allow_other, err)) < 0)
 			return r;
 		if (path[0] != '/')
 			return cfg_err_set(err, "mount.path",
@@ -550,23 +236,23 @@ parse_limits(const json_t *root, struct config *cfg, struct cfg_err *err)
 	cfg->negative_ttl_ms = DEFAULT_NEG_TTL_MS;
 	cfg->max_stale_ms = DEFAULT_MAX_STALE_MS;
 	cfg->delete_grace_ms = DEFAULT_DELETE_GRACE_MS;
-	if ((r = get_object(root, "", "memory", false, &o, err)) < 0)
+	if ((r = cfg_get_object(root, "", "memory", 0, &o, err)) < 0)
 		return r;
-	if (o && ((r = check_keys(o, "memory", mkeys, err)) < 0 ||
-	    (r = get_size(o, "memory", "locked_bytes", &cfg->locked_bytes,
-	    err)) < 0))
+	if (o && ((r = cfg_check_keys(o, "memory", mkeys, err)) < 0 ||
+	    (r = cfg_get_size(o, "memory", "locked_bytes", 0,
+	    &cfg->locked_bytes, err)) < 0))
 		return r;
-	if ((r = get_object(root, "", "cache", false, &o, err)) < 0)
+	if ((r = cfg_get_object(root, "", "cache", 0, &o, err)) < 0)
 		return r;
-	if (o && ((r = check_keys(o, "cache", ckeys, err)) < 0 ||
-	    (r = get_size(o, "cache", "max_bytes", &cfg->cache_max_bytes,
-	    err)) < 0 ||
-	    (r = get_duration(o, "cache", "negative_ttl", &cfg->negative_ttl_ms,
-	    err)) < 0 ||
-	    (r = get_duration(o, "cache", "max_stale", &cfg->max_stale_ms,
-	    err)) < 0 ||
-	    (r = get_duration(o, "cache", "delete_grace", &cfg->delete_grace_ms,
-	    err)) < 0))
+	if (o && ((r = cfg_check_keys(o, "cache", ckeys, err)) < 0 ||
+	    (r = cfg_get_size(o, "cache", "max_bytes", 0,
+	    &cfg->cache_max_bytes, err)) < 0 ||
+	    (r = cfg_get_duration(o, "cache", "negative_ttl", 0,
+	    &cfg->negative_ttl_ms, err)) < 0 ||
+	    (r = cfg_get_duration(o, "cache", "max_stale", 0,
+	    &cfg->max_stale_ms, err)) < 0 ||
+	    (r = cfg_get_duration(o, "cache", "delete_grace", 0,
+	    &cfg->delete_grace_ms, err)) < 0))
 		return r;
 	if (cfg->locked_bytes < (1u << 20))
 		return cfg_err_set(err, "memory.locked_bytes",
@@ -592,7 +278,8 @@ parse_backends(const json_t *root, struct config *cfg, struct cfg_err *err)
 	size_t i = 0;
 	int r;
 
-	if ((r = get_object(root, "", "backends", true, &o, err)) < 0)
+	if ((r = cfg_get_object(root, "", "backends", CFG_REQUIRED, &o,
+	    err)) < 0)
 		return r;
 	if (json_object_size(o) == 0)
 		return cfg_err_set(err, "backends", "no backend is defined");
@@ -601,10 +288,11 @@ parse_backends(const json_t *root, struct config *cfg, struct cfg_err *err)
 	json_object_foreach(o, name, b) {
 		struct config_backend *cb = &cfg->backends[i];
 
-		path_key(p, sizeof(p), "backends", name);
+		cfg_path_key(p, sizeof(p), "backends", name);
 		if (!json_is_object(b))
 			return cfg_err_set(err, p, "expected an object");
-		if ((r = get_string(b, p, "type", true, &type, err)) < 0)
+		if ((r = cfg_get_string(b, p, "type", CFG_NULL | CFG_REQUIRED,
+		    &type, err)) < 0)
 			return r;
 		if ((r = backend_validate(type, b, p, err)) < 0)
 			return r;
@@ -639,7 +327,7 @@ parse_as(const json_t *s, const char *p, const char *as, const char *field,
 	char kp[300];
 
 	(void)s;
-	path_key(kp, sizeof(kp), p, "as");
+	cfg_path_key(kp, sizeof(kp), p, "as");
 	if (strcmp(as, "file") == 0)
 		*out = CONFIG_AS_FILE;
 	else if (strcmp(as, "directory") == 0)
@@ -651,12 +339,12 @@ parse_as(const json_t *s, const char *p, const char *as, const char *field,
 		    "or \"prefix\"");
 	/* A directory's files are the keys: one field makes no sense. */
 	if (*out == CONFIG_AS_DIRECTORY && field) {
-		path_key(kp, sizeof(kp), p, "field");
+		cfg_path_key(kp, sizeof(kp), p, "field");
 		return cfg_err_set(err, kp, "not with \"as\": \"directory\" "
 		    "(each key is already a file)");
 	}
 	if (*out == CONFIG_AS_PREFIX && version) {
-		path_key(kp, sizeof(kp), p, "version");
+		cfg_path_key(kp, sizeof(kp), p, "version");
 		return cfg_err_set(err, kp, "not with \"as\": \"prefix\" "
 		    "(it names many secrets)");
 	}
@@ -675,7 +363,8 @@ parse_secrets(const json_t *root, struct config *cfg,
 	size_t i = 0;
 	int r;
 
-	if ((r = get_object(root, "", "secrets", true, &o, err)) < 0)
+	if ((r = cfg_get_object(root, "", "secrets", CFG_REQUIRED, &o,
+	    err)) < 0)
 		return r;
 	if (!(cfg->secrets = calloc(json_object_size(o) + 1,
 	    sizeof(*cfg->secrets))))
@@ -687,7 +376,7 @@ parse_secrets(const json_t *root, struct config *cfg,
 		unsigned uid = d->uid, gid = d->gid;
 		ssize_t bi;
 
-		path_key(p, sizeof(p), "secrets", name);
+		cfg_path_key(p, sizeof(p), "secrets", name);
 		if (!valid_name(name))
 			return cfg_err_set(err, p, "not a valid file name "
 			    "(no '/', no control characters, not . or ..)");
@@ -696,16 +385,20 @@ parse_secrets(const json_t *root, struct config *cfg,
 		cs->mode = d->mode;
 		cs->refresh_ms = d->refresh_ms;
 		cs->on_rotate = d->on_rotate;
-		if ((r = check_keys(s, p, keys, err)) < 0 ||
-		    (r = get_string(s, p, "backend", true, &backend, err)) < 0 ||
-		    (r = get_string(s, p, "ref", false, &ref, err)) < 0 ||
-		    (r = get_string(s, p, "field", false, &field, err)) < 0 ||
-		    (r = get_string(s, p, "version", false, &version, err)) < 0 ||
+		if ((r = cfg_check_keys(s, p, keys, err)) < 0 ||
+		    (r = cfg_get_string(s, p, "backend", CFG_NULL | CFG_REQUIRED,
+		    &backend, err)) < 0 ||
+		    (r = cfg_get_string(s, p, "ref", CFG_NULL, &ref, err)) < 0 ||
+		    (r = cfg_get_string(s, p, "field", CFG_NULL, &field,
+		    err)) < 0 ||
+		    (r = cfg_get_string(s, p, "version", CFG_NULL, &version,
+		    err)) < 0 ||
 		    (r = get_mode(s, p, "mode", &cs->mode, err)) < 0 ||
 		    (r = get_id(s, p, "uid", false, &uid, err)) < 0 ||
 		    (r = get_id(s, p, "gid", true, &gid, err)) < 0 ||
-		    (r = get_duration(s, p, "refresh", &cs->refresh_ms, err)) < 0 ||
-		    (r = get_string(s, p, "as", false, &as, err)) < 0 ||
+		    (r = cfg_get_duration(s, p, "refresh", 0, &cs->refresh_ms,
+		    err)) < 0 ||
+		    (r = cfg_get_string(s, p, "as", CFG_NULL, &as, err)) < 0 ||
 		    (r = get_on_rotate(s, p, &cs->on_rotate, err)) < 0)
 			return r;
 		if ((r = parse_as(s, p, as, field, version, &cs->as, err)) < 0)
@@ -713,14 +406,14 @@ parse_secrets(const json_t *root, struct config *cfg,
 		if ((bi = config_find_backend(cfg, backend)) < 0) {
 			char bp[256];
 
-			path_key(bp, sizeof(bp), p, "backend");
+			cfg_path_key(bp, sizeof(bp), p, "backend");
 			return cfg_err_set(err, bp, "no backend named \"%s\" "
 			    "in \"backends\"", backend);
 		}
 		if (cs->refresh_ms < 1000) {
 			char rp[256];
 
-			path_key(rp, sizeof(rp), p, "refresh");
+			cfg_path_key(rp, sizeof(rp), p, "refresh");
 			return cfg_err_set(err, rp, "must be at least 1s");
 		}
 		cs->backend = (size_t)bi;
@@ -752,10 +445,11 @@ parse_access(const json_t *root, struct config *cfg, struct cfg_err *err)
 	if ((r = policy_from_json(json_object_get(root, "rules"), "rules",
 	    &cfg->policy, err)) < 0)
 		return r;
-	if ((r = get_object(root, "", "access", false, &o, err)) < 0)
+	if ((r = cfg_get_object(root, "", "access", 0, &o, err)) < 0)
 		return r;
-	if (o && ((r = check_keys(o, "access", akeys, err)) < 0 ||
-	    (r = get_string(o, "access", "denied", false, &denied, err)) < 0))
+	if (o && ((r = cfg_check_keys(o, "access", akeys, err)) < 0 ||
+	    (r = cfg_get_string(o, "access", "denied", CFG_NULL, &denied,
+	    err)) < 0))
 		return r;
 	if (strcmp(denied, "enoent") == 0)
 		cfg->deny_errno = ENOENT;
@@ -765,15 +459,16 @@ parse_access(const json_t *root, struct config *cfg, struct cfg_err *err)
 		return cfg_err_set(err, "access.denied", "expected \"enoent\" "
 		    "(denied names are invisible) or \"eacces\" (for debugging)");
 
-	if ((r = get_object(root, "", "runtime", false, &o, err)) < 0)
+	if ((r = cfg_get_object(root, "", "runtime", 0, &o, err)) < 0)
 		return r;
-	if (o && ((r = check_keys(o, "runtime", rkeys, err)) < 0 ||
-	    (r = get_string(o, "runtime", "socket", true, &socket, err)) < 0))
+	if (o && ((r = cfg_check_keys(o, "runtime", rkeys, err)) < 0 ||
+	    (r = cfg_get_string(o, "runtime", "socket", CFG_NULL |
+	    CFG_REQUIRED, &socket, err)) < 0))
 		return r;
 	if (socket && !(cfg->runtime_socket = strdup(socket)))
 		return -ENOMEM;
 
-	if ((r = get_object(root, "", "audit", false, &o, err)) < 0 || !o)
+	if ((r = cfg_get_object(root, "", "audit", 0, &o, err)) < 0 || !o)
 		return r;
 	if (!(cfg->audit = calloc(1, sizeof(*cfg->audit))))
 		return -ENOMEM;
@@ -791,10 +486,11 @@ parse_control(const json_t *root, struct config *cfg, struct cfg_err *err)
 	json_t *o;
 	int r;
 
-	if ((r = get_object(root, "", "control", false, &o, err)) < 0 || !o)
+	if ((r = cfg_get_object(root, "", "control", 0, &o, err)) < 0 || !o)
 		return r;
-	if ((r = check_keys(o, "control", keys, err)) < 0 ||
-	    (r = get_string(o, "control", "socket", false, &path, err)) < 0)
+	if ((r = cfg_check_keys(o, "control", keys, err)) < 0 ||
+	    (r = cfg_get_string(o, "control", "socket", CFG_NULL, &path,
+	    err)) < 0)
 		return r;
 	if (!path)
 		return 0;
@@ -826,10 +522,11 @@ parse_privsep(const json_t *root, struct config *cfg, struct cfg_err *err)
 	json_t *o;
 	int r;
 
-	if ((r = get_object(root, "", "privsep", false, &o, err)) < 0)
+	if ((r = cfg_get_object(root, "", "privsep", 0, &o, err)) < 0)
 		return r;
-	if (o && ((r = check_keys(o, "privsep", keys, err)) < 0 ||
-	    (r = get_string(o, "privsep", "user", false, &user, err)) < 0))
+	if (o && ((r = cfg_check_keys(o, "privsep", keys, err)) < 0 ||
+	    (r = cfg_get_string(o, "privsep", "user", CFG_NULL, &user,
+	    err)) < 0))
 		return r;
 	if (!user)
 		user = CONFIG_DEFAULT_FETCHER_USER;
@@ -852,7 +549,7 @@ parse_root(struct config *cfg, const json_t *root, struct cfg_err *err)
 	if (!json_is_object(root))
 		return cfg_err_set(err, "", "the document must be a JSON "
 		    "object");
-	if ((r = check_keys(root, "", keys, err)) < 0 ||
+	if ((r = cfg_check_keys(root, "", keys, err)) < 0 ||
 	    (r = parse_mount(root, cfg, err)) < 0 ||
 	    (r = parse_limits(root, cfg, err)) < 0 ||
 	    (r = parse_defaults(root, &d, err)) < 0 ||
@@ -937,7 +634,7 @@ config_load_string(const char *text, const char *file, struct config **out,
 	}
 	if ((r = parse_root(cfg, root, err)) < 0) {
 		if (r == -EINVAL)
-			locate(text, strlen(text), err->path, &err->line,
+			cfg_locate(text, strlen(text), err->path, &err->line,
 			    &err->col);
 		else
 			cfg_err_set(err, "", "%s", strerror(-r));
