@@ -57,14 +57,6 @@
 
 /* --- options ------------------------------------------------------------ */
 
-/* parent.key, for cfg_err paths. */
-static void
-keypath(char *out, size_t len, const char *parent, const char *key)
-{
-	if ((size_t)snprintf(out, len, "%s.%s", parent, key) >= len && len > 4)
-		memcpy(out + len - 4, "...", 4);
-}
-
 void
 http_options_default(struct http_options *o)
 {
@@ -79,55 +71,13 @@ http_options_default(struct http_options *o)
 }
 
 static int
-opt_duration(const json_t *obj, const char *path, const char *key,
-    int64_t *ms, struct cfg_err *err)
-{
-	json_t *v = json_object_get(obj, key);
-	char p[300];
-
-	if (!v)
-		return 0;
-	keypath(p, sizeof(p), path, key);
-	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-	    json_integer_value(v) < INT64_MAX / 2000)
-		*ms = json_integer_value(v) * 1000;
-	else if (!json_is_string(v) ||
-	    cfg_parse_duration(json_string_value(v), ms) < 0)
-		return cfg_err_set(err, p, "expected a duration such as "
-		    "\"500ms\", \"30s\" or \"5m\"");
-	if (*ms <= 0)
-		return cfg_err_set(err, p, "must be more than 0");
-	return 0;
-}
-
-static int
-opt_path(const json_t *obj, const char *path, const char *key,
-    const char **out, struct cfg_err *err)
-{
-	json_t *v = json_object_get(obj, key);
-	char p[300];
-
-	if (!v)
-		return 0;
-	keypath(p, sizeof(p), path, key);
-	if (!json_is_string(v) || json_string_length(v) == 0 ||
-	    strlen(json_string_value(v)) != json_string_length(v))
-		return cfg_err_set(err, p, "expected a file path");
-	if (json_string_value(v)[0] != '/')
-		return cfg_err_set(err, p, "expected an absolute path");
-	*out = json_string_value(v);
-	return 0;
-}
-
-static int
 parse_tls(const json_t *tls, const char *path, struct http_options *o,
     struct cfg_err *err)
 {
 	static const char *const keys[] = { "ca_file", "client_cert",
 	    "client_key", "pinned_pubkey", NULL };
-	const char *k;
+	char p[CFG_PATH_MAX];
 	json_t *v;
-	char p[300];
 	int r;
 
 	if (json_is_false(tls)) {
@@ -137,24 +87,17 @@ parse_tls(const json_t *tls, const char *path, struct http_options *o,
 	if (!json_is_object(tls))
 		return cfg_err_set(err, path, "expected an object, or false "
 		    "for plain http to a loopback address");
-	json_object_foreach((json_t *)tls, k, v) {
-		const char *const *a;
-
-		for (a = keys; *a && strcmp(*a, k) != 0; a++)
-			;
-		if (!*a) {
-			keypath(p, sizeof(p), path, k);
-			return cfg_err_set(err, p, "unknown key");
-		}
-	}
-	if ((r = opt_path(tls, path, "ca_file", &o->ca_file, err)) < 0 ||
-	    (r = opt_path(tls, path, "client_cert", &o->client_cert, err)) < 0 ||
-	    (r = opt_path(tls, path, "client_key", &o->client_key, err)) < 0)
+	if ((r = cfg_check_keys(tls, path, keys, err)) < 0 ||
+	    (r = cfg_get_path(tls, path, "ca_file", 0, &o->ca_file, err)) < 0 ||
+	    (r = cfg_get_path(tls, path, "client_cert", 0, &o->client_cert,
+	    err)) < 0 ||
+	    (r = cfg_get_path(tls, path, "client_key", 0, &o->client_key,
+	    err)) < 0)
 		return r;
 	if ((v = json_object_get(tls, "pinned_pubkey"))) {
 		const char *s = json_string_value(v);
 
-		keypath(p, sizeof(p), path, "pinned_pubkey");
+		cfg_path_key(p, sizeof(p), path, "pinned_pubkey");
 		if (!s || (strncmp(s, "sha256//", 8) != 0 && s[0] != '/') ||
 		    strlen(s) != json_string_length(v))
 			return cfg_err_set(err, p, "expected \"sha256//BASE64"
@@ -163,12 +106,12 @@ parse_tls(const json_t *tls, const char *path, struct http_options *o,
 		o->pinned_pubkey = s;
 	}
 	if (o->client_cert && !o->client_key) {
-		keypath(p, sizeof(p), path, "client_key");
+		cfg_path_key(p, sizeof(p), path, "client_key");
 		return cfg_err_set(err, p, "missing: client_cert needs its "
 		    "private key");
 	}
 	if (o->client_key && !o->client_cert) {
-		keypath(p, sizeof(p), path, "client_cert");
+		cfg_path_key(p, sizeof(p), path, "client_cert");
 		return cfg_err_set(err, p, "missing: client_key needs its "
 		    "certificate");
 	}
@@ -182,55 +125,39 @@ parse_http(const json_t *h, const char *path, struct http_options *o,
 	static const char *const keys[] = { "connect_timeout", "timeout",
 	    "max_retries", "retry_base", "retry_max", "max_response_bytes",
 	    NULL };
-	const char *k;
-	json_t *v;
-	char p[300];
+	long long retries = o->max_retries;
+	char p[CFG_PATH_MAX];
 	int r;
 
 	if (!json_is_object(h))
 		return cfg_err_set(err, path, "expected an object");
-	json_object_foreach((json_t *)h, k, v) {
-		const char *const *a;
-
-		for (a = keys; *a && strcmp(*a, k) != 0; a++)
-			;
-		if (!*a) {
-			keypath(p, sizeof(p), path, k);
-			return cfg_err_set(err, p, "unknown key");
-		}
-	}
-	if ((r = opt_duration(h, path, "connect_timeout",
+	if ((r = cfg_check_keys(h, path, keys, err)) < 0 ||
+	    (r = cfg_get_duration(h, path, "connect_timeout", CFG_NONZERO,
 	    &o->connect_timeout_ms, err)) < 0 ||
-	    (r = opt_duration(h, path, "timeout", &o->timeout_ms, err)) < 0 ||
-	    (r = opt_duration(h, path, "retry_base", &o->retry_base_ms,
-	    err)) < 0 ||
-	    (r = opt_duration(h, path, "retry_max", &o->retry_max_ms, err)) < 0)
+	    (r = cfg_get_duration(h, path, "timeout", CFG_NONZERO,
+	    &o->timeout_ms, err)) < 0 ||
+	    (r = cfg_get_duration(h, path, "retry_base", CFG_NONZERO,
+	    &o->retry_base_ms, err)) < 0 ||
+	    (r = cfg_get_duration(h, path, "retry_max", CFG_NONZERO,
+	    &o->retry_max_ms, err)) < 0 ||
+	    (r = cfg_get_int(h, path, "max_retries", 0, 0, MAX_RETRIES_LIMIT,
+	    &retries, err)) < 0)
 		return r;
-	if ((v = json_object_get(h, "max_retries"))) {
-		keypath(p, sizeof(p), path, "max_retries");
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > MAX_RETRIES_LIMIT)
-			return cfg_err_set(err, p, "expected an integer from "
-			    "0 to %d", MAX_RETRIES_LIMIT);
-		o->max_retries = (int)json_integer_value(v);
-	}
-	if ((v = json_object_get(h, "max_response_bytes"))) {
+	o->max_retries = (int)retries;
+	if (json_object_get(h, "max_response_bytes")) {
 		uint64_t n = 0;
 
-		keypath(p, sizeof(p), path, "max_response_bytes");
-		if (json_is_integer(v) && json_integer_value(v) >= 0)
-			n = (uint64_t)json_integer_value(v);
-		else if (!json_is_string(v) ||
-		    cfg_parse_size(json_string_value(v), &n) < 0)
-			return cfg_err_set(err, p, "expected a size such as "
-			    "\"64KiB\" or \"1MiB\"");
+		cfg_path_key(p, sizeof(p), path, "max_response_bytes");
+		if ((r = cfg_get_size(h, path, "max_response_bytes", 0, &n,
+		    err)) < 0)
+			return r;
 		if (n < MIN_RESPONSE_LIMIT || n > MAX_RESPONSE_LIMIT)
 			return cfg_err_set(err, p, "must be between 1KiB and "
 			    "256MiB");
 		o->max_response_bytes = (size_t)n;
 	}
 	if (o->retry_max_ms < o->retry_base_ms) {
-		keypath(p, sizeof(p), path, "retry_max");
+		cfg_path_key(p, sizeof(p), path, "retry_max");
 		return cfg_err_set(err, p, "must not be less than "
 		    "retry_base");
 	}
@@ -241,18 +168,18 @@ int
 http_options_from_json(const json_t *backend_obj, const char *path,
     struct http_options *o, struct cfg_err *err)
 {
+	char p[CFG_PATH_MAX];
 	json_t *v;
-	char p[300];
 	int r;
 
 	http_options_default(o);
 	if ((v = json_object_get(backend_obj, "tls"))) {
-		keypath(p, sizeof(p), path, "tls");
+		cfg_path_key(p, sizeof(p), path, "tls");
 		if ((r = parse_tls(v, p, o, err)) < 0)
 			return r;
 	}
 	if ((v = json_object_get(backend_obj, "http"))) {
-		keypath(p, sizeof(p), path, "http");
+		cfg_path_key(p, sizeof(p), path, "http");
 		if ((r = parse_http(v, p, o, err)) < 0)
 			return r;
 	}

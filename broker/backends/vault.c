@@ -440,67 +440,6 @@ first_warning(const uint8_t *body, size_t len, char *msg, size_t msglen)
 
 /* --- configuration ------------------------------------------------------- */
 
-/* parent.key, for cfg_err paths. */
-static void
-keypath(char *out, size_t len, const char *parent, const char *key)
-{
-	if ((size_t)snprintf(out, len, "%s.%s", parent, key) >= len && len > 4)
-		memcpy(out + len - 4, "...", 4);
-}
-
-static int
-check_keys(const json_t *obj, const char *path, const char *const *keys,
-    struct cfg_err *err)
-{
-	const char *k;
-	json_t *v;
-	char p[300];
-
-	json_object_foreach((json_t *)obj, k, v) {
-		const char *const *a;
-
-		for (a = keys; *a && strcmp(*a, k) != 0; a++)
-			;
-		if (!*a) {
-			keypath(p, sizeof(p), path, k);
-			return cfg_err_set(err, p, "unknown key");
-		}
-	}
-	return 0;
-}
-
-static int
-get_str(const json_t *obj, const char *path, const char *key,
-    const char **out, struct cfg_err *err)
-{
-	json_t *v = json_object_get(obj, key);
-	char p[300];
-
-	if (!v)
-		return 0;
-	keypath(p, sizeof(p), path, key);
-	if (!json_is_string(v) || json_string_length(v) == 0 ||
-	    strlen(json_string_value(v)) != json_string_length(v))
-		return cfg_err_set(err, p, "expected a non-empty string");
-	*out = json_string_value(v);
-	return 0;
-}
-
-static int
-get_file(const json_t *obj, const char *path, const char *key,
-    const char **out, struct cfg_err *err)
-{
-	char p[300];
-	int r;
-
-	if ((r = get_str(obj, path, key, out, err)) < 0 || !*out)
-		return r;
-	keypath(p, sizeof(p), path, key);
-	if ((*out)[0] != '/')
-		return cfg_err_set(err, p, "expected an absolute path");
-	return 0;
-}
-
 /* A path segment list fit for a URL: no empty, "." or ".." segments. */
 static bool
 safe_vault_path(const char *s, bool trailing_slash_ok)
@@ -561,13 +500,13 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 	const char *const *keys[] = { cert_keys, approle_keys, k8s_keys,
 	    token_keys };
 	const char *method = NULL;
-	char p[300];
+	char p[CFG_PATH_MAX];
 	size_t i;
 	int r;
 
 	if (!json_is_object(auth))
 		return cfg_err_set(err, path, "expected an object");
-	if ((r = get_str(auth, path, "method", &method, err)) < 0)
+	if ((r = cfg_get_string(auth, path, "method", 0, &method, err)) < 0)
 		return r;
 	if (!method)
 		return cfg_err_set(err, path, "missing required key "
@@ -576,28 +515,30 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 		if (strcmp(method, method_names[i]) == 0)
 			break;
 	if (i == sizeof(method_names) / sizeof(method_names[0])) {
-		keypath(p, sizeof(p), path, "method");
+		cfg_path_key(p, sizeof(p), path, "method");
 		return cfg_err_set(err, p, "unknown auth method \"%s\" "
 		    "(cert, approle, kubernetes or token)", method);
 	}
 	vc->method = (enum auth_method)i;
-	if ((r = check_keys(auth, path, keys[i], err)) < 0)
+	if ((r = cfg_check_keys(auth, path, keys[i], err)) < 0)
 		return r;
 	vc->auth_mount = method_names[i];
 	if (vc->method != AUTH_TOKEN &&
-	    (r = get_str(auth, path, "mount", &vc->auth_mount, err)) < 0)
+	    (r = cfg_get_string(auth, path, "mount", 0, &vc->auth_mount,
+	    err)) < 0)
 		return r;
 	if (!safe_vault_path(vc->auth_mount, false)) {
-		keypath(p, sizeof(p), path, "mount");
+		cfg_path_key(p, sizeof(p), path, "mount");
 		return cfg_err_set(err, p, "expected a mount path such as "
 		    "\"approle\" or \"team/approle\"");
 	}
 	switch (vc->method) {
 	case AUTH_CERT:
-		if ((r = get_str(auth, path, "name", &vc->cert_name, err)) < 0)
+		if ((r = cfg_get_string(auth, path, "name", 0, &vc->cert_name,
+		    err)) < 0)
 			return r;
 		if (!vc->http.tls || !vc->http.client_cert) {
-			keypath(p, sizeof(p), path, "method");
+			cfg_path_key(p, sizeof(p), path, "method");
 			return cfg_err_set(err, p, "cert auth needs a client "
 			    "certificate: set tls.client_cert and "
 			    "tls.client_key (or $VAULT_CLIENT_CERT and "
@@ -605,9 +546,9 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 		}
 		break;
 	case AUTH_APPROLE:
-		if ((r = get_file(auth, path, "role_id_file",
+		if ((r = cfg_get_path(auth, path, "role_id_file", 0,
 		    &vc->role_id_file, err)) < 0 ||
-		    (r = get_file(auth, path, "secret_id_file",
+		    (r = cfg_get_path(auth, path, "secret_id_file", 0,
 		    &vc->secret_id_file, err)) < 0)
 			return r;
 		if (!vc->role_id_file)
@@ -616,8 +557,8 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 		break;
 	case AUTH_KUBERNETES:
 		vc->jwt_file = DEFAULT_JWT_FILE;
-		if ((r = get_str(auth, path, "role", &vc->role, err)) < 0 ||
-		    (r = get_file(auth, path, "jwt_file", &vc->jwt_file,
+		if ((r = cfg_get_string(auth, path, "role", 0, &vc->role, err)) < 0 ||
+		    (r = cfg_get_path(auth, path, "jwt_file", 0, &vc->jwt_file,
 		    err)) < 0)
 			return r;
 		if (!vc->role)
@@ -625,7 +566,7 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 			    "\"role\"");
 		break;
 	case AUTH_TOKEN:
-		if ((r = get_file(auth, path, "token_file", &vc->token_file,
+		if ((r = cfg_get_path(auth, path, "token_file", 0, &vc->token_file,
 		    err)) < 0)
 			return r;
 		if (!vc->token_file)
@@ -659,20 +600,21 @@ parse_conf(const json_t *opts, const char *path, struct vault_conf *vc,
 	    "tls", "http", "kv", "auth", NULL };
 	static const char *const kv_keys[] = { "mount", "version", NULL };
 	const json_t *kv, *auth;
-	char p[300], why[256];
+	char p[CFG_PATH_MAX], kp[CFG_PATH_MAX], why[256];
 	int r;
 
 	memset(vc, 0, sizeof(*vc));
-	if ((r = check_keys(opts, path, keys, err)) < 0)
+	if ((r = cfg_check_keys(opts, path, keys, err)) < 0)
 		return r;
 	vc->address = env("VAULT_ADDR");
 	vc->ns = env("VAULT_NAMESPACE");
-	if ((r = get_str(opts, path, "address", &vc->address, err)) < 0 ||
-	    (r = get_str(opts, path, "namespace", &vc->ns, err)) < 0)
+	if ((r = cfg_get_string(opts, path, "address", 0, &vc->address,
+	    err)) < 0 ||
+	    (r = cfg_get_string(opts, path, "namespace", 0, &vc->ns, err)) < 0)
 		return r;
 	/* Caught here, not as an EINVAL on every request. */
 	if (vc->ns && !header_safe(vc->ns)) {
-		keypath(p, sizeof(p), path, "namespace");
+		cfg_path_key(p, sizeof(p), path, "namespace");
 		return cfg_err_set(err, p, "%s holds a control character",
 		    vc->ns == env("VAULT_NAMESPACE") ? "$VAULT_NAMESPACE" :
 		    "the namespace");
@@ -683,7 +625,7 @@ parse_conf(const json_t *opts, const char *path, struct vault_conf *vc,
 		return cfg_err_set(err, path, "missing required key "
 		    "\"address\" ($VAULT_ADDR is not set either)");
 	if (vc->http.tls) {
-		keypath(p, sizeof(p), path, "tls");
+		cfg_path_key(p, sizeof(p), path, "tls");
 		if (!vc->http.ca_file &&
 		    (r = env_path("VAULT_CACERT", p, &vc->http.ca_file, err)) < 0)
 			return r;
@@ -699,7 +641,7 @@ parse_conf(const json_t *opts, const char *path, struct vault_conf *vc,
 				return r;
 		}
 	}
-	keypath(p, sizeof(p), path, "address");
+	cfg_path_key(p, sizeof(p), path, "address");
 	if (http_check_url(vc->address, vc->http.tls, why, sizeof(why)) < 0)
 		return cfg_err_set(err, p, "%s", why);
 
@@ -708,27 +650,28 @@ parse_conf(const json_t *opts, const char *path, struct vault_conf *vc,
 	if ((kv = json_object_get(opts, "kv"))) {
 		json_t *ver;
 
-		keypath(p, sizeof(p), path, "kv");
+		cfg_path_key(p, sizeof(p), path, "kv");
 		if (!json_is_object(kv))
 			return cfg_err_set(err, p, "expected an object");
-		if ((r = check_keys(kv, p, kv_keys, err)) < 0 ||
-		    (r = get_str(kv, p, "mount", &vc->kv_mount, err)) < 0)
+		if ((r = cfg_check_keys(kv, p, kv_keys, err)) < 0 ||
+		    (r = cfg_get_string(kv, p, "mount", 0, &vc->kv_mount,
+		    err)) < 0)
 			return r;
 		if ((ver = json_object_get(kv, "version"))) {
-			keypath(p, sizeof(p), path, "kv.version");
+			cfg_path_key(kp, sizeof(kp), p, "version");
 			if (!json_is_integer(ver) ||
 			    (json_integer_value(ver) != 1 &&
 			    json_integer_value(ver) != 2))
-				return cfg_err_set(err, p, "expected 1 or 2");
+				return cfg_err_set(err, kp, "expected 1 or 2");
 			vc->kv_version = (int)json_integer_value(ver);
 		}
 		if (!safe_vault_path(vc->kv_mount, false)) {
-			keypath(p, sizeof(p), path, "kv.mount");
-			return cfg_err_set(err, p, "expected a mount path "
+			cfg_path_key(kp, sizeof(kp), p, "mount");
+			return cfg_err_set(err, kp, "expected a mount path "
 			    "such as \"secret\" or \"team/kv\"");
 		}
 	}
-	keypath(p, sizeof(p), path, "auth");
+	cfg_path_key(p, sizeof(p), path, "auth");
 	if (!(auth = json_object_get(opts, "auth")))
 		return cfg_err_set(err, path, "missing required key "
 		    "\"auth\"");

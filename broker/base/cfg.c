@@ -252,17 +252,19 @@ int
 cfg_get_path(const json_t *obj, const char *path, const char *key,
     unsigned flags, const char **out, struct cfg_err *err)
 {
-	const char *s = NULL;
 	char p[CFG_PATH_MAX];
+	json_t *v;
 	int r;
 
-	if ((r = cfg_get_string(obj, path, key, flags, &s, err)) < 0 || !s)
+	if ((r = member(obj, path, key, flags, p, sizeof(p), &v, err)) < 0 ||
+	    !v)
 		return r;
-	if (s[0] != '/') {
-		cfg_path_key(p, sizeof(p), path, key);
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return cfg_err_set(err, p, "expected a file path");
+	if (json_string_value(v)[0] != '/')
 		return cfg_err_set(err, p, "expected an absolute path");
-	}
-	*out = s;
+	*out = json_string_value(v);
 	return 0;
 }
 

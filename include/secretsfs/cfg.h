@@ -77,7 +77,7 @@ int cfg_get_object(const json_t *obj, const char *path, const char *key,
 /* A non-empty string without NUL bytes. */
 int cfg_get_string(const json_t *obj, const char *path, const char *key,
     unsigned flags, const char **out, struct cfg_err *err);
-/* A string as cfg_get_string that is an absolute path. */
+/* A non-empty string without NUL bytes that is an absolute path. */
 int cfg_get_path(const json_t *obj, const char *path, const char *key,
     unsigned flags, const char **out, struct cfg_err *err);
 int cfg_get_bool(const json_t *obj, const char *path, const char *key,
