@@ -1,32 +1,25 @@
 /*
- * The JSON configuration: each section parsed with the toolkit of cfg.h,
- * errors placed in the text by cfg_locate().
+ * The sections of the JSON configuration, each parsed with the toolkit of
+ * cfg.h, or by its own layer's parser (rules, audit, backends).
  */
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <malloc.h>
 #include <pwd.h>
-#include <signal.h>
-#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-#include <openssl/evp.h>
 
 #include <secretsfs/audit.h>
 #include <secretsfs/backend.h>
+#include <secretsfs/cfg.h>
 #include <secretsfs/config.h>
 #include <secretsfs/policy.h>
-#include <secretsfs/secfile.h>
 
-#define CONFIG_MAX_BYTES	(16u << 20)
+#include "config_int.h"
 
 #define DEFAULT_MOUNTPOINT	"/run/secretsfs"
 #define DEFAULT_LOCKED		(32u << 20)
@@ -36,38 +29,6 @@
 #define DEFAULT_MODE		0400
 #define DEFAULT_MAX_STALE_MS	(3600 * 1000)
 #define DEFAULT_DELETE_GRACE_MS	30000
-
-static const struct {
-	const char	*name;
-	int		 sig;
-} signals[] = {
-	{ "SIGHUP", SIGHUP }, { "SIGINT", SIGINT }, { "SIGQUIT", SIGQUIT },
-	{ "SIGUSR1", SIGUSR1 }, { "SIGUSR2", SIGUSR2 }, { "SIGTERM", SIGTERM },
-	{ "SIGWINCH", SIGWINCH }, { "SIGALRM", SIGALRM },
-};
-
-int
-config_signal_from_name(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
-		if (strcmp(name, signals[i].name) == 0 ||
-		    strcmp(name, signals[i].name + 3) == 0)
-			return signals[i].sig;
-	return -EINVAL;
-}
-
-const char *
-config_signal_name(int sig)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
-		if (signals[i].sig == sig)
-			return signals[i].name;
-	return "signal";
-}
 
 /* --- typed getters ----------------------------------------------------- */
 
@@ -537,8 +498,8 @@ parse_privsep(const json_t *root, struct config *cfg, struct cfg_err *err)
 	return cfg->fetcher_user ? 0 : -ENOMEM;
 }
 
-static int
-parse_root(struct config *cfg, const json_t *root, struct cfg_err *err)
+int
+config_parse_root(struct config *cfg, const json_t *root, struct cfg_err *err)
 {
 	static const char *const keys[] = { "mount", "memory", "cache",
 	    "defaults", "backends", "secrets", "rules", "access", "runtime",
@@ -560,182 +521,4 @@ parse_root(struct config *cfg, const json_t *root, struct cfg_err *err)
 	    (r = parse_privsep(root, cfg, err)) < 0)
 		return r;
 	return 0;
-}
-
-/* A document this large is followed by malloc_trim(). */
-#define CONFIG_TRIM_BYTES	(64 * 1024)
-
-static int
-digest_cb(const char *buf, size_t len, void *arg)
-{
-	return EVP_DigestUpdate(arg, buf, len) == 1 ? 0 : -1;
-}
-
-/*
- * What a reload compares, so that the parsed document need not be kept:
- * with 10,000 secrets it is most of the configuration's memory. The
- * digest is of the canonical form (keys sorted, compact), so it is equal
- * exactly when json_equal() of the documents would be.
- */
-static int
-keep_for_reload(struct config *cfg, json_t *root)
-{
-	static const char *const restart[] = { "mount", "memory", "audit",
-	    "runtime", "control", "privsep" };
-	EVP_MD_CTX *md;
-	unsigned int n = 0;
-	json_t *v;
-	size_t i;
-	int ok;
-
-	if (!(md = EVP_MD_CTX_new()))
-		return -ENOMEM;
-	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-	    json_dump_callback(root, digest_cb, md,
-	    JSON_COMPACT | JSON_SORT_KEYS) == 0 &&
-	    EVP_DigestFinal_ex(md, cfg->digest, &n) == 1 &&
-	    n == sizeof(cfg->digest);
-	EVP_MD_CTX_free(md);
-	if (!ok)
-		return -ENOMEM;
-	if (!(cfg->restart = json_object()))
-		return -ENOMEM;
-	for (i = 0; i < sizeof(restart) / sizeof(restart[0]); i++)
-		if ((v = json_object_get(root, restart[i])) &&
-		    json_object_set(cfg->restart, restart[i], v) < 0)
-			return -ENOMEM;
-	return 0;
-}
-
-int
-config_load_string(const char *text, const char *file, struct config **out,
-    struct cfg_err *err)
-{
-	struct config *cfg;
-	json_error_t je;
-	json_t *root;
-	int r;
-
-	*out = NULL;
-	memset(err, 0, sizeof(*err));
-	if (!(cfg = calloc(1, sizeof(*cfg))))
-		return -ENOMEM;
-	if (!(cfg->file = strdup(file))) {
-		free(cfg);
-		return -ENOMEM;
-	}
-	root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		cfg_err_set(err, "", "invalid JSON: %s", je.text);
-		err->line = je.line;
-		err->col = je.column;
-		config_free(cfg);
-		return -EINVAL;
-	}
-	if ((r = parse_root(cfg, root, err)) < 0) {
-		if (r == -EINVAL)
-			cfg_locate(text, strlen(text), err->path, &err->line,
-			    &err->col);
-		else
-			cfg_err_set(err, "", "%s", strerror(-r));
-		json_decref(root);
-		config_free(cfg);
-		return r;
-	}
-	r = keep_for_reload(cfg, root);
-	/* Backends hold their own references to their options. */
-	json_decref(root);
-	/*
-	 * The document's nodes were allocated between the strings kept from
-	 * it; freed, they stay resident as holes. For a large document
-	 * (10,000 secrets: about 600 bytes each) give those pages back.
-	 */
-	if (strlen(text) >= CONFIG_TRIM_BYTES)
-		malloc_trim(0);
-	if (r < 0) {
-		cfg_err_set(err, "", "%s", strerror(-r));
-		config_free(cfg);
-		return r;
-	}
-	*out = cfg;
-	return 0;
-}
-
-int
-config_load(const char *file, struct config **out, struct cfg_err *err)
-{
-	const unsigned flags = SECFILE_PRIVATE | SECFILE_HEAP;
-	char ebuf[256];
-	uint8_t *text;
-	size_t len;
-	int r;
-
-	*out = NULL;
-	memset(err, 0, sizeof(*err));
-	r = secfile_read(file, flags, CONFIG_MAX_BYTES, &text, &len, NULL, ebuf,
-	    sizeof(ebuf));
-	if (r < 0) {
-		/* ebuf starts with the file name; cfg_err_format adds it. */
-		const char *why = strncmp(ebuf, file, strlen(file)) == 0 ?
-		    ebuf + strlen(file) + 2 : ebuf;
-		cfg_err_set(err, "", "%s: %s", r == -EPERM ? "refused" :
-		    r == -EFBIG ? "too large" : "cannot open", why);
-		return r;
-	}
-	r = config_load_string((char *)text, file, out, err);
-	/* Static credentials may sit in the config. */
-	secfile_free(text, len, flags);
-	return r;
-}
-
-void
-config_free(struct config *cfg)
-{
-	size_t i;
-
-	if (!cfg)
-		return;
-	for (i = 0; i < cfg->n_backends; i++) {
-		free(cfg->backends[i].name);
-		free(cfg->backends[i].type);
-		free(cfg->backends[i].path);
-		json_decref(cfg->backends[i].options);
-	}
-	free(cfg->backends);
-	for (i = 0; i < cfg->n_secrets; i++) {
-		free(cfg->secrets[i].name);
-		if (cfg->secrets[i].ref != cfg->secrets[i].name)
-			free(cfg->secrets[i].ref);
-		free(cfg->secrets[i].field);
-		free(cfg->secrets[i].version);
-	}
-	free(cfg->secrets);
-	policy_free(cfg->policy);
-	free(cfg->runtime_socket);
-	free(cfg->control_socket);
-	free(cfg->fetcher_user);
-	audit_config_clear(cfg->audit);
-	free(cfg->audit);
-	json_decref(cfg->restart);
-	free(cfg->mountpoint);
-	free(cfg->file);
-	free(cfg);
-}
-
-ssize_t
-config_find_secret(const struct config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->n_secrets; i++)
-		if (strcmp(cfg->secrets[i].name, name) == 0)
-			return (ssize_t)i;
-	return -1;
-}
-
-ssize_t
-config_find_backend(const struct config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->n_backends; i++)
-		if (strcmp(cfg->backends[i].name, name) == 0)
-			return (ssize_t)i;
-	return -1;
 }
