@@ -56,71 +56,17 @@ struct policy {
 
 /* ---- error paths -------------------------------------------------------- */
 
-static bool
-key_is_plain(const char *k)
-{
-	if (*k == '\0')
-		return false;
-	for (; *k; k++)
-		if (!isalnum((unsigned char)*k) && *k != '_' && *k != '-')
-			return false;
-	return true;
-}
-
-/* A path too long for the buffer ends in "..." rather than silently. */
-static void
-path_mark_cut(char *buf, size_t size, int n)
-{
-	if (n < 0 || (size_t)n >= size)
-		memcpy(buf + size - 4, "...", 4);
-}
-
-/* base + ".key", the key double-quoted unless it is [A-Za-z0-9_-]+. */
-static void
-path_key(char *buf, size_t size, const char *base, const char *key)
-{
-	size_t n;
-	int r;
-
-	if (key_is_plain(key)) {
-		path_mark_cut(buf, size, snprintf(buf, size, "%s.%s", base, key));
-		return;
-	}
-	r = snprintf(buf, size, "%s.\"", base);
-	if (r < 0 || (size_t)r >= size) {
-		path_mark_cut(buf, size, r);
-		return;
-	}
-	n = (size_t)r;
-	for (; *key && n + 3 < size; key++) {
-		if (*key == '"' || *key == '\\')
-			buf[n++] = '\\';
-		buf[n++] = *key;
-	}
-	if (n + 2 <= size) {
-		buf[n++] = '"';
-		buf[n] = '\0';
-	} else
-		buf[size - 1] = '\0';
-}
-
-static void
-path_index(char *buf, size_t size, const char *base, size_t i)
-{
-	path_mark_cut(buf, size, snprintf(buf, size, "%s[%zu]", base, i));
-}
-
 /* base[i] when v is a list, base itself for a single value. */
 static void
 path_item(char *buf, size_t size, const char *base, const json_t *v, size_t i)
 {
 	if (json_is_array(v))
-		path_index(buf, size, base, i);
+		cfg_path_index(buf, size, base, i);
 	else
-		path_mark_cut(buf, size, snprintf(buf, size, "%s", base));
+		snprintf(buf, size, "%s", base);
 }
 
-#define PATH_MAX_LEN	256
+#define PATH_MAX_LEN	CFG_PATH_MAX
 
 static int
 fail(struct cfg_err *err, const char *path, const char *msg)
@@ -336,7 +282,7 @@ parse_labels(const json_t *v, const char *path, struct rule *r,
 	json_object_foreach((json_t *)v, key, val) {
 		struct label_match *lm = &r->labels[r->n_labels];
 
-		path_key(kpath, sizeof(kpath), path, key);
+		cfg_path_key(kpath, sizeof(kpath), path, key);
 		if (*key == '\0')
 			return fail(err, kpath, "label key must not be empty");
 		if ((lm->key = strdup(key)) == NULL)
@@ -371,7 +317,7 @@ parse_match(const json_t *m, const char *path, struct rule *r,
 		    "caller; write \"any\": true to mean that");
 
 	json_object_foreach((json_t *)m, key, v) {
-		path_key(kpath, sizeof(kpath), path, key);
+		cfg_path_key(kpath, sizeof(kpath), path, key);
 		if (strcmp(key, "any") == 0) {
 			if (!json_is_true(v))
 				return fail(err, kpath, "must be true");
@@ -431,13 +377,13 @@ parse_match(const json_t *m, const char *path, struct rule *r,
 
 	/* Refuse what can never match: it is always a mistake. */
 	if (any && has_host) {
-		path_key(kpath, sizeof(kpath), path, "any");
+		cfg_path_key(kpath, sizeof(kpath), path, "any");
 		return fail(err, kpath, "\"any\" and \"host\" exclude each "
 		    "other");
 	}
 	r->scope = any ? SCOPE_ANY : (host ? SCOPE_HOST : SCOPE_CONTAINER);
 	if (r->scope == SCOPE_HOST) {
-		path_key(kpath, sizeof(kpath), path, "host");
+		cfg_path_key(kpath, sizeof(kpath), path, "host");
 		if (container_keys)
 			return fail(err, kpath, "a host process has no "
 			    "container: this match can never hold");
@@ -446,12 +392,12 @@ parse_match(const json_t *m, const char *path, struct rule *r,
 			    "container runtime: this match can never hold");
 	} else if (r->scope == SCOPE_CONTAINER) {
 		if (r->runtimes != 0 && (r->runtimes & ~RT_HOSTLIKE) == 0) {
-			path_key(kpath, sizeof(kpath), path, "runtime");
+			cfg_path_key(kpath, sizeof(kpath), path, "runtime");
 			return fail(err, kpath, "runtime host and systemd "
 			    "match host processes: add \"host\": true");
 		}
 		if (r->unit.n > 0) {
-			path_key(kpath, sizeof(kpath), path, "unit");
+			cfg_path_key(kpath, sizeof(kpath), path, "unit");
 			return fail(err, kpath, "a systemd unit is a host "
 			    "process: add \"host\": true");
 		}
@@ -473,7 +419,7 @@ parse_rule(const json_t *o, const char *base, const char *path, size_t index,
 	if (!json_is_object(o))
 		return fail(err, path, "must be an object");
 	json_object_foreach((json_t *)o, key, v) {
-		path_key(kpath, sizeof(kpath), path, key);
+		cfg_path_key(kpath, sizeof(kpath), path, key);
 		if (strcmp(key, "id") == 0) {
 			if (!plain_string(v) || *json_string_value(v) == '\0')
 				return fail(err, kpath,
@@ -499,11 +445,11 @@ parse_rule(const json_t *o, const char *base, const char *path, size_t index,
 			    "unknown key (id, match, allow, deny)");
 	}
 	if (match == NULL) {
-		path_key(kpath, sizeof(kpath), path, "match");
+		cfg_path_key(kpath, sizeof(kpath), path, "match");
 		return fail(err, kpath, "missing: every rule needs a match "
 		    "(\"any\": true for every caller)");
 	}
-	path_key(kpath, sizeof(kpath), path, "match");
+	cfg_path_key(kpath, sizeof(kpath), path, "match");
 	if ((rc = parse_match(match, kpath, r, err)) < 0)
 		return rc;
 	if (r->allow.n == 0 && r->deny.n == 0)
@@ -516,8 +462,8 @@ parse_rule(const json_t *o, const char *base, const char *path, size_t index,
 	/* Audit records name rules by id: two rules, one id is ambiguous. */
 	for (i = 0; i < p->n; i++) {
 		if (strcmp(p->rules[i].id, r->id) == 0) {
-			path_key(kpath, sizeof(kpath), path, "id");
-			path_index(other, sizeof(other), base, i);
+			cfg_path_key(kpath, sizeof(kpath), path, "id");
+			cfg_path_index(other, sizeof(other), base, i);
 			if (err == NULL)
 				return -EINVAL;
 			return cfg_err_set(err, kpath,
@@ -549,7 +495,7 @@ policy_from_json(const json_t *rules, const char *path, struct policy **out,
 		return -ENOMEM;
 	}
 	for (i = 0; i < n; i++) {
-		path_index(rpath, sizeof(rpath), path, i);
+		cfg_path_index(rpath, sizeof(rpath), path, i);
 		rc = parse_rule(json_array_get(rules, i), path, rpath, i,
 		    &p->rules[i], p, err);
 		if (rc < 0) {

@@ -340,56 +340,21 @@ valid_region(const char *s)
 }
 
 static int
-opt_string(const json_t *o, const char *path, const char *key,
-    const char **out, struct cfg_err *err)
-{
-	json_t *v = json_object_get(o, key);
-	char p[300];
-
-	*out = NULL;
-	if (!v)
-		return 0;
-	snprintf(p, sizeof(p), "%s.%s", path, key);
-	if (!json_is_string(v) || json_string_length(v) == 0 ||
-	    strlen(json_string_value(v)) != json_string_length(v))
-		return cfg_err_set(err, p, "expected a non-empty string");
-	*out = json_string_value(v);
-	return 0;
-}
-
-static int
 opt_url(const json_t *o, const char *path, const char *key,
     struct cfg_err *err)
 {
-	const char *s;
-	char p[300];
+	const char *s = NULL;
+	char p[CFG_PATH_MAX];
 	int r;
 
-	if ((r = opt_string(o, path, key, &s, err)) < 0 || !s)
+	if ((r = cfg_get_string(o, path, key, 0, &s, err)) < 0 || !s)
 		return r;
-	snprintf(p, sizeof(p), "%s.%s", path, key);
+	cfg_path_key(p, sizeof(p), path, key);
 	if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
 		return cfg_err_set(err, p, "expected an https:// URL");
 	if (strpbrk(s, " \t\r\n@?#"))
 		return cfg_err_set(err, p, "no blanks, user, query or "
 		    "fragment allowed in the URL");
-	return 0;
-}
-
-static int
-opt_path(const json_t *o, const char *path, const char *key,
-    struct cfg_err *err)
-{
-	const char *s;
-	char p[300];
-	int r;
-
-	if ((r = opt_string(o, path, key, &s, err)) < 0 || !s)
-		return r;
-	snprintf(p, sizeof(p), "%s.%s", path, key);
-	/* The fetcher's working directory is nobody's business: absolute. */
-	if (s[0] != '/')
-		return cfg_err_set(err, p, "expected an absolute path");
 	return 0;
 }
 
@@ -403,58 +368,56 @@ aws_validate(const json_t *opts, const char *path, struct cfg_err *err)
 	static const char *const ckeys[] = { "access_key_id",
 	    "secret_access_key", "session_token", NULL };
 	struct http_options h;
-	const char *k, *s;
-	json_t *v, *c;
-	char p[600];
+	const char *s = NULL, *stage = NULL;
+	char p[CFG_PATH_MAX];
+	json_t *c;
 	int r;
 
-	json_object_foreach((json_t *)opts, k, v)
-		if (!in_list(k, keys)) {
-			snprintf(p, sizeof(p), "%s.%s", path, k);
-			return cfg_err_set(err, p, "unknown key");
-		}
-	if ((r = opt_string(opts, path, "region", &s, err)) < 0)
+	if ((r = cfg_check_keys(opts, path, keys, err)) < 0 ||
+	    (r = cfg_get_string(opts, path, "region", 0, &s, err)) < 0)
 		return r;
 	if (s && !valid_region(s)) {
-		snprintf(p, sizeof(p), "%s.region", path);
+		cfg_path_key(p, sizeof(p), path, "region");
 		return cfg_err_set(err, p, "expected a region name such as "
 		    "\"us-east-1\"");
 	}
+	/* Files absolute: the fetcher's working directory is nobody's business. */
 	if ((r = opt_url(opts, path, "endpoint", err)) < 0 ||
 	    (r = opt_url(opts, path, "sts_endpoint", err)) < 0 ||
 	    (r = opt_url(opts, path, "imds_endpoint", err)) < 0 ||
-	    (r = opt_string(opts, path, "profile", &s, err)) < 0 ||
-	    (r = opt_path(opts, path, "credentials_file", err)) < 0 ||
-	    (r = opt_path(opts, path, "config_file", err)) < 0 ||
-	    (r = opt_string(opts, path, "version_stage", &s, err)) < 0)
+	    (r = cfg_get_string(opts, path, "profile", 0, &s, err)) < 0 ||
+	    (r = cfg_get_path(opts, path, "credentials_file", 0, &s,
+	    err)) < 0 ||
+	    (r = cfg_get_path(opts, path, "config_file", 0, &s, err)) < 0 ||
+	    (r = cfg_get_string(opts, path, "version_stage", 0, &stage,
+	    err)) < 0)
 		return r;
-	if (s && strlen(s) > 256) {
-		snprintf(p, sizeof(p), "%s.version_stage", path);
+	if (stage && strlen(stage) > 256) {
+		cfg_path_key(p, sizeof(p), path, "version_stage");
 		return cfg_err_set(err, p, "longer than 256 characters");
 	}
 	if ((c = json_object_get(opts, "credentials"))) {
-		char cp[256];
+		const char *id = NULL, *secret = NULL;
 
-		snprintf(cp, sizeof(cp), "%s.credentials", path);
+		cfg_path_key(p, sizeof(p), path, "credentials");
 		if (!json_is_object(c))
-			return cfg_err_set(err, cp, "expected an object with "
+			return cfg_err_set(err, p, "expected an object with "
 			    "access_key_id and secret_access_key");
-		json_object_foreach(c, k, v)
-			if (!in_list(k, ckeys)) {
-				snprintf(p, sizeof(p), "%s.%s", cp, k);
-				return cfg_err_set(err, p, "unknown key");
-			}
-		if ((r = opt_string(c, cp, "access_key_id", &s, err)) < 0)
+		if ((r = cfg_check_keys(c, p, ckeys, err)) < 0 ||
+		    (r = cfg_get_string(c, p, "access_key_id", 0, &id,
+		    err)) < 0)
 			return r;
-		if (!s)
-			return cfg_err_set(err, cp, "missing required key "
+		if (!id)
+			return cfg_err_set(err, p, "missing required key "
 			    "\"access_key_id\"");
-		if ((r = opt_string(c, cp, "secret_access_key", &s, err)) < 0)
+		if ((r = cfg_get_string(c, p, "secret_access_key", 0, &secret,
+		    err)) < 0)
 			return r;
-		if (!s)
-			return cfg_err_set(err, cp, "missing required key "
+		if (!secret)
+			return cfg_err_set(err, p, "missing required key "
 			    "\"secret_access_key\"");
-		if ((r = opt_string(c, cp, "session_token", &s, err)) < 0)
+		if ((r = cfg_get_string(c, p, "session_token", 0, &s,
+		    err)) < 0)
 			return r;
 	}
 	return http_options_from_json(opts, path, &h, err);

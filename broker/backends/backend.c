@@ -8,10 +8,8 @@
 
 #include <jansson.h>
 
-#include <secretsfs/aws.h>
 #include <secretsfs/backend.h>
 #include <secretsfs/secmem.h>
-#include <secretsfs/vault.h>
 
 struct backend {
 	char				*name;
@@ -66,10 +64,10 @@ backend_validate(const char *type, const json_t *opts, const char *path,
     struct cfg_err *err)
 {
 	const struct backend_ops *ops = find_ops(type);
-	char p[300];
+	char p[CFG_PATH_MAX];
 
 	if (!ops) {
-		snprintf(p, sizeof(p), "%s.type", path);
+		cfg_path_key(p, sizeof(p), path, "type");
 		return cfg_err_set(err, p, "unknown backend type \"%s\"",
 		    type);
 	}

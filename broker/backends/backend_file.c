@@ -25,18 +25,16 @@ struct file_backend {
 static int
 file_validate(const json_t *opts, const char *path, struct cfg_err *err)
 {
-	const char *k;
-	json_t *v, *dir = json_object_get(opts, "dir");
-	char p[300];
+	static const char *const keys[] = { "type", "dir", NULL };
+	json_t *dir = json_object_get(opts, "dir");
+	char p[CFG_PATH_MAX];
+	int r;
 
-	json_object_foreach((json_t *)opts, k, v)
-		if (strcmp(k, "type") != 0 && strcmp(k, "dir") != 0) {
-			snprintf(p, sizeof(p), "%s.%s", path, k);
-			return cfg_err_set(err, p, "unknown key");
-		}
+	if ((r = cfg_check_keys(opts, path, keys, err)) < 0)
+		return r;
 	if (!dir)
 		return cfg_err_set(err, path, "missing required key \"dir\"");
-	snprintf(p, sizeof(p), "%s.dir", path);
+	cfg_path_key(p, sizeof(p), path, "dir");
 	if (!json_is_string(dir) || json_string_value(dir)[0] != '/')
 		return cfg_err_set(err, p, "expected an absolute path");
 	return 0;

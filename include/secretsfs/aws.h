@@ -57,8 +57,6 @@
 
 #include <secretsfs/backend.h>
 
-extern const struct backend_ops backend_aws_ops;
-
 /* How the caller should treat an error answer (aws_parse_error). */
 #define AWS_ERR_RETRY	(-EAGAIN)	/* throttled or transient: back off */
 #define AWS_ERR_EXPIRED	(-ESTALE)	/* the session token expired */

@@ -122,7 +122,12 @@ void backend_report_auth(const char *backend, const char *method,
  */
 void backend_set_remote(const struct backend_ops *ops);
 
-/* The file backend's operations (backend_file.c). */
+/*
+ * The backends' operations, each defined by its backend (backend_file.c,
+ * vault.c, aws.c), so that the registry includes none of their headers.
+ */
 extern const struct backend_ops backend_file_ops;
+extern const struct backend_ops backend_vault_ops;
+extern const struct backend_ops backend_aws_ops;
 
 #endif

@@ -91,8 +91,6 @@
 
 #include <secretsfs/backend.h>
 
-extern const struct backend_ops backend_vault_ops;
-
 /*
  * The pure parsers, for the backend and its tests. body need not be
  * NUL-terminated. Messages in errbuf never quote the body.

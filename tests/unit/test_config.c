@@ -190,6 +190,113 @@ test_error_format(void **state)
 	assert_string_equal(buf, "c.json:2:3: bogus: unknown key");
 }
 
+/*
+ * An unknown key inside every section is reported at its own path, quoted
+ * when it holds anything but [A-Za-z0-9_-], and at its own line and
+ * column: each case puts it at the start of a line, after two spaces.
+ */
+#define FILE_BACKEND \
+	"{\"backends\": {\"f\": {\"type\": \"file\", \"dir\": \"/x\"}},\n" \
+	"\"secrets\": {},\n"
+#define VAULT_BACKEND(extra) \
+	"{\"secrets\": {},\n" \
+	"\"backends\": {\"v\": {\"type\": \"vault\", " \
+	"\"address\": \"https://vault:8200\", " \
+	"\"auth\": {\"method\": \"token\", \"token_file\": \"/t\"}, " extra
+#define AWS_BACKEND(extra) \
+	"{\"secrets\": {},\n" \
+	"\"backends\": {\"a\": {\"type\": \"aws\", " \
+	"\"region\": \"us-east-1\", " extra
+
+static void
+test_unknown_key_in_every_section(void **state)
+{
+	static const char unknown[] = "unknown key";
+	static const struct {
+		const char	*text;
+		const char	*path;
+		int		 line, col;
+		const char	*msg;	/* the whole message */
+	} cases[] = {
+		{ "{\"secrets\": {},\n  \"a.b\": 1}", "\"a.b\"", 2, 3, unknown },
+		{ FILE_BACKEND "\"mount\": {\"path\": \"/run/s\",\n  \"a.b\": 1}}",
+		  "mount.\"a.b\"", 4, 3, unknown },
+		{ FILE_BACKEND "\"memory\": {\n  \"x y\": 1}}",
+		  "memory.\"x y\"", 4, 3, unknown },
+		{ FILE_BACKEND "\"cache\": {\"max_bytes\": 4096,\n  \"a.b\": 1}}",
+		  "cache.\"a.b\"", 4, 3, unknown },
+		{ FILE_BACKEND "\"defaults\": {\n  \"x y\": 1}}",
+		  "defaults.\"x y\"", 4, 3, unknown },
+		{ FILE_BACKEND "\"defaults\": {\"on_rotate\": {\n  \"a.b\": 1}}}",
+		  "defaults.on_rotate.\"a.b\"", 4, 3, unknown },
+		{ "{\"backends\": {\"f\": {\"type\": \"file\", \"dir\": \"/x\"}},\n"
+		  "\"secrets\": {\"tls.crt\": {\"backend\": \"f\",\n  \"x y\": 1}}}",
+		  "secrets.\"tls.crt\".\"x y\"", 3, 3, unknown },
+		{ "{\"secrets\": {},\n"
+		  "\"backends\": {\"f.1\": {\"type\": \"file\", \"dir\": \"/x\",\n"
+		  "  \"a.b\": 1}}}",
+		  "backends.\"f.1\".\"a.b\"", 3, 3, unknown },
+		{ VAULT_BACKEND("\n  \"x y\": 1}}}"),
+		  "backends.v.\"x y\"", 3, 3, unknown },
+		{ VAULT_BACKEND("\"tls\": {\n  \"a.b\": 1}}}}"),
+		  "backends.v.tls.\"a.b\"", 3, 3, unknown },
+		{ VAULT_BACKEND("\"http\": {\n  \"a.b\": 1}}}}"),
+		  "backends.v.http.\"a.b\"", 3, 3, unknown },
+		{ VAULT_BACKEND("\"kv\": {\n  \"a.b\": 1}}}}"),
+		  "backends.v.kv.\"a.b\"", 3, 3, unknown },
+		{ "{\"secrets\": {},\n"
+		  "\"backends\": {\"v\": {\"type\": \"vault\", "
+		  "\"address\": \"https://vault:8200\",\n"
+		  "\"auth\": {\"method\": \"token\", \"token_file\": \"/t\",\n"
+		  "  \"a.b\": 1}}}}",
+		  "backends.v.auth.\"a.b\"", 4, 3, unknown },
+		{ AWS_BACKEND("\n  \"a.b\": 1}}}"),
+		  "backends.a.\"a.b\"", 3, 3, unknown },
+		{ AWS_BACKEND("\"tls\": {\n  \"x y\": 1}}}}"),
+		  "backends.a.tls.\"x y\"", 3, 3, unknown },
+		{ AWS_BACKEND("\"http\": {\n  \"x y\": 1}}}}"),
+		  "backends.a.http.\"x y\"", 3, 3, unknown },
+		{ AWS_BACKEND("\"credentials\": {\n  \"a.b\": 1}}}}"),
+		  "backends.a.credentials.\"a.b\"", 3, 3, unknown },
+		{ FILE_BACKEND "\"audit\": {\n  \"a.b\": 1, \"file\": \"/a\", "
+		  "\"key_file\": \"/k\"}}",
+		  "audit.\"a.b\"", 4, 3, unknown },
+		{ FILE_BACKEND "\"rules\": [{\"match\": {\"any\": true}, "
+		  "\"allow\": [\"*\"],\n  \"a.b\": 1}]}",
+		  "rules[0].\"a.b\"", 4, 3, "unknown key (id, match, allow, deny)" },
+		{ FILE_BACKEND "\"rules\": [{\"allow\": [\"*\"], \"match\": {\n"
+		  "  \"x y\": 1}}]}",
+		  "rules[0].match.\"x y\"", 4, 3, "unknown key (any, host, "
+		  "container_id, container_name, image, label, runtime, cgroup, "
+		  "pod_uid, unit, uid, gid)" },
+		{ FILE_BACKEND "\"access\": {\n  \"a.b\": 1}}",
+		  "access.\"a.b\"", 4, 3, unknown },
+		{ FILE_BACKEND "\"runtime\": {\n  \"x y\": 1}}",
+		  "runtime.\"x y\"", 4, 3, unknown },
+		{ FILE_BACKEND "\"control\": {\n  \"a.b\": 1}}",
+		  "control.\"a.b\"", 4, 3, unknown },
+		{ FILE_BACKEND "\"privsep\": {\n  \"x y\": 1}}",
+		  "privsep.\"x y\"", 4, 3, unknown },
+	};
+	char buf[512], want[512];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cfg_err err;
+		struct config *cfg = (void *)1;
+
+		print_message("case %zu: %s\n", i, cases[i].path);
+		assert_int_equal(config_load_string(cases[i].text, "t.json",
+		    &cfg, &err), -EINVAL);
+		assert_null(cfg);
+		cfg_err_format(&err, "t.json", buf, sizeof(buf));
+		snprintf(want, sizeof(want), "t.json:%d:%d: %s: %s",
+		    cases[i].line, cases[i].col, cases[i].path, cases[i].msg);
+		assert_string_equal(buf, want);
+	}
+}
+
 static void
 write_file(const char *path, const char *text, mode_t mode)
 {
@@ -311,6 +418,7 @@ main(void)
 		cmocka_unit_test(test_reload_digest),
 		cmocka_unit_test(test_errors_name_path_and_position),
 		cmocka_unit_test(test_error_format),
+		cmocka_unit_test(test_unknown_key_in_every_section),
 		cmocka_unit_test(test_file_permissions),
 		cmocka_unit_test(test_durations_and_sizes),
 	};

@@ -1,0 +1,273 @@
+/*
+ * The Vault backend's configuration: its object in the config file, with
+ * the VAULT_* environment variables as the Vault CLI reads them.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <secretsfs/cfg.h>
+#include <secretsfs/http.h>
+
+#include "vault_int.h"
+
+const char *const vault_method_names[4] = {
+	[AUTH_CERT] = "cert",
+	[AUTH_APPROLE] = "approle",
+	[AUTH_KUBERNETES] = "kubernetes",
+	[AUTH_TOKEN] = "token",
+};
+
+#define NMETHODS	(sizeof(vault_method_names) / sizeof(vault_method_names[0]))
+
+/* --- configuration ------------------------------------------------------- */
+
+/* A path segment list fit for a URL: no empty, "." or ".." segments. */
+bool
+vault_safe_path(const char *s, bool trailing_slash_ok)
+{
+	const char *p = s;
+
+	if (*s == '/')
+		return false;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+				return false;
+		p += n;
+		if (*p == '/') {
+			p++;
+			if (!*p)
+				return trailing_slash_ok;
+		}
+	}
+	return true;
+}
+
+static const char *
+env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+/* A value that can travel as a header: no control characters. */
+static bool
+header_safe(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static int
+parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
+    struct cfg_err *err)
+{
+	static const char *const cert_keys[] = { "method", "mount", "name",
+	    NULL };
+	static const char *const approle_keys[] = { "method", "mount",
+	    "role_id_file", "secret_id_file", NULL };
+	static const char *const k8s_keys[] = { "method", "mount", "role",
+	    "jwt_file", NULL };
+	static const char *const token_keys[] = { "method", "token_file",
+	    NULL };
+	const char *const *keys[] = { cert_keys, approle_keys, k8s_keys,
+	    token_keys };
+	const char *method = NULL;
+	char p[CFG_PATH_MAX];
+	size_t i;
+	int r;
+
+	if (!json_is_object(auth))
+		return cfg_err_set(err, path, "expected an object");
+	if ((r = cfg_get_string(auth, path, "method", 0, &method, err)) < 0)
+		return r;
+	if (!method)
+		return cfg_err_set(err, path, "missing required key "
+		    "\"method\" (cert, approle, kubernetes or token)");
+	for (i = 0; i < NMETHODS; i++)
+		if (strcmp(method, vault_method_names[i]) == 0)
+			break;
+	if (i == NMETHODS) {
+		cfg_path_key(p, sizeof(p), path, "method");
+		return cfg_err_set(err, p, "unknown auth method \"%s\" "
+		    "(cert, approle, kubernetes or token)", method);
+	}
+	vc->method = (enum auth_method)i;
+	if ((r = cfg_check_keys(auth, path, keys[i], err)) < 0)
+		return r;
+	vc->auth_mount = vault_method_names[i];
+	if (vc->method != AUTH_TOKEN &&
+	    (r = cfg_get_string(auth, path, "mount", 0, &vc->auth_mount,
+	    err)) < 0)
+		return r;
+	if (!vault_safe_path(vc->auth_mount, false)) {
+		cfg_path_key(p, sizeof(p), path, "mount");
+		return cfg_err_set(err, p, "expected a mount path such as "
+		    "\"approle\" or \"team/approle\"");
+	}
+	switch (vc->method) {
+	case AUTH_CERT:
+		if ((r = cfg_get_string(auth, path, "name", 0, &vc->cert_name,
+		    err)) < 0)
+			return r;
+		if (!vc->http.tls || !vc->http.client_cert) {
+			cfg_path_key(p, sizeof(p), path, "method");
+			return cfg_err_set(err, p, "cert auth needs a client "
+			    "certificate: set tls.client_cert and "
+			    "tls.client_key (or $VAULT_CLIENT_CERT and "
+			    "$VAULT_CLIENT_KEY)");
+		}
+		break;
+	case AUTH_APPROLE:
+		if ((r = cfg_get_path(auth, path, "role_id_file", 0,
+		    &vc->role_id_file, err)) < 0 ||
+		    (r = cfg_get_path(auth, path, "secret_id_file", 0,
+		    &vc->secret_id_file, err)) < 0)
+			return r;
+		if (!vc->role_id_file)
+			return cfg_err_set(err, path, "missing required key "
+			    "\"role_id_file\"");
+		break;
+	case AUTH_KUBERNETES:
+		vc->jwt_file = DEFAULT_JWT_FILE;
+		if ((r = cfg_get_string(auth, path, "role", 0, &vc->role,
+		    err)) < 0 ||
+		    (r = cfg_get_path(auth, path, "jwt_file", 0, &vc->jwt_file,
+		    err)) < 0)
+			return r;
+		if (!vc->role)
+			return cfg_err_set(err, path, "missing required key "
+			    "\"role\"");
+		break;
+	case AUTH_TOKEN:
+		if ((r = cfg_get_path(auth, path, "token_file", 0,
+		    &vc->token_file, err)) < 0)
+			return r;
+		if (!vc->token_file)
+			return cfg_err_set(err, path, "missing required key "
+			    "\"token_file\"");
+		break;
+	}
+	return 0;
+}
+
+static int
+env_path(const char *var, const char *path, const char **out,
+    struct cfg_err *err)
+{
+	const char *v = env(var);
+
+	if (!v)
+		return 0;
+	if (v[0] != '/')
+		return cfg_err_set(err, path, "$%s must be an absolute path",
+		    var);
+	*out = v;
+	return 0;
+}
+
+int
+vault_conf_parse(const json_t *opts, const char *path, struct vault_conf *vc,
+    struct cfg_err *err)
+{
+	static const char *const keys[] = { "type", "address", "namespace",
+	    "tls", "http", "kv", "auth", NULL };
+	static const char *const kv_keys[] = { "mount", "version", NULL };
+	const json_t *kv, *auth;
+	char p[CFG_PATH_MAX], kp[CFG_PATH_MAX], why[256];
+	int r;
+
+	memset(vc, 0, sizeof(*vc));
+	if ((r = cfg_check_keys(opts, path, keys, err)) < 0)
+		return r;
+	vc->address = env("VAULT_ADDR");
+	vc->ns = env("VAULT_NAMESPACE");
+	if ((r = cfg_get_string(opts, path, "address", 0, &vc->address,
+	    err)) < 0 ||
+	    (r = cfg_get_string(opts, path, "namespace", 0, &vc->ns, err)) < 0)
+		return r;
+	/* Caught here, not as an EINVAL on every request. */
+	if (vc->ns && !header_safe(vc->ns)) {
+		cfg_path_key(p, sizeof(p), path, "namespace");
+		return cfg_err_set(err, p, "%s holds a control character",
+		    vc->ns == env("VAULT_NAMESPACE") ? "$VAULT_NAMESPACE" :
+		    "the namespace");
+	}
+	if ((r = http_options_from_json(opts, path, &vc->http, err)) < 0)
+		return r;
+	if (!vc->address)
+		return cfg_err_set(err, path, "missing required key "
+		    "\"address\" ($VAULT_ADDR is not set either)");
+	if (vc->http.tls) {
+		cfg_path_key(p, sizeof(p), path, "tls");
+		if (!vc->http.ca_file &&
+		    (r = env_path("VAULT_CACERT", p, &vc->http.ca_file, err)) < 0)
+			return r;
+		if (!vc->http.client_cert && (env("VAULT_CLIENT_CERT") ||
+		    env("VAULT_CLIENT_KEY"))) {
+			if (!env("VAULT_CLIENT_CERT") || !env("VAULT_CLIENT_KEY"))
+				return cfg_err_set(err, p, "$VAULT_CLIENT_CERT "
+				    "and $VAULT_CLIENT_KEY must be set together");
+			if ((r = env_path("VAULT_CLIENT_CERT", p,
+			    &vc->http.client_cert, err)) < 0 ||
+			    (r = env_path("VAULT_CLIENT_KEY", p,
+			    &vc->http.client_key, err)) < 0)
+				return r;
+		}
+	}
+	cfg_path_key(p, sizeof(p), path, "address");
+	if (http_check_url(vc->address, vc->http.tls, why, sizeof(why)) < 0)
+		return cfg_err_set(err, p, "%s", why);
+
+	vc->kv_mount = "secret";
+	vc->kv_version = 2;
+	if ((kv = json_object_get(opts, "kv"))) {
+		json_t *ver;
+
+		cfg_path_key(p, sizeof(p), path, "kv");
+		if (!json_is_object(kv))
+			return cfg_err_set(err, p, "expected an object");
+		if ((r = cfg_check_keys(kv, p, kv_keys, err)) < 0 ||
+		    (r = cfg_get_string(kv, p, "mount", 0, &vc->kv_mount,
+		    err)) < 0)
+			return r;
+		if ((ver = json_object_get(kv, "version"))) {
+			cfg_path_key(kp, sizeof(kp), p, "version");
+			if (!json_is_integer(ver) ||
+			    (json_integer_value(ver) != 1 &&
+			    json_integer_value(ver) != 2))
+				return cfg_err_set(err, kp, "expected 1 or 2");
+			vc->kv_version = (int)json_integer_value(ver);
+		}
+		if (!vault_safe_path(vc->kv_mount, false)) {
+			cfg_path_key(kp, sizeof(kp), p, "mount");
+			return cfg_err_set(err, kp, "expected a mount path "
+			    "such as \"secret\" or \"team/kv\"");
+		}
+	}
+	cfg_path_key(p, sizeof(p), path, "auth");
+	if (!(auth = json_object_get(opts, "auth")))
+		return cfg_err_set(err, path, "missing required key "
+		    "\"auth\"");
+	return parse_auth(auth, p, vc, err);
+}
+
+int
+vault_validate(const json_t *opts, const char *path, struct cfg_err *err)
+{
+	struct vault_conf vc;
+
+	return vault_conf_parse(opts, path, &vc, err);
+}

@@ -1,0 +1,125 @@
+/*
+ * vault_int.h: what the files of the Vault backend share (the client and
+ * its operations in vault.c, the configuration in vault_conf.c, login and
+ * the token in vault_login.c). Not an interface.
+ */
+#ifndef SECRETSFS_VAULT_INT_H
+#define SECRETSFS_VAULT_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <secretsfs/backend.h>
+#include <secretsfs/cfg.h>
+#include <secretsfs/http.h>
+#include <secretsfs/vault.h>
+
+#define CRED_MAX		(64u << 10)	/* role/secret id, JWT, token */
+#define DEFAULT_JWT_FILE	"/var/run/secrets/kubernetes.io/serviceaccount/token"
+#define MIN_RENEW_MS		250
+#define LOGIN_RETRY_MIN_MS	1000
+#define LOGIN_RETRY_MAX_MS	30000
+#define VMSG_MAX		160
+
+enum auth_method { AUTH_CERT, AUTH_APPROLE, AUTH_KUBERNETES, AUTH_TOKEN };
+
+/* "cert", "approle", ..., by enum auth_method (vault_conf.c). */
+extern const char *const vault_method_names[4];
+
+/* The parsed config object; strings point into it or into the env. */
+struct vault_conf {
+	const char		*address;
+	const char		*ns;
+	struct http_options	 http;
+	const char		*kv_mount;
+	int			 kv_version;
+	enum auth_method	 method;
+	const char		*auth_mount;
+	const char		*cert_name;
+	const char		*role_id_file;
+	const char		*secret_id_file;
+	const char		*role;
+	const char		*jwt_file;
+	const char		*token_file;
+};
+
+struct vault {
+	char			*name;
+	char			*ns;
+	char			*kv_mount;
+	int			 kv_version;
+	enum auth_method	 method;
+	char			*auth_mount;
+	char			*cert_name;
+	char			*role_id_file;
+	char			*secret_id_file;
+	char			*role;
+	char			*jwt_file;
+	char			*token_file;
+	struct http_client	*http;
+
+	pthread_mutex_t		 mu;		/* everything below */
+	pthread_cond_t		 cond;		/* wakes the renewer */
+	char			*token;		/* secmem; NULL before login */
+	uint64_t		 gen;		/* bumps at every login */
+	bool			 renewable;
+	int64_t			 ttl_ms;	/* 0: never expires */
+	int64_t			 login_ttl_ms;
+	int64_t			 renew_at;	/* monotonic ms; 0: not due */
+	int64_t			 login_retry_ms;
+	uint64_t		 login_attempts;
+	bool			 login_failed;
+	int			 login_err;
+	char			 login_why[BACKEND_ERR_MAX];
+	bool			 thread_started;
+	bool			 stop;
+	pthread_t		 thread;
+
+	pthread_mutex_t		 login_mu;	/* one login at a time */
+};
+
+/* --- vault.c -------------------------------------------------------------- */
+
+/* obj as compact JSON, into the arena. */
+int vault_dump_secmem(const json_t *obj, uint8_t **out, size_t *len);
+/*
+ * The parts that are not NULL, one after the other, each percent-encoded
+ * but for unreserved characters and '/'; -errno when buf is too small.
+ */
+int vault_build_path(char *buf, size_t len, const char *a, const char *b,
+    const char *c, const char *d);
+/*
+ * One request to Vault with the headers every request carries. token may
+ * be NULL (logins). Retries as the http options say.
+ */
+int vault_http(struct vault *v, const char *method, const char *path,
+    const char *token, const uint8_t *body, size_t blen,
+    struct http_response *resp, char *errbuf, size_t errlen);
+/* "[what: ]Vault answered 503: Vault is sealed" */
+void vault_describe_status(const struct http_response *resp,
+    const char *what, char *errbuf, size_t errlen);
+
+/* --- vault_conf.c --------------------------------------------------------- */
+
+/* A path segment list fit for a URL: no empty, "." or ".." segments. */
+bool vault_safe_path(const char *s, bool trailing_slash_ok);
+/* The backend's config object, environment included; -EINVAL with err. */
+int vault_conf_parse(const json_t *opts, const char *path,
+    struct vault_conf *vc, struct cfg_err *err);
+int vault_validate(const json_t *opts, const char *path,
+    struct cfg_err *err);
+
+/* --- vault_login.c -------------------------------------------------------- */
+
+/*
+ * A request with the current token; on 403 log in again once and retry.
+ * 0 with *resp for any other status, or -errno.
+ */
+int vault_authed(struct vault *v, const char *method, const char *path,
+    struct http_response *resp, char *errbuf, size_t errlen);
+
+#endif
