@@ -434,6 +434,7 @@ fetcher_main(int fd, uid_t uid, gid_t gid, size_t locked_bytes)
 	sigset_t set;
 	int r;
 
+	log_procinit("fetch");
 	prctl(PR_SET_NAME, "secretsfs-fetch", 0, 0, 0);
 	if ((r = secmem_init_child(locked_bytes, why, sizeof(why))) < 0)
 		fatalx("fetcher: %s", why);

@@ -425,6 +425,7 @@ priv_main(int fd, uid_t uid, gid_t gid, size_t locked_bytes)
 	sigset_t set;
 	int sfd, timeout;
 
+	log_procinit("priv");
 	H.fd = fd;
 	H.uid = uid;
 	H.gid = gid;
