@@ -1,36 +1,30 @@
 /*
- * secretsfs: the command line and the daemon's start-up sequence.
+ * secretsfs: the command line. Its sub-commands are one table (cmds),
+ * which drives dispatch, --help and CMD --help; `mount` hands the loaded
+ * config to the daemon (daemon.h).
  *
- * Order matters: harden the process and route jansson through the wiping
- * allocator before anything is parsed; read the config (its size decides
- * the arena); lock the arena; open the backends; then mount.
+ * Before anything is parsed, the process is hardened and jansson routed
+ * through the wiping allocator.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <malloc.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <secretsfs/auditlog.h>
-#include <secretsfs/broker.h>
 #include <secretsfs/control.h>
 #include <secretsfs/engine.h>
 #include <secretsfs/identity.h>
 #include <secretsfs/policy.h>
 #include <secretsfs/repair.h>
 #include <secretsfs/config.h>
+#include <secretsfs/daemon.h>
 #include <secretsfs/fs.h>
 #include <secretsfs/http.h>
 #include <secretsfs/log.h>
-#include <secretsfs/privsep.h>
 #include <secretsfs/secmem.h>
 
 #ifndef SECRETSFS_VERSION
@@ -72,53 +66,7 @@ cmd_check_config(int argc, char **argv)
 	return 0;
 }
 
-/*
- * Without -f: fork before anything is locked or forked for privilege
- * separation, so that the daemon, its helper and its fetcher are one
- * family and the arena is never split by a fork. The process the shell
- * started waits until the daemon serves (exit 0) or dies (exit 1); until
- * then the daemon's errors also reach its stderr. Only the daemon holds
- * the write end (privsep_start closes it in the helper), but the waiter
- * also watches the daemon's exit, which says the same thing sooner.
- */
-static int
-daemon_start(void)
-{
-	struct pollfd pfd;
-	int p[2], status;
-	pid_t pid;
-	ssize_t n;
-	char c;
-
-	if (pipe2(p, O_CLOEXEC) != 0) {
-		log_warn("cannot detach: pipe");
-		return -1;
-	}
-	fflush(NULL);
-	if ((pid = fork()) < 0) {
-		log_warn("cannot detach: fork");
-		return -1;
-	}
-	if (pid == 0) {
-		close(p[0]);
-		if (setsid() < 0)
-			log_warn("setsid");
-		log_set_stderr(true);
-		return p[1];
-	}
-	close(p[1]);
-	pfd.fd = p[0];
-	pfd.events = POLLIN;
-	for (;;) {
-		if (poll(&pfd, 1, 200) > 0) {
-			n = read(p[0], &c, 1);
-			_exit(n == 1 && c == 0 ? 0 : 1);
-		}
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			_exit(1);
-	}
-}
-
+/* The daemon's life is daemon.c's; fs.c serves its requests. */
 static int
 cmd_mount(int argc, char **argv)
 {
@@ -129,13 +77,10 @@ cmd_mount(int argc, char **argv)
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct fs_options opt = { 0 };
-	sigset_t sigs;
+	struct daemon_options opt = { 0 };
 	const char *file = NULL;
-	struct broker *b;
 	struct config *cfg;
-	char why[512];
-	int ch, r;
+	int ch;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:fdh", longopts, NULL)) != -1) {
@@ -164,59 +109,7 @@ cmd_mount(int argc, char **argv)
 	if (load_config(file, &cfg) < 0)
 		return 1;
 	opt.mountpoint = argc - optind == 1 ? argv[optind] : cfg->mountpoint;
-	opt.allow_other = cfg->allow_other;
-	/* libfuse's trace prints request data; keep it to the foreground. */
-	opt.debug = opt.debug && opt.foreground;
-	opt.ready_fd = -1;
-	if (!opt.foreground && (opt.ready_fd = daemon_start()) < 0) {
-		config_free(cfg);
-		return 1;
-	}
-
-	/*
-	 * Before any thread exists: every thread inherits these blocked and
-	 * fs.c's signal thread alone takes them (sigwait).
-	 */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	/*
-	 * Up to 64 FUSE threads would each get a malloc arena, and each
-	 * arena keeps what it freed: RSS would drift up with the number of
-	 * threads that ever ran. A few arenas hold the heap flat.
-	 */
-	mallopt(M_ARENA_MAX, 2);
-
-	/* One thread, nothing secret yet: fork the helper and the fetcher. */
-	if ((r = privsep_start(cfg, opt.ready_fd, why, sizeof(why))) < 0) {
-		log_warnx("%s", why);
-		config_free(cfg);
-		return 1;
-	}
-	if ((r = secmem_init(cfg->locked_bytes, why, sizeof(why))) < 0) {
-		log_warnx("%s", why);
-		config_free(cfg);
-		return 1;
-	}
-	log_info("locked %zu bytes for secrets (%s)", secmem_locked_bytes(),
-	    secmem_backing());
-	/* Still one thread: capabilities are per thread. */
-	if ((r = privsep_drop()) < 0) {
-		log_warnx("cannot give up root's capabilities: %s",
-		    strerror(-r));
-		config_free(cfg);
-		return 1;
-	}
-	if ((r = broker_new(cfg, &b, why, sizeof(why))) < 0) {
-		log_warnx("%s", why);
-		return 1;
-	}
-	r = fs_run(b, &opt);
-	broker_free(b);
-	secmem_shutdown();
-	return r < 0 ? 1 : 0;
+	return daemon_main(cfg, &opt, &fs_frontend);
 }
 
 /* The fs uid/gid of pid, as the kernel hands them to FUSE. */
