@@ -1,4 +1,6 @@
 /*
+ * Runs in the FUSE process (the SANDBOX_FUSE allow-list).
+ *
  * The filesystem: a flat, read-only directory of secrets.
  *
  * Inode 1 is the root. Every other inode number is handed out once per
