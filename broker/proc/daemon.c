@@ -33,9 +33,9 @@
 struct daemon {
 	struct broker			*broker;
 	const struct daemon_frontend	*fe;
-	void				*fs;		/* the frontend's session */
+	void				*fs;	/* the frontend's session */
 
-	pthread_t			 hup;		/* the signal thread */
+	pthread_t			 hup;	/* the signal thread */
 	pthread_t			 main_thread;	/* runs the loop */
 	bool				 hup_running;
 	volatile sig_atomic_t		 stopping;
