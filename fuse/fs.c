@@ -1,4 +1,6 @@
 /*
+ * Runs in the FUSE process (the SANDBOX_FUSE allow-list).
+ *
  * The filesystem: a flat, read-only directory of secrets.
  *
  * Inode 1 is the root. Every other inode number is handed out once per
@@ -27,20 +29,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
 
-#include <secretsfs/clk.h>
-#include <secretsfs/control.h>
 #include <secretsfs/fs.h>
 #include <secretsfs/log.h>
-#include <secretsfs/notify.h>
-#include <secretsfs/privsep.h>
-#include <secretsfs/repair.h>
 #include <secretsfs/secmem.h>
 
 #define ROOT_INO	FUSE_ROOT_ID
@@ -86,10 +82,9 @@ struct fs {
 	pthread_t		 qthread;
 	bool			 qrunning;
 
-	pthread_t		 hup;		/* the signal thread */
-	pthread_t		 main_thread;	/* runs the FUSE loop */
-	bool			 hup_running;
-	volatile sig_atomic_t	 stopping;
+	struct fuse_args	 args;
+	struct fuse_loop_config	*lc;
+	bool			 signals;	/* libfuse's handlers set */
 };
 
 /* What an inode is, in the view of one request. */
@@ -1014,98 +1009,6 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.removexattr	= op_removexattr,
 };
 
-/*
- * SIGHUP reloads the config and reopens the audit file (logrotate). Every
- * thread blocks it and this one waits for it, so no handler runs in the
- * middle of a request. At stop, fs_run sends it SIGHUP with `stopping`
- * set.
- */
-/* SIGUSR1 only interrupts the loop's wait; the handler does nothing. */
-static void
-wake(int sig)
-{
-	(void)sig;
-}
-
-/*
- * The signal thread. SIGTERM, SIGINT and SIGHUP are blocked in every
- * thread of the daemon (main blocks them before it starts any) and taken
- * here with sigwait, so no handler ever runs inside a request or inside a
- * helper thread. A handler that ran in, say, the refresh thread would end
- * the session while the loop's main thread slept on, never to notice.
- * TERM and INT end the session and wake the loop; HUP reloads.
- */
-static void *
-hup_thread(void *arg)
-{
-	struct fs *fs = arg;
-	sigset_t set;
-	int sig;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (fs->stopping)
-			break;
-		if (sig == SIGTERM || sig == SIGINT) {
-			log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" :
-			    "SIGINT");
-			fuse_session_exit(fs->se);
-			pthread_kill(fs->main_thread, SIGUSR1);
-			continue;
-		}
-		/* systemd's Type=notify-reload wants the time of the request. */
-		notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading "
-		    "%s", (unsigned long long)clk_mono_us(),
-		    broker_config(fs->broker)->file);
-		broker_reload(fs->broker);
-		broker_audit_reopen(fs->broker);
-		notify_sendf("READY=1\nSTATUS=serving %zu secrets",
-		    broker_config(fs->broker)->n_secrets);
-	}
-	return NULL;
-}
-
-static int
-start_hup_thread(struct fs *fs)
-{
-	struct sigaction sa;
-	sigset_t set;
-	int r;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = wake;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGUSR1, &sa, NULL) != 0)
-		return -errno;
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	if ((r = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0)
-		return -r;
-	fs->main_thread = pthread_self();
-	if ((r = pthread_create(&fs->hup, NULL, hup_thread, fs)) != 0)
-		return -r;
-	fs->hup_running = true;
-	return 0;
-}
-
-static void
-stop_hup_thread(struct fs *fs)
-{
-	if (!fs->hup_running)
-		return;
-	fs->stopping = 1;
-	pthread_kill(fs->hup, SIGHUP);
-	pthread_join(fs->hup, NULL);
-	fs->hup_running = false;
-}
-
 static int
 start_inval_thread(struct fs *fs)
 {
@@ -1137,194 +1040,147 @@ stop_inval_thread(struct fs *fs)
 	fs->qrunning = false;
 }
 
-/* The watchdog is petted only while the FUSE loop runs. */
-static bool
-serving(void *arg)
+/* ---- the session, as the daemon drives it (daemon.h) ---------------- */
+
+static void
+fs_close(void *arg)
 {
 	struct fs *fs = arg;
+	size_t i;
 
-	return !fs->stopping && !fuse_session_exited(fs->se);
+	if (!fs)
+		return;
+	if (fs->signals)
+		fuse_remove_signal_handlers(fs->se);
+	fuse_loop_cfg_destroy(fs->lc);
+	if (fs->se)
+		fuse_session_destroy(fs->se);
+	fuse_opt_free_args(&fs->args);
+	for (i = 0; i < fs->ninodes; i++)
+		free(fs->inodes[i].name);
+	free(fs->inodes);
+	free(fs->slots);
+	/* Files still open when the session ended get no RELEASE. */
+	while (fs->handles)
+		handle_free(fs, fs->handles);
+	free(fs);
 }
 
-/* A repaired (or unrepairable) bind of a dead mount: into the audit trail. */
-static void
-fs_repaired(void *arg, const struct repair_result *res)
+static void *
+fs_open(struct broker *b, bool debug)
 {
-	broker_audit_repair(arg, res->pid, res->uid, res->gid, res->target,
-	    res->err, res->step);
-}
+	struct broker_view *v;
+	const struct config *cfg;
+	struct fs *fs;
+	size_t i;
+	bool ok = true;
 
-/* The fetcher died, or its successor started: into the audit trail. */
-static void
-fs_fetcher(void *arg, bool started, pid_t pid, int status, unsigned ms)
-{
-	broker_audit_fetcher(arg, started, pid, status, ms);
-}
-
-/*
- * Serving: tell the process that started us, and let go of its terminal.
- * From here on the log is syslog alone.
- */
-static void
-detach(int ready_fd)
-{
-	const char ok = 0;
-
-	log_detach();
-	if (write(ready_fd, &ok, 1) != 1)
-		log_warn("cannot tell the starting process we serve");
-	close(ready_fd);
-}
-
-int
-fs_run(struct broker *b, const struct fs_options *opt)
-{
-	struct fs fs = { .broker = b, .started = time(NULL),
+	if (!(fs = malloc(sizeof(*fs))))
+		return NULL;
+	*fs = (struct fs){ .broker = b, .started = time(NULL),
 	    .lock = PTHREAD_MUTEX_INITIALIZER,
 	    .hlock = PTHREAD_MUTEX_INITIALIZER,
 	    .qlock = PTHREAD_MUTEX_INITIALIZER,
-	    .qcond = PTHREAD_COND_INITIALIZER };
-	/* The first config may be freed by a reload: hold it while we use it. */
-	struct broker_view *v0 = broker_acquire(b);
-	const struct config *cfg = broker_view_config(v0);
-	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct fuse_loop_config *lc = NULL;
-	struct fuse_session *se = NULL;
-	struct control *ctl = NULL;
-	struct privsep_hooks hooks = { .repaired = fs_repaired,
-	    .fetcher = fs_fetcher, .arg = b };
-	char sock[256], why[512], mp[PATH_MAX], devfd[32];
-	bool mounted = false;
-	int fusefd = -1;
-	size_t i;
-	int r = -EIO;
-
-	/* opt->mountpoint may point into that first config. */
-	snprintf(mp, sizeof(mp), "%s", opt->mountpoint);
+	    .qcond = PTHREAD_COND_INITIALIZER,
+	    .args = FUSE_ARGS_INIT(0, NULL) };
 	/* Secret i of the first config is inode i + 2, as it always was. */
-	for (i = 0; i < cfg->n_secrets; i++)
-		if (!ino_of(&fs, ROOT_INO, cfg->secrets[i].name,
-		    cfg->secrets[i].as != CONFIG_AS_FILE, true)) {
-			r = -ENOMEM;
-			goto out;
-		}
+	v = broker_acquire(b);
+	cfg = broker_view_config(v);
+	for (i = 0; ok && i < cfg->n_secrets; i++)
+		ok = ino_of(fs, ROOT_INO, cfg->secrets[i].name,
+		    cfg->secrets[i].as != CONFIG_AS_FILE, true) != 0;
+	broker_release(v);
+	if (!ok)
+		goto fail;
 	/* Mount options live in the helper's mount(2); these are libfuse's. */
-	r = -EIO;
-	if (fuse_opt_add_arg(&args, "secretsfs") != 0 ||
-	    (opt->debug && fuse_opt_add_arg(&args, "-odebug") != 0)) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if (!(se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs))) {
+	if (fuse_opt_add_arg(&fs->args, "secretsfs") != 0 ||
+	    (debug && fuse_opt_add_arg(&fs->args, "-odebug") != 0))
+		goto fail;
+	if (!(fs->se = fuse_session_new(&fs->args, &fs_ops, sizeof(fs_ops),
+	    fs))) {
 		log_warnx("cannot create the FUSE session");
-		goto out;
+		goto fail;
 	}
-	fs.se = se;
-	if (fuse_set_signal_handlers(se) != 0)
-		goto out;
-	/* The helper clears a dead mount, mounts, and hands /dev/fuse over. */
-	if ((r = privsep_mount(mp, opt->allow_other, &fusefd, why,
-	    sizeof(why))) < 0) {
-		log_warnx("%s", why);
-		goto out_signals;
-	}
-	mounted = true;
+	if (fuse_set_signal_handlers(fs->se) != 0)
+		goto fail;
+	fs->signals = true;
+	if (!(fs->lc = fuse_loop_cfg_create()))
+		goto fail;
+	fuse_loop_cfg_set_clone_fd(fs->lc, 0);
+	fuse_loop_cfg_set_max_threads(fs->lc, 64);
+	return fs;
+fail:
+	fs_close(fs);
+	return NULL;
+}
+
+static int
+fs_attach(void *arg, int fusefd, const char *mp)
+{
+	struct fs *fs = arg;
+	char devfd[32];
+
 	snprintf(devfd, sizeof(devfd), "/dev/fd/%d", fusefd);
-	if (fuse_session_mount(se, devfd) != 0) {
+	if (fuse_session_mount(fs->se, devfd) != 0) {
 		log_warnx("cannot serve %s", mp);
 		close(fusefd);
-		r = -EIO;
-		goto out_unmount;
+		return -EIO;
 	}
 	/*
-	 * main.c forked before anything was locked or any helper existed
+	 * The daemon forked before anything was locked or any helper existed
 	 * (fuse_daemonize's fork would leave the arena behind: it is
 	 * MADV_WIPEONFORK/DONTFORK): here only the move to "/" is left.
 	 */
 	if (fuse_daemonize(1) != 0)
-		goto out_unmount;
-	/* A file size limit must fail the audit write (EFBIG), not kill us. */
-	signal(SIGXFSZ, SIG_IGN);
-	/* Every thread from here on (and any before: the filter syncs them). */
-	if ((r = privsep_sandbox(why, sizeof(why))) < 0) {
-		log_warnx("%s", why);
-		goto out_unmount;
-	}
-	if ((r = privsep_start_reader(&hooks)) < 0) {
-		log_warnx("cannot start the fetcher's reader: %s",
-		    strerror(-r));
-		goto out_unmount;
-	}
-	if ((r = start_hup_thread(&fs)) < 0) {
-		log_warnx("cannot start the SIGHUP thread: %s", strerror(-r));
-		goto out_unmount;
-	}
-	if ((r = start_inval_thread(&fs)) < 0 || (r = broker_start(b)) < 0) {
-		log_warnx("cannot start the refresh threads: %s", strerror(-r));
-		goto out_threads;
-	}
-	/* Status and metrics are a convenience: serve without them if need be. */
-	if (control_socket_path(cfg->control_socket, mp, sock,
-	    sizeof(sock)) < 0)
-		log_warnx("control socket: path too long; set control.socket");
-	else if ((r = control_open(sock, b, &ctl, why, sizeof(why))) < 0)
-		log_warnx("control socket: %s; status, metrics and health are "
-		    "not available", why);
-	else
-		log_info("control socket %s", sock);
-	/*
-	 * The helper publishes the mount to the host and gives dead binds of
-	 * the last one ours, once the loop below answers.
-	 */
-	privsep_serving();
-	if (!(lc = fuse_loop_cfg_create())) {
-		r = -ENOMEM;
-		goto out_threads;
-	}
-	fuse_loop_cfg_set_clone_fd(lc, 0);
-	fuse_loop_cfg_set_max_threads(lc, 64);
-	broker_set_mounted(b, mp);
-	log_info("serving %zu secrets on %s", cfg->n_secrets, mp);
-	/* Requests queue in the kernel until the loop below takes them. */
-	if ((r = notify_sendf("READY=1\nMAINPID=%d\nSTATUS=serving %zu secrets "
-	    "on %s", (int)getpid(), cfg->n_secrets, mp)) < 0)
-		log_warnx("sd_notify: %s", strerror(-r));
-	broker_release(v0);
-	v0 = NULL;
-	cfg = NULL;
-	if (opt->ready_fd >= 0)
-		detach(opt->ready_fd);
-	if ((r = notify_watchdog_start(serving, &fs)) < 0)
-		log_warnx("sd_notify watchdog: %s", strerror(-r));
-	r = fuse_session_loop_mt(se, lc);
-	r = r < 0 ? r : 0;
-	notify_send("STOPPING=1");
-	log_info("unmounting %s", mp);
-out_threads:
-	fs.stopping = 1;
-	notify_watchdog_stop();
-	broker_set_mounted(b, NULL);
-	control_close(ctl);
-	stop_hup_thread(&fs);
-	broker_stop(b);
-	stop_inval_thread(&fs);
-out_unmount:
-	/* The helper unmounts; then it and the fetcher exit. */
-	privsep_stop(mounted);
-out_signals:
-	fuse_remove_signal_handlers(se);
-out:
-	fuse_loop_cfg_destroy(lc);
-	if (se)
-		fuse_session_destroy(se);
-	fuse_opt_free_args(&args);
-	for (i = 0; i < fs.ninodes; i++)
-		free(fs.inodes[i].name);
-	free(fs.inodes);
-	free(fs.slots);
-	/* Files still open when the session ended get no RELEASE. */
-	while (fs.handles)
-		handle_free(&fs, fs.handles);
-	broker_release(v0);
-	return r;
+		return -EIO;
+	return 0;
 }
+
+static int
+fs_loop(void *arg)
+{
+	struct fs *fs = arg;
+	int r;
+
+	r = fuse_session_loop_mt(fs->se, fs->lc);
+	return r < 0 ? r : 0;
+}
+
+static void
+fs_end(void *arg)
+{
+	struct fs *fs = arg;
+
+	fuse_session_exit(fs->se);
+}
+
+static bool
+fs_ended(void *arg)
+{
+	struct fs *fs = arg;
+
+	return fuse_session_exited(fs->se);
+}
+
+static int
+fs_start(void *arg)
+{
+	return start_inval_thread(arg);
+}
+
+static void
+fs_stop(void *arg)
+{
+	stop_inval_thread(arg);
+}
+
+const struct daemon_frontend fs_frontend = {
+	.open	= fs_open,
+	.attach	= fs_attach,
+	.start	= fs_start,
+	.stop	= fs_stop,
+	.loop	= fs_loop,
+	.end	= fs_end,
+	.ended	= fs_ended,
+	.close	= fs_close,
+};

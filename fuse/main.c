@@ -1,104 +1,38 @@
 /*
- * secretsfs: the command line and the daemon's start-up sequence.
+ * secretsfs: the command line. Its sub-commands are one table (cmds),
+ * which drives dispatch, --help and CMD --help; `mount` hands the loaded
+ * config to the daemon (daemon.h).
  *
- * Order matters: harden the process and route jansson through the wiping
- * allocator before anything is parsed; read the config (its size decides
- * the arena); lock the arena; open the backends; then mount.
+ * Before anything is parsed, the process is hardened and jansson routed
+ * through the wiping allocator.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <malloc.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <secretsfs/auditlog.h>
-#include <secretsfs/broker.h>
 #include <secretsfs/control.h>
 #include <secretsfs/engine.h>
 #include <secretsfs/identity.h>
 #include <secretsfs/policy.h>
 #include <secretsfs/repair.h>
 #include <secretsfs/config.h>
+#include <secretsfs/daemon.h>
 #include <secretsfs/fs.h>
 #include <secretsfs/http.h>
 #include <secretsfs/log.h>
-#include <secretsfs/privsep.h>
 #include <secretsfs/secmem.h>
 
 #ifndef SECRETSFS_VERSION
 #define SECRETSFS_VERSION "unknown"
 #endif
 
-static void
-usage(FILE *f)
-{
-	fprintf(f,
-"usage: secretsfs mount -c CONFIG [-f] [-d] [MOUNTPOINT]\n"
-"       secretsfs check-config CONFIG\n"
-"       secretsfs explain -c CONFIG (--pid PID | --container NAME)\n"
-"       secretsfs audit verify (-k KEYFILE | -c CONFIG) [--from SEQ]\n"
-"                              [--to SEQ] FILE...\n"
-"       secretsfs audit show [--json] [--secret GLOB] [--container NAME]\n"
-"                            [--since TIME] FILE...\n"
-"       secretsfs repair -c CONFIG [--pid PID]... [--container NAME]...\n"
-"                        [MOUNTPOINT]\n"
-"       secretsfs status [-c CONFIG | -s SOCKET] [--json]\n"
-"       secretsfs metrics | health [-c CONFIG | -s SOCKET]\n"
-"       secretsfs flush [-c CONFIG | -s SOCKET] [NAME]\n"
-"       secretsfs refresh [-c CONFIG | -s SOCKET] NAME\n"
-"       secretsfs --version | --help\n"
-"\n"
-"Serve secrets from Vault, AWS Secrets Manager or a local directory as a\n"
-"read-only FUSE filesystem, from locked memory.\n"
-"\n"
-"commands:\n"
-"  mount         mount the filesystem and serve it until SIGTERM or SIGINT\n"
-"                (MOUNTPOINT defaults to mount.path in the config)\n"
-"  check-config  validate CONFIG and print what it declares; exit 1 on error\n"
-"  explain       which secrets a process (or a container's main process)\n"
-"                would see under CONFIG's rules, and the rule deciding each\n"
-"  audit verify  check the MAC chain of audit files (rotated ones too, any\n"
-"                order); exit 1 at the first record edited, removed,\n"
-"                inserted or reordered, naming its file and line. The\n"
-"                chain must start at seq 1, or at --from SEQ (older files\n"
-"                deleted); its end is confirmed by the running daemon's\n"
-"                last record (with -c), by --to SEQ, or by a final stop\n"
-"                record: else exit 3, end unconfirmed\n"
-"  audit show    print audit records as a table (--json: as they are),\n"
-"                filtered by secret, container (name or id prefix) and\n"
-"                time (RFC 3339, or a duration such as 1h meaning 'since\n"
-"                an hour ago')\n"
-"  repair        give containers whose bind of the mount died with an\n"
-"                earlier daemon (ENOTCONN) the running daemon's mount,\n"
-"                without restarting them; --pid/--container vouch for the\n"
-"                dead mounts of a container that no record ties to us\n"
-"  status        ask the running daemon: backends, each secret's version,\n"
-"                age and staleness, and who has not reopened it since it\n"
-"                changed (--json for tools)\n"
-"  metrics       the daemon's counters, in the Prometheus text format\n"
-"  health        exit 0 when mounted and every backend answers or has\n"
-"                failed for less than cache.max_stale (liveness probes)\n"
-"  flush         forget cached values (of NAME, or all): the next read\n"
-"                fetches again\n"
-"  refresh       fetch NAME from its backend now\n"
-"                (these five talk to the control socket: -s SOCKET, or\n"
-"                the one CONFIG names; default " CONTROL_DEFAULT_SOCKET ")\n"
-"\n"
-"mount options:\n"
-"  -c, --config FILE   the configuration (JSON, mode 0600 or stricter)\n"
-"  -f, --foreground    stay in the foreground and log to stderr\n"
-"  -d, --debug         debug logging; with -f also libfuse's request trace\n"
-"\n"
-"The configuration is documented in conf/README.md.\n");
-}
+static void usage(FILE *);
+static int help(const char *);
 
 static int
 load_config(const char *file, struct config **cfg)
@@ -132,53 +66,7 @@ cmd_check_config(int argc, char **argv)
 	return 0;
 }
 
-/*
- * Without -f: fork before anything is locked or forked for privilege
- * separation, so that the daemon, its helper and its fetcher are one
- * family and the arena is never split by a fork. The process the shell
- * started waits until the daemon serves (exit 0) or dies (exit 1); until
- * then the daemon's errors also reach its stderr. Only the daemon holds
- * the write end (privsep_start closes it in the helper), but the waiter
- * also watches the daemon's exit, which says the same thing sooner.
- */
-static int
-daemon_start(void)
-{
-	struct pollfd pfd;
-	int p[2], status;
-	pid_t pid;
-	ssize_t n;
-	char c;
-
-	if (pipe2(p, O_CLOEXEC) != 0) {
-		log_warn("cannot detach: pipe");
-		return -1;
-	}
-	fflush(NULL);
-	if ((pid = fork()) < 0) {
-		log_warn("cannot detach: fork");
-		return -1;
-	}
-	if (pid == 0) {
-		close(p[0]);
-		if (setsid() < 0)
-			log_warn("setsid");
-		log_set_stderr(true);
-		return p[1];
-	}
-	close(p[1]);
-	pfd.fd = p[0];
-	pfd.events = POLLIN;
-	for (;;) {
-		if (poll(&pfd, 1, 200) > 0) {
-			n = read(p[0], &c, 1);
-			_exit(n == 1 && c == 0 ? 0 : 1);
-		}
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			_exit(1);
-	}
-}
-
+/* The daemon's life is daemon.c's; fs.c serves its requests. */
 static int
 cmd_mount(int argc, char **argv)
 {
@@ -189,13 +77,10 @@ cmd_mount(int argc, char **argv)
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct fs_options opt = { 0 };
-	sigset_t sigs;
+	struct daemon_options opt = { 0 };
 	const char *file = NULL;
-	struct broker *b;
 	struct config *cfg;
-	char why[512];
-	int ch, r;
+	int ch;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:fdh", longopts, NULL)) != -1) {
@@ -210,8 +95,7 @@ cmd_mount(int argc, char **argv)
 			opt.debug = true;
 			break;
 		case 'h':
-			usage(stdout);
-			return 0;
+			return help("mount");
 		default:
 			usage(stderr);
 			return 2;
@@ -225,59 +109,7 @@ cmd_mount(int argc, char **argv)
 	if (load_config(file, &cfg) < 0)
 		return 1;
 	opt.mountpoint = argc - optind == 1 ? argv[optind] : cfg->mountpoint;
-	opt.allow_other = cfg->allow_other;
-	/* libfuse's trace prints request data; keep it to the foreground. */
-	opt.debug = opt.debug && opt.foreground;
-	opt.ready_fd = -1;
-	if (!opt.foreground && (opt.ready_fd = daemon_start()) < 0) {
-		config_free(cfg);
-		return 1;
-	}
-
-	/*
-	 * Before any thread exists: every thread inherits these blocked and
-	 * fs.c's signal thread alone takes them (sigwait).
-	 */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	/*
-	 * Up to 64 FUSE threads would each get a malloc arena, and each
-	 * arena keeps what it freed: RSS would drift up with the number of
-	 * threads that ever ran. A few arenas hold the heap flat.
-	 */
-	mallopt(M_ARENA_MAX, 2);
-
-	/* One thread, nothing secret yet: fork the helper and the fetcher. */
-	if ((r = privsep_start(cfg, opt.ready_fd, why, sizeof(why))) < 0) {
-		log_warnx("%s", why);
-		config_free(cfg);
-		return 1;
-	}
-	if ((r = secmem_init(cfg->locked_bytes, why, sizeof(why))) < 0) {
-		log_warnx("%s", why);
-		config_free(cfg);
-		return 1;
-	}
-	log_info("locked %zu bytes for secrets (%s)", secmem_locked_bytes(),
-	    secmem_backing());
-	/* Still one thread: capabilities are per thread. */
-	if ((r = privsep_drop()) < 0) {
-		log_warnx("cannot give up root's capabilities: %s",
-		    strerror(-r));
-		config_free(cfg);
-		return 1;
-	}
-	if ((r = broker_new(cfg, &b, why, sizeof(why))) < 0) {
-		log_warnx("%s", why);
-		return 1;
-	}
-	r = fs_run(b, &opt);
-	broker_free(b);
-	secmem_shutdown();
-	return r < 0 ? 1 : 0;
+	return daemon_main(cfg, &opt, &fs_frontend);
 }
 
 /* The fs uid/gid of pid, as the kernel hands them to FUSE. */
@@ -573,17 +405,6 @@ cmd_audit_show(int argc, char **argv)
 	return 0;
 }
 
-static int
-cmd_audit(int argc, char **argv)
-{
-	if (argc >= 2 && strcmp(argv[1], "verify") == 0)
-		return cmd_audit_verify(argc - 1, argv + 1);
-	if (argc >= 2 && strcmp(argv[1], "show") == 0)
-		return cmd_audit_show(argc - 1, argv + 1);
-	usage(stderr);
-	return 2;
-}
-
 /*
  * The scan the daemon runs at start, on demand, against the running
  * daemon's live mount. This process is single-threaded; repair forks per
@@ -694,10 +515,235 @@ out_free:
 	return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* The sub-commands: one table drives dispatch, --help and CMD --help.  */
+
+struct cmd {
+	const char	*name;		/* one word, or two ("audit verify") */
+	int		(*run)(int, char **);	/* argv[0]: the last word */
+	const char	*usage;		/* the arguments; "\n" wraps a line */
+	const char	*help;		/* "\n" between lines */
+	const char	*options;	/* printed whole, or NULL */
+	bool		 control;	/* talks to the control socket */
+};
+
+static const struct cmd cmds[] = {
+	{ "mount", cmd_mount, "-c CONFIG [-f] [-d] [MOUNTPOINT]",
+	    "mount the filesystem and serve it until SIGTERM or SIGINT\n"
+	    "(MOUNTPOINT defaults to mount.path in the config)",
+	    "  -c, --config FILE   the configuration (JSON, mode 0600 or "
+	    "stricter)\n"
+	    "  -f, --foreground    stay in the foreground and log to stderr\n"
+	    "  -d, --debug         debug logging; with -f also libfuse's "
+	    "request trace\n", false },
+	{ "check-config", cmd_check_config, "CONFIG",
+	    "validate CONFIG and print what it declares; exit 1 on error",
+	    NULL, false },
+	{ "explain", cmd_explain,
+	    "-c CONFIG (--pid PID | --container NAME)",
+	    "which secrets a process (or a container's main process)\n"
+	    "would see under CONFIG's rules, and the rule deciding each",
+	    NULL, false },
+	{ "audit verify", cmd_audit_verify,
+	    "(-k KEYFILE | -c CONFIG) [--from SEQ]\n[--to SEQ] FILE...",
+	    "check the MAC chain of audit files (rotated ones too, any\n"
+	    "order); exit 1 at the first record edited, removed,\n"
+	    "inserted or reordered, naming its file and line. The\n"
+	    "chain must start at seq 1, or at --from SEQ (older files\n"
+	    "deleted); its end is confirmed by the running daemon's\n"
+	    "last record (with -c), by --to SEQ, or by a final stop\n"
+	    "record: else exit 3, end unconfirmed", NULL, false },
+	{ "audit show", cmd_audit_show,
+	    "[--json] [--secret GLOB] [--container NAME]\n"
+	    "[--since TIME] FILE...",
+	    "print audit records as a table (--json: as they are),\n"
+	    "filtered by secret, container (name or id prefix) and\n"
+	    "time (RFC 3339, or a duration such as 1h meaning 'since\n"
+	    "an hour ago')", NULL, false },
+	{ "repair", cmd_repair,
+	    "-c CONFIG [--pid PID]... [--container NAME]...\n[MOUNTPOINT]",
+	    "give containers whose bind of the mount died with an\n"
+	    "earlier daemon (ENOTCONN) the running daemon's mount,\n"
+	    "without restarting them; --pid/--container vouch for the\n"
+	    "dead mounts of a container that no record ties to us",
+	    NULL, false },
+	{ "status", control_main, "[-c CONFIG | -s SOCKET] [--json]",
+	    "ask the running daemon: backends, each secret's version,\n"
+	    "age and staleness, and who has not reopened it since it\n"
+	    "changed (--json for tools)", NULL, true },
+	{ "metrics", control_main, "[-c CONFIG | -s SOCKET]",
+	    "the daemon's counters, in the Prometheus text format",
+	    NULL, true },
+	{ "health", control_main, "[-c CONFIG | -s SOCKET]",
+	    "exit 0 when mounted and every backend answers or has\n"
+	    "failed for less than cache.max_stale (liveness probes)",
+	    NULL, true },
+	{ "flush", control_main, "[-c CONFIG | -s SOCKET] [NAME]",
+	    "forget cached values (of NAME, or all): the next read\n"
+	    "fetches again", NULL, true },
+	{ "refresh", control_main, "[-c CONFIG | -s SOCKET] NAME",
+	    "fetch NAME from its backend now", NULL, true },
+};
+
+#define NCMDS		(sizeof(cmds) / sizeof(cmds[0]))
+#define HELP_COL	16	/* where the help column starts */
+#define USAGE_COL	7	/* strlen("usage: ") */
+
+/* text, its lines after the first indented by indent columns. */
+static void
+put_lines(FILE *f, const char *text, int indent)
+{
+	const char *nl;
+
+	while ((nl = strchr(text, '\n'))) {
+		fprintf(f, "%.*s\n%*s", (int)(nl - text), text, indent, "");
+		text = nl + 1;
+	}
+	fprintf(f, "%s\n", text);
+}
+
+/*
+ * The synopsis of cmds[from, to): "usage: " on the first line printed.
+ * Neighbours with the same arguments share a line ("metrics | health").
+ */
+static void
+put_usage(FILE *f, size_t from, size_t to)
+{
+	char names[128];
+	size_t i, j;
+	int n;
+
+	for (i = from; i < to; i = j) {
+		n = snprintf(names, sizeof(names), "%s", cmds[i].name);
+		for (j = i + 1; j < to && strcmp(cmds[j].usage,
+		    cmds[i].usage) == 0; j++)
+			n += snprintf(names + n, sizeof(names) - (size_t)n,
+			    " | %s", cmds[j].name);
+		fprintf(f, "%-*ssecretsfs %s ", USAGE_COL, i == from ?
+		    "usage:" : "", names);
+		put_lines(f, cmds[i].usage, USAGE_COL + 10 + n + 1);
+	}
+}
+
+/* The "commands:" rows of cmds[from, to). */
+static void
+put_help(FILE *f, size_t from, size_t to, bool overview)
+{
+	for (size_t i = from; i < to; i++) {
+		fprintf(f, "  %-*s", HELP_COL - 2, cmds[i].name);
+		put_lines(f, cmds[i].help, HELP_COL);
+		if (!cmds[i].control)
+			continue;
+		if (!overview)
+			fprintf(f, "%*s(it talks to the control socket: -s SOCKET, "
+			    "or the one\n%*sCONFIG names; default "
+			    CONTROL_DEFAULT_SOCKET ")\n", HELP_COL, "",
+			    HELP_COL, "");
+		else if (i + 1 == to || !cmds[i + 1].control)
+			fprintf(f, "%*s(these five talk to the control socket: "
+			    "-s SOCKET, or\n%*sthe one CONFIG names; default "
+			    CONTROL_DEFAULT_SOCKET ")\n", HELP_COL, "",
+			    HELP_COL, "");
+	}
+}
+
+static void
+usage(FILE *f)
+{
+	put_usage(f, 0, NCMDS);
+	fprintf(f, "%*ssecretsfs --version | --help\n"
+	    "\n"
+	    "Serve secrets from Vault, AWS Secrets Manager or a local "
+	    "directory as a\n"
+	    "read-only FUSE filesystem, from locked memory.\n"
+	    "\n"
+	    "commands:\n", USAGE_COL, "");
+	put_help(f, 0, NCMDS, true);
+	for (size_t i = 0; i < NCMDS; i++)
+		if (cmds[i].options)
+			fprintf(f, "\n%s options:\n%s", cmds[i].name,
+			    cmds[i].options);
+	fprintf(f, "\nThe configuration is documented in conf/README.md.\n");
+}
+
+/* word is the first word of cmds[i]'s name; *len: that word's length. */
+static bool
+first_word_is(size_t i, const char *word, size_t *len)
+{
+	*len = strcspn(cmds[i].name, " ");
+	return strlen(word) == *len && strncmp(cmds[i].name, word, *len) == 0;
+}
+
+/*
+ * `secretsfs CMD --help`: the usage and help of CMD, or of every command
+ * CMD begins ("audit"), on stdout. 2 for a command we do not have.
+ */
+static int
+help(const char *name)
+{
+	size_t from, to, len;
+	const char *sp = strchr(name, ' ');
+	char word[32];
+
+	snprintf(word, sizeof(word), "%.*s", sp ? (int)(sp - name) :
+	    (int)strlen(name), name);
+	for (from = 0; from < NCMDS && !(first_word_is(from, word, &len) &&
+	    (!sp || strcmp(cmds[from].name, name) == 0)); from++)
+		;
+	if (from == NCMDS) {
+		fprintf(stderr, "secretsfs: unknown command \"%s\"\n\n", name);
+		usage(stderr);
+		return 2;
+	}
+	for (to = from + 1; !sp && to < NCMDS && first_word_is(to, word,
+	    &len); to++)
+		;
+	put_usage(stdout, from, to);
+	printf("\n");
+	put_help(stdout, from, to, false);
+	for (size_t i = from; i < to; i++)
+		if (cmds[i].options)
+			printf("\noptions:\n%s", cmds[i].options);
+	return 0;
+}
+
+static bool
+is_help(const char *arg)
+{
+	return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+/*
+ * The entry argv names, with *words the number of argv's words it took;
+ * NULL when none does (*words then says whether the first word is known).
+ */
+static const struct cmd *
+find(int argc, char **argv, int *words)
+{
+	const char *sub;
+	size_t i, len;
+
+	*words = 0;
+	for (i = 0; i < NCMDS; i++) {
+		if (!first_word_is(i, argv[1], &len))
+			continue;
+		*words = 1;
+		if (!(sub = strchr(cmds[i].name, ' ')))
+			return &cmds[i];
+		if (argc > 2 && strcmp(sub + 1, argv[2]) == 0) {
+			*words = 2;
+			return &cmds[i];
+		}
+	}
+	return NULL;
+}
+
 int
 main(int argc, char **argv)
 {
-	int r;
+	const struct cmd *c;
+	char name[64];
+	int r, words;
 
 	log_init("secretsfs", false, false);
 	/* Before anything can hold a secret: no core dumps, no ptrace. */
@@ -718,24 +764,28 @@ main(int argc, char **argv)
 		printf("secretsfs %s\n", SECRETSFS_VERSION);
 		return 0;
 	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		usage(stdout);
-		return 0;
+	if (is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
+		if (argc < 3) {
+			usage(stdout);
+			return 0;
+		}
+		/* help CMD [SUB], as CMD [SUB] --help. */
+		snprintf(name, sizeof(name), "%s%s%s", argv[2],
+		    argc > 3 ? " " : "", argc > 3 ? argv[3] : "");
+		return help(name);
 	}
-	if (strcmp(argv[1], "mount") == 0)
-		return cmd_mount(argc - 1, argv + 1);
-	if (strcmp(argv[1], "check-config") == 0)
-		return cmd_check_config(argc - 1, argv + 1);
-	if (strcmp(argv[1], "explain") == 0)
-		return cmd_explain(argc - 1, argv + 1);
-	if (strcmp(argv[1], "audit") == 0)
-		return cmd_audit(argc - 1, argv + 1);
-	if (strcmp(argv[1], "repair") == 0)
-		return cmd_repair(argc - 1, argv + 1);
-	if (control_is_command(argv[1]))
-		return control_main(argc - 1, argv + 1);
-	fprintf(stderr, "secretsfs: unknown command \"%s\"\n\n", argv[1]);
-	usage(stderr);
-	return 2;
+	c = find(argc, argv, &words);
+	if (words == 0) {
+		fprintf(stderr, "secretsfs: unknown command \"%s\"\n\n",
+		    argv[1]);
+		usage(stderr);
+		return 2;
+	}
+	if (argc > 1 + words && is_help(argv[1 + words]))
+		return help(c ? c->name : argv[1]);
+	if (!c) {
+		usage(stderr);
+		return 2;
+	}
+	return c->run(argc - words, argv + words);
 }

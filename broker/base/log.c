@@ -15,6 +15,7 @@
 #include <secretsfs/log.h>
 
 static const char *log_progname = "secretsfs";
+static char log_ident[64] = "secretsfs";	/* progname[proc] in a child */
 static bool log_debugging;
 static bool log_syslog;
 static bool log_stderr_too;	/* a daemon still attached to its terminal */
@@ -23,10 +24,27 @@ void
 log_init(const char *progname, bool debug, bool to_syslog)
 {
 	log_progname = progname;
+	snprintf(log_ident, sizeof(log_ident), "%s", progname);
 	log_debugging = debug;
 	log_syslog = to_syslog;
 	if (to_syslog)
-		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+/*
+ * A process of the family other than the FUSE process says which one it
+ * is in every line, as OpenSMTPD's log_procinit: "secretsfs[fetch]". Call
+ * it first thing in the new process, before its sandbox is installed:
+ * openlog connects to syslog here.
+ */
+void
+log_procinit(const char *proc)
+{
+	snprintf(log_ident, sizeof(log_ident), "%s[%s]", log_progname, proc);
+	if (log_syslog) {
+		closelog();
+		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	}
 }
 
 /*
@@ -90,9 +108,9 @@ vlog(int pri, const char *fmt, va_list ap, const char *suffix)
 	}
 	/* One fprintf per line so concurrent threads do not interleave. */
 	if (suffix)
-		fprintf(stderr, "%s: %s: %s\n", log_progname, msg, suffix);
+		fprintf(stderr, "%s: %s: %s\n", log_ident, msg, suffix);
 	else
-		fprintf(stderr, "%s: %s\n", log_progname, msg);
+		fprintf(stderr, "%s: %s\n", log_ident, msg);
 }
 
 void

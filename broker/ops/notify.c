@@ -1,4 +1,6 @@
 /*
+ * Runs in the FUSE process (the SANDBOX_FUSE allow-list).
+ *
  * The sd_notify datagram protocol: one AF_UNIX SOCK_DGRAM message per
  * call, to the address in NOTIFY_SOCKET. There is no answer to wait for,
  * so a missing or deaf systemd never blocks the daemon.

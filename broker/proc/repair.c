@@ -1,4 +1,7 @@
 /*
+ * Runs in the privileged helper (its repair child, no allow-list) and in
+ * the `secretsfs repair` CLI.
+ *
  * repair: put a live mount in place of the dead binds a crashed daemon
  * left in containers' mount namespaces. See repair.h for the why.
  *

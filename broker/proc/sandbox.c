@@ -1,4 +1,7 @@
 /*
+ * Runs in the FUSE process and in the fetcher, each installing its own
+ * allow-list (SANDBOX_FUSE, SANDBOX_FETCHER) at its start.
+ *
  * Giving up privileges: users, capabilities, no_new_privs, seccomp.
  *
  * The allow-lists name what each process does, grouped by why; a call

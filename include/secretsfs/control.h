@@ -1,5 +1,7 @@
 /*
- * control: the operator's Unix socket, and the CLI that talks to it.
+ * control: the operator's Unix socket, and the CLI that talks to it
+ * (control_parse.c, control_render.c, control.c: the server;
+ * control_cli.c).
  *
  * The socket is created mode 0600 and every connection is checked with
  * SO_PEERCRED: only root (or the daemon's own user) is served. The

@@ -1,6 +1,6 @@
 /*
- * fetcher: the process that talks to the backends, and the FUSE
- * process's side of its socketpair.
+ * fetcher: the process that talks to the backends (fetch.c), and the
+ * FUSE process's side of its socketpair (fetcher.c).
  *
  * The fetcher holds the backends' credentials and their network
  * connections; the FUSE process holds neither. Backends are opened in
@@ -22,25 +22,21 @@
 
 #include <secretsfs/backend.h>
 
-/* The messages on the fetcher's socketpair. */
-enum fetcher_msg {
-	FETCHER_OPEN = 1,	/* backend id, name, type, options JSON */
-	FETCHER_CLOSE,		/* backend id */
-	FETCHER_FETCH,		/* backend id, ref, field, version */
-	FETCHER_LIST,		/* backend id, prefix */
-	FETCHER_OK,		/* OPEN and CLOSE done */
-	FETCHER_ERR,		/* errno (positive), message */
-	FETCHER_VALUE,		/* version, changed s, ns, bytes */
-	FETCHER_NAMES,		/* count, names */
-	FETCHER_AUTH,		/* unsolicited: an authentication event */
-};
-
 /*
  * The fetcher process's life: serve the socket fd until it closes, then
  * exit. The process has dropped its privileges and installed its
  * sandbox already. Never returns.
  */
 void fetcher_serve(int fd) __attribute__((noreturn));
+
+/*
+ * The fetcher's start, in the child the privileged helper forked (with
+ * none of the helper's descriptors but fd): lock an arena of
+ * locked_bytes, become uid/gid with CAP_IPC_LOCK alone, install the
+ * fetcher's allow-list, serve fd. Never returns.
+ */
+void fetcher_main(int fd, uid_t uid, gid_t gid, size_t locked_bytes)
+    __attribute__((noreturn));
 
 /* ---- In the FUSE process ---------------------------------------------- */
 

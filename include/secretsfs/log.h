@@ -13,6 +13,8 @@
 
 /* Where log lines go. stderr is the default; syslog when daemonised. */
 void log_init(const char *progname, bool debug, bool to_syslog);
+/* In a child process: name it in every line, "progname[proc]". */
+void log_procinit(const char *proc);
 void log_set_stderr(bool on);
 void log_detach(void);
 void log_set_debug(bool debug);

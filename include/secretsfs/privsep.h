@@ -8,7 +8,7 @@
  *                      buffers beyond RLIMIT_MEMLOCK), with no_new_privs and a
  *                      seccomp allow-list. It holds no backend credential
  *                      and opens no network connection.
- *   the fetcher        talks to the backends (fetcher.c): runs as the
+ *   the fetcher        talks to the backends (fetch.c): runs as the
  *                      unprivileged privsep.user with CAP_IPC_LOCK alone,
  *                      its own allow-list. Restarted with backoff if it dies.
  *   the privileged     a small root process forked first. It mounts
@@ -17,7 +17,8 @@
  *                      restarts the fetcher, and unmounts at stop. It reads
  *                      only fixed messages from the FUSE process.
  *
- * Everything here is called from the FUSE process.
+ * Everything here is called from the FUSE process (privsep.c); the
+ * helper itself is priv.c.
  */
 #ifndef SECRETSFS_PRIVSEP_H
 #define SECRETSFS_PRIVSEP_H

@@ -426,6 +426,34 @@ def test_cli_help_version_and_check_config(tmp_path, secrets_dir):
     assert "1 backend, 1 secret" in out.stdout
 
 
+def test_cli_per_command_help():
+    whole = subprocess.run([binary(), "--help"], capture_output=True, text=True)
+    assert whole.returncode == 0
+    for argv, row in (
+            (["mount", "--help"], "  mount         mount the filesystem"),
+            (["mount", "-c", "x.json", "-h"], "  mount         mount the filesystem"),
+            (["check-config", "--help"], "  check-config  validate CONFIG"),
+            (["audit", "verify", "-h"], "  audit verify  check the MAC chain"),
+            (["status", "--help"], "  status        ask the running daemon"),
+            (["help", "repair"], "  repair        give containers")):
+        out = subprocess.run([binary()] + argv, capture_output=True, text=True)
+        assert out.returncode == 0, (argv, out.stderr)
+        name = row.split("  ")[1].strip()
+        # That command's usage and help, the same row as in --help; no other's.
+        assert out.stdout.startswith("usage: secretsfs %s " % name), out.stdout
+        assert row in out.stdout and row in whole.stdout
+        assert "\n       secretsfs " not in out.stdout, out.stdout
+        assert "commands:" not in out.stdout
+    out = subprocess.run([binary(), "mount", "--help"], capture_output=True, text=True)
+    assert "options:\n  -c, --config FILE" in out.stdout
+    # A command with sub-commands: all of them.
+    out = subprocess.run([binary(), "audit", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "secretsfs audit verify" in out.stdout and "secretsfs audit show" in out.stdout
+    out = subprocess.run([binary(), "frobnicate", "--help"], capture_output=True, text=True)
+    assert out.returncode == 2 and "unknown command" in out.stderr
+
+
 def test_missing_backend_secret_is_enoent(mounted, secrets_dir):
     os.unlink(secrets_dir / "root_only")
     assert _refused(open, mounted.path("root_only")) == errno.ENOENT

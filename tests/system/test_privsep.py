@@ -245,6 +245,22 @@ def test_each_process_keeps_only_what_it_needs(make_daemon, vault, userdir,
     assert d.proc.poll() is None
 
 
+def test_log_lines_name_their_process(make_daemon, vault, userdir, fetch_user,
+                                      tmp_path):
+    cfg, values, _, _ = make_config(vault, userdir, fetch_user, tmp_path)
+    d = make_daemon(cfg)
+    assert read(d, "v1") == values["v1"]
+    lines = d.log().splitlines()
+    # The Vault login happens in the fetcher; its line says so.
+    assert any(ln.startswith("secretsfs[fetch]: vault backend vault: logged in "
+                             "with cert auth") for ln in lines), lines
+    # The FUSE process keeps the plain name.
+    assert any(ln.startswith("secretsfs: fetcher process %d runs as %s"
+                             % (fetcher_of(d), USER)) for ln in lines), lines
+    assert not any(ln.startswith("secretsfs[fetch]: fetcher process")
+                   for ln in lines), lines
+
+
 def test_missing_user_is_a_clear_error(tmp_path, fetch_user):
     require_fuse()
     files = tmp_path / "files"

@@ -5,7 +5,7 @@ When the daemon dies (kill -9), every container's bind of its mount answers
 ENOTCONN for good; a new daemon mounting afresh on the host does not reach
 those binds. The repair (broker/proc/repair.c) clones the new mount, enters each
 container's mount namespace and puts the clone where the dead bind was.
-It runs at start-up once fs_run() calls it, and on demand with
+It runs at start-up once the daemon serves (broker/proc/daemon.c), and on demand with
 `secretsfs repair -c CONFIG`. These tests take whichever comes first: they
 wait a few seconds for the daemon's own repair, then run the command; the
 final checks are the same either way.
