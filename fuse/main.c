@@ -154,6 +154,26 @@ parse_pid(const char *s, pid_t *out)
 	return 0;
 }
 
+/*
+ * The engine client of explain and repair. Its answers (which carry the
+ * container's environment) are received into locked memory, as in the
+ * daemon: this process maps an arena for them first.
+ */
+static struct engine *
+cli_engine(const char *socket)
+{
+	struct engine *e;
+	char why[256];
+
+	if (secmem_init(2 * ENGINE_BODY_MAX, why, sizeof(why)) < 0) {
+		log_warnx("%s", why);
+		return NULL;
+	}
+	if (!(e = engine_new(socket)))
+		log_warnx("runtime.socket: %s", strerror(errno));
+	return e;
+}
+
 static int
 cmd_explain(int argc, char **argv)
 {
@@ -197,10 +217,8 @@ cmd_explain(int argc, char **argv)
 	}
 	if (load_config(file, &cfg) < 0)
 		return 1;
-	if (cfg->runtime_socket && !(engine = engine_new(cfg->runtime_socket))) {
-		log_warnx("runtime.socket: %s", strerror(errno));
+	if (cfg->runtime_socket && !(engine = cli_engine(cfg->runtime_socket)))
 		goto out;
-	}
 	if (container) {
 		if (!engine) {
 			log_warnx("--container needs \"runtime\": {\"socket\": ...} "
@@ -469,10 +487,8 @@ cmd_repair(int argc, char **argv)
 		    "in the config to find the container");
 		goto out;
 	}
-	if (nnames && !(engine = engine_new(cfg->runtime_socket))) {
-		log_warnx("runtime.socket: %s", strerror(errno));
+	if (nnames && !(engine = cli_engine(cfg->runtime_socket)))
 		goto out;
-	}
 	for (size_t i = 0; i < nnames; i++) {
 		if ((r = engine_container_pid(engine, names[i], &pid)) < 0) {
 			log_warnx("container %s: %s", names[i], strerror(-r));

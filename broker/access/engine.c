@@ -10,12 +10,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
-#include <secretsfs/lru.h>
 #include <secretsfs/clk.h>
 #include <secretsfs/engine.h>
+#include <secretsfs/http.h>
+#include <secretsfs/lru.h>
 
 /* What the engine said about one container: the caller's engine fields. */
 struct meta {
@@ -39,7 +39,7 @@ struct eng_entry {
 
 struct engine {
 	char			*socket_path;
-	long			 timeout_ms;
+	struct http_client	*http;		/* over socket_path */
 	pthread_mutex_t		 lock;
 	size_t			 max;
 	int64_t			 ttl_ms, neg_ttl_ms;
@@ -190,143 +190,58 @@ engine_parse_inspect(const char *body, size_t len, const char *expected_id,
 
 /* ---- the request -------------------------------------------------------- */
 
-struct body {
-	char	*p;
-	size_t	 len, cap;
-	bool	 too_big;
-};
-
 /*
- * Grow by hand rather than realloc(): the body holds the container's
- * environment, and realloc would leave unwiped copies behind.
+ * GET path from the engine, through the one HTTP module over the engine's
+ * Unix socket: *resp holds the answer (its body in locked memory, as it
+ * carries the container's environment) for any status.
  */
-static size_t
-body_write(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct body *b = arg;
-	size_t n = size * nmemb, ncap;
-	char *np;
-
-	if (n > ENGINE_BODY_MAX - b->len) {
-		b->too_big = true;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		ncap = b->cap ? b->cap : 16384;
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		if ((np = malloc(ncap)) == NULL)
-			return 0;
-		if (b->p) {
-			memcpy(np, b->p, b->len);
-			explicit_bzero(b->p, b->cap);
-			free(b->p);
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
 static int
-curl_to_errno(CURL *h, CURLcode cc, const struct body *b)
+engine_get(struct engine *e, const char *path, struct http_response *resp)
 {
-	long oserr = 0;
-
-	switch (cc) {
-	case CURLE_OK:
-		return 0;
-	case CURLE_COULDNT_CONNECT:
-		curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
-		return oserr > 0 ? -(int)oserr : -ECONNREFUSED;
-	case CURLE_OPERATION_TIMEDOUT:
-		return -ETIMEDOUT;
-	case CURLE_WRITE_ERROR:
-		return b->too_big ? -EMSGSIZE : -ENOMEM;
-	case CURLE_OUT_OF_MEMORY:
-		return -ENOMEM;
-	default:
-		return -EIO;
-	}
-}
-
-/* GET url from the engine into b; the HTTP status in *status. */
-static int
-engine_get(struct engine *e, const char *url, struct body *b, long *status)
-{
-	CURLcode cc;
-	CURL *h;
+	const struct http_request req = { .method = "GET", .path = path };
+	char why[256];
 	int r;
 
-	*status = 0;
-	if ((h = curl_easy_init()) == NULL)
-		return -ENOMEM;
-	if (curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, e->socket_path) ||
-	    curl_easy_setopt(h, CURLOPT_URL, url) ||
-#if LIBCURL_VERSION_NUM >= 0x075500
-	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http") ||
-#else
-	    curl_easy_setopt(h, CURLOPT_PROTOCOLS, CURLPROTO_HTTP) ||
-#endif
-	    curl_easy_setopt(h, CURLOPT_PROXY, "") ||
-	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) ||
-	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, e->timeout_ms) ||
-	    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms) ||
-	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write) ||
-	    curl_easy_setopt(h, CURLOPT_WRITEDATA, b)) {
-		curl_easy_cleanup(h);
-		return -ENOMEM;
-	}
-	cc = curl_easy_perform(h);
-	if ((r = curl_to_errno(h, cc, b)) == 0)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-	curl_easy_cleanup(h);
-	return r;
+	memset(resp, 0, sizeof(*resp));
+	r = http_do(e->http, &req, resp, why, sizeof(why));
+	return r == -EFBIG ? -EMSGSIZE : r;
 }
 
-static void
-body_free(struct body *b)
+static const char *
+body_of(const struct http_response *resp)
 {
-	if (b->p) {
-		explicit_bzero(b->p, b->cap);
-		free(b->p);
-	}
+	return resp->body ? (const char *)resp->body : "";
 }
 
 static int
 fetch(struct engine *e, const char *id, struct meta *m)
 {
-	struct body b = { NULL, 0, 0, false };
-	char url[128];
-	long status;
+	struct http_response resp;
+	char path[128];
 	int r;
 
 	/* The id goes into a URL: only the exact shape identity produces. */
 	if (!is_hex64(id))
 		return -EINVAL;
-	snprintf(url, sizeof(url), "http://localhost/containers/%s/json", id);
-	if ((r = engine_get(e, url, &b, &status)) == 0) {
-		if (status == 200)
-			r = parse_meta(b.p ? b.p : "", b.len, id, m);
-		else if (status == 404)
+	snprintf(path, sizeof(path), "/containers/%s/json", id);
+	if ((r = engine_get(e, path, &resp)) == 0) {
+		if (resp.status == 200)
+			r = parse_meta(body_of(&resp), resp.body_len, id, m);
+		else if (resp.status == 404)
 			r = -ENOENT;
 		else
 			r = -EPROTO;
 	}
-	body_free(&b);
+	http_response_clear(&resp);
 	return r;
 }
 
 int
 engine_container_pid(struct engine *e, const char *name, pid_t *pid)
 {
-	struct body b = { NULL, 0, 0, false };
+	struct http_response resp;
 	json_t *root, *v;
-	char url[512];
-	long status;
+	char path[512];
 	int r;
 
 	*pid = 0;
@@ -335,13 +250,14 @@ engine_container_pid(struct engine *e, const char *name, pid_t *pid)
 	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "0123456789_.-") != strlen(name))
 		return -EINVAL;
-	snprintf(url, sizeof(url), "http://localhost/containers/%s/json", name);
-	if ((r = engine_get(e, url, &b, &status)) == 0) {
-		if (status == 404)
+	snprintf(path, sizeof(path), "/containers/%s/json", name);
+	if ((r = engine_get(e, path, &resp)) == 0) {
+		if (resp.status == 404)
 			r = -ENOENT;
-		else if (status != 200)
+		else if (resp.status != 200)
 			r = -EPROTO;
-		else if (!(root = json_loadb(b.p ? b.p : "", b.len, 0, NULL)))
+		else if (!(root = json_loadb(body_of(&resp), resp.body_len, 0,
+		    NULL)))
 			r = -EPROTO;
 		else {
 			v = json_object_get(json_object_get(root, "State"), "Pid");
@@ -352,11 +268,35 @@ engine_container_pid(struct engine *e, const char *name, pid_t *pid)
 			json_decref(root);
 		}
 	}
-	body_free(&b);
+	http_response_clear(&resp);
 	return r;
 }
 
 /* ---- the engine and its cache ------------------------------------------- */
+
+/*
+ * The HTTP client for the engine: plain HTTP over its socket, no retries
+ * (a failure is cached for neg_ttl instead), timeout_ms for the whole
+ * request.
+ */
+static struct http_client *
+client_new(const char *socket_path, long timeout_ms)
+{
+	struct http_options o;
+	struct http_client *c;
+	char why[256];
+
+	http_options_default(&o);
+	o.tls = false;
+	o.unix_socket = socket_path;
+	o.connect_timeout_ms = timeout_ms;
+	o.timeout_ms = timeout_ms;
+	o.max_retries = 0;
+	o.max_response_bytes = ENGINE_BODY_MAX;
+	if (http_client_new("http://localhost", &o, &c, why, sizeof(why)) < 0)
+		return NULL;
+	return c;
+}
 
 struct engine *
 engine_new(const char *socket_path)
@@ -371,16 +311,16 @@ engine_new(const char *socket_path)
 	}
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return NULL;
-	if ((e->socket_path = strdup(socket_path)) == NULL) {
-		free(e);
-		return NULL;
-	}
-	if (pthread_mutex_init(&e->lock, NULL) != 0) {
+	if ((e->socket_path = strdup(socket_path)) == NULL ||
+	    (e->http = client_new(socket_path,
+	    ENGINE_DEFAULT_TIMEOUT_MS)) == NULL ||
+	    pthread_mutex_init(&e->lock, NULL) != 0) {
+		http_client_free(e->http);
 		free(e->socket_path);
 		free(e);
+		errno = ENOMEM;
 		return NULL;
 	}
-	e->timeout_ms = ENGINE_DEFAULT_TIMEOUT_MS;
 	e->max = ENGINE_DEFAULT_CACHE_MAX;
 	e->ttl_ms = ENGINE_DEFAULT_TTL_MS;
 	e->neg_ttl_ms = ENGINE_DEFAULT_NEG_TTL_MS;
@@ -425,6 +365,7 @@ engine_free(struct engine *e)
 		free(x);
 	}
 	pthread_mutex_destroy(&e->lock);
+	http_client_free(e->http);
 	free(e->socket_path);
 	free(e);
 }
@@ -452,7 +393,15 @@ engine_set_cache(struct engine *e, size_t max_entries, int64_t ttl_ms,
 void
 engine_set_timeout(struct engine *e, long timeout_ms)
 {
-	e->timeout_ms = timeout_ms > 0 ? timeout_ms : ENGINE_DEFAULT_TIMEOUT_MS;
+	struct http_client *c;
+
+	c = client_new(e->socket_path, timeout_ms > 0 ? timeout_ms :
+	    ENGINE_DEFAULT_TIMEOUT_MS);
+	/* Out of memory: keep the client we have, and its timeout. */
+	if (c != NULL) {
+		http_client_free(e->http);
+		e->http = c;
+	}
 }
 
 void

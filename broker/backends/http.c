@@ -317,11 +317,18 @@ http_client_new(const char *base_url, const struct http_options *o,
 		    (r = check_key_file(o->client_key, errbuf, errlen)) < 0))
 			return r;
 	}
+	if (o->unix_socket && o->tls) {
+		snprintf(errbuf, errlen, "%s: a Unix socket speaks plain HTTP",
+		    o->unix_socket);
+		return -EINVAL;
+	}
 	if (!(c = calloc(1, sizeof(*c))))
 		return -ENOMEM;
 	pthread_mutex_init(&c->mu, NULL);
 	c->o = *o;
 	c->base_url = dup_or_null(base_url, &oom);
+	c->unix_socket = dup_or_null(o->unix_socket, &oom);
+	c->o.unix_socket = c->unix_socket;
 	if (o->tls) {
 		c->ca_file = dup_or_null(o->ca_file, &oom);
 		c->pinned = dup_or_null(o->pinned_pubkey, &oom);
@@ -367,6 +374,7 @@ http_client_free(struct http_client *c)
 	free(c->pinned);
 	free(c->cert);
 	free(c->key);
+	free(c->unix_socket);
 	free(c);
 }
 
@@ -434,6 +442,11 @@ handle_new(struct http_client *c, struct share *s)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "secretsfs/" SECRETSFS_VERSION);
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
 	    (curl_off_t)c->o.max_response_bytes);
+	if (c->unix_socket) {
+		curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, c->unix_socket);
+		/* The socket is the peer: no proxy from the environment. */
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
+	}
 	if (c->o.tls) {
 		curl_easy_setopt(e, CURLOPT_SSLVERSION,
 		    (long)CURL_SSLVERSION_TLSv1_2);

@@ -44,6 +44,7 @@ struct http_client {
 	char		*pinned;
 	char		*cert;
 	char		*key;
+	char		*unix_socket;
 	struct http_options o;
 
 	pthread_mutex_t	 mu;

@@ -194,6 +194,7 @@ map_error(struct http_client *c, CURLcode rc, const struct handle *h,
 {
 	const char *detail = h->err[0] ? h->err : curl_easy_strerror(rc);
 	char tls[CURL_ERROR_SIZE];
+	long oserr = 0;
 
 	if (s->toobig || rc == CURLE_FILESIZE_EXCEEDED) {
 		snprintf(errbuf, errlen, "%s %s: answer larger than "
@@ -214,6 +215,10 @@ map_error(struct http_client *c, CURLcode rc, const struct handle *h,
 	case CURLE_COULDNT_CONNECT:
 		snprintf(errbuf, errlen, "%s %s: cannot connect: %s", method,
 		    url, detail);
+		/* No socket file: the engine is not running at all. */
+		if (c->unix_socket && curl_easy_getinfo(h->easy,
+		    CURLINFO_OS_ERRNO, &oserr) == CURLE_OK && oserr == ENOENT)
+			return -ENOENT;
 		return -ECONNREFUSED;
 	case CURLE_COULDNT_RESOLVE_HOST:
 		snprintf(errbuf, errlen, "%s %s: cannot resolve the host name",

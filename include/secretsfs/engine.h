@@ -9,11 +9,13 @@
  * matches on them does not match (deny by default).
  *
  * An inspect body holds the container's environment, which is where the
- * secrets this daemon replaces used to live: the body is wiped before it is
- * freed and nothing of it but name, image and labels is kept or reported.
+ * secrets this daemon replaces used to live: the body is received into
+ * locked memory, wiped when freed, and nothing of it but name, image and
+ * labels is kept or reported.
  *
- * Requires curl_global_init() to have been called (by the daemon, once,
- * before any thread starts).
+ * The requests go through the HTTP module (http.h) over the socket, so
+ * http_global_init() must have run (by the daemon, once, before any thread
+ * starts).
  */
 #ifndef SECRETSFS_ENGINE_H
 #define SECRETSFS_ENGINE_H
@@ -48,13 +50,16 @@ void engine_free(struct engine *e);
  */
 void engine_set_cache(struct engine *e, size_t max_entries, int64_t ttl_ms,
     int64_t neg_ttl_ms);
-/* Whole-request timeout (connect included), milliseconds. */
+/*
+ * Whole-request timeout (connect included), milliseconds; like the cache
+ * tuning, before the engine is shared.
+ */
 void engine_set_timeout(struct engine *e, long timeout_ms);
 
 /*
  * Fill c->container_name, c->image, c->labels, c->n_labels and
- * c->labels_truncated for c->container_id. Thread-safe: each request uses
- * its own curl handle and the cache has its own lock.
+ * c->labels_truncated for c->container_id. Thread-safe: the HTTP client
+ * gives each request its own handle and the cache has its own lock.
  * Returns 0 (also, doing nothing, for a caller with no container id);
  * -ENOENT when the engine does not know the container (404); -ECONNREFUSED
  * or -ENOENT (no socket) when it is not running; -ETIMEDOUT; -EMSGSIZE for a

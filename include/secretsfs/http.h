@@ -1,5 +1,6 @@
 /*
- * http: HTTPS requests to a backend, with libcurl.
+ * http: HTTPS requests to a backend, with libcurl; and plain HTTP over a
+ * Unix socket to the container engine, the one other HTTP peer we have.
  *
  * One client per backend: a pool of easy handles sharing connections and
  * TLS sessions (CURLSH), so hot refreshes reuse a warm connection. The
@@ -41,6 +42,12 @@ struct http_options {
 	 * the config. Default false.
 	 */
 	bool		 metadata_http;
+	/*
+	 * Plain http:// to localhost over this Unix socket instead of TCP: a
+	 * container engine's API (engine.c). Needs tls false; never set from
+	 * the config. Copied by http_client_new. Default NULL.
+	 */
+	const char	*unix_socket;
 };
 
 /* Defaults for every field above. */
@@ -115,7 +122,7 @@ struct http_response {
  * answer came: -ETIMEDOUT, -ECONNREFUSED, -EPROTO (TLS: peer not
  * verified, handshake failed), -EFBIG (body over the cap), -EIO; errbuf
  * says why, naming the URL but never a header value or body. Thread-safe.
- * Also: -EHOSTUNREACH (name not resolved), -EPERM (the client key was
+ * Also: -ENOENT (no socket at unix_socket), -EHOSTUNREACH (name not resolved), -EPERM (the client key was
  * replaced by one group/other can read), -EINVAL (a header value holding
  * CR or LF), -ENOMEM (locked memory exhausted).
  *

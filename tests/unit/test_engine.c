@@ -19,9 +19,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 
 #include <secretsfs/engine.h>
+#include <secretsfs/http.h>
+#include <secretsfs/secmem.h>
 
 #define ID_DOCKER "f2b1c7a3e6d94c8fa0b5e1d27c3a9b4f6e8d0c1a2b3c4d5e6f708192a3b4c5d6"
 #define ID_PODMAN "4e7c64d53e2ddc0b8d6ea6da486f8e87d3e29c148e56e64ac049ba30163d78be"
@@ -565,11 +566,14 @@ main(void)
 		    setup_server, teardown_server),
 		cmocka_unit_test(test_enrich_no_engine),
 	};
-	int r;
+	char why[256];
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+	/* As in the daemon: HTTP through the one module, answers locked. */
+	if (secmem_init(8u << 20, why, sizeof(why)) != 0) {
+		fprintf(stderr, "secmem_init: %s\n", why);
 		return 1;
-	r = cmocka_run_group_tests(tests, NULL, NULL);
-	curl_global_cleanup();
-	return r;
+	}
+	if (http_global_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
