@@ -36,22 +36,6 @@ audit_config_clear(struct audit_config *cfg)
 	audit_config_init(cfg);
 }
 
-/* "audit.file", or audit."odd.key" for keys config.h says to quote. */
-static void
-keypath(char *buf, size_t len, const char *path, const char *key)
-{
-	const char	*p;
-	bool		 plain = *key != '\0';
-
-	for (p = key; *p != '\0'; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
-			plain = false;
-	snprintf(buf, len, plain ? "%s%s%s" : "%s%s\"%s\"",
-	    path != NULL ? path : "",
-	    path != NULL && *path != '\0' ? "." : "", key);
-}
-
 static int
 conf_abs_path(const json_t *v, const char *kp, char **out,
     struct cfg_err *err)
@@ -89,7 +73,7 @@ audit_config_from_json(const json_t *obj, const char *path,
 	    it = json_object_iter_next((json_t *)obj, it)) {
 		k = json_object_iter_key(it);
 		v = json_object_iter_value(it);
-		keypath(kp, sizeof(kp), path, k);
+		cfg_path_key(kp, sizeof(kp), path, k);
 
 		if (strcmp(k, "file") == 0)
 			r = conf_abs_path(v, kp, &out->file, err);
@@ -167,11 +151,11 @@ audit_config_from_json(const json_t *obj, const char *path,
 			r = cfg_err_set(err, kp, "unknown key");
 	}
 	if (r == 0 && out->file == NULL) {
-		keypath(kp, sizeof(kp), path, "file");
+		cfg_path_key(kp, sizeof(kp), path, "file");
 		r = cfg_err_set(err, kp, "is required");
 	}
 	if (r == 0 && out->key_file == NULL) {
-		keypath(kp, sizeof(kp), path, "key_file");
+		cfg_path_key(kp, sizeof(kp), path, "key_file");
 		r = cfg_err_set(err, kp, "is required");
 	}
 	if (r != 0)
