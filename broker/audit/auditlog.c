@@ -17,6 +17,7 @@
 #include <secretsfs/audit.h>
 #include <secretsfs/auditlog.h>
 #include <secretsfs/cfg.h>
+#include <secretsfs/clk.h>
 
 static const char *const bad_names[] = {
 	[AUDITLOG_CLEAN]	= "clean",
@@ -492,79 +493,6 @@ auditlog_verify_files(const char *keyfile, char **files, int n,
 /* ------------------------------------------------------------------ */
 /* Time                                                               */
 
-/* n decimal digits at p, or -1. */
-static int
-digits(const char *p, int n)
-{
-	int	v = 0;
-
-	for (; n > 0; n--, p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		v = v * 10 + (*p - '0');
-	}
-	return v;
-}
-
-static int
-parse_rfc3339(const char *s, int64_t *out)
-{
-	struct tm	 tm = { 0 };
-	const char	*p = s;
-	int64_t		 frac = 0, scale = 100000;
-	int		 y, mo, d, h = 0, mi = 0, sec = 0, oh, om, off = 0;
-	time_t		 t;
-
-	if ((y = digits(p, 4)) < 0 || p[4] != '-' ||
-	    (mo = digits(p + 5, 2)) < 0 || p[7] != '-' ||
-	    (d = digits(p + 8, 2)) < 0)
-		return -EINVAL;
-	p += 10;
-	if (*p != '\0') {
-		if (*p != 'T' && *p != 't' && *p != ' ')
-			return -EINVAL;
-		p++;
-		if ((h = digits(p, 2)) < 0 || p[2] != ':' ||
-		    (mi = digits(p + 3, 2)) < 0 || p[5] != ':' ||
-		    (sec = digits(p + 6, 2)) < 0)
-			return -EINVAL;
-		p += 8;
-		if (*p == '.') {
-			if (p[1] < '0' || p[1] > '9')
-				return -EINVAL;
-			for (p++; *p >= '0' && *p <= '9'; p++) {
-				frac += (*p - '0') * scale;
-				scale /= 10;
-			}
-		}
-		if (*p == 'Z' || *p == 'z')
-			p++;
-		else if (*p == '+' || *p == '-') {
-			if ((oh = digits(p + 1, 2)) < 0 || p[3] != ':' ||
-			    (om = digits(p + 4, 2)) < 0 || oh > 23 || om > 59)
-				return -EINVAL;
-			off = (oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
-			p += 6;
-		} else
-			return -EINVAL;
-		if (*p != '\0')
-			return -EINVAL;
-	}
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60)
-		return -EINVAL;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	if ((t = timegm(&tm)) == (time_t)-1)
-		return -EINVAL;
-	*out = ((int64_t)t - off) * 1000000 + frac;
-	return 0;
-}
-
 int
 auditlog_parse_since(const char *s, int64_t now_us, int64_t *out_us)
 {
@@ -573,7 +501,7 @@ auditlog_parse_since(const char *s, int64_t now_us, int64_t *out_us)
 	if (s == NULL || *s == '\0')
 		return -EINVAL;
 	if (strlen(s) >= 10 && s[4] == '-')
-		return parse_rfc3339(s, out_us);
+		return clk_parse_rfc3339(s, CLK_DATE_ALONE, out_us);
 	if (cfg_parse_duration(s, &ms) < 0 || ms < 0)
 		return -EINVAL;
 	/* Further back than an int64_t of microseconds reaches: everything. */
@@ -617,7 +545,7 @@ matches(json_t *o, const struct auditlog_filter *f, bool have_since,
 			return false;
 	}
 	if (have_since && ((s = sget(o, "time")) == NULL ||
-	    parse_rfc3339(s, &t) < 0 || t < since))
+	    clk_parse_rfc3339(s, CLK_DATE_ALONE, &t) < 0 || t < since))
 		return false;
 	return true;
 }

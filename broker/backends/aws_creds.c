@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include <secretsfs/aws_creds.h>
+#include <secretsfs/clk.h>
 #include <secretsfs/backend.h>
 #include <secretsfs/http.h>
 #include <secretsfs/secfile.h>
@@ -211,60 +212,14 @@ aws_creds_read_token(const char *path, char **out, char *errbuf,
 
 /* --- time ------------------------------------------------------------------ */
 
-static int
-digits(const char **p, int n, int *v)
-{
-	*v = 0;
-	for (int i = 0; i < n; i++, (*p)++) {
-		if (!isdigit((unsigned char)**p))
-			return -1;
-		*v = *v * 10 + (**p - '0');
-	}
-	return 0;
-}
-
 int
 aws_creds_parse_time(const char *s, time_t *out)
 {
-	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
-	struct tm tm;
-	time_t t;
+	int64_t us;
 
-	if (!s || digits(&s, 4, &y) < 0 || *s++ != '-' ||
-	    digits(&s, 2, &mo) < 0 || *s++ != '-' || digits(&s, 2, &d) < 0 ||
-	    (*s != 'T' && *s != 't' && *s != ' ') || !*s++ ||
-	    digits(&s, 2, &h) < 0 || *s++ != ':' || digits(&s, 2, &mi) < 0 ||
-	    *s++ != ':' || digits(&s, 2, &sec) < 0)
+	if (clk_parse_rfc3339(s, 0, &us) < 0)
 		return -EINVAL;
-	if (*s == '.') {
-		s++;
-		if (!isdigit((unsigned char)*s))
-			return -EINVAL;
-		while (isdigit((unsigned char)*s))
-			s++;
-	}
-	if (*s == 'Z' || *s == 'z')
-		s++;
-	else if (*s == '+' || *s == '-') {
-		sign = *s++ == '+' ? 1 : -1;
-		if (digits(&s, 2, &oh) < 0 || (*s == ':' && !*++s) ||
-		    digits(&s, 2, &om) < 0)
-			return -EINVAL;
-	} else
-		return -EINVAL;
-	if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60 || oh > 23 || om > 59)
-		return -EINVAL;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	if ((t = timegm(&tm)) == (time_t)-1)
-		return -EINVAL;
-	*out = t - sign * (oh * 3600 + om * 60);
+	*out = (time_t)(us / 1000000);
 	return 0;
 }
 

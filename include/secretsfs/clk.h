@@ -42,4 +42,14 @@ int clk_cond_init(pthread_cond_t *cond);
 /* Sleep ms milliseconds, resuming after signals. */
 void clk_sleep_ms(int64_t ms);
 
+/* clk_parse_rfc3339: a date alone ("2026-12-07") means its midnight UTC. */
+#define CLK_DATE_ALONE	0x01
+
+/*
+ * An RFC 3339 time ("2026-12-07T10:00:00.5Z", "...+01:00", also "+0100",
+ * 't' or ' ' for 'T', 'z' for 'Z') as microseconds since the epoch, the
+ * fraction cut at microseconds. 0, or -EINVAL for anything else.
+ */
+int clk_parse_rfc3339(const char *s, unsigned flags, int64_t *us);
+
 #endif
