@@ -24,6 +24,9 @@
 #include <secretsfs/secmem.h>
 #include <secretsfs/wire.h>
 
+/* The harness plays the fetcher: it speaks the private protocol. */
+#include "../../broker/proc/fetcher_int.h"
+
 static struct backend *be;
 static uint32_t next_id;	/* the client numbers its calls from 1 */
 
