@@ -10,7 +10,10 @@ tls_require_and_verify_client_cert).
 
 /v1 routes
   GET|HEAD sys/health                      (?activecode= ?sealedcode= ?standbyok= ...)
-  GET  sys/internal/ui/mounts/<mount>      KV version detection
+  GET  sys/internal/ui/mounts/<any path>   the mount holding that path (type, options.version,
+                                           path); 403 "preflight capability check ..." for a
+                                           path in no mount, "permission denied" without a
+                                           live token
   POST auth/<cert mount>/login             {"name": optional}; role matched against the
                                            handshake's client certificate
   POST auth/<approle mount>/login          {"role_id","secret_id"}
@@ -19,8 +22,21 @@ tls_require_and_verify_client_cert).
   KV v2 mount: data/<p> (GET ?version=, POST|PUT, DELETE), metadata/<p> (GET, LIST,
                POST|PUT, DELETE), delete/<p>, undelete/<p>, destroy/<p>, config
   KV v1 mount: <p> (GET, LIST, POST|PUT, DELETE)
-  LIST is the LIST method or GET ?list=true. Tokens: X-Vault-Token, else
+  LIST is the LIST method or GET ?list=<Go bool> (?list=bogus: 400 {"errors":[]}).
+  Tokens: X-Vault-Token, else
   "Authorization: Bearer". X-Vault-Namespace selects a separate secret store per namespace.
+
+Dead tokens (unknown, revoked, expired) get 403 ["permission denied", "invalid token"];
+config token_errors "legacy" (older Vault, OpenBao) says ["permission denied"] alone. No
+token at all is ["permission denied"]. AppRole roles may set secret_id_num_uses and
+secret_id_ttl; approle logins are subject to Vault's user lockout (config user_lockout:
+threshold 5, duration 15m, counter_reset 15m by default; a locked role_id gets 403
+"permission denied"); GET /_fake/approle shows uses, remaining uses and lockouts.
+
+HA: --nodes N listens on N ports over one shared storage; faults take "node": i for sealed
+and standby (a standby's default active address is another node of this fake). A rate
+limit quota (fault "rate_limit") answers 429 with Retry-After and X-Ratelimit-* headers.
+stats "by_node" and recent[].node say which node a request reached.
 
 ACLs are modelled only as a deny list (config "deny"): a non-root token asking for a path
 that matches one of its globs gets what Vault answers for a missing capability, 403
@@ -41,6 +57,7 @@ Control routes (token: the root token), for the tests and for "the security team
   POST /_fake/reset_stats
   GET|POST /_fake/faults             see State.set_faults
   GET|POST /_fake/config             see State.configure (same JSON as --config FILE)
+  GET  /_fake/approle                see State.approle_view
   POST /_fake/revoke_tokens          {} = every non-root token, or {"tokens":[..]},
                                      {"accessors":[..]}
 The root token also works on every /v1 route, so `vault kv put` equivalents (POST data/<p>)
@@ -76,6 +93,15 @@ HANDSHAKE_TIMEOUT = 10
 IDLE_TIMEOUT = 60
 RECENT_MAX = 500
 B62 = string.ascii_letters + string.digits
+# strconv.ParseBool, which Vault uses for ?list= (http/logical.go buildLogicalRequestNoAuth)
+GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+            "0": False, "f": False, "F": False, "FALSE": False, "false": False,
+            "False": False}
+# Defaults of user lockout (helper/configutil/userlockout.go; docs concepts/user-lockout):
+# 5 failed logins lock the alias for 15 minutes; the count resets after 15 idle minutes.
+LOCKOUT_DEFAULTS = {"threshold": 5, "duration": 900, "counter_reset": 900, "disable": False}
+# Auth methods user lockout applies to (docs concepts/user-lockout: ldap, userpass, approle)
+LOCKOUT_METHODS = ("approle",)
 TLS_VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
                 "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -96,6 +122,11 @@ class VaultError(Exception):
         super().__init__(status)
         self.status = status
         self.errors = list(errors)
+
+
+class InvalidCredentials(VaultError):
+    """A VaultError that is also logical.ErrInvalidCredentials (sdk/logical/error.go): the
+    client sees the same answer, the user lockout counts it."""
 
 
 def rand62(n):
@@ -204,18 +235,28 @@ class State:
         for spec in args.mount or ["secret=2", "kv=1"]:
             name, _, ver = spec.partition("=")
             self.mounts[name.strip("/")] = int(ver or 2)
-        self.auth_mounts = {"cert": "cert", "approle": "approle", "kubernetes": "kubernetes"}
+        self.auth_mounts = {"cert": "cert", "approle": "approle", "kubernetes": "kubernetes",
+                            "jwt": "jwt"}
         self.approle = {}
         self.kubernetes = {}
+        self.jwt = {}
         with open(args.client_ca) as f:
             self.cert = {"default": {"certificate": f.read(), "policies": ["default"]}}
         self.cert_subjects = {}
         self.deny = []  # path globs denied to every non-root token
+        self.token_errors = "modern"    # or "legacy": see Handler.dead_token_error
+        self.user_lockout = dict(LOCKOUT_DEFAULTS)
+        self.approle_usage = {}     # role -> {"issued": t, "uses": {index: n}}
+        self.lockouts = {}          # "mount:role_id" -> {"failures", "last", "locked_at"}
+        self.rate_limit = None      # see set_faults "rate_limit"
+        self.rate_window = {}       # quota window start and count, per node
         self.kv1 = {}   # ns -> mount -> path -> data
         self.kv2 = {}   # ns -> mount -> path -> entry
         self.tokens = {}
-        self.sealed = False
-        self.standby = None     # None, or {"mode": ..., "active": URL}
+        # HA: one entry per listening node, all sharing this storage (Vault HA with a
+        # shared storage backend): sealed, standby (None or {"mode", "active"}), addr.
+        self.nodes = [{"sealed": False, "standby": None, "addr": None}
+                      for _ in range(max(1, getattr(args, "nodes", 1)))]
         self.faults = []
         self.cluster_id = new_uuid()
         self.cluster_name = "vault-cluster-" + secrets.token_hex(4)
@@ -230,7 +271,8 @@ class State:
     # -- persistence: lets restart() keep secrets, tokens and config (not faults, stats) --
 
     PERSIST = ("token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle", "kubernetes",
-               "cert", "deny", "kv1", "kv2", "tokens")
+               "cert", "deny", "kv1", "kv2", "tokens", "token_errors", "user_lockout",
+               "approle_usage", "lockouts", "jwt")
 
     def load(self):
         with open(self.state_file) as f:
@@ -256,7 +298,10 @@ class State:
         token_ttl, token_max_ttl (seconds or "1h"), mounts {name: 1|2},
         auth_mounts {mount: "cert"|"approle"|"kubernetes"},
         approle {role_name: {role_id, secret_id | secret_ids [..] | null (no secret needed),
-                             policies, token_ttl, token_max_ttl}},
+                             secret_id_num_uses (per secret_id), secret_id_ttl (from
+                             configuration time), policies, token_ttl, token_max_ttl}},
+        token_errors "modern" | "legacy", user_lockout {threshold, duration,
+                     counter_reset, disable},
         kubernetes {role: {jwts [..], policies, service_account_name,
                            service_account_namespace, token_ttl, token_max_ttl}},
         cert {name: {certificate PEM | certificate_file path, allowed_common_names [globs],
@@ -264,7 +309,7 @@ class State:
         deny [globs]: paths (relative to the namespace, as in a policy: "secret/data/team/*")
                      that no non-root token may use."""
         known = {"token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle",
-                 "kubernetes", "cert", "deny"}
+                 "kubernetes", "cert", "deny", "token_errors", "user_lockout", "jwt"}
         unknown = set(cfg) - known
         if unknown:
             raise VaultError(400, "unknown config keys: " + ", ".join(sorted(unknown)))
@@ -276,9 +321,27 @@ class State:
                 self.mounts = {k.strip("/"): int(v) for k, v in cfg["mounts"].items()}
             if "auth_mounts" in cfg:
                 self.auth_mounts = {k.strip("/"): v for k, v in cfg["auth_mounts"].items()}
-            for key in ("approle", "kubernetes"):
+            for key in ("approle", "kubernetes", "jwt"):
                 if key in cfg:
                     setattr(self, key, dict(cfg[key] or {}))
+            if "approle" in cfg:
+                # New roles, new secret IDs: their use counts and lockouts start afresh.
+                self.approle_usage = {n: {"issued": time.time(), "uses": {}}
+                                      for n in self.approle}
+                self.lockouts = {}
+            if "token_errors" in cfg:
+                if cfg["token_errors"] not in ("modern", "legacy"):
+                    raise VaultError(400, 'token_errors: "modern" or "legacy"')
+                self.token_errors = cfg["token_errors"]
+            if "user_lockout" in cfg:
+                ul = dict(LOCKOUT_DEFAULTS)
+                for k, v in (cfg["user_lockout"] or {}).items():
+                    if k not in LOCKOUT_DEFAULTS:
+                        raise VaultError(400, "user_lockout: unknown key %s" % k)
+                    ul[k] = bool(v) if k == "disable" else (
+                        int(v) if k == "threshold" else parse_duration(v))
+                self.user_lockout = ul
+                self.lockouts = {}
             if "deny" in cfg:
                 deny = cfg["deny"] or []
                 if not isinstance(deny, list) or not all(isinstance(g, str) for g in deny):
@@ -305,7 +368,8 @@ class State:
             return {"token_ttl": self.token_ttl, "token_max_ttl": self.token_max_ttl,
                     "mounts": self.mounts, "auth_mounts": self.auth_mounts,
                     "approle": self.approle, "kubernetes": self.kubernetes,
-                    "deny": self.deny,
+                    "deny": self.deny, "token_errors": self.token_errors,
+                    "user_lockout": self.user_lockout, "jwt": self.jwt,
                     "cert": {n: {k: v for k, v in r.items() if k != "certificate"}
                              for n, r in self.cert.items()}}
 
@@ -339,25 +403,47 @@ class State:
         with self.lock:
             if spec.get("clear"):
                 self.faults = []
-                self.sealed = False
-                self.standby = None
+                self.rate_limit = None
+                self.rate_window = {}
+                for nd in self.nodes:
+                    nd["sealed"], nd["standby"] = False, None
+            try:
+                node = self.nodes[int(spec.get("node") or 0)]
+            except (IndexError, ValueError, TypeError):
+                raise VaultError(400, "node: 0..%d" % (len(self.nodes) - 1))
             if "sealed" in spec:
-                self.sealed = bool(spec["sealed"])
+                node["sealed"] = bool(spec["sealed"])
             if "standby" in spec:
                 sb = spec["standby"]
                 if sb is None or sb is False:
-                    self.standby = None
+                    node["standby"] = None
                 else:
                     sb = dict(sb) if isinstance(sb, dict) else {"mode": sb}
                     if sb.get("mode") not in ("forward", "redirect", "no_leader"):
                         raise VaultError(400, "standby mode: forward, redirect or no_leader")
-                    sb.setdefault("active", "https://127.0.0.2:8200")
-                    self.standby = sb
+                    # the active node: another node of this fake when there is one
+                    others = [n["addr"] for n in self.nodes
+                              if n is not node and n["addr"] and not n["standby"]]
+                    sb.setdefault("active", others[0] if others else
+                                  "https://127.0.0.2:8200")
+                    node["standby"] = sb
+            if "rate_limit" in spec:
+                rl = spec["rate_limit"]
+                if rl is None or rl is False:
+                    self.rate_limit = None
+                else:
+                    rl = dict(rl) if isinstance(rl, dict) else {"rate": rl}
+                    rl["rate"] = int(rl.get("rate", 1))
+                    rl["interval"] = float(rl.get("interval", 1))
+                    rl.setdefault("prefix", "/v1/")
+                    rl.setdefault("headers", True)
+                    self.rate_limit = rl
+                self.rate_window = {}
             scalar = {"status_once": "code", "status_n": "code", "status": "code",
                       "slow": "seconds", "drop": None, "reset": None, "malformed": None,
                       "oversized": "bytes", "handshake": None}
             for key, val in spec.items():
-                if key in ("clear", "sealed", "standby"):
+                if key in ("clear", "sealed", "standby", "node", "rate_limit"):
                     continue
                 if key not in scalar:
                     raise VaultError(400, "unknown fault %r" % key)
@@ -387,7 +473,11 @@ class State:
 
     def fault_view(self):
         with self.lock:
-            return {"sealed": self.sealed, "standby": dict(self.standby) if self.standby else None,
+            nd = self.nodes[0]
+            return {"sealed": nd["sealed"],
+                    "standby": dict(nd["standby"]) if nd["standby"] else None,
+                    "nodes": json.loads(json.dumps(self.nodes)),
+                    "rate_limit": dict(self.rate_limit) if self.rate_limit else None,
                     "faults": [dict(f) for f in self.faults]}
 
     def take_faults(self, path):
@@ -408,6 +498,25 @@ class State:
                 if f is not None:
                     self.count_down(f)
         return (dict(slow) if slow else None), (dict(terminal) if terminal else None)
+
+    def take_quota(self, node, rel):
+        """None when the rate limit quota lets the request through, else the seconds until
+        its window resets. Each node keeps its own window, as Vault nodes count their own
+        requests; sys/health is exempt (quotas rate_limit_exempt_paths default)."""
+        with self.lock:
+            rl = self.rate_limit
+            if rl is None or rel == "sys/health" or not ("/v1/" + rel).startswith(
+                    rl["prefix"]):
+                return None
+            now = time.monotonic()
+            w = self.rate_window.get(node)
+            if w is None or now - w["start"] >= rl["interval"]:
+                w = self.rate_window[node] = {"start": now, "count": 0}
+            w["count"] += 1
+            if w["count"] <= rl["rate"]:
+                return None
+            self.stats["rate_limited"] += 1
+            return max(0.0, w["start"] + rl["interval"] - now)
 
     def take_handshake_fault(self):
         """True when a new connection is to be closed before its TLS handshake."""
@@ -445,6 +554,14 @@ class State:
             "lookups": 0,
             "tokens_issued": 0,
             "permission_denied": 0,
+            "invalid_token": 0,     # 403s that said "invalid token" (modern token_errors)
+            "secret_id_uses": {},   # role: successful logins that used a secret_id
+            "secret_ids_exhausted": {},     # role: logins refused, secret_id_num_uses used up
+            "secret_ids_expired": {},       # role: logins refused, secret_id_ttl passed
+            "lockouts": {},         # role: times its role_id got locked
+            "locked_refusals": {},  # role: logins refused (403) while locked
+            "rate_limited": 0,      # 429s from the rate limit quota
+            "by_node": {},          # node index: /v1 requests it received
             "acl_denied": {},       # "[ns/]secret/data/db": n, 403s from the deny list
             "standby": {},          # mode: requests a standby node answered itself
             "faults": {},           # fault kind (status:N): times applied
@@ -546,6 +663,77 @@ class State:
                                if k not in tokens and v["accessor"] not in accessors}
             self.save()
             return before - len(self.tokens)
+
+    # -- user lockout (request_handling.go isUserLocked, failedUserLoginProcess) --
+
+    def _lock_entry(self, mount, alias):
+        now = time.time()
+        cfg = self.user_lockout
+        e = self.lockouts.get(mount + ":" + alias)
+        if e is None:
+            return None
+        if e["locked_at"] is not None and now - e["locked_at"] >= cfg["duration"]:
+            # a lockout that has run its lockout_duration is forgotten
+            del self.lockouts[mount + ":" + alias]
+            return None
+        if e["locked_at"] is None and now - e["last"] >= cfg["counter_reset"]:
+            del self.lockouts[mount + ":" + alias]
+            return None
+        return e
+
+    def is_locked(self, mount, alias):
+        with self.lock:
+            if self.user_lockout["disable"]:
+                return False
+            e = self._lock_entry(mount, alias)
+            return bool(e and e["locked_at"] is not None)
+
+    def login_failed(self, mount, alias, role_name):
+        with self.lock:
+            if self.user_lockout["disable"]:
+                return
+            e = self._lock_entry(mount, alias) or {"failures": 0, "last": 0,
+                                                   "locked_at": None, "role": role_name}
+            e["failures"] += 1
+            e["last"] = time.time()
+            if e["failures"] >= self.user_lockout["threshold"] and e["locked_at"] is None:
+                e["locked_at"] = e["last"]
+                self.bump("lockouts", role_name)
+            self.lockouts[mount + ":" + alias] = e
+            self.save()
+
+    def login_succeeded(self, mount, alias):
+        """A successful login clears the alias's failed-login entry."""
+        with self.lock:
+            if self.lockouts.pop(mount + ":" + alias, None) is not None:
+                self.save()
+
+    def approle_view(self):
+        """Per role: secret_id uses and what is left of them, expiry, lockout. Never a
+        secret_id or role_id value."""
+        now = time.time()
+        out = {}
+        with self.lock:
+            for name, role in self.approle.items():
+                valid = role.get("secret_ids") or (
+                    [role["secret_id"]] if role.get("secret_id") else [])
+                usage = self.approle_usage.get(name, {"issued": now, "uses": {}})
+                limit = int(role.get("secret_id_num_uses") or 0)
+                ttl = parse_duration(role.get("secret_id_ttl")) or 0
+                ids = []
+                for i in range(len(valid)):
+                    used = usage["uses"].get(str(i), 0)
+                    ids.append({"uses": used,
+                                "remaining": max(0, limit - used) if limit else None,
+                                "expired": bool(ttl and now >= usage["issued"] + ttl)})
+                mount = next((m for m, k in self.auth_mounts.items() if k == "approle"),
+                             "approle")
+                e = self._lock_entry(mount, str(role.get("role_id", "")))
+                out[name] = {"secret_ids": ids, "failures": e["failures"] if e else 0,
+                             "locked": bool(e and e["locked_at"] is not None),
+                             "locked_for": (round(e["locked_at"] + self.user_lockout[
+                                 "duration"] - now, 1) if e and e["locked_at"] else 0)}
+        return out
 
     # -- mounts --
 
@@ -678,6 +866,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.bump("status", str(status))
                 recent = st.stats["recent"]
                 recent.append({"method": self.method, "path": self.url_path,
+                               "node": self.server.node,
                                "namespace": self.namespace, "status": status,
                                "token": self.token_kind,
                                "x_vault_request": self.headers.get("X-Vault-Request") == "true"})
@@ -701,13 +890,29 @@ class Handler(BaseHTTPRequestHandler):
             return authz[len("Bearer "):].strip()
         return None
 
+    def dead_token_error(self, presented):
+        """What Vault says for a token that is no longer (or never was) valid. Since 2024
+        Vault adds "invalid token" beside "permission denied" for a revoked, expired or
+        unknown token (Vault docs concepts/tokens.mdx, "Error Responses"); a request with
+        no token at all is only "permission denied" (request_handling.go CheckToken /
+        fetchACLTokenEntryAndEntity: empty ClientToken -> ErrPermissionDenied). Older Vault
+        and OpenBao (vault/request_handling.go) say "permission denied" alone in both
+        cases: config token_errors "legacy"."""
+        st = self.server.state
+        with st.lock:
+            legacy = st.token_errors == "legacy"
+        if presented and not legacy:
+            st.bump("invalid_token")
+            return VaultError(403, "permission denied", "invalid token")
+        return VaultError(403, "permission denied")
+
     def require_token(self):
         st = self.server.state
         tok = st.lookup_token(self.token_id())
         if tok is None:
             self.token_kind = "invalid" if self.token_id() else "none"
             st.bump("permission_denied")
-            raise VaultError(403, "permission denied")
+            raise self.dead_token_error(bool(self.token_id()))
         self.token_kind = "root" if tok["policies"] == ["root"] else "token"
         return tok
 
@@ -718,9 +923,16 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         self.url_path = unquote(url.path)
         self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if method == "GET" and self.query.get("list") == "true":
-            method = "LIST"
         self.method = method
+        self.list_query_error = False
+        if method == "GET" and self.query.get("list"):
+            # http/logical.go: "list" goes through strconv.ParseBool; a value it refuses
+            # is a bare 400 before any routing.
+            flag = GO_BOOLS.get(self.query["list"])
+            if flag is None:
+                self.list_query_error = True
+            elif flag:
+                method = self.method = "LIST"
         self.namespace = self.headers.get("X-Vault-Namespace", "").strip("/")
         self.token_kind = "none"
         try:
@@ -730,6 +942,7 @@ class Handler(BaseHTTPRequestHandler):
             if not self.url_path.startswith("/v1/"):
                 raise VaultError(404, "404 page not found")
             st.bump("requests")
+            st.bump("by_node", str(self.server.node))
             st.bump("by_path", "%s %s" % (method, self.url_path))
             slow, terminal = st.take_faults(self.url_path)
             if slow:
@@ -737,12 +950,20 @@ class Handler(BaseHTTPRequestHandler):
             if terminal and self.apply_fault(terminal):
                 return
             rel = self.url_path[len("/v1/"):]
-            if st.sealed and rel != "sys/health":
-                raise VaultError(503, "Vault is sealed")
             with st.lock:
-                standby = dict(st.standby) if st.standby else None
+                node = dict(st.nodes[self.server.node])
+            # consts.ErrSealed: a sealed node answers 503 "Vault is sealed" to all but
+            # sys/health (http/handler.go)
+            if node["sealed"] and rel != "sys/health":
+                raise VaultError(503, "Vault is sealed")
+            standby = node["standby"]
             if standby and rel != "sys/health" and self.answer_as_standby(standby):
                 return
+            wait = st.take_quota(self.server.node, rel)
+            if wait is not None:
+                return self.quota_exceeded(rel, wait)
+            if self.list_query_error:
+                raise VaultError(400)
             self.route(rel)
         except VaultError as err:
             self.send_error_body(err)
@@ -814,6 +1035,23 @@ class Handler(BaseHTTPRequestHandler):
             return True
         return False
 
+    def quota_exceeded(self, rel, wait):
+        """http/util.go rateLimitQuotaWrapping: 429, errors ["request path \"<path>\": rate
+        limit quota exceeded"]; with rate limit response headers enabled, the quota's
+        Retry-After and X-Ratelimit-* headers (vault/quotas/quotas_rate_limit.go)."""
+        st = self.server.state
+        with st.lock:
+            rl = dict(st.rate_limit or {})
+        headers = {}
+        if rl.get("headers", True):
+            retry = rl.get("retry_after")
+            retry = int(retry) if retry is not None else max(1, int(-(-wait // 1)))
+            headers = {"Retry-After": str(retry), "X-Ratelimit-Limit": str(rl.get("rate")),
+                       "X-Ratelimit-Remaining": "0",
+                       "X-Ratelimit-Reset": str(int(time.time() + wait))}
+        self.send(429, {"errors": ['request path "%s": rate limit quota exceeded' % rel]},
+                  headers=headers)
+
     def answer_as_standby(self, sb):
         """True when this standby answered itself (http/handler.go handleRequestForwarding,
         respondStandby); False when it forwards, i.e. the request is served as usual."""
@@ -848,9 +1086,8 @@ class Handler(BaseHTTPRequestHandler):
         method = self.method
         if rel == "sys/health":
             return self.health()
-        if rel.startswith("sys/internal/ui/mounts/"):
-            self.require_token()
-            return self.ui_mount(rel[len("sys/internal/ui/mounts/"):].strip("/"))
+        if rel.startswith("sys/internal/ui/mounts/") or rel == "sys/internal/ui/mounts":
+            return self.ui_mount(rel[len("sys/internal/ui/mounts/"):])
         if rel.startswith("auth/"):
             parts = rel.split("/")
             if rel in ("auth/token/lookup-self",) and method in ("GET", "POST", "PUT"):
@@ -882,19 +1119,22 @@ class Handler(BaseHTTPRequestHandler):
     def health(self):
         st = self.server.state
         q = self.query
-        if st.sealed:
+        with st.lock:
+            node = dict(st.nodes[self.server.node])
+        sealed, standby = node["sealed"], node["standby"]
+        if sealed:
             code = int(q.get("sealedcode", 503))
-        elif st.standby and q.get("standbyok") != "true":
+        elif standby and q.get("standbyok") != "true":
             code = int(q.get("standbycode", 429))
         else:
             code = int(q.get("activecode", 200))
         body = {"clock_skew_ms": 0, "cluster_id": st.cluster_id, "cluster_name": st.cluster_name,
                 "echo_duration_ms": 0, "enterprise": False, "initialized": True,
                 "performance_standby": False, "replication_dr_mode": "disabled",
-                "replication_performance_mode": "disabled", "sealed": st.sealed,
-                "server_time_utc": int(time.time()), "standby": bool(st.standby),
+                "replication_performance_mode": "disabled", "sealed": sealed,
+                "server_time_utc": int(time.time()), "standby": bool(standby),
                 "version": VAULT_VERSION}
-        if st.sealed:   # what a sealed node knows: no cluster identity, no replication state
+        if sealed:      # what a sealed node knows: no cluster identity, no replication state
             for k in ("cluster_id", "cluster_name", "clock_skew_ms", "echo_duration_ms"):
                 body.pop(k)
             body.update(standby=True, replication_dr_mode="unknown",
@@ -902,17 +1142,53 @@ class Handler(BaseHTTPRequestHandler):
         st.bump("by_route", "sys.health")
         self.send(code, body)
 
-    def ui_mount(self, name):
+    def ui_mount(self, path):
+        """logical_system.go pathInternalUIMountRead: any path inside a mount names that
+        mount (router MatchingMountEntry, longest prefix); the path is sanitized to end
+        in "/". The route is unauthenticated but the handler loads the caller's ACL itself
+        (fetchACLTokenEntryAndEntity): no token or a dead one is a bare ErrPermissionDenied.
+        A path in no mount, or a mount the token has no capability under (hasMountAccess),
+        is a 403 carrying the "preflight capability check" text, so that the endpoint
+        cannot be used to discover mounts; root is no exception for a missing mount."""
         st = self.server.state
-        if name not in st.mounts:
-            raise VaultError(400, 'no mount found for path "%s"' % name)
-        ver = st.mounts[name]
-        data = {"accessor": "kv_" + secrets.token_hex(4), "config": {
+        path = path.strip("/")
+        if not path:
+            raise VaultError(400, "path not set")
+        tok = st.lookup_token(self.token_id())
+        if tok is None:
+            self.token_kind = "invalid" if self.token_id() else "none"
+            st.bump("permission_denied")
+            raise VaultError(403, "permission denied")
+        self.token_kind = "root" if tok["policies"] == ["root"] else "token"
+        preflight = VaultError(403, "preflight capability check returned 403, please ensure "
+                                    "client's policies grant access to path \"%s/\"" % path)
+        with st.lock:
+            mount = st.find_mount(path)
+            ver = st.mounts.get(mount)
+            deny = list(st.deny)
+            auth = None
+            if mount is None and path.startswith("auth/"):
+                name = path.split("/")[1]
+                if name in st.auth_mounts:
+                    auth = (name, st.auth_mounts[name])
+        st.bump("by_route", "sys.internal-ui-mounts")
+        if mount is None and auth is None:
+            st.bump("permission_denied")
+            raise preflight
+        if tok["policies"] != ["root"] and mount is not None and any(
+                fnmatch.fnmatchcase(mount + "/", g) or g in (mount + "/*", mount + "*")
+                for g in deny):
+            raise preflight     # the deny list takes the whole mount away
+        if auth is not None:
+            mtype, mpath, options = auth[1], auth[0] + "/", None
+        else:
+            mtype, mpath, options = "kv", mount + "/", {"version": str(ver)}
+        data = {"accessor": "%s_%08x" % (mtype, (hash(mpath) & 0xffffffff)), "config": {
                     "default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0},
                 "description": "", "external_entropy_access": False, "local": False,
-                "options": {"version": str(ver)}, "path": name + "/", "plugin_version": "",
-                "running_plugin_version": "v0.17.0+builtin", "seal_wrap": False, "type": "kv",
-                "uuid": new_uuid()}
+                "options": options, "path": mpath, "plugin_version": "",
+                "running_plugin_version": "v0.17.0+builtin", "seal_wrap": False,
+                "type": mtype, "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, mpath))}
         self.send(200, self.envelope(data=data))
 
     # -- auth --
@@ -928,11 +1204,29 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state
         body = self.json_body()
         st.bump("by_route", "login." + kind)
+        self.login_mount = mount
+        # User lockout is checked before the auth method runs, keyed by mount and alias
+        # (request_handling.go handleLoginRequest / isUserLocked): a locked alias gets
+        # ErrPermissionDenied, a 403 "permission denied", even with good credentials.
+        alias = str(body.get("role_id") or "").strip() if kind in LOCKOUT_METHODS else ""
+        if alias and st.is_locked(mount, alias):
+            st.bump("login_failures", kind)
+            st.bump("locked_refusals", self.role_of(alias))
+            raise VaultError(403, "permission denied")
         try:
             role_name, role, meta = getattr(self, "login_" + kind)(body)
+        except InvalidCredentials as e:
+            # Only ErrInvalidCredentials counts towards a lockout (request_handling.go:
+            # routeErr == logical.ErrInvalidCredentials -> failedUserLoginProcess).
+            st.bump("login_failures", kind)
+            if alias:
+                st.login_failed(mount, alias, self.role_of(alias))
+            raise VaultError(e.status, *e.errors)
         except VaultError:
             st.bump("login_failures", kind)
             raise
+        if alias:
+            st.login_succeeded(mount, alias)
         tok = st.issue_token("auth/%s/login" % mount, role.get("policies"), meta,
                              role.get("token_ttl"), role.get("token_max_ttl"),
                              "%s-%s" % (mount, role_name))
@@ -967,22 +1261,54 @@ class Handler(BaseHTTPRequestHandler):
             return name, role, meta
         raise bad
 
-    def login_approle(self, body):
+    def role_of(self, role_id):
         st = self.server.state
-        role_id, secret_id = body.get("role_id"), body.get("secret_id")
+        with st.lock:
+            for n, r in st.approle.items():
+                if r.get("role_id") == role_id:
+                    return n
+        return "?"
+
+    def login_approle(self, body):
+        """builtin/credential/approle/path_login.go: an unknown role_id, and a missing
+        secret_id, are plain 400s; a secret_id that does not exist (never did, used up by
+        secret_id_num_uses, or expired by secret_id_ttl and tidied) is the same 400 body
+        but ErrInvalidCredentials, which feeds the user lockout. The last permitted use
+        deletes the secret_id (SecretIDNumUses == 1), so the next login fails."""
+        st = self.server.state
+        role_id = str(body.get("role_id") or "").strip()
+        secret_id = str(body.get("secret_id") or "").strip()
         if not role_id:
             raise VaultError(400, "missing role_id")
         with st.lock:
             found = [(n, r) for n, r in st.approle.items() if r.get("role_id") == role_id]
-        if not found:
-            raise VaultError(400, "invalid role or secret ID")
-        name, role = found[0]
-        valid = role.get("secret_ids") or ([role["secret_id"]] if role.get("secret_id") else [])
-        if valid:
+            if not found:
+                raise VaultError(400, "invalid role or secret ID")
+            name, role = found[0]
+            valid = role.get("secret_ids") or (
+                [role["secret_id"]] if role.get("secret_id") else [])
+            if not valid:      # bind_secret_id false
+                return name, role, {"role_name": name}
             if not secret_id:
                 raise VaultError(400, "missing secret_id")
-            if not any(secrets.compare_digest(str(secret_id), str(s)) for s in valid):
-                raise VaultError(400, "invalid role or secret ID")
+            idx = next((i for i, s in enumerate(valid)
+                        if secrets.compare_digest(secret_id, str(s))), None)
+            if idx is None:
+                raise InvalidCredentials(400, "invalid role or secret ID")
+            usage = st.approle_usage.setdefault(name, {"issued": time.time(), "uses": {}})
+            ttl = parse_duration(role.get("secret_id_ttl")) or 0
+            if ttl and time.time() >= usage["issued"] + ttl:
+                # Expired secret IDs are removed by the tidy function (path_tidy_user_id.go)
+                st.bump("secret_ids_expired", name)
+                raise InvalidCredentials(400, "invalid role or secret ID")
+            limit = int(role.get("secret_id_num_uses") or 0)
+            used = usage["uses"].get(str(idx), 0)
+            if limit and used >= limit:
+                st.bump("secret_ids_exhausted", name)
+                raise InvalidCredentials(400, "invalid role or secret ID")
+            usage["uses"][str(idx)] = used + 1
+            st.bump("secret_id_uses", name)
+            st.save()
         return name, role, {"role_name": name}
 
     def login_kubernetes(self, body):
@@ -1034,7 +1360,7 @@ class Handler(BaseHTTPRequestHandler):
             raise VaultError(400, "invalid increment")
         tok, warnings = st.renew_token(tok["id"], inc)
         if tok is None:
-            raise VaultError(403, "permission denied")
+            raise self.dead_token_error(True)
         ttl = max(0, int(round(tok["expire_at"] - time.time()))) if tok["expire_at"] else 0
         self.send(200, self.envelope(auth=self.auth_block(tok, ttl, tok["expire_at"] is not None),
                                      mount_type="token", warnings=warnings))
@@ -1290,6 +1616,8 @@ class Handler(BaseHTTPRequestHandler):
                 except (ValueError, TypeError, OSError) as e:
                     raise VaultError(400, "bad config: %s" % e)
             return self.send(200, st.public_config())
+        if what == "approle" and method == "GET":
+            return self.send(200, st.approle_view())
         if what == "revoke_tokens" and method in ("POST", "PUT"):
             body = self.json_body()
             n = st.revoke(body.get("tokens"), body.get("accessors"))
@@ -1302,10 +1630,10 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr, ctx, state, quiet):
+    def __init__(self, addr, ctx, state, quiet, node=0):
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
-        self.ctx, self.state, self.quiet = ctx, state, quiet
+        self.ctx, self.state, self.quiet, self.node = ctx, state, quiet, node
         super().__init__(addr, Handler)
 
     def finish_request(self, request, client_address):
@@ -1356,6 +1684,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    p.add_argument("--nodes", type=int, default=1,
+                   help="HA: listen as this many nodes (one port each) over shared storage")
+    p.add_argument("--node-ports", default="",
+                   help="ports of nodes 1.. (comma separated; 0 or absent = any free port)")
     p.add_argument("--cert", required=True, help="server certificate (PEM)")
     p.add_argument("--key", required=True, help="server private key (PEM)")
     p.add_argument("--client-ca", required=True,
@@ -1395,12 +1727,24 @@ def main():
     ctx.verify_mode = ssl.CERT_REQUIRED
 
     state = State(args)
-    server = Server((args.bind, args.port), ctx, state, args.quiet)
-    port = server.server_address[1]
+    extra = [int(x) for x in args.node_ports.split(",") if x.strip()]
+    servers = []
+    for i in range(max(1, args.nodes)):
+        want = args.port if i == 0 else (extra[i - 1] if i - 1 < len(extra) else 0)
+        servers.append(Server((args.bind, want), ctx, state, args.quiet, node=i))
+    server = servers[0]
+    ports = [sv.server_address[1] for sv in servers]
+    host = "[%s]" % args.bind if ":" in args.bind else args.bind
+    for i, p_ in enumerate(ports):
+        state.nodes[i]["addr"] = "https://%s:%d" % (host, p_)
+    port = ports[0]
+    for sv in servers[1:]:
+        threading.Thread(target=sv.serve_forever, kwargs={"poll_interval": 0.2},
+                         daemon=True).start()
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"port": port, "pid": os.getpid()}, f)
+            json.dump({"port": port, "ports": ports, "pid": os.getpid()}, f)
         os.replace(tmp, args.ready_file)
 
     def stop(signum, frame):

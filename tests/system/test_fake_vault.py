@@ -53,7 +53,8 @@ def _clean_faults(request):
     if "vault" in request.fixturenames:
         v = request.getfixturevalue("vault")
         v.clear_faults()
-        v.configure(approle=APPROLE, kubernetes=KUBERNETES, deny=[],
+        v.configure(approle=APPROLE, kubernetes=KUBERNETES, deny=[], token_errors="modern",
+                    user_lockout={}, token_ttl=3600,
                     cert={"default": {"certificate_file": v.pki.ca, "policies": ["default"]}})
 
 
@@ -302,7 +303,7 @@ def test_bad_missing_or_bearer_token(vault):
     with pytest.raises(hvac.exceptions.Forbidden) as e:
         client(vault, token="hvs.notarealtoken000000000").secrets.kv.v2.read_secret_version(
             "tok/x", mount_point="secret")
-    assert e.value.errors == ["permission denied"]
+    assert e.value.errors == ["permission denied", "invalid token"]
     status, body, headers = vault.request("GET", "/v1/secret/data/tok/x", token="")
     assert status == 403 and body == {"errors": ["permission denied"]}
     assert headers.get("Cache-Control") == "no-store"
@@ -845,3 +846,263 @@ def test_tls_max_offers_only_old_versions(tmp_path, pki):
         with socket.create_connection(("127.0.0.1", old.port), timeout=10) as sock:
             with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
                 assert tls.version() == "TLSv1.1"
+
+
+# -- strict rules (issue 16): dead tokens, AppRole limits and lockout, ui/mounts, list, HA --
+
+DEAD = ["permission denied", "invalid token"]
+
+
+def approle_token(vault, role_id="role-id-1234", secret_id="secret-id-5678"):
+    return client(vault).auth.approle.login(role_id=role_id,
+                                            secret_id=secret_id)["auth"]["client_token"]
+
+
+def test_dead_tokens_say_invalid_token_a_missing_capability_does_not(vault):
+    vault.kv_put("secret", "dead/x", {"a": "b"})
+    # unknown
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token="hvs.AAAAAAAAAAAAAAAAAAAAAAAA").auth.token.lookup_self()
+    assert e.value.errors == DEAD
+    # revoked by revoke-self: 204, then the token is dead everywhere
+    tok = approle_token(vault)
+    r = requests.post(vault.addr + "/v1/auth/token/revoke-self",
+                      headers={"X-Vault-Token": tok}, verify=vault.ca,
+                      cert=(vault.client_cert, vault.client_key), timeout=10)
+    assert r.status_code == 204 and r.content == b""
+    c = client(vault, token=tok)
+    for call in (c.auth.token.lookup_self, c.auth.token.renew_self,
+                 lambda: c.secrets.kv.v2.read_secret_version("dead/x", mount_point="secret")):
+        with pytest.raises(hvac.exceptions.Forbidden) as e:
+            call()
+        assert e.value.errors == DEAD
+    # expired
+    vault.configure(token_ttl=1)
+    tok = approle_token(vault)
+    time.sleep(1.2)
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token=tok).secrets.kv.v2.read_secret_version("dead/x",
+                                                                    mount_point="secret")
+    assert e.value.errors == DEAD
+    # no token at all: permission denied alone
+    status, body, _ = vault.request("GET", "/v1/secret/data/dead/x", token="")
+    assert status == 403 and body == {"errors": ["permission denied"]}
+    # a live token without the capability: permission denied only, never "invalid token"
+    vault.configure(token_ttl=3600, deny=["secret/data/dead/*"])
+    live = client(vault, token=approle_token(vault))
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        live.secrets.kv.v2.read_secret_version("dead/x", mount_point="secret")
+    assert e.value.errors == ["1 error occurred:\n\t* permission denied\n\n"]
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        live.read("nomount/x")
+    assert e.value.errors == ["permission denied"]
+    assert live.auth.token.lookup_self()["data"]["path"] == "auth/approle/login"
+    assert vault.stats()["invalid_token"] >= 5
+
+
+def test_legacy_token_errors_say_permission_denied_alone(vault):
+    vault.reset_stats()
+    vault.configure(token_errors="legacy", deny=["secret/data/legacy/*"])
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token="hvs.AAAAAAAAAAAAAAAAAAAAAAAA").auth.token.lookup_self()
+    assert e.value.errors == ["permission denied"]
+    tok = approle_token(vault)
+    client(vault, token=tok).auth.token.revoke_self()
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token=tok).auth.token.renew_self()
+    assert e.value.errors == ["permission denied"]
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token=approle_token(vault)).secrets.kv.v2.read_secret_version(
+            "legacy/x", mount_point="secret")
+    assert e.value.errors == ["1 error occurred:\n\t* permission denied\n\n"]
+    assert vault.stats()["invalid_token"] == 0
+
+
+def test_approle_secret_id_num_uses_and_ttl(vault):
+    vault.reset_stats()
+    vault.configure(approle={"limited": {"role_id": "rid-limited", "secret_id": "sid-3",
+                                         "secret_id_num_uses": 3, "policies": ["p"]},
+                             "short": {"role_id": "rid-short", "secret_id": "sid-ttl",
+                                       "secret_id_ttl": "1s"}})
+    for _ in range(3):
+        approle_token(vault, "rid-limited", "sid-3")
+    assert vault.approle_state()["limited"]["secret_ids"] == [
+        {"uses": 3, "remaining": 0, "expired": False}]
+    with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+        approle_token(vault, "rid-limited", "sid-3")
+    assert e.value.errors == ["invalid role or secret ID"]
+    approle_token(vault, "rid-short", "sid-ttl")
+    time.sleep(1.1)
+    with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+        approle_token(vault, "rid-short", "sid-ttl")
+    assert e.value.errors == ["invalid role or secret ID"]
+    st = vault.stats()
+    assert st["secret_id_uses"] == {"limited": 3, "short": 1}
+    assert st["secret_ids_exhausted"] == {"limited": 1}
+    assert st["secret_ids_expired"] == {"short": 1}
+    assert vault.approle_state()["short"]["secret_ids"][0]["expired"] is True
+
+
+def test_approle_user_lockout(vault):
+    vault.reset_stats()
+    vault.configure(user_lockout={"threshold": 3, "duration": "2s"})
+    # Failures that are not ErrInvalidCredentials do not count: an unknown role_id, a
+    # missing secret_id.
+    for body in ({"role_id": "role-id-1234"}, {"role_id": "nope", "secret_id": "x"}):
+        for _ in range(4):
+            status, _, _ = vault.request("POST", "/v1/auth/approle/login", body, token="")
+            assert status == 400
+    assert vault.approle_state()["broker"]["failures"] == 0
+    # Two bad secret IDs, then a good login, clears the count.
+    for _ in range(2):
+        with pytest.raises(hvac.exceptions.InvalidRequest):
+            approle_token(vault, secret_id="wrong")
+    approle_token(vault)
+    assert vault.approle_state()["broker"]["failures"] == 0
+    for _ in range(3):
+        with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+            approle_token(vault, secret_id="wrong")
+        assert e.value.errors == ["invalid role or secret ID"]
+    view = vault.approle_state()["broker"]
+    assert view["locked"] is True and 0 < view["locked_for"] <= 2
+    # Locked: even the right secret_id is refused, 403 permission denied.
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        approle_token(vault)
+    assert e.value.errors == ["permission denied"]
+    st = vault.stats()
+    assert st["lockouts"] == {"broker": 1} and st["locked_refusals"] == {"broker": 1}
+    time.sleep(2.1)
+    assert approle_token(vault)
+    assert vault.approle_state()["broker"]["locked"] is False
+
+
+def test_approle_user_lockout_defaults_and_disable(vault):
+    cfg = vault.configure()["user_lockout"]
+    assert cfg == {"threshold": 5, "duration": 900, "counter_reset": 900, "disable": False}
+    vault.configure(user_lockout={"disable": True})
+    for _ in range(6):
+        with pytest.raises(hvac.exceptions.InvalidRequest):
+            approle_token(vault, secret_id="wrong")
+    assert approle_token(vault)
+
+
+def ui_mounts(vault, path, token=None):
+    c = hvac.Client(url=vault.addr, token=vault.root_token if token is None else token,
+                    verify=vault.ca, cert=(vault.client_cert, vault.client_key), timeout=10,
+                    adapter=hvac.adapters.RawAdapter)
+    r = c.adapter.get("/v1/sys/internal/ui/mounts/" + path, raise_exception=False)
+    return r.status_code, r.json()
+
+
+def test_ui_mounts_answers_for_any_path_inside_a_mount(vault):
+    for path, ver in (("secret", "2"), ("secret/data/app/db", "2"),
+                      ("secret/metadata/x/", "2"), ("kv/team/a", "1")):
+        status, body = ui_mounts(vault, path)
+        assert status == 200, path
+        d = body["data"]
+        assert d["type"] == "kv" and d["options"] == {"version": ver}
+        assert d["path"] == path.split("/")[0] + "/"
+    status, body = ui_mounts(vault, "auth/approle/login")
+    assert status == 200 and body["data"]["type"] == "approle"
+    # A token from a login sees it too.
+    status, body = ui_mounts(vault, "secret/data/x", token=approle_token(vault))
+    assert status == 200 and body["data"]["options"]["version"] == "2"
+
+
+def test_ui_mounts_refuses_unknown_paths_and_bad_tokens(vault):
+    status, body = ui_mounts(vault, "nomount/some/key")
+    assert status == 403 and body == {"errors": [
+        "preflight capability check returned 403, please ensure client's policies grant "
+        'access to path "nomount/some/key/"']}
+    for token in ("", "hvs.AAAAAAAAAAAAAAAAAAAAAAAA"):
+        status, body, _ = vault.request("GET", "/v1/sys/internal/ui/mounts/secret",
+                                        token=token)
+        assert status == 403 and body == {"errors": ["permission denied"]}
+    vault.configure(deny=["secret/*"])
+    status, body = ui_mounts(vault, "secret/data/x", token=approle_token(vault))
+    assert status == 403 and "preflight capability check" in body["errors"][0]
+
+
+def test_list_method_and_list_query(vault):
+    vault.kv_put("secret", "lst/a", {"x": "1"})
+    vault.kv_put("secret", "lst/sub/b", {"x": "2"})
+    vault.kv_put("kv", "lst1/a", {"x": "1"})
+    # hvac sends the LIST method
+    assert root(vault).secrets.kv.v2.list_secrets("lst", mount_point="secret")[
+        "data"]["keys"] == ["a", "sub/"]
+    want = {"keys": ["a", "sub/"]}
+    for q in ("list=true", "list=1", "list=T"):
+        status, body, _ = vault.request("GET", "/v1/secret/metadata/lst?" + q)
+        assert status == 200 and body["data"] == want, q
+    status, body, _ = vault.request("GET", "/v1/kv/lst1?list=true")
+    assert status == 200 and body["data"] == {"keys": ["a"]}
+    # list=false is a read (a metadata read of a folder: absent), a bad value a bare 400
+    status, body, _ = vault.request("GET", "/v1/secret/metadata/lst?list=false")
+    assert status == 404 and body == {"errors": []}
+    status, body, _ = vault.request("GET", "/v1/secret/metadata/lst?list=yes")
+    assert status == 400 and body == {"errors": []}
+    st = vault.stats()
+    assert st["by_path"]["LIST /v1/secret/metadata/lst"] == 4
+
+
+@pytest.fixture
+def ha(tmp_path, pki):
+    v = VaultFake.start(tmp_path / "ha", pki, quiet=True, nodes=2,
+                        config={"approle": APPROLE})
+    yield v
+    v.stop()
+
+
+def test_ha_sealed_node_and_standby_redirect_to_the_active_node(ha):
+    assert len(ha.addrs) == 2 and ha.addrs[0] != ha.addrs[1]
+    ha.kv_put("secret", "ha/x", {"a": "b"})
+    ha.faults(node=0, sealed=True)
+    with pytest.raises(hvac.exceptions.VaultDown) as e:
+        root(ha).secrets.kv.v2.read_secret_version("ha/x", mount_point="secret")
+    assert e.value.errors == ["Vault is sealed"]
+    second = hvac.Client(url=ha.addrs[1], token=ha.root_token, verify=ha.ca,
+                         cert=(ha.client_cert, ha.client_key), timeout=10)
+    assert second.secrets.kv.v2.read_secret_version("ha/x", mount_point="secret")[
+        "data"]["data"] == {"a": "b"}
+    # Shared storage: a token from node 1 is valid on node 1 after node 0 unseals too.
+    tok = hvac.Client(url=ha.addrs[1], verify=ha.ca, cert=(ha.client_cert, ha.client_key)
+                      ).auth.approle.login(role_id="role-id-1234",
+                                           secret_id="secret-id-5678")["auth"]["client_token"]
+    ha.faults(node=0, sealed=False, standby="redirect")
+    view = ha.faults(node=0)["nodes"]
+    assert view[0]["standby"]["active"] == ha.addrs[1] and view[1]["standby"] is None
+    ha.reset_stats()
+    r = requests.get(ha.addrs[0] + "/v1/secret/data/ha/x?version=1", allow_redirects=False,
+                     headers={"X-Vault-Token": tok}, verify=ha.ca,
+                     cert=(ha.client_cert, ha.client_key), timeout=10)
+    assert r.status_code == 307 and r.content == b""
+    assert r.headers["Location"] == ha.addrs[1] + "/v1/secret/data/ha/x?version=1"
+    r = requests.get(r.headers["Location"], headers={"X-Vault-Token": tok}, verify=ha.ca,
+                     cert=(ha.client_cert, ha.client_key), timeout=10)
+    assert r.status_code == 200 and r.json()["data"]["data"] == {"a": "b"}
+    st = ha.stats()
+    assert st["by_node"] == {"0": 1, "1": 1}
+    assert [(x["node"], x["status"]) for x in st["recent"]] == [(0, 307), (1, 200)]
+    h = requests.get(ha.addrs[0] + "/v1/sys/health", verify=ha.ca,
+                     cert=(ha.client_cert, ha.client_key), timeout=10)
+    assert h.status_code == 429 and h.json()["standby"] is True
+
+
+def test_rate_limit_quota_answers_429_with_retry_after(vault):
+    vault.kv_put("secret", "rl/x", {"a": "b"})
+    vault.faults(rate_limit={"rate": 2, "interval": 3, "prefix": "/v1/secret/"})
+    c = root(vault)
+    for _ in range(2):
+        c.secrets.kv.v2.read_secret_version("rl/x", mount_point="secret")
+    with pytest.raises(hvac.exceptions.RateLimitExceeded) as e:
+        c.secrets.kv.v2.read_secret_version("rl/x", mount_point="secret")
+    assert e.value.errors == ['request path "secret/data/rl/x": rate limit quota exceeded']
+    status, body, headers = vault.request("GET", "/v1/secret/data/rl/x")
+    assert status == 429 and 1 <= int(headers["Retry-After"]) <= 3
+    assert headers["X-Ratelimit-Limit"] == "2" and headers["X-Ratelimit-Remaining"] == "0"
+    assert vault.health()[0] == 200                     # sys/health is exempt
+    assert vault.stats()["rate_limited"] == 2
+    vault.faults(rate_limit={"rate": 1, "interval": 60, "retry_after": 2})
+    vault.request("GET", "/v1/secret/data/rl/x")
+    status, _, headers = vault.request("GET", "/v1/secret/data/rl/x")
+    assert status == 429 and headers["Retry-After"] == "2"
