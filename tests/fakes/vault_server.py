@@ -236,10 +236,12 @@ class State:
             name, _, ver = spec.partition("=")
             self.mounts[name.strip("/")] = int(ver or 2)
         self.auth_mounts = {"cert": "cert", "approle": "approle", "kubernetes": "kubernetes",
-                            "jwt": "jwt"}
+                            "jwt": "jwt", "aws": "aws"}
         self.approle = {}
         self.kubernetes = {}
         self.jwt = {}
+        self.kubernetes_config = {}
+        self.aws = {}
         with open(args.client_ca) as f:
             self.cert = {"default": {"certificate": f.read(), "policies": ["default"]}}
         self.cert_subjects = {}
@@ -272,7 +274,7 @@ class State:
 
     PERSIST = ("token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle", "kubernetes",
                "cert", "deny", "kv1", "kv2", "tokens", "token_errors", "user_lockout",
-               "approle_usage", "lockouts", "jwt")
+               "approle_usage", "lockouts", "jwt", "kubernetes_config", "aws")
 
     def load(self):
         with open(self.state_file) as f:
@@ -303,13 +305,30 @@ class State:
         token_errors "modern" | "legacy", user_lockout {threshold, duration,
                      counter_reset, disable},
         kubernetes {role: {jwts [..], policies, service_account_name,
-                           service_account_namespace, token_ttl, token_max_ttl}},
+                           service_account_namespace, token_ttl, token_max_ttl}
+                    (opaque tokens, accepted as listed: the old, kind mode), or
+                    {bound_service_account_names [globs], bound_service_account_namespaces
+                     [globs], audience, policies, ...}: real JWTs, TokenReview-checked},
+        kubernetes_config {api_signing_keys [PEM]: keys of the fake API server that
+                    TokenReview trusts; api_audiences [..] (default the in-cluster API
+                    server's); token_reviewer_jwt: Vault's own reviewer JWT, or absent:
+                    the client's JWT reviews itself; pem_keys [PEM]: Vault verifies the
+                    signature locally too; issuer; revoked_uids [..]},
+        aws {iam_server_id_header_value, credentials {access_key_id: {secret_access_key,
+             session_token, arn, user_id}} (what the fake's STS knows), roles {name:
+             {auth_type "iam", bound_iam_principal_arn [ARNs or globs ending in *],
+              policies, token_ttl, token_max_ttl}}},
+        jwt {jwt_validation_pubkeys [PEM], bound_issuer, jwt_supported_algs [..],
+             roles {name: {bound_audiences, bound_subject, bound_claims {claim: value |
+                           [values]}, user_claim (default "sub"), policies, token_ttl,
+                           token_max_ttl}}},
         cert {name: {certificate PEM | certificate_file path, allowed_common_names [globs],
                      policies, token_ttl, token_max_ttl}},
         deny [globs]: paths (relative to the namespace, as in a policy: "secret/data/team/*")
                      that no non-root token may use."""
         known = {"token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle",
-                 "kubernetes", "cert", "deny", "token_errors", "user_lockout", "jwt"}
+                 "kubernetes", "cert", "deny", "token_errors", "user_lockout", "jwt",
+                 "kubernetes_config", "aws"}
         unknown = set(cfg) - known
         if unknown:
             raise VaultError(400, "unknown config keys: " + ", ".join(sorted(unknown)))
@@ -321,7 +340,7 @@ class State:
                 self.mounts = {k.strip("/"): int(v) for k, v in cfg["mounts"].items()}
             if "auth_mounts" in cfg:
                 self.auth_mounts = {k.strip("/"): v for k, v in cfg["auth_mounts"].items()}
-            for key in ("approle", "kubernetes", "jwt"):
+            for key in ("approle", "kubernetes", "jwt", "kubernetes_config", "aws"):
                 if key in cfg:
                     setattr(self, key, dict(cfg[key] or {}))
             if "approle" in cfg:
@@ -370,6 +389,9 @@ class State:
                     "approle": self.approle, "kubernetes": self.kubernetes,
                     "deny": self.deny, "token_errors": self.token_errors,
                     "user_lockout": self.user_lockout, "jwt": self.jwt,
+                    "kubernetes_config": {k: v for k, v in self.kubernetes_config.items()
+                                          if k != "token_reviewer_jwt"},
+                    "aws": {k: v for k, v in self.aws.items() if k != "credentials"},
                     "cert": {n: {k: v for k, v in r.items() if k != "certificate"}
                              for n, r in self.cert.items()}}
 
@@ -562,6 +584,9 @@ class State:
             "locked_refusals": {},  # role: logins refused (403) while locked
             "rate_limited": 0,      # 429s from the rate limit quota
             "by_node": {},          # node index: /v1 requests it received
+            "token_reviews": {},    # kubernetes: "reviewer_jwt" | "client_jwt": n
+            "token_review_failures": {},    # why the fake API server refused
+            "sts_refusals": {},     # aws login: STS error code: n
             "acl_denied": {},       # "[ns/]secret/data/db": n, 403s from the deny list
             "standby": {},          # mode: requests a standby node answered itself
             "faults": {},           # fault kind (status:N): times applied
@@ -1320,8 +1345,11 @@ class Handler(BaseHTTPRequestHandler):
             raise VaultError(400, "missing jwt")
         with st.lock:
             role = st.kubernetes.get(role_name)
+            kcfg = dict(st.kubernetes_config)
         if role is None:
             raise VaultError(400, 'invalid role name "%s"' % role_name)
+        if "jwts" not in role:
+            return self.login_kubernetes_review(role_name, role, str(jwt), kcfg)
         if not any(secrets.compare_digest(str(jwt), str(j)) for j in role.get("jwts", [])):
             raise VaultError(403, "permission denied")
         meta = {"role": role_name,
@@ -1329,6 +1357,229 @@ class Handler(BaseHTTPRequestHandler):
                 "service_account_namespace": role.get("service_account_namespace", "default"),
                 "service_account_secret_name": "",
                 "service_account_uid": role.get("service_account_uid", new_uuid())}
+        return role_name, role, meta
+
+    def login_kubernetes_review(self, role_name, role, token, kcfg):
+        """vault-plugin-auth-kubernetes path_login.go: parseAndValidateJWT (cap Validator,
+        the signature checked only when pem_keys are configured; role "audience" as the
+        expected aud; a failed signature is ErrPermissionDenied, other claim errors a 403
+        carrying cap's text), then the bound service account name and namespace (403
+        "service account name not authorized" / "namespace not authorized"), then a
+        TokenReview (token_review.go): its bearer is token_reviewer_jwt when configured,
+        else the client's own JWT, which the API server authenticates like any bearer,
+        so its aud must then include the API server's audience. Any TokenReview failure
+        is ErrPermissionDenied."""
+        import fake_jwt
+        st = self.server.state
+        try:
+            if kcfg.get("pem_keys"):
+                claims = fake_jwt.verify_signature(token, kcfg["pem_keys"],
+                                                   fake_jwt.DEFAULT_ALGS)
+            else:
+                claims = fake_jwt.unverified_claims(token)
+        except fake_jwt.JWTInvalid:
+            raise VaultError(403, "permission denied")
+        try:
+            fake_jwt.validate(claims, issuer=kcfg.get("issuer", ""),
+                              auds=[role["audience"]] if role.get("audience") else (),
+                              allow_missing_times=True)
+        except fake_jwt.JWTInvalid as e:
+            raise VaultError(403, str(e))
+        name, ns, uid = self.service_account(claims)
+        names = role.get("bound_service_account_names") or []
+        if names != ["*"] and not any(fnmatch.fnmatchcase(name, g) for g in names):
+            raise VaultError(403, "service account name not authorized")
+        nss = role.get("bound_service_account_namespaces") or []
+        if not (nss[:1] == ["*"] or any(fnmatch.fnmatchcase(ns, g) for g in nss)):
+            raise VaultError(403, "namespace not authorized")
+        why = self.token_review(token, claims, role, kcfg)
+        st.bump("token_reviews", "reviewer_jwt" if kcfg.get("token_reviewer_jwt")
+                else "client_jwt")
+        if why:
+            st.bump("token_review_failures", why)
+            raise VaultError(403, "permission denied")
+        meta = {"role": role_name, "service_account_name": name,
+                "service_account_namespace": ns, "service_account_secret_name": "",
+                "service_account_uid": uid}
+        return role_name, role, meta
+
+    @staticmethod
+    def service_account(claims):
+        """Legacy secret-based token claims, or a projected token's "kubernetes.io"."""
+        k = claims.get("kubernetes.io")
+        if isinstance(k, dict):
+            sa = k.get("serviceaccount") or {}
+            return sa.get("name", ""), k.get("namespace", ""), sa.get("uid", "")
+        return (claims.get("kubernetes.io/serviceaccount/service-account.name", ""),
+                claims.get("kubernetes.io/serviceaccount/namespace", ""),
+                claims.get("kubernetes.io/serviceaccount/service-account.uid", ""))
+
+    def token_review(self, token, claims, role, kcfg):
+        """The fake API server's TokenReview: None when it authenticates the bearer and
+        finds the reviewed token valid for the requested audiences, else why not."""
+        import fake_jwt
+        keys = kcfg.get("api_signing_keys") or []
+        api_auds = kcfg.get("api_audiences") or ["https://kubernetes.default.svc.cluster.local"]
+
+        def api_accepts(tok, auds):
+            try:
+                c = fake_jwt.verify_signature(tok, keys, fake_jwt.DEFAULT_ALGS)
+                fake_jwt.validate(c, auds=auds)
+            except fake_jwt.JWTInvalid:
+                return None
+            if self.service_account(c)[2] in (kcfg.get("revoked_uids") or []):
+                return None
+            return c
+        bearer = kcfg.get("token_reviewer_jwt") or token
+        if api_accepts(bearer, api_auds) is None:
+            # 401 from the API server: "lookup failed: service account unauthorized ..."
+            return "reviewer_unauthorized"
+        # Spec.Audiences: the role's audience, else the token's own (token_review.go)
+        want = [role["audience"]] if role.get("audience") else fake_jwt.audiences(claims)
+        if api_accepts(token, want) is None:
+            return "token_not_valid"
+        return None
+
+    def login_jwt(self, body):
+        """vault-plugin-auth-jwt path_login.go pathLogin with jwt_validation_pubkeys: every
+        refusal is an ErrorResponse with a nil error, i.e. a 400: "missing role", "role %q
+        could not be found", "missing token", "error validating token: <cap's text>",
+        "audience claim found in JWT but no audiences bound to the role", "error
+        validating claims: <claims.go text>"."""
+        import fake_jwt
+        st = self.server.state
+        with st.lock:
+            cfg = json.loads(json.dumps(st.jwt))
+        role_name = body.get("role") or cfg.get("default_role")
+        if not role_name:
+            raise VaultError(400, "missing role")
+        role = (cfg.get("roles") or {}).get(role_name)
+        if role is None:
+            raise VaultError(400, 'role "%s" could not be found' % role_name)
+        token = str(body.get("jwt") or "")
+        if not token:
+            raise VaultError(400, "missing token")
+        bound_auds = role.get("bound_audiences") or []
+        if isinstance(bound_auds, str):
+            bound_auds = [bound_auds]
+        try:
+            claims = fake_jwt.verify_signature(token, cfg.get("jwt_validation_pubkeys") or [],
+                                               cfg.get("jwt_supported_algs") or
+                                               fake_jwt.DEFAULT_ALGS)
+            fake_jwt.validate(claims, issuer=cfg.get("bound_issuer", ""),
+                              subject=role.get("bound_subject", ""), auds=bound_auds)
+        except fake_jwt.JWTInvalid as e:
+            raise VaultError(400, "error validating token: %s" % e)
+        if fake_jwt.audiences(claims) and not bound_auds:
+            raise VaultError(400, "audience claim found in JWT but no audiences bound to the "
+                                  "role")
+        user_claim = role.get("user_claim", "sub")
+        if user_claim not in claims:
+            raise VaultError(400, 'claim "%s" not found in token' % user_claim)
+        for claim, want in (role.get("bound_claims") or {}).items():
+            if claim not in claims:
+                raise VaultError(400, 'error validating claims: claim "%s" is missing' % claim)
+            got = claims[claim]
+            wants = want if isinstance(want, list) else [want]
+            gots = got if isinstance(got, list) else [got]
+            if not any(str(g) == str(w) for g in gots for w in wants):
+                raise VaultError(400, 'error validating claims: claim "%s" does not match any '
+                                      'associated bound claim values' % claim)
+        return role_name, role, {"role": role_name}
+
+    def login_aws(self, body):
+        """builtin/credential/aws/path_login.go pathLoginUpdateIam: the four iam_* fields
+        (url, body and headers base64; headers a JSON map), the X-Vault-AWS-IAM-Server-ID
+        header when the config requires it (present, equal, and among SignedHeaders),
+        then the request is replayed to STS (here fake_sts, which re-signs it), the ARN
+        parsed, the role (default: the ARN's friendly name) and its bound principals
+        checked. Every refusal is an ErrorResponse: 400."""
+        import base64
+        import fake_sts
+        st = self.server.state
+        with st.lock:
+            cfg = json.loads(json.dumps(st.aws))
+        method = body.get("iam_http_request_method") or ""
+        if not method:
+            raise VaultError(400, "missing iam_http_request_method")
+        if method != "POST":
+            raise VaultError(400, "invalid iam_http_request_method; currently only 'POST' "
+                                  "is supported")
+
+        def b64(field):
+            raw = body.get(field) or ""
+            if not raw:
+                raise VaultError(400, "missing " + field)
+            try:
+                return base64.b64decode(raw, validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise VaultError(400, "failed to base64 decode " + field)
+        url = b64("iam_request_url")
+        req_body = b64("iam_request_body")
+        raw_headers = body.get("iam_request_headers")
+        headers = raw_headers if isinstance(raw_headers, dict) else None
+        if headers is None and raw_headers:
+            try:    # framework.TypeHeader: base64 of JSON, or JSON
+                text = raw_headers
+                try:
+                    text = base64.b64decode(raw_headers, validate=True).decode()
+                except ValueError:
+                    pass
+                headers = json.loads(text)
+            except ValueError:
+                raise VaultError(400, "missing iam_request_headers")
+        if not headers:
+            raise VaultError(400, "missing iam_request_headers")
+        headers = {k: (v if isinstance(v, list) else [v]) for k, v in headers.items()}
+        want = cfg.get("iam_server_id_header_value")
+        if want:
+            hdr = "X-Vault-AWS-IAM-Server-ID"
+            got = next((",".join(v) for k, v in headers.items() if k.lower() == hdr.lower()),
+                       "")
+            why = None
+            if not got:
+                why = 'missing header "%s"' % hdr
+            elif got != want:
+                why = 'expected "%s" but got "%s"' % (want, got)
+            else:
+                authz = next((",".join(v) for k, v in headers.items()
+                              if k == "Authorization"), None)
+                if authz is None:
+                    why = "missing Authorization header"
+                else:
+                    m = re.match(r".*SignedHeaders=([^,]+)", authz)
+                    if not m or hdr.lower() not in m.group(1).split(";"):
+                        why = "vault header wasn't signed"
+            if why:
+                raise VaultError(400, "error validating %s header: %s" % (hdr, why))
+        try:
+            ident = fake_sts.caller_identity(method, url, req_body, headers,
+                                             cfg.get("credentials") or {})
+        except fake_sts.STSError as e:
+            st.bump("sts_refusals", e.code)
+            raise VaultError(400, "error making upstream request: received error code %d "
+                                  "from STS: %s" % (e.status, e.body()))
+        try:
+            canonical, friendly = fake_sts.parse_iam_arn(ident["Arn"])
+        except ValueError as e:
+            raise VaultError(400, 'error parsing arn "%s": %s' % (ident["Arn"], e))
+        role_name = body.get("role") or friendly
+        role = (cfg.get("roles") or {}).get(role_name)
+        if role is None:
+            raise VaultError(400, "entry for role %s not found" % role_name)
+        if role.get("auth_type", "iam") != "iam":
+            raise VaultError(400, "auth method iam not allowed for role %s" % role_name)
+        bound = role.get("bound_iam_principal_arn") or []
+        bound = [bound] if isinstance(bound, str) else bound
+        if bound and canonical not in bound and not any(
+                b.endswith("*") and fnmatch.fnmatchcase(canonical, b) for b in bound):
+            raise VaultError(400, 'IAM Principal "%s" does not belong to the role "%s"'
+                             % (ident["Arn"], role_name))
+        meta = {"account_id": ident["Account"], "auth_type": "iam",
+                "canonical_arn": canonical, "client_arn": ident["Arn"],
+                "client_user_id": ident["UserId"].split(":")[0], "inferred_aws_region": "",
+                "inferred_entity_id": "", "inferred_entity_type": "",
+                "role_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "aws-role:" + role_name))}
         return role_name, role, meta
 
     def lookup_self(self):

@@ -1106,3 +1106,234 @@ def test_rate_limit_quota_answers_429_with_retry_after(vault):
     vault.request("GET", "/v1/secret/data/rl/x")
     status, _, headers = vault.request("GET", "/v1/secret/data/rl/x")
     assert status == 429 and headers["Retry-After"] == "2"
+
+
+# -- Kubernetes TokenReview and the jwt auth method --
+
+import fake_jwt  # noqa: E402
+
+API_AUD = "https://kubernetes.default.svc.cluster.local"
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return {"api": fake_jwt.make_key("RS256"), "other": fake_jwt.make_key("RS256"),
+            "oidc": fake_jwt.make_key("ES256")}
+
+
+K8S_STRICT = {"vault": {"bound_service_account_names": ["secretsfs"],
+                        "bound_service_account_namespaces": ["kube-system"],
+                        "audience": "vault", "policies": ["secretsfs"]}}
+
+
+def k8s_login(vault, token, role="vault"):
+    return client(vault).auth.kubernetes.login(role=role, jwt=token)
+
+
+def test_kubernetes_token_review_with_vaults_own_reviewer_jwt(vault, keys):
+    api_priv, api_pub = keys["api"]
+    reviewer = fake_jwt.service_account_token(api_priv, "vault-reviewer", "vault", API_AUD)
+    vault.reset_stats()
+    vault.configure(kubernetes=K8S_STRICT, kubernetes_config={
+        "api_signing_keys": [api_pub], "token_reviewer_jwt": reviewer})
+    sa = lambda **kw: fake_jwt.service_account_token(  # noqa: E731
+        kw.pop("key", api_priv), kw.pop("name", "secretsfs"), kw.pop("ns", "kube-system"),
+        kw.pop("aud", "vault"), **kw)
+    meta = k8s_login(vault, sa())["auth"]["metadata"]
+    assert meta["service_account_name"] == "secretsfs"
+    assert meta["service_account_namespace"] == "kube-system"
+    cases = [
+        (sa(aud="other"), ["invalid audience (aud) claim: audience claim does not match any "
+                           "expected audience"]),
+        (sa(name="intruder"), ["service account name not authorized"]),
+        (sa(ns="default"), ["namespace not authorized"]),
+        (sa(key=keys["other"][0]), ["permission denied"]),      # not the API server's key
+        # expired: Vault's own claim check (cap) says so before any TokenReview
+        (sa(ttl=-400), ["invalid expiration time (exp) claim: token is expired"]),
+        ("not-a-jwt", ["permission denied"]),
+    ]
+    for token, errors in cases:
+        with pytest.raises(hvac.exceptions.Forbidden) as e:
+            k8s_login(vault, token)
+        assert e.value.errors == errors
+    # With Vault's own reviewer, the client's token need not be valid for the API server.
+    assert k8s_login(vault, sa(aud=["vault"]))
+    # A reviewer JWT the API server refuses breaks every login.
+    vault.configure(kubernetes_config={"api_signing_keys": [api_pub], "token_reviewer_jwt":
+                                       fake_jwt.service_account_token(
+                                           keys["other"][0], "r", "vault", API_AUD)})
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        k8s_login(vault, sa())
+    assert e.value.errors == ["permission denied"]
+    st = vault.stats()
+    assert st["token_reviews"]["reviewer_jwt"] >= 4
+    assert st["token_review_failures"] == {"token_not_valid": 1, "reviewer_unauthorized": 1}
+
+
+def test_kubernetes_token_review_with_the_clients_jwt(vault, keys):
+    api_priv, api_pub = keys["api"]
+    vault.reset_stats()
+    vault.configure(kubernetes=K8S_STRICT, kubernetes_config={"api_signing_keys": [api_pub]})
+    # The client's token is the TokenReview bearer: its aud must include the API server's.
+    only_vault = fake_jwt.service_account_token(api_priv, "secretsfs", "kube-system", "vault")
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        k8s_login(vault, only_vault)
+    assert e.value.errors == ["permission denied"]
+    both = fake_jwt.service_account_token(api_priv, "secretsfs", "kube-system",
+                                          ["vault", API_AUD])
+    assert k8s_login(vault, both)["auth"]["client_token"]
+    assert vault.stats()["token_review_failures"] == {"reviewer_unauthorized": 1}
+    # pem_keys: Vault checks the signature itself first; a foreign key is "permission denied"
+    vault.configure(kubernetes_config={"api_signing_keys": [api_pub], "pem_keys": [api_pub]})
+    assert k8s_login(vault, both)
+    forged = fake_jwt.service_account_token(keys["other"][0], "secretsfs", "kube-system",
+                                            ["vault", API_AUD])
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        k8s_login(vault, forged)
+    assert e.value.errors == ["permission denied"]
+
+
+def test_jwt_login(vault, keys):
+    priv, pub = keys["oidc"]
+    vault.configure(jwt={"jwt_validation_pubkeys": [pub], "bound_issuer": "https://idp.test",
+                         "roles": {"broker": {"bound_audiences": ["vault"],
+                                              "bound_subject": "spiffe://pay/secretsfs",
+                                              "bound_claims": {"env": ["prod", "dr"]},
+                                              "policies": ["secretsfs"]}}})
+    now = int(time.time())
+    good = {"iss": "https://idp.test", "sub": "spiffe://pay/secretsfs", "aud": "vault",
+            "env": "prod", "iat": now, "exp": now + 300}
+
+    def login(claims=None, key=priv, alg="ES256", role="broker", token=None):
+        tok = token or fake_jwt.sign(key, claims or good, alg)
+        return client(vault).auth.jwt.jwt_login(role=role, jwt=tok)
+    resp = login()
+    assert resp["mount_type"] == "jwt" and "secretsfs" in resp["auth"]["policies"]
+    bad = [
+        ({"key": keys["api"][0], "alg": "RS256"},
+         "error validating token: error verifying token signature: no known key "
+         "successfully validated the token signature"),
+        ({"claims": dict(good, aud="other")}, "error validating token: invalid audience "
+         "(aud) claim: audience claim does not match any expected audience"),
+        ({"claims": dict(good, exp=now - 120)},
+         "error validating token: invalid expiration time (exp) claim: token is expired"),
+        ({"claims": dict(good, nbf=now + 600, exp=now + 900)},
+         "error validating token: invalid not before (nbf) claim: token not yet valid"),
+        ({"claims": dict(good, sub="spiffe://pay/other")},
+         "error validating token: invalid subject (sub) claim"),
+        ({"claims": dict(good, iss="https://evil.test")},
+         "error validating token: invalid issuer (iss) claim"),
+        ({"claims": dict(good, env="dev")}, 'error validating claims: claim "env" does not '
+         'match any associated bound claim values'),
+        ({"claims": {k: v for k, v in good.items() if k != "env"}},
+         'error validating claims: claim "env" is missing'),
+        ({"claims": {k: v for k, v in good.items() if k not in ("iat", "exp")}},
+         "error validating token: no issued at (iat), not before (nbf), or expiration time "
+         "(exp) claims in token"),
+        ({"role": "nope"}, 'role "nope" could not be found'),
+    ]
+    for kw, msg in bad:
+        with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+            login(**kw)
+        assert e.value.errors == [msg], kw
+    # exp within cap's one minute of clock skew still passes
+    assert login(dict(good, exp=now - 30))
+    status, body, _ = vault.request("POST", "/v1/auth/jwt/login", {"role": "broker"},
+                                    token="")
+    assert status == 400 and body == {"errors": ["missing token"]}
+
+
+# -- aws (IAM) login: the signed GetCallerIdentity, re-signed with botocore --
+
+AWS_CREDS = {"AKIAFAKEBROKER000001": {"secret_access_key": "fake-secret-key-for-tests-0001",
+                                      "arn": "arn:aws:iam::123456789012:user/secretsfs",
+                                      "user_id": "AIDAFAKEUSER0001"},
+             "ASIAFAKESESSION00001": {"secret_access_key": "fake-secret-key-for-tests-0002",
+                                      "session_token": "fake-session-token",
+                                      "arn": "arn:aws:sts::123456789012:assumed-role/"
+                                             "payments/i-0abc",
+                                      "user_id": "AROAFAKEROLE0001:i-0abc"}}
+
+
+def botocore_login_body(akid, secret, token=None, server_id=None, role=None, tamper=None):
+    """What Vault's Go client (builtin/credential/aws/cli.go) sends, built with botocore."""
+    import base64
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    if server_id:
+        headers["X-Vault-AWS-IAM-Server-ID"] = server_id
+    req = AWSRequest(method="POST", url="https://sts.amazonaws.com/",
+                     data=b"Action=GetCallerIdentity&Version=2011-06-15", headers=headers)
+    SigV4Auth(Credentials(akid, secret, token), "sts", "us-east-1").add_auth(req)
+    hdrs = {k: [v] for k, v in req.headers.items()}
+    body = req.body if isinstance(req.body, bytes) else req.body.encode()
+    if tamper:
+        body = tamper(body)
+    b = lambda x: base64.b64encode(x).decode()      # noqa: E731
+    out = {"iam_http_request_method": "POST", "iam_request_url": b(req.url.encode()),
+           "iam_request_body": b(body), "iam_request_headers": b(json.dumps(hdrs).encode())}
+    if role:
+        out["role"] = role
+    return out
+
+
+def test_aws_iam_login(vault):
+    vault.reset_stats()
+    vault.configure(aws={"iam_server_id_header_value": "vault.test", "credentials": AWS_CREDS,
+                         "roles": {"secretsfs": {"bound_iam_principal_arn": [
+                             "arn:aws:iam::123456789012:user/secretsfs"],
+                             "policies": ["secretsfs"]},
+                             "payments": {"bound_iam_principal_arn": [
+                                 "arn:aws:iam::123456789012:role/pay*"]}}})
+    # hvac's own signer
+    resp = client(vault).auth.aws.iam_login("AKIAFAKEBROKER000001",
+                                            "fake-secret-key-for-tests-0001",
+                                            header_value="vault.test", role="secretsfs")
+    meta = resp["auth"]["metadata"]
+    assert meta["canonical_arn"] == "arn:aws:iam::123456789012:user/secretsfs"
+    assert meta["account_id"] == "123456789012" and "secretsfs" in resp["auth"]["policies"]
+    # botocore, a session token, an assumed role mapped to its role by the ARN's name
+    body = botocore_login_body("ASIAFAKESESSION00001", "fake-secret-key-for-tests-0002",
+                               token="fake-session-token", server_id="vault.test")
+    status, answer, _ = vault.request("POST", "/v1/auth/aws/login", body, token="")
+    assert status == 200, answer
+    assert answer["auth"]["metadata"]["canonical_arn"] == \
+        "arn:aws:iam::123456789012:role/payments"
+
+    def refused(body):
+        status, answer, _ = vault.request("POST", "/v1/auth/aws/login", body, token="")
+        assert status == 400
+        return answer["errors"][0]
+    assert refused(botocore_login_body("AKIAFAKEBROKER000001", "fake-secret-key-for-tests-0001",
+                                       role="secretsfs")) == \
+        'error validating X-Vault-AWS-IAM-Server-ID header: missing header ' \
+        '"X-Vault-AWS-IAM-Server-ID"'
+    assert refused(botocore_login_body("AKIAFAKEBROKER000001", "fake-secret-key-for-tests-0001",
+                                       server_id="other", role="secretsfs")) == \
+        'error validating X-Vault-AWS-IAM-Server-ID header: expected "vault.test" but got ' \
+        '"other"'
+    err = refused(botocore_login_body("AKIAFAKEBROKER000001", "wrong-secret",
+                                      server_id="vault.test", role="secretsfs"))
+    assert err.startswith("error making upstream request: received error code 403 from STS: ")
+    assert "<Code>SignatureDoesNotMatch</Code>" in err
+    err = refused(botocore_login_body("AKIAFAKEBROKER000001", "fake-secret-key-for-tests-0001",
+                                      server_id="vault.test", role="secretsfs",
+                                      tamper=lambda b: b + b"&x=1"))
+    assert "SignatureDoesNotMatch" in err
+    err = refused(botocore_login_body("AKIAUNKNOWN000000000", "x", server_id="vault.test"))
+    assert "<Code>InvalidClientTokenId</Code>" in err
+    assert refused(botocore_login_body("ASIAFAKESESSION00001", "fake-secret-key-for-tests-0002",
+                                       token="fake-session-token", server_id="vault.test",
+                                       role="secretsfs")) == \
+        'IAM Principal "arn:aws:sts::123456789012:assumed-role/payments/i-0abc" does not ' \
+        'belong to the role "secretsfs"'
+    assert refused(botocore_login_body("AKIAFAKEBROKER000001", "fake-secret-key-for-tests-0001",
+                                       server_id="vault.test", role="nope")) == \
+        "entry for role nope not found"
+    assert refused({"iam_http_request_method": "GET"}) == \
+        "invalid iam_http_request_method; currently only 'POST' is supported"
+    assert refused({"iam_http_request_method": "POST"}) == "missing iam_request_url"
+    assert vault.stats()["sts_refusals"] == {"SignatureDoesNotMatch": 2,
+                                             "InvalidClientTokenId": 1}
