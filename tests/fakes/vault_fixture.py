@@ -94,7 +94,7 @@ class VaultFake:
     def start(cls, workdir, pki_dir, *, port=0, root_token=None, token_ttl=None,
               token_max_ttl=None, mounts=None, config=None, client_ca=None,
               server_cert=None, server_key=None, quiet=False, timeout=15, tls_max=None,
-              nodes=1, token_errors=None):
+              nodes=1, token_errors=None, client_cert_mode="require"):
         """Launch the server and wait until it listens.
         pki_dir: a Pki or the directory mkpki.sh filled. mounts: {"secret": 2, "kv": 1}
         (the default). config: dict with the keys of configure() (approle, kubernetes,
@@ -102,7 +102,10 @@ class VaultFake:
         handshake accepts (default pki.ca); it is also the cert auth role "default".
         tls_max: "1.0".."1.3", the newest TLS version the server offers (default: 1.2+).
         nodes: HA, this many nodes over one shared storage (addrs[i], ports[i]; faults
-        take node=i). token_errors: "modern" (default) or "legacy" (older Vault, OpenBao:
+        take node=i). client_cert_mode: "require" (tls_require_and_verify_client_cert,
+        the default here because the suites test a listener that demands a certificate)
+        or "request" (Vault's own default: no certificate needed for the handshake).
+        token_errors: "modern" (default) or "legacy" (older Vault, OpenBao:
         a dead token is "permission denied" alone)."""
         pki = pki_dir if isinstance(pki_dir, Pki) else Pki(pki_dir)
         workdir = os.fspath(workdir)
@@ -126,6 +129,7 @@ class VaultFake:
             config = dict(config or {}, token_errors=token_errors)
         if nodes > 1:
             argv += ["--nodes", str(nodes)]
+        argv += ["--client-cert-mode", client_cert_mode]
         if config:
             cfg_file = os.path.join(workdir, "config.json")
             fd = os.open(cfg_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

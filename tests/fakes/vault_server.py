@@ -4,9 +4,13 @@
 Wire behaviour follows /work/shared/reference/backend-api.md PART A: the /v1 envelope
 (request_id, lease_id, renewable, lease_duration, data, wrap_info, warnings, auth,
 mount_type), `{"errors":[...]}` errors, 404 `{"errors":[]}` for absent data and empty lists,
-`Cache-Control: no-store` on every answer. HTTPS only, and the TLS handshake REQUIRES a
-client certificate signed by --client-ca (what Vault does with
-tls_require_and_verify_client_cert).
+`Cache-Control: no-store` on every answer. HTTPS only. --client-cert-mode: "require" (the
+default here, as deploy/quickstart.sh and the README promise mutual TLS; Vault's
+tls_require_and_verify_client_cert: the handshake REFUSES a client without a certificate
+signed by --client-ca) or "request" (Vault's own listener default: it asks for a client
+certificate and serves clients without one; cert auth then has nothing to match). One deviation:
+in "request" mode a presented certificate that does not verify still fails the handshake
+(Python's ssl cannot defer verification as Go's tls.RequestClientCert does).
 
 /v1 routes
   GET|HEAD sys/health                      (?activecode= ?sealedcode= ?standbyok= ...)
@@ -49,8 +53,14 @@ default request forwarding); "redirect": 307 with Location: <active>/<same path>
 body (forwarding disabled, or the client sent X-Vault-No-Request-Forwarding); "no_leader": 503
 {"errors":["no active Vault instance found"]}.
 
-Not modelled: response wrapping, PATCH, namespaces in the URL path. Tokens are valid in every
-namespace.
+Namespaces: the request's namespace is X-Vault-Namespace plus any leading path segments
+naming a namespace ("/v1/team-a/secret/data/x"). A token belongs to the namespace it logged
+in to and works there and in its children only (403 "permission denied" elsewhere). Config
+namespaces {path: {auth_mounts}} makes the namespace list (and each one's auth mounts)
+explicit: an unknown namespace is 404 "namespace not found". Without it any namespace
+exists and has every auth mount.
+
+Not modelled: response wrapping, PATCH.
 
 Control routes (token: the root token), for the tests and for "the security team":
   GET  /_fake/stats                  counters (see State.new_stats)
@@ -242,6 +252,7 @@ class State:
         self.jwt = {}
         self.kubernetes_config = {}
         self.aws = {}
+        self.namespaces = None      # None: implicit; else {path: {"auth_mounts": {..}}}
         with open(args.client_ca) as f:
             self.cert = {"default": {"certificate": f.read(), "policies": ["default"]}}
         self.cert_subjects = {}
@@ -274,7 +285,8 @@ class State:
 
     PERSIST = ("token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle", "kubernetes",
                "cert", "deny", "kv1", "kv2", "tokens", "token_errors", "user_lockout",
-               "approle_usage", "lockouts", "jwt", "kubernetes_config", "aws")
+               "approle_usage", "lockouts", "jwt", "kubernetes_config", "aws",
+               "namespaces")
 
     def load(self):
         with open(self.state_file) as f:
@@ -318,6 +330,7 @@ class State:
              session_token, arn, user_id}} (what the fake's STS knows), roles {name:
              {auth_type "iam", bound_iam_principal_arn [ARNs or globs ending in *],
               policies, token_ttl, token_max_ttl}}},
+        namespaces [paths] | {path: {auth_mounts {mount: kind}}} | null (implicit),
         jwt {jwt_validation_pubkeys [PEM], bound_issuer, jwt_supported_algs [..],
              roles {name: {bound_audiences, bound_subject, bound_claims {claim: value |
                            [values]}, user_claim (default "sub"), policies, token_ttl,
@@ -328,7 +341,7 @@ class State:
                      that no non-root token may use."""
         known = {"token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle",
                  "kubernetes", "cert", "deny", "token_errors", "user_lockout", "jwt",
-                 "kubernetes_config", "aws"}
+                 "kubernetes_config", "aws", "namespaces"}
         unknown = set(cfg) - known
         if unknown:
             raise VaultError(400, "unknown config keys: " + ", ".join(sorted(unknown)))
@@ -348,6 +361,14 @@ class State:
                 self.approle_usage = {n: {"issued": time.time(), "uses": {}}
                                       for n in self.approle}
                 self.lockouts = {}
+            if "namespaces" in cfg:
+                ns = cfg["namespaces"]
+                if ns is None:
+                    self.namespaces = None
+                else:
+                    if isinstance(ns, list):
+                        ns = {n: {} for n in ns}
+                    self.namespaces = {k.strip("/"): dict(v or {}) for k, v in ns.items()}
             if "token_errors" in cfg:
                 if cfg["token_errors"] not in ("modern", "legacy"):
                     raise VaultError(400, 'token_errors: "modern" or "legacy"')
@@ -392,6 +413,7 @@ class State:
                     "kubernetes_config": {k: v for k, v in self.kubernetes_config.items()
                                           if k != "token_reviewer_jwt"},
                     "aws": {k: v for k, v in self.aws.items() if k != "credentials"},
+                    "namespaces": self.namespaces,
                     "cert": {n: {k: v for k, v in r.items() if k != "certificate"}
                              for n, r in self.cert.items()}}
 
@@ -584,6 +606,7 @@ class State:
             "locked_refusals": {},  # role: logins refused (403) while locked
             "rate_limited": 0,      # 429s from the rate limit quota
             "by_node": {},          # node index: /v1 requests it received
+            "namespace_denied": 0,  # live tokens refused outside their namespace
             "token_reviews": {},    # kubernetes: "reviewer_jwt" | "client_jwt": n
             "token_review_failures": {},    # why the fake API server refused
             "sts_refusals": {},     # aws login: STS error code: n
@@ -615,7 +638,7 @@ class State:
 
     # -- tokens --
 
-    def issue_token(self, path, policies, meta, ttl, max_ttl, display_name):
+    def issue_token(self, path, policies, meta, ttl, max_ttl, display_name, namespace=""):
         now = time.time()
         ttl = self.token_ttl if ttl is None else parse_duration(ttl)
         max_ttl = self.token_max_ttl if max_ttl is None else parse_duration(max_ttl)
@@ -626,7 +649,7 @@ class State:
             "meta": meta, "path": path, "display_name": display_name,
             "creation_time": now, "creation_ttl": ttl, "renew_ttl": ttl,
             "expire_at": now + ttl, "max_expire_at": now + max_ttl,
-            "entity_id": new_uuid(),
+            "entity_id": new_uuid(), "namespace": namespace,
         }
         with self.lock:
             self.tokens[tok["id"]] = tok
@@ -759,6 +782,29 @@ class State:
                              "locked_for": (round(e["locked_at"] + self.user_lockout[
                                  "duration"] - now, 1) if e and e["locked_at"] else 0)}
         return out
+
+    # -- namespaces --
+
+    def known_namespaces(self):
+        if self.namespaces is not None:
+            out = set()
+            for n in self.namespaces:      # a child implies its parents
+                segs = n.split("/")
+                out.update("/".join(segs[:i]) for i in range(1, len(segs) + 1))
+            return out
+        out = set(self.kv1) | set(self.kv2)
+        out.update(t.get("namespace") or "" for t in self.tokens.values())
+        out.discard("")
+        return out
+
+    def auth_mounts_in(self, ns):
+        """Auth mounts are per namespace: with a namespace list, a namespace has only the
+        auth_mounts configured for it (the root namespace: the top-level auth_mounts);
+        without one, every namespace has the top-level ones."""
+        with self.lock:
+            if not ns or self.namespaces is None:
+                return dict(self.auth_mounts)
+            return dict((self.namespaces.get(ns) or {}).get("auth_mounts") or {})
 
     # -- mounts --
 
@@ -1093,6 +1139,43 @@ class Handler(BaseHTTPRequestHandler):
         self.send(307, headers={"Location": location})
         return True
 
+    def resolve_namespace(self, rel):
+        """The request's namespace is X-Vault-Namespace joined with the longest leading
+        part of the path that names a namespace (namespace store
+        ResolveNamespaceFromRequest, called from request_handling.go); the rest is the
+        path inside it. A namespace that does not exist is 404 "namespace not found".
+        Without a configured namespace list, every header names a namespace (created on
+        first use) and only known namespaces are taken from the path."""
+        st = self.server.state
+        header = self.namespace
+        with st.lock:
+            known = st.known_namespaces()
+            strict = st.namespaces is not None
+        if header and strict and header not in known:
+            raise VaultError(404, "namespace not found")
+        parts = rel.split("/")
+        best = 0
+        for i in range(1, len(parts)):
+            cand = "/".join(([header] if header else []) + parts[:i])
+            if cand in known:
+                best = i
+        if best:
+            self.namespace = "/".join(([header] if header else []) + parts[:best])
+            rel = "/".join(parts[best:])
+        return rel
+
+    def token_usable_here(self, tok, rel):
+        """A token belongs to the namespace it logged in to and acts there and in its
+        children, never in a parent or sibling (Vault Enterprise namespaces: a token's
+        policies apply from its namespace down). The -self paths always go to the token's
+        own namespace (request_handling.go: "auth/token/lookup-self", "renew-self",
+        "revoke-self" use the token NS)."""
+        tns = tok.get("namespace") or ""
+        if not tns or rel in ("auth/token/lookup-self", "auth/token/renew-self",
+                              "auth/token/revoke-self"):
+            return True
+        return self.namespace == tns or self.namespace.startswith(tns + "/")
+
     def acl_check(self, tok, rel):
         """The deny list stands in for policies: a denied capability is a 403 whose text
         Vault wraps with go-multierror (reference A2)."""
@@ -1111,6 +1194,7 @@ class Handler(BaseHTTPRequestHandler):
         method = self.method
         if rel == "sys/health":
             return self.health()
+        rel = self.resolve_namespace(rel)
         if rel.startswith("sys/internal/ui/mounts/") or rel == "sys/internal/ui/mounts":
             return self.ui_mount(rel[len("sys/internal/ui/mounts/"):])
         if rel.startswith("auth/"):
@@ -1123,11 +1207,15 @@ class Handler(BaseHTTPRequestHandler):
                 tok = self.require_token()
                 st.revoke(tokens=[tok["id"]])
                 return self.send(204)
-            if len(parts) == 3 and parts[2] == "login" and parts[1] in st.auth_mounts:
+            mounts = st.auth_mounts_in(self.namespace)
+            if len(parts) == 3 and parts[2] == "login" and parts[1] in mounts:
                 if method not in ("POST", "PUT"):
                     raise VaultError(405, "unsupported operation")
-                return self.login(parts[1], st.auth_mounts[parts[1]])
+                return self.login(parts[1], mounts[parts[1]])
         tok = self.require_token()
+        if not self.token_usable_here(tok, rel):
+            st.bump("namespace_denied")
+            raise VaultError(403, "permission denied")
         self.acl_check(tok, rel)
         mount = st.find_mount(rel)
         if mount is None:
@@ -1254,7 +1342,7 @@ class Handler(BaseHTTPRequestHandler):
             st.login_succeeded(mount, alias)
         tok = st.issue_token("auth/%s/login" % mount, role.get("policies"), meta,
                              role.get("token_ttl"), role.get("token_max_ttl"),
-                             "%s-%s" % (mount, role_name))
+                             "%s-%s" % (mount, role_name), namespace=self.namespace)
         st.bump("logins", kind)
         self.send(200, self.envelope(auth=self.auth_block(tok, tok["creation_ttl"]),
                                      mount_type=kind))
@@ -1596,6 +1684,7 @@ class Handler(BaseHTTPRequestHandler):
                 "explicit_max_ttl": 0, "id": tok["id"],
                 "issue_time": rfc3339(int(tok["creation_time"] * 1e9)),
                 "meta": tok["meta"], "num_uses": 0, "orphan": True, "path": tok["path"],
+                "namespace_path": (tok.get("namespace") + "/") if tok.get("namespace") else "",
                 "policies": tok["policies"], "renewable": exp is not None,
                 "ttl": max(0, int(exp - now)) if exp else 0, "type": "service"}
         self.send(200, self.envelope(data=data, mount_type="token"))
@@ -1954,6 +2043,9 @@ def main():
                    help="NAME=1|2 (repeatable; default secret=2 and kv=1)")
     p.add_argument("--config", help="JSON file, same keys as POST /_fake/config")
     p.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    p.add_argument("--client-cert-mode", choices=("request", "require"), default="require",
+                   help="require: tls_require_and_verify_client_cert (default); request: "
+                        "only ask for a client certificate (Vault's listener default)")
     p.add_argument("--tls-max", choices=sorted(TLS_VERSIONS),
                    help="offer no TLS version above this one (tests of a client's minimum); "
                         "below 1.2 the node also offers TLS 1.0 and the ciphers OpenSSL 3 "
@@ -1975,7 +2067,10 @@ def main():
         ctx.maximum_version = top
     ctx.load_cert_chain(args.cert, args.key)
     ctx.load_verify_locations(cafile=args.client_ca)
-    ctx.verify_mode = ssl.CERT_REQUIRED
+    # Vault's listener (command/server/listener_tcp.go): tls.RequestClientCert unless
+    # tls_require_and_verify_client_cert, then tls.RequireAndVerifyClientCert.
+    ctx.verify_mode = (ssl.CERT_REQUIRED if args.client_cert_mode == "require"
+                       else ssl.CERT_OPTIONAL)
 
     state = State(args)
     extra = [int(x) for x in args.node_ports.split(",") if x.strip()]

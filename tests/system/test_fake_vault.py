@@ -54,7 +54,7 @@ def _clean_faults(request):
         v = request.getfixturevalue("vault")
         v.clear_faults()
         v.configure(approle=APPROLE, kubernetes=KUBERNETES, deny=[], token_errors="modern",
-                    user_lockout={}, token_ttl=3600,
+                    user_lockout={}, token_ttl=3600, namespaces=None,
                     cert={"default": {"certificate_file": v.pki.ca, "policies": ["default"]}})
 
 
@@ -1337,3 +1337,71 @@ def test_aws_iam_login(vault):
     assert refused({"iam_http_request_method": "POST"}) == "missing iam_request_url"
     assert vault.stats()["sts_refusals"] == {"SignatureDoesNotMatch": 2,
                                              "InvalidClientTokenId": 1}
+
+
+# -- namespaces: tokens and auth mounts belong to one --
+
+def test_namespace_scoping_of_tokens_and_auth_mounts(vault):
+    vault.configure(namespaces={"team-a": {"auth_mounts": {"approle": "approle"}},
+                                "team-a/child": {}, "team-b": {}})
+    vault.kv_put("secret", "nsx/x", {"who": "a"}, namespace="team-a")
+    vault.kv_put("secret", "nsx/x", {"who": "child"}, namespace="team-a/child")
+    vault.kv_put("secret", "nsx/x", {"who": "b"}, namespace="team-b")
+    a = client(vault, namespace="team-a")
+    tok = a.auth.approle.login(role_id="role-id-1234",
+                               secret_id="secret-id-5678")["auth"]["client_token"]
+    assert a.auth.token.lookup_self()["data"]["namespace_path"] == "team-a/"
+    read = lambda ns, path="nsx/x": client(vault, token=tok, namespace=ns).secrets.kv.v2 \
+        .read_secret_version(path, mount_point="secret")["data"]["data"]  # noqa: E731
+    assert read("team-a") == {"who": "a"}
+    # a child namespace, by header or by path prefix
+    assert read("team-a/child") == {"who": "child"}
+    assert read("team-a", "nsx/x") == {"who": "a"}
+    status, body, _ = vault.request("GET", "/v1/child/secret/data/nsx/x", token=tok,
+                                    namespace="team-a")
+    assert status == 200 and body["data"]["data"] == {"who": "child"}
+    status, body, _ = vault.request("GET", "/v1/team-a/child/secret/data/nsx/x", token=tok)
+    assert status == 200 and body["data"]["data"] == {"who": "child"}
+    # a sibling, and the parent (root), refuse it
+    for ns in ("team-b", None):
+        with pytest.raises(hvac.exceptions.Forbidden) as e:
+            read(ns)
+        assert e.value.errors == ["permission denied"]
+    status, body, _ = vault.request("GET", "/v1/team-b/secret/data/nsx/x", token=tok)
+    assert status == 403 and body == {"errors": ["permission denied"]}
+    assert vault.stats()["namespace_denied"] == 3
+    # lookup-self goes to the token's own namespace whatever the header says
+    assert client(vault, token=tok, namespace="team-b").auth.token.lookup_self()
+    # auth mounts are per namespace: team-b has no approle mount
+    status, body, _ = vault.request("POST", "/v1/auth/approle/login",
+                                    {"role_id": "role-id-1234", "secret_id": "secret-id-5678"},
+                                    token="", namespace="team-b")
+    assert status == 403 and body == {"errors": ["permission denied"]}
+    # a root-namespace token acts in every namespace
+    root_ns_tok = approle_token(vault)
+    assert client(vault, token=root_ns_tok, namespace="team-b").secrets.kv.v2 \
+        .read_secret_version("nsx/x", mount_point="secret")["data"]["data"] == {"who": "b"}
+    status, body, _ = vault.request("GET", "/v1/secret/data/x", namespace="nope")
+    assert status == 404 and body == {"errors": ["namespace not found"]}
+    vault.configure(namespaces=None)
+
+
+# -- TLS: request a client certificate, require it only when configured --
+
+def test_listener_requests_but_does_not_require_a_client_certificate(tmp_path, pki):
+    with VaultFake.start(tmp_path / "v", pki, quiet=True, client_cert_mode="request",
+                         config={"approle": APPROLE}) as v:
+        answer = tls_attempt(v)             # no certificate: served
+        assert isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 200 "), answer
+        bare = hvac.Client(url=v.addr, verify=v.ca, timeout=10)
+        assert bare.auth.approle.login(role_id="role-id-1234",
+                                       secret_id="secret-id-5678")["auth"]["client_token"]
+        r = requests.post(v.addr + "/v1/auth/cert/login", json={}, verify=v.ca, timeout=10)
+        assert r.status_code == 400 and r.json() == {
+            "errors": ["invalid certificate or no client certificate supplied"]}
+        # The certificate is still asked for, and used by cert auth when given.
+        assert "default" in client(v).auth.cert.login(
+            cert_pem=v.client_cert, key_pem=v.client_key)["auth"]["policies"]
+    # The fixture's default listener demands one (tls_require_and_verify_client_cert).
+    with VaultFake.start(tmp_path / "r", pki, quiet=True) as r:
+        assert isinstance(tls_attempt(r), Exception)
