@@ -94,7 +94,7 @@ class VaultFake:
     def start(cls, workdir, pki_dir, *, port=0, root_token=None, token_ttl=None,
               token_max_ttl=None, mounts=None, config=None, client_ca=None,
               server_cert=None, server_key=None, quiet=False, timeout=15, tls_max=None,
-              nodes=1, token_errors=None, client_cert_mode="require"):
+              nodes=1, token_errors=None, client_cert_mode="require", http2=True):
         """Launch the server and wait until it listens.
         pki_dir: a Pki or the directory mkpki.sh filled. mounts: {"secret": 2, "kv": 1}
         (the default). config: dict with the keys of configure() (approle, kubernetes,
@@ -105,6 +105,7 @@ class VaultFake:
         take node=i). client_cert_mode: "require" (tls_require_and_verify_client_cert,
         the default here because the suites test a listener that demands a certificate)
         or "request" (Vault's own default: no certificate needed for the handshake).
+        http2: also offer HTTP/2 by ALPN, as Vault does.
         token_errors: "modern" (default) or "legacy" (older Vault, OpenBao:
         a dead token is "permission denied" alone)."""
         pki = pki_dir if isinstance(pki_dir, Pki) else Pki(pki_dir)
@@ -130,6 +131,8 @@ class VaultFake:
         if nodes > 1:
             argv += ["--nodes", str(nodes)]
         argv += ["--client-cert-mode", client_cert_mode]
+        if http2:
+            argv.append("--http2")
         if config:
             cfg_file = os.path.join(workdir, "config.json")
             fd = os.open(cfg_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

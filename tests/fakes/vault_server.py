@@ -607,6 +607,7 @@ class State:
             "rate_limited": 0,      # 429s from the rate limit quota
             "by_node": {},          # node index: /v1 requests it received
             "namespace_denied": 0,  # live tokens refused outside their namespace
+            "by_protocol": {},      # "HTTP/1.1" | "HTTP/2": /v1 requests
             "token_reviews": {},    # kubernetes: "reviewer_jwt" | "client_jwt": n
             "token_review_failures": {},    # why the fake API server refused
             "sts_refusals": {},     # aws login: STS error code: n
@@ -938,6 +939,7 @@ class Handler(BaseHTTPRequestHandler):
                 recent = st.stats["recent"]
                 recent.append({"method": self.method, "path": self.url_path,
                                "node": self.server.node,
+                               "proto": getattr(self, "proto", "HTTP/1.1"),
                                "namespace": self.namespace, "status": status,
                                "token": self.token_kind,
                                "x_vault_request": self.headers.get("X-Vault-Request") == "true"})
@@ -1014,6 +1016,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise VaultError(404, "404 page not found")
             st.bump("requests")
             st.bump("by_node", str(self.server.node))
+            st.bump("by_protocol", getattr(self, "proto", "HTTP/1.1"))
             st.bump("by_path", "%s %s" % (method, self.url_path))
             slow, terminal = st.take_faults(self.url_path)
             if slow:
@@ -2002,7 +2005,11 @@ class Server(ThreadingHTTPServer):
             if conn.session_reused:
                 self.state.bump("tls_resumed")
             conn.settimeout(IDLE_TIMEOUT)
-            self.RequestHandlerClass(conn, client_address, self)
+            if conn.selected_alpn_protocol() == "h2":
+                import fake_h2
+                fake_h2.H2Session(conn, client_address, self, self.RequestHandlerClass).run()
+            else:
+                self.RequestHandlerClass(conn, client_address, self)
         except (OSError, ssl.SSLError):
             pass
         finally:
@@ -2043,6 +2050,9 @@ def main():
                    help="NAME=1|2 (repeatable; default secret=2 and kv=1)")
     p.add_argument("--config", help="JSON file, same keys as POST /_fake/config")
     p.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    p.add_argument("--http2", action=argparse.BooleanOptionalAction, default=False,
+                   help="offer HTTP/2 by ALPN beside HTTP/1.1, as Vault does (needs "
+                        "python3-h2)")
     p.add_argument("--client-cert-mode", choices=("request", "require"), default="require",
                    help="require: tls_require_and_verify_client_cert (default); request: "
                         "only ask for a client certificate (Vault's listener default)")
@@ -2066,6 +2076,9 @@ def main():
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
         ctx.maximum_version = top
     ctx.load_cert_chain(args.cert, args.key)
+    if args.http2:
+        # Vault's Go http.Server offers h2 and http/1.1 by ALPN on TLS listeners.
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
     ctx.load_verify_locations(cafile=args.client_ca)
     # Vault's listener (command/server/listener_tcp.go): tls.RequestClientCert unless
     # tls_require_and_verify_client_cert, then tls.RequireAndVerifyClientCert.

@@ -1405,3 +1405,87 @@ def test_listener_requests_but_does_not_require_a_client_certificate(tmp_path, p
     # The fixture's default listener demands one (tls_require_and_verify_client_cert).
     with VaultFake.start(tmp_path / "r", pki, quiet=True) as r:
         assert isinstance(tls_attempt(r), Exception)
+
+
+# -- HTTP/2 by ALPN, beside HTTP/1.1 --
+
+def curl(v, *args, token=None):
+    out = subprocess.run(["curl", "-sS", "--cacert", v.ca, "--cert", v.client_cert, "--key",
+                          v.client_key, "-H", "X-Vault-Token: " + (token or v.root_token),
+                          "-w", "\n%{http_version} %{http_code}"] + list(args),
+                         capture_output=True, text=True, timeout=30)
+    body, _, tail = out.stdout.rpartition("\n")
+    return tail.split() + [body]
+
+
+def test_http2_negotiated_by_alpn_and_http11_still_served(tmp_path, pki):
+    pytest.importorskip("h2")
+    with VaultFake.start(tmp_path / "v", pki, quiet=True, http2=True) as v:
+        v.kv_put("secret", "h2/x", {"a": "b"})
+        # libcurl (what the product uses) picks h2 over TLS by default
+        ver, code, body = curl(v, v.addr + "/v1/secret/data/h2/x")
+        assert (ver, code) == ("2", "200") and json.loads(body)["data"]["data"] == {"a": "b"}
+        ver, code, body = curl(v, "--http1.1", v.addr + "/v1/secret/data/h2/x")
+        assert (ver, code) == ("1.1", "200")
+        # errors, redirects and ?list= are the same answers over HTTP/2
+        ver, code, body = curl(v, v.addr + "/v1/secret/data/h2/x",
+                               token="hvs.AAAAAAAAAAAAAAAAAAAAAAAA")
+        assert (ver, code) == ("2", "403")
+        assert json.loads(body) == {"errors": ["permission denied", "invalid token"]}
+        ver, code, body = curl(v, "-X", "LIST", v.addr + "/v1/secret/metadata/h2")
+        assert code == "200" and json.loads(body)["data"]["keys"] == ["x"]
+        # a request body, and the client certificate, reach cert auth over HTTP/2
+        ver, code, body = curl(v, "-X", "POST", "-d", "{}", v.addr + "/v1/auth/cert/login")
+        assert (ver, code) == ("2", "200") and json.loads(body)["auth"]["client_token"]
+        # a body bigger than the initial flow-control window
+        big = {"pad": "A" * 200000}
+        v.kv_put("secret", "h2/big", big)
+        ver, code, body = curl(v, v.addr + "/v1/secret/data/h2/big")
+        assert (ver, code) == ("2", "200") and json.loads(body)["data"]["data"] == big
+        v.faults(standby={"mode": "redirect", "active": "https://10.0.0.7:8200"})
+        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "--cacert", v.ca, "--cert",
+                              v.client_cert, "--key", v.client_key, "-w",
+                              "%{http_version} %{http_code} %{redirect_url}",
+                              v.addr + "/v1/secret/data/h2/x"],
+                             capture_output=True, text=True, timeout=30).stdout
+        assert out == "2 307 https://10.0.0.7:8200/v1/secret/data/h2/x"
+        v.clear_faults()
+        st = v.stats()
+        assert st["by_protocol"]["HTTP/2"] >= 6 and st["by_protocol"]["HTTP/1.1"] >= 1
+        assert any(r["proto"] == "HTTP/2" for r in st["recent"])
+    # Without http2 the fake offers HTTP/1.1 alone.
+    with VaultFake.start(tmp_path / "o", pki, quiet=True, http2=False) as old:
+        ver, code, _ = curl(old, old.addr + "/v1/sys/health")
+        assert (ver, code) == ("1.1", "200")
+
+
+def test_http2_streams_are_answered_concurrently_and_faults_keep_their_meaning(tmp_path,
+                                                                               pki):
+    pytest.importorskip("h2")
+    with VaultFake.start(tmp_path / "v", pki, quiet=True, http2=True) as v:
+        v.kv_put("secret", "h2c/slow", {"a": "1"})
+        v.kv_put("secret", "h2c/fast", {"a": "2"})
+        v.faults(slow={"seconds": 2, "prefix": "/v1/secret/data/h2c/slow"})
+        t0 = time.monotonic()
+        # one connection, two streams: the fast one must not wait for the slow one
+        out = subprocess.run(
+            ["curl", "-sS", "--http2", "--parallel", "--parallel-immediate", "--cacert", v.ca,
+             "--cert", v.client_cert, "--key", v.client_key, "-H",
+             "X-Vault-Token: " + v.root_token, "-w", "%{http_version} %{time_total}\n",
+             "-o", "/dev/null", v.addr + "/v1/secret/data/h2c/slow", "-o", "/dev/null",
+             v.addr + "/v1/secret/data/h2c/fast"], capture_output=True, text=True, timeout=30)
+        times = sorted(float(line.split()[1]) for line in out.stdout.split("\n") if line)
+        assert len(times) == 2 and times[0] < 1.5 <= times[1], out.stdout
+        assert time.monotonic() - t0 < 6
+        v.clear_faults()
+        v.faults(drop={"count": 1})
+        ver, code, _ = curl(v, v.addr + "/v1/secret/data/h2c/fast")
+        assert code == "000"
+        v.faults(reset={"count": 1})
+        r = subprocess.run(["curl", "-sS", "--cacert", v.ca, "--cert", v.client_cert, "--key",
+                            v.client_key, "-H", "X-Vault-Token: " + v.root_token,
+                            v.addr + "/v1/secret/data/h2c/fast"], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode != 0
+        ver, code, body = curl(v, v.addr + "/v1/secret/data/h2c/fast")
+        assert (ver, code) == ("2", "200")
