@@ -16,6 +16,7 @@ import queue
 import select
 import socket
 import threading
+import time
 
 import h2.config
 import h2.connection
@@ -159,6 +160,9 @@ class H2Session:
             if body:
                 self.conn.send_data(sid, body[:self.conn.local_flow_control_window(sid)])
             self.flush()
+            # Let the client read what was sent: a reset discards data still unread in
+            # its socket, and HTTP/2 framing puts more in flight than HTTP/1.1 does.
+            time.sleep(0.2)
             self.tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                 b"\x01\x00\x00\x00\x00\x00\x00\x00")
             return False

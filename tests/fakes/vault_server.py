@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""A faithful local HashiCorp Vault for the secretsfs tests (Python standard library only).
+"""A faithful local HashiCorp Vault for the secretsfs tests (Python standard library; the
+jwt/kubernetes, aws and HTTP/2 parts load fake_jwt (python3-jwt), fake_sts (botocore) and
+fake_h2 (python3-h2) only when used).
 
 Wire behaviour follows /work/shared/reference/backend-api.md PART A: the /v1 envelope
 (request_id, lease_id, renewable, lease_duration, data, wrap_info, warnings, auth,
@@ -8,9 +10,10 @@ mount_type), `{"errors":[...]}` errors, 404 `{"errors":[]}` for absent data and 
 default here, as deploy/quickstart.sh and the README promise mutual TLS; Vault's
 tls_require_and_verify_client_cert: the handshake REFUSES a client without a certificate
 signed by --client-ca) or "request" (Vault's own listener default: it asks for a client
-certificate and serves clients without one; cert auth then has nothing to match). One deviation:
-in "request" mode a presented certificate that does not verify still fails the handshake
-(Python's ssl cannot defer verification as Go's tls.RequestClientCert does).
+certificate and serves clients without one; cert auth then has nothing to match). One
+deviation: in "request" mode a presented certificate that does not verify still fails the
+handshake (Python's ssl cannot defer verification as Go's tls.RequestClientCert does).
+--http2 also offers HTTP/2 by ALPN, as Vault's Go listener does (see fake_h2).
 
 /v1 routes
   GET|HEAD sys/health                      (?activecode= ?sealedcode= ?standbyok= ...)
@@ -21,14 +24,19 @@ in "request" mode a presented certificate that does not verify still fails the h
   POST auth/<cert mount>/login             {"name": optional}; role matched against the
                                            handshake's client certificate
   POST auth/<approle mount>/login          {"role_id","secret_id"}
-  POST auth/<kubernetes mount>/login       {"role","jwt"}
+  POST auth/<kubernetes mount>/login       {"role","jwt"}; TokenReview-style checks for
+                                           roles without a "jwts" list
+  POST auth/<jwt mount>/login              {"role","jwt"}: signature, iss, sub, aud, exp, nbf,
+                                           bound claims (jwt config)
+  POST auth/<aws mount>/login              iam_http_request_method, iam_request_url, _body,
+                                           _headers (base64): the signed GetCallerIdentity,
+                                           re-signed with botocore (aws config)
   GET  auth/token/lookup-self, POST auth/token/renew-self {"increment"}, POST revoke-self
   KV v2 mount: data/<p> (GET ?version=, POST|PUT, DELETE), metadata/<p> (GET, LIST,
                POST|PUT, DELETE), delete/<p>, undelete/<p>, destroy/<p>, config
   KV v1 mount: <p> (GET, LIST, POST|PUT, DELETE)
   LIST is the LIST method or GET ?list=<Go bool> (?list=bogus: 400 {"errors":[]}).
-  Tokens: X-Vault-Token, else
-  "Authorization: Bearer". X-Vault-Namespace selects a separate secret store per namespace.
+  Tokens: X-Vault-Token, else "Authorization: Bearer". Each namespace has its own store.
 
 Dead tokens (unknown, revoked, expired) get 403 ["permission denied", "invalid token"];
 config token_errors "legacy" (older Vault, OpenBao) says ["permission denied"] alone. No
@@ -40,7 +48,8 @@ threshold 5, duration 15m, counter_reset 15m by default; a locked role_id gets 4
 HA: --nodes N listens on N ports over one shared storage; faults take "node": i for sealed
 and standby (a standby's default active address is another node of this fake). A rate
 limit quota (fault "rate_limit") answers 429 with Retry-After and X-Ratelimit-* headers.
-stats "by_node" and recent[].node say which node a request reached.
+stats "by_node", "token_by_node" and recent[].node say which node a request (and a
+token) reached.
 
 ACLs are modelled only as a deny list (config "deny"): a non-root token asking for a path
 that matches one of its globs gets what Vault answers for a missing capability, 403
@@ -606,6 +615,7 @@ class State:
             "locked_refusals": {},  # role: logins refused (403) while locked
             "rate_limited": 0,      # 429s from the rate limit quota
             "by_node": {},          # node index: /v1 requests it received
+            "token_by_node": {},    # node index: of which carried a token (where it went)
             "namespace_denied": 0,  # live tokens refused outside their namespace
             "by_protocol": {},      # "HTTP/1.1" | "HTTP/2": /v1 requests
             "token_reviews": {},    # kubernetes: "reviewer_jwt" | "client_jwt": n
@@ -1017,6 +1027,8 @@ class Handler(BaseHTTPRequestHandler):
             st.bump("requests")
             st.bump("by_node", str(self.server.node))
             st.bump("by_protocol", getattr(self, "proto", "HTTP/1.1"))
+            if self.token_id():
+                st.bump("token_by_node", str(self.server.node))
             st.bump("by_path", "%s %s" % (method, self.url_path))
             slow, terminal = st.take_faults(self.url_path)
             if slow:

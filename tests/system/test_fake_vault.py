@@ -1081,7 +1081,7 @@ def test_ha_sealed_node_and_standby_redirect_to_the_active_node(ha):
                      cert=(ha.client_cert, ha.client_key), timeout=10)
     assert r.status_code == 200 and r.json()["data"]["data"] == {"a": "b"}
     st = ha.stats()
-    assert st["by_node"] == {"0": 1, "1": 1}
+    assert st["by_node"] == {"0": 1, "1": 1} and st["token_by_node"] == {"0": 1, "1": 1}
     assert [(x["node"], x["status"]) for x in st["recent"]] == [(0, 307), (1, 200)]
     h = requests.get(ha.addrs[0] + "/v1/sys/health", verify=ha.ca,
                      cert=(ha.client_cert, ha.client_key), timeout=10)
