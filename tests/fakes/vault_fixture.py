@@ -348,7 +348,8 @@ class VaultFake:
         oversized=10_000_000, handshake={"count": 2}, status={"code": 500, "rate": 0.1},
         standby="redirect" (or "forward", "no_leader", {"mode", "active"}), clear=True,
         node=1 (sealed/standby apply to that HA node), rate_limit={"rate": n,
-        "interval": s, "prefix", "retry_after", "headers"} (Vault's rate limit quota).
+        "interval": s, "prefix", "retry_after", "headers"} (Vault's rate limit quota),
+        hold={"prefix", "count", "timeout"} (see release()).
         Returns {"sealed": bool, "standby": {...} or None, "faults": [...]}."""
         return self._ok("POST", "/_fake/faults", kw)
 
@@ -362,6 +363,15 @@ class VaultFake:
         approle and user_lockout also reset use counts and lockouts). Returns the config."""
         self._mount_versions = {}
         return self._ok("POST", "/_fake/config", kw)
+
+    def release(self, count=None, wait_for=0, timeout=10):
+        """Let requests held by the "hold" fault go on: `count` of them (default all that
+        wait), after waiting up to `timeout` s for `wait_for` to be waiting. Returns how
+        many were waiting."""
+        body = {"wait_for": wait_for, "timeout": timeout}
+        if count is not None:
+            body["count"] = count
+        return self._ok("POST", "/_fake/release", body)["waiting"]
 
     def approle_state(self):
         """GET /_fake/approle: per role, its secret_ids' uses and remaining uses, expiry,

@@ -77,6 +77,8 @@ Control routes (token: the root token), for the tests and for "the security team
   GET|POST /_fake/faults             see State.set_faults
   GET|POST /_fake/config             see State.configure (same JSON as --config FILE)
   GET  /_fake/approle                see State.approle_view
+  POST /_fake/release                {"count": n, "wait_for": n, "timeout": s}: let held
+                                     requests go on (fault "hold"), see State.release
   POST /_fake/revoke_tokens          {} = every non-root token, or {"tokens":[..]},
                                      {"accessors":[..]}
 The root token also works on every /v1 route, so `vault kv put` equivalents (POST data/<p>)
@@ -272,6 +274,8 @@ class State:
         self.lockouts = {}          # "mount:role_id" -> {"failures", "last", "locked_at"}
         self.rate_limit = None      # see set_faults "rate_limit"
         self.rate_window = {}       # quota window start and count, per node
+        self.hold_cond = threading.Condition(self.lock)
+        self.hold_tickets = self.hold_released = self.held_waiting = 0
         self.kv1 = {}   # ns -> mount -> path -> data
         self.kv2 = {}   # ns -> mount -> path -> entry
         self.tokens = {}
@@ -448,7 +452,16 @@ class State:
         {"malformed": true | {count, prefix}}                  200 with broken JSON;
         {"oversized": nbytes | {bytes, count, prefix}}         200, valid JSON of that size;
         {"handshake": true | {count}}                          new connections are closed
-                                                               before the TLS handshake.
+                                                               before the TLS handshake;
+        {"hold": true | {count, prefix, timeout}}              the request waits, before it
+                                                               is served, until POST
+                                                               /_fake/release (or timeout,
+                                                               default 30 s): a test decides
+                                                               what happens meanwhile;
+        {"rate_limit": {rate, interval, prefix, retry_after, headers}}  Vault's rate limit
+                                                               quota (429, Retry-After);
+        {"node": i}                                            sealed/standby apply to HA
+                                                               node i.
         count absent/null = until cleared; prefix defaults to "/v1/" and matches the URL path.
         rate (0 < rate <= 1, default 1) applies a fault to that share of the requests it
         matches, chosen at random; only those count down.
@@ -456,6 +469,8 @@ class State:
         with self.lock:
             if spec.get("clear"):
                 self.faults = []
+                self.hold_released = self.hold_tickets      # nobody stays held
+                self.hold_cond.notify_all()
                 self.rate_limit = None
                 self.rate_window = {}
                 for nd in self.nodes:
@@ -493,7 +508,7 @@ class State:
                     self.rate_limit = rl
                 self.rate_window = {}
             scalar = {"status_once": "code", "status_n": "code", "status": "code",
-                      "slow": "seconds", "drop": None, "reset": None, "malformed": None,
+                      "slow": "seconds", "hold": "timeout", "drop": None, "reset": None, "malformed": None,
                       "oversized": "bytes", "handshake": None}
             for key, val in spec.items():
                 if key in ("clear", "sealed", "standby", "node", "rate_limit"):
@@ -516,6 +531,8 @@ class State:
                         f["code"] = int(f.get("code", 500))
                     if kind == "slow":
                         f["seconds"] = float(f.get("seconds", 1))
+                    if kind == "hold":
+                        f["timeout"] = float(f.get("timeout") or 30)
                     if kind == "oversized":
                         f["bytes"] = int(f.get("bytes", 64 * 1024 * 1024))
                     f["rate"] = float(f.get("rate", 1))
@@ -527,7 +544,7 @@ class State:
     def fault_view(self):
         with self.lock:
             nd = self.nodes[0]
-            return {"sealed": nd["sealed"],
+            return {"sealed": nd["sealed"], "held_waiting": self.held_waiting,
                     "standby": dict(nd["standby"]) if nd["standby"] else None,
                     "nodes": json.loads(json.dumps(self.nodes)),
                     "rate_limit": dict(self.rate_limit) if self.rate_limit else None,
@@ -535,22 +552,51 @@ class State:
 
     def take_faults(self, path):
         """The slow fault and the terminal fault that apply to this request, counted down."""
-        slow = terminal = None
+        slow = terminal = hold = None
         with self.lock:
             for f in self.faults:
                 if f["kind"] == "handshake" or not path.startswith(f["prefix"]):
                     continue
+                if f["kind"] == "hold" and hold is None:
+                    hold = f
                 if f["kind"] == "slow" and slow is None:
                     slow = f
                 elif f["kind"] in self.TERMINAL and terminal is None:
                     terminal = f
-            slow, terminal = (f if f is not None and (f["rate"] >= 1 or
-                                                     random.random() < f["rate"]) else None
-                              for f in (slow, terminal))
-            for f in (slow, terminal):
+            slow, terminal, hold = (f if f is not None and (f["rate"] >= 1 or
+                                                           random.random() < f["rate"])
+                                    else None for f in (slow, terminal, hold))
+            for f in (slow, terminal, hold):
                 if f is not None:
                     self.count_down(f)
+        if hold is not None:
+            self.hold(hold["timeout"])
         return (dict(slow) if slow else None), (dict(terminal) if terminal else None)
+
+    def hold(self, timeout):
+        """Wait for a release (POST /_fake/release) or the timeout."""
+        with self.hold_cond:
+            self.hold_tickets += 1
+            ticket = self.hold_tickets
+            self.stats["held"] += 1
+            self.held_waiting += 1
+            self.hold_cond.notify_all()
+            self.hold_cond.wait_for(lambda: self.hold_released >= ticket, timeout)
+            self.held_waiting -= 1
+            if self.hold_released < ticket:
+                self.stats["hold_timeouts"] += 1
+            self.hold_cond.notify_all()
+
+    def release(self, count=None, wait_for=0, timeout=10):
+        """Let `count` held requests (default: all waiting) go on; first wait (up to
+        timeout) until at least wait_for are waiting. Returns how many were waiting."""
+        with self.hold_cond:
+            self.hold_cond.wait_for(lambda: self.held_waiting >= wait_for, timeout)
+            waiting = self.held_waiting
+            n = waiting if count is None else int(count)
+            self.hold_released = min(self.hold_tickets, self.hold_released + n)
+            self.hold_cond.notify_all()
+            return waiting
 
     def take_quota(self, node, rel):
         """None when the rate limit quota lets the request through, else the seconds until
@@ -614,6 +660,8 @@ class State:
             "lockouts": {},         # role: times its role_id got locked
             "locked_refusals": {},  # role: logins refused (403) while locked
             "rate_limited": 0,      # 429s from the rate limit quota
+            "held": 0,              # requests the hold fault made wait
+            "hold_timeouts": 0,     # of which nobody released
             "by_node": {},          # node index: /v1 requests it received
             "token_by_node": {},    # node index: of which carried a token (where it went)
             "namespace_denied": 0,  # live tokens refused outside their namespace
@@ -1971,6 +2019,11 @@ class Handler(BaseHTTPRequestHandler):
                 except (ValueError, TypeError, OSError) as e:
                     raise VaultError(400, "bad config: %s" % e)
             return self.send(200, st.public_config())
+        if what == "release" and method in ("POST", "PUT"):
+            body = self.json_body()
+            n = st.release(body.get("count"), int(body.get("wait_for") or 0),
+                           float(body.get("timeout") or 10))
+            return self.send(200, {"waiting": n})
         if what == "approle" and method == "GET":
             return self.send(200, st.approle_view())
         if what == "revoke_tokens" and method in ("POST", "PUT"):

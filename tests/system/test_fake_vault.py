@@ -1489,3 +1489,32 @@ def test_http2_streams_are_answered_concurrently_and_faults_keep_their_meaning(t
         assert r.returncode != 0
         ver, code, body = curl(v, v.addr + "/v1/secret/data/h2c/fast")
         assert (ver, code) == ("2", "200")
+
+
+# -- hold: a test decides what happens while a request waits --
+
+def test_hold_fault_waits_for_release(vault):
+    import threading
+    vault.kv_put("secret", "hold/x", {"v": "1"})
+    vault.reset_stats()
+    vault.faults(hold={"prefix": "/v1/secret/data/hold/x", "count": 1})
+    got = []
+
+    def reader():
+        got.append(root(vault).secrets.kv.v2.read_secret_version(
+            "hold/x", mount_point="secret")["data"]["data"])
+    t = threading.Thread(target=reader)
+    t.start()
+    assert vault.release(count=0, wait_for=1) == 1      # it is waiting, still held
+    assert vault.faults()["held_waiting"] == 1 and not got
+    vault.kv_put("secret", "hold/x", {"v": "2"})         # the rotation, while it waits
+    assert vault.release(wait_for=1) == 1
+    t.join(10)
+    assert got == [{"v": "2"}]
+    # a hold nobody releases ends at its timeout; clear releases everything
+    vault.faults(hold={"prefix": "/v1/secret/data/hold/x", "timeout": 0.3})
+    t0 = time.monotonic()
+    assert vault.kv_get("secret", "hold/x") == {"v": "2"}
+    assert 0.25 <= time.monotonic() - t0 < 5
+    st = vault.stats()
+    assert st["held"] == 2 and st["hold_timeouts"] == 1
