@@ -106,8 +106,10 @@ class VaultFake:
         the default here because the suites test a listener that demands a certificate)
         or "request" (Vault's own default: no certificate needed for the handshake).
         http2: also offer HTTP/2 by ALPN, as Vault does.
-        token_errors: "modern" (default) or "legacy" (older Vault, OpenBao:
-        a dead token is "permission denied" alone)."""
+        token_errors: "modern" (default), "multierror" (the same two
+        messages as one go-multierror text) or "legacy" (older Vault, OpenBao: a dead
+        token is "permission denied" alone); absent: $VAULT_FAKE_TOKEN_ERRORS if set,
+        so a whole suite can be run against another Vault generation."""
         pki = pki_dir if isinstance(pki_dir, Pki) else Pki(pki_dir)
         workdir = os.fspath(workdir)
         os.makedirs(workdir, mode=0o700, exist_ok=True)
@@ -126,6 +128,7 @@ class VaultFake:
             argv += ["--token-max-ttl", str(token_max_ttl)]
         for name, ver in (mounts or {}).items():
             argv += ["--mount", "%s=%d" % (name, ver)]
+        token_errors = token_errors or os.environ.get("VAULT_FAKE_TOKEN_ERRORS")
         if token_errors:
             config = dict(config or {}, token_errors=token_errors)
         if nodes > 1:

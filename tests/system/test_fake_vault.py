@@ -916,6 +916,10 @@ def test_legacy_token_errors_say_permission_denied_alone(vault):
             "legacy/x", mount_point="secret")
     assert e.value.errors == ["1 error occurred:\n\t* permission denied\n\n"]
     assert vault.stats()["invalid_token"] == 0
+    vault.configure(token_errors="multierror")
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token="hvs.AAAAAAAAAAAAAAAAAAAAAAAA").auth.token.lookup_self()
+    assert e.value.errors == ["2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"]
 
 
 def test_approle_secret_id_num_uses_and_ttl(vault):
