@@ -26,7 +26,7 @@ apt-get install -y -qq --no-install-recommends \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libssl-dev \
 	libseccomp-dev \
 	libcmocka-dev openssl ca-certificates \
-	python3 python3-pytest python3-hvac python3-botocore python3-boto3 \
+	python3 python3-pytest python3-hvac python3-botocore python3-boto3 python3-h2 python3-jwt python3-cryptography \
 	python3-yaml util-linux procps podman runc busybox-static \
 	systemd apparmor \
 	clang libclang-rt-14-dev valgrind >/dev/null

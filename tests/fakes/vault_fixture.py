@@ -56,6 +56,11 @@ def make_pki(outdir):
     return Pki(outdir)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kw):
+        return None
+
+
 class VaultFakeError(Exception):
     def __init__(self, status, body):
         super().__init__("fake vault answered %s: %s" % (status, body))
@@ -82,17 +87,29 @@ class VaultFake:
         self.port = 0
         self.addr = None
         self.pid = None
+        self.ports = []
+        self.addrs = []
 
     @classmethod
     def start(cls, workdir, pki_dir, *, port=0, root_token=None, token_ttl=None,
               token_max_ttl=None, mounts=None, config=None, client_ca=None,
-              server_cert=None, server_key=None, quiet=False, timeout=15, tls_max=None):
+              server_cert=None, server_key=None, quiet=False, timeout=15, tls_max=None,
+              nodes=1, token_errors=None, client_cert_mode="require", http2=True):
         """Launch the server and wait until it listens.
         pki_dir: a Pki or the directory mkpki.sh filled. mounts: {"secret": 2, "kv": 1}
         (the default). config: dict with the keys of configure() (approle, kubernetes,
         cert, auth_mounts, ...), applied on a fresh state. client_ca: CA bundle the
         handshake accepts (default pki.ca); it is also the cert auth role "default".
-        tls_max: "1.0".."1.3", the newest TLS version the server offers (default: 1.2+)."""
+        tls_max: "1.0".."1.3", the newest TLS version the server offers (default: 1.2+).
+        nodes: HA, this many nodes over one shared storage (addrs[i], ports[i]; faults
+        take node=i). client_cert_mode: "require" (tls_require_and_verify_client_cert,
+        the default here because the suites test a listener that demands a certificate)
+        or "request" (Vault's own default: no certificate needed for the handshake).
+        http2: also offer HTTP/2 by ALPN, as Vault does.
+        token_errors: "modern" (default), "multierror" (the same two
+        messages as one go-multierror text) or "legacy" (older Vault, OpenBao: a dead
+        token is "permission denied" alone); absent: $VAULT_FAKE_TOKEN_ERRORS if set,
+        so a whole suite can be run against another Vault generation."""
         pki = pki_dir if isinstance(pki_dir, Pki) else Pki(pki_dir)
         workdir = os.fspath(workdir)
         os.makedirs(workdir, mode=0o700, exist_ok=True)
@@ -111,6 +128,14 @@ class VaultFake:
             argv += ["--token-max-ttl", str(token_max_ttl)]
         for name, ver in (mounts or {}).items():
             argv += ["--mount", "%s=%d" % (name, ver)]
+        token_errors = token_errors or os.environ.get("VAULT_FAKE_TOKEN_ERRORS")
+        if token_errors:
+            config = dict(config or {}, token_errors=token_errors)
+        if nodes > 1:
+            argv += ["--nodes", str(nodes)]
+        argv += ["--client-cert-mode", client_cert_mode]
+        if http2:
+            argv.append("--http2")
         if config:
             cfg_file = os.path.join(workdir, "config.json")
             fd = os.open(cfg_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -128,6 +153,8 @@ class VaultFake:
             pass
         argv = [PYTHON, SERVER, "--port", str(port), "--ready-file", self.ready_file,
                 "--state-file", self.state_file] + self._argv_extra
+        if self.ports[1:]:
+            argv += ["--node-ports", ",".join(str(p) for p in self.ports[1:])]
         if self._quiet:
             argv.append("--quiet")
         log = open(self.log_path, "ab")
@@ -154,6 +181,8 @@ class VaultFake:
             raise RuntimeError("fake vault not ready after %ss; see %s" % (timeout, self.log_path))
         self.port, self.pid = ready["port"], ready["pid"]
         self.addr = "https://127.0.0.1:%d" % self.port
+        self.ports = list(ready.get("ports") or [self.port])
+        self.addrs = ["https://127.0.0.1:%d" % p for p in self.ports]
 
     def log_tail(self, n=20):
         try:
@@ -207,9 +236,10 @@ class VaultFake:
         return ctx
 
     def request(self, method, path, body=None, token=None, namespace=None, headers=None,
-                timeout=10, cert=None, key=None):
+                timeout=10, cert=None, key=None, node=0):
         """Raw request: returns (status, parsed JSON body or None, headers). token defaults
-        to the root token; pass token="" for none. Never raises on HTTP status."""
+        to the root token; pass token="" for none. Never raises on HTTP status (nor
+        follows a redirect). node: which HA node to ask."""
         hdrs = dict(headers or {})
         token = self.root_token if token is None else token
         if token:
@@ -220,10 +250,13 @@ class VaultFake:
         if body is not None:
             data = json.dumps(body).encode()
             hdrs["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.addr + path, data=data, method=method, headers=hdrs)
+        base = self.addrs[node] if self.addrs else self.addr
+        req = urllib.request.Request(base + path, data=data, method=method, headers=hdrs)
         ctx = self.ssl_context(cert, key)
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx),
+                                             _NoRedirect())
         try:
-            with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
+            with opener.open(req, timeout=timeout) as resp:
                 status, raw, rh = resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as e:
             status, raw, rh = e.code, e.read(), dict(e.headers)
@@ -316,7 +349,10 @@ class VaultFake:
         status_once=429, status_n={"code": 500, "count": 3, "prefix": "/v1/secret/"},
         slow=2.5, drop=True, reset={"count": 1}, malformed={"prefix": ...},
         oversized=10_000_000, handshake={"count": 2}, status={"code": 500, "rate": 0.1},
-        standby="redirect" (or "forward", "no_leader", {"mode", "active"}), clear=True.
+        standby="redirect" (or "forward", "no_leader", {"mode", "active"}), clear=True,
+        node=1 (sealed/standby apply to that HA node), rate_limit={"rate": n,
+        "interval": s, "prefix", "retry_after", "headers"} (Vault's rate limit quota),
+        hold={"prefix", "count", "timeout"} (see release()).
         Returns {"sealed": bool, "standby": {...} or None, "faults": [...]}."""
         return self._ok("POST", "/_fake/faults", kw)
 
@@ -325,9 +361,25 @@ class VaultFake:
 
     def configure(self, **kw):
         """POST /_fake/config: token_ttl, token_max_ttl, mounts, auth_mounts, approle,
-        kubernetes, cert, deny (each replaces its whole section). Returns the config."""
+        kubernetes, jwt, cert, deny, token_errors ("modern"|"legacy"), user_lockout
+        ({threshold, duration, counter_reset, disable}) (each replaces its whole section;
+        approle and user_lockout also reset use counts and lockouts). Returns the config."""
         self._mount_versions = {}
         return self._ok("POST", "/_fake/config", kw)
+
+    def release(self, count=None, wait_for=0, timeout=10):
+        """Let requests held by the "hold" fault go on: `count` of them (default all that
+        wait), after waiting up to `timeout` s for `wait_for` to be waiting. Returns how
+        many were waiting."""
+        body = {"wait_for": wait_for, "timeout": timeout}
+        if count is not None:
+            body["count"] = count
+        return self._ok("POST", "/_fake/release", body)["waiting"]
+
+    def approle_state(self):
+        """GET /_fake/approle: per role, its secret_ids' uses and remaining uses, expiry,
+        failed logins and lockout (locked, locked_for seconds). No credential values."""
+        return self._ok("GET", "/_fake/approle")
 
     def revoke_tokens(self, tokens=None, accessors=None):
         """Revoke every issued token (default) or the given ones. Returns how many."""

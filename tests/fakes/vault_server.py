@@ -1,26 +1,55 @@
 #!/usr/bin/python3
-"""A faithful local HashiCorp Vault for the secretsfs tests (Python standard library only).
+"""A faithful local HashiCorp Vault for the secretsfs tests (Python standard library; the
+jwt/kubernetes, aws and HTTP/2 parts load fake_jwt (python3-jwt), fake_sts (botocore) and
+fake_h2 (python3-h2) only when used).
 
 Wire behaviour follows /work/shared/reference/backend-api.md PART A: the /v1 envelope
 (request_id, lease_id, renewable, lease_duration, data, wrap_info, warnings, auth,
 mount_type), `{"errors":[...]}` errors, 404 `{"errors":[]}` for absent data and empty lists,
-`Cache-Control: no-store` on every answer. HTTPS only, and the TLS handshake REQUIRES a
-client certificate signed by --client-ca (what Vault does with
-tls_require_and_verify_client_cert).
+`Cache-Control: no-store` on every answer. HTTPS only. --client-cert-mode: "require" (the
+default here, as deploy/quickstart.sh and the README promise mutual TLS; Vault's
+tls_require_and_verify_client_cert: the handshake REFUSES a client without a certificate
+signed by --client-ca) or "request" (Vault's own listener default: it asks for a client
+certificate and serves clients without one; cert auth then has nothing to match). One
+deviation: in "request" mode a presented certificate that does not verify still fails the
+handshake (Python's ssl cannot defer verification as Go's tls.RequestClientCert does).
+--http2 also offers HTTP/2 by ALPN, as Vault's Go listener does (see fake_h2).
 
 /v1 routes
   GET|HEAD sys/health                      (?activecode= ?sealedcode= ?standbyok= ...)
-  GET  sys/internal/ui/mounts/<mount>      KV version detection
+  GET  sys/internal/ui/mounts/<any path>   the mount holding that path (type, options.version,
+                                           path); 403 "preflight capability check ..." for a
+                                           path in no mount, "permission denied" without a
+                                           live token
   POST auth/<cert mount>/login             {"name": optional}; role matched against the
                                            handshake's client certificate
   POST auth/<approle mount>/login          {"role_id","secret_id"}
-  POST auth/<kubernetes mount>/login       {"role","jwt"}
+  POST auth/<kubernetes mount>/login       {"role","jwt"}; TokenReview-style checks for
+                                           roles without a "jwts" list
+  POST auth/<jwt mount>/login              {"role","jwt"}: signature, iss, sub, aud, exp, nbf,
+                                           bound claims (jwt config)
+  POST auth/<aws mount>/login              iam_http_request_method, iam_request_url, _body,
+                                           _headers (base64): the signed GetCallerIdentity,
+                                           re-signed with botocore (aws config)
   GET  auth/token/lookup-self, POST auth/token/renew-self {"increment"}, POST revoke-self
   KV v2 mount: data/<p> (GET ?version=, POST|PUT, DELETE), metadata/<p> (GET, LIST,
                POST|PUT, DELETE), delete/<p>, undelete/<p>, destroy/<p>, config
   KV v1 mount: <p> (GET, LIST, POST|PUT, DELETE)
-  LIST is the LIST method or GET ?list=true. Tokens: X-Vault-Token, else
-  "Authorization: Bearer". X-Vault-Namespace selects a separate secret store per namespace.
+  LIST is the LIST method or GET ?list=<Go bool> (?list=bogus: 400 {"errors":[]}).
+  Tokens: X-Vault-Token, else "Authorization: Bearer". Each namespace has its own store.
+
+Dead tokens (unknown, revoked, expired) get 403 ["permission denied", "invalid token"];
+config token_errors "legacy" (older Vault, OpenBao) says ["permission denied"] alone. No
+token at all is ["permission denied"]. AppRole roles may set secret_id_num_uses and
+secret_id_ttl; approle logins are subject to Vault's user lockout (config user_lockout:
+threshold 5, duration 15m, counter_reset 15m by default; a locked role_id gets 403
+"permission denied"); GET /_fake/approle shows uses, remaining uses and lockouts.
+
+HA: --nodes N listens on N ports over one shared storage; faults take "node": i for sealed
+and standby (a standby's default active address is another node of this fake). A rate
+limit quota (fault "rate_limit") answers 429 with Retry-After and X-Ratelimit-* headers.
+stats "by_node", "token_by_node" and recent[].node say which node a request (and a
+token) reached.
 
 ACLs are modelled only as a deny list (config "deny"): a non-root token asking for a path
 that matches one of its globs gets what Vault answers for a missing capability, 403
@@ -33,14 +62,23 @@ default request forwarding); "redirect": 307 with Location: <active>/<same path>
 body (forwarding disabled, or the client sent X-Vault-No-Request-Forwarding); "no_leader": 503
 {"errors":["no active Vault instance found"]}.
 
-Not modelled: response wrapping, PATCH, namespaces in the URL path. Tokens are valid in every
-namespace.
+Namespaces: the request's namespace is X-Vault-Namespace plus any leading path segments
+naming a namespace ("/v1/team-a/secret/data/x"). A token belongs to the namespace it logged
+in to and works there and in its children only (403 "permission denied" elsewhere). Config
+namespaces {path: {auth_mounts}} makes the namespace list (and each one's auth mounts)
+explicit: an unknown namespace is 404 "namespace not found". Without it any namespace
+exists and has every auth mount.
+
+Not modelled: response wrapping, PATCH.
 
 Control routes (token: the root token), for the tests and for "the security team":
   GET  /_fake/stats                  counters (see State.new_stats)
   POST /_fake/reset_stats
   GET|POST /_fake/faults             see State.set_faults
   GET|POST /_fake/config             see State.configure (same JSON as --config FILE)
+  GET  /_fake/approle                see State.approle_view
+  POST /_fake/release                {"count": n, "wait_for": n, "timeout": s}: let held
+                                     requests go on (fault "hold"), see State.release
   POST /_fake/revoke_tokens          {} = every non-root token, or {"tokens":[..]},
                                      {"accessors":[..]}
 The root token also works on every /v1 route, so `vault kv put` equivalents (POST data/<p>)
@@ -76,6 +114,15 @@ HANDSHAKE_TIMEOUT = 10
 IDLE_TIMEOUT = 60
 RECENT_MAX = 500
 B62 = string.ascii_letters + string.digits
+# strconv.ParseBool, which Vault uses for ?list= (http/logical.go buildLogicalRequestNoAuth)
+GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+            "0": False, "f": False, "F": False, "FALSE": False, "false": False,
+            "False": False}
+# Defaults of user lockout (helper/configutil/userlockout.go; docs concepts/user-lockout):
+# 5 failed logins lock the alias for 15 minutes; the count resets after 15 idle minutes.
+LOCKOUT_DEFAULTS = {"threshold": 5, "duration": 900, "counter_reset": 900, "disable": False}
+# Auth methods user lockout applies to (docs concepts/user-lockout: ldap, userpass, approle)
+LOCKOUT_METHODS = ("approle",)
 TLS_VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
                 "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -96,6 +143,11 @@ class VaultError(Exception):
         super().__init__(status)
         self.status = status
         self.errors = list(errors)
+
+
+class InvalidCredentials(VaultError):
+    """A VaultError that is also logical.ErrInvalidCredentials (sdk/logical/error.go): the
+    client sees the same answer, the user lockout counts it."""
 
 
 def rand62(n):
@@ -204,18 +256,33 @@ class State:
         for spec in args.mount or ["secret=2", "kv=1"]:
             name, _, ver = spec.partition("=")
             self.mounts[name.strip("/")] = int(ver or 2)
-        self.auth_mounts = {"cert": "cert", "approle": "approle", "kubernetes": "kubernetes"}
+        self.auth_mounts = {"cert": "cert", "approle": "approle", "kubernetes": "kubernetes",
+                            "jwt": "jwt", "aws": "aws"}
         self.approle = {}
         self.kubernetes = {}
+        self.jwt = {}
+        self.kubernetes_config = {}
+        self.aws = {}
+        self.namespaces = None      # None: implicit; else {path: {"auth_mounts": {..}}}
         with open(args.client_ca) as f:
             self.cert = {"default": {"certificate": f.read(), "policies": ["default"]}}
         self.cert_subjects = {}
         self.deny = []  # path globs denied to every non-root token
+        self.token_errors = "modern"    # or "legacy": see Handler.dead_token_error
+        self.user_lockout = dict(LOCKOUT_DEFAULTS)
+        self.approle_usage = {}     # role -> {"issued": t, "uses": {index: n}}
+        self.lockouts = {}          # "mount:role_id" -> {"failures", "last", "locked_at"}
+        self.rate_limit = None      # see set_faults "rate_limit"
+        self.rate_window = {}       # quota window start and count, per node
+        self.hold_cond = threading.Condition(self.lock)
+        self.hold_tickets = self.hold_released = self.held_waiting = 0
         self.kv1 = {}   # ns -> mount -> path -> data
         self.kv2 = {}   # ns -> mount -> path -> entry
         self.tokens = {}
-        self.sealed = False
-        self.standby = None     # None, or {"mode": ..., "active": URL}
+        # HA: one entry per listening node, all sharing this storage (Vault HA with a
+        # shared storage backend): sealed, standby (None or {"mode", "active"}), addr.
+        self.nodes = [{"sealed": False, "standby": None, "addr": None}
+                      for _ in range(max(1, getattr(args, "nodes", 1)))]
         self.faults = []
         self.cluster_id = new_uuid()
         self.cluster_name = "vault-cluster-" + secrets.token_hex(4)
@@ -230,7 +297,9 @@ class State:
     # -- persistence: lets restart() keep secrets, tokens and config (not faults, stats) --
 
     PERSIST = ("token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle", "kubernetes",
-               "cert", "deny", "kv1", "kv2", "tokens")
+               "cert", "deny", "kv1", "kv2", "tokens", "token_errors", "user_lockout",
+               "approle_usage", "lockouts", "jwt", "kubernetes_config", "aws",
+               "namespaces")
 
     def load(self):
         with open(self.state_file) as f:
@@ -256,15 +325,36 @@ class State:
         token_ttl, token_max_ttl (seconds or "1h"), mounts {name: 1|2},
         auth_mounts {mount: "cert"|"approle"|"kubernetes"},
         approle {role_name: {role_id, secret_id | secret_ids [..] | null (no secret needed),
-                             policies, token_ttl, token_max_ttl}},
+                             secret_id_num_uses (per secret_id), secret_id_ttl (from
+                             configuration time), policies, token_ttl, token_max_ttl}},
+        token_errors "modern" | "multierror" | "legacy", user_lockout {threshold, duration,
+                     counter_reset, disable},
         kubernetes {role: {jwts [..], policies, service_account_name,
-                           service_account_namespace, token_ttl, token_max_ttl}},
+                           service_account_namespace, token_ttl, token_max_ttl}
+                    (opaque tokens, accepted as listed: the old, kind mode), or
+                    {bound_service_account_names [globs], bound_service_account_namespaces
+                     [globs], audience, policies, ...}: real JWTs, TokenReview-checked},
+        kubernetes_config {api_signing_keys [PEM]: keys of the fake API server that
+                    TokenReview trusts; api_audiences [..] (default the in-cluster API
+                    server's); token_reviewer_jwt: Vault's own reviewer JWT, or absent:
+                    the client's JWT reviews itself; pem_keys [PEM]: Vault verifies the
+                    signature locally too; issuer; revoked_uids [..]},
+        aws {iam_server_id_header_value, credentials {access_key_id: {secret_access_key,
+             session_token, arn, user_id}} (what the fake's STS knows), roles {name:
+             {auth_type "iam", bound_iam_principal_arn [ARNs or globs ending in *],
+              policies, token_ttl, token_max_ttl}}},
+        namespaces [paths] | {path: {auth_mounts {mount: kind}}} | null (implicit),
+        jwt {jwt_validation_pubkeys [PEM], bound_issuer, jwt_supported_algs [..],
+             roles {name: {bound_audiences, bound_subject, bound_claims {claim: value |
+                           [values]}, user_claim (default "sub"), policies, token_ttl,
+                           token_max_ttl}}},
         cert {name: {certificate PEM | certificate_file path, allowed_common_names [globs],
                      policies, token_ttl, token_max_ttl}},
         deny [globs]: paths (relative to the namespace, as in a policy: "secret/data/team/*")
                      that no non-root token may use."""
         known = {"token_ttl", "token_max_ttl", "mounts", "auth_mounts", "approle",
-                 "kubernetes", "cert", "deny"}
+                 "kubernetes", "cert", "deny", "token_errors", "user_lockout", "jwt",
+                 "kubernetes_config", "aws", "namespaces"}
         unknown = set(cfg) - known
         if unknown:
             raise VaultError(400, "unknown config keys: " + ", ".join(sorted(unknown)))
@@ -276,9 +366,35 @@ class State:
                 self.mounts = {k.strip("/"): int(v) for k, v in cfg["mounts"].items()}
             if "auth_mounts" in cfg:
                 self.auth_mounts = {k.strip("/"): v for k, v in cfg["auth_mounts"].items()}
-            for key in ("approle", "kubernetes"):
+            for key in ("approle", "kubernetes", "jwt", "kubernetes_config", "aws"):
                 if key in cfg:
                     setattr(self, key, dict(cfg[key] or {}))
+            if "approle" in cfg:
+                # New roles, new secret IDs: their use counts and lockouts start afresh.
+                self.approle_usage = {n: {"issued": time.time(), "uses": {}}
+                                      for n in self.approle}
+                self.lockouts = {}
+            if "namespaces" in cfg:
+                ns = cfg["namespaces"]
+                if ns is None:
+                    self.namespaces = None
+                else:
+                    if isinstance(ns, list):
+                        ns = {n: {} for n in ns}
+                    self.namespaces = {k.strip("/"): dict(v or {}) for k, v in ns.items()}
+            if "token_errors" in cfg:
+                if cfg["token_errors"] not in ("modern", "multierror", "legacy"):
+                    raise VaultError(400, 'token_errors: "modern", "multierror" or "legacy"')
+                self.token_errors = cfg["token_errors"]
+            if "user_lockout" in cfg:
+                ul = dict(LOCKOUT_DEFAULTS)
+                for k, v in (cfg["user_lockout"] or {}).items():
+                    if k not in LOCKOUT_DEFAULTS:
+                        raise VaultError(400, "user_lockout: unknown key %s" % k)
+                    ul[k] = bool(v) if k == "disable" else (
+                        int(v) if k == "threshold" else parse_duration(v))
+                self.user_lockout = ul
+                self.lockouts = {}
             if "deny" in cfg:
                 deny = cfg["deny"] or []
                 if not isinstance(deny, list) or not all(isinstance(g, str) for g in deny):
@@ -305,7 +421,12 @@ class State:
             return {"token_ttl": self.token_ttl, "token_max_ttl": self.token_max_ttl,
                     "mounts": self.mounts, "auth_mounts": self.auth_mounts,
                     "approle": self.approle, "kubernetes": self.kubernetes,
-                    "deny": self.deny,
+                    "deny": self.deny, "token_errors": self.token_errors,
+                    "user_lockout": self.user_lockout, "jwt": self.jwt,
+                    "kubernetes_config": {k: v for k, v in self.kubernetes_config.items()
+                                          if k != "token_reviewer_jwt"},
+                    "aws": {k: v for k, v in self.aws.items() if k != "credentials"},
+                    "namespaces": self.namespaces,
                     "cert": {n: {k: v for k, v in r.items() if k != "certificate"}
                              for n, r in self.cert.items()}}
 
@@ -331,7 +452,16 @@ class State:
         {"malformed": true | {count, prefix}}                  200 with broken JSON;
         {"oversized": nbytes | {bytes, count, prefix}}         200, valid JSON of that size;
         {"handshake": true | {count}}                          new connections are closed
-                                                               before the TLS handshake.
+                                                               before the TLS handshake;
+        {"hold": true | {count, prefix, timeout}}              the request waits, before it
+                                                               is served, until POST
+                                                               /_fake/release (or timeout,
+                                                               default 30 s): a test decides
+                                                               what happens meanwhile;
+        {"rate_limit": {rate, interval, prefix, retry_after, headers}}  Vault's rate limit
+                                                               quota (429, Retry-After);
+        {"node": i}                                            sealed/standby apply to HA
+                                                               node i.
         count absent/null = until cleared; prefix defaults to "/v1/" and matches the URL path.
         rate (0 < rate <= 1, default 1) applies a fault to that share of the requests it
         matches, chosen at random; only those count down.
@@ -339,25 +469,49 @@ class State:
         with self.lock:
             if spec.get("clear"):
                 self.faults = []
-                self.sealed = False
-                self.standby = None
+                self.hold_released = self.hold_tickets      # nobody stays held
+                self.hold_cond.notify_all()
+                self.rate_limit = None
+                self.rate_window = {}
+                for nd in self.nodes:
+                    nd["sealed"], nd["standby"] = False, None
+            try:
+                node = self.nodes[int(spec.get("node") or 0)]
+            except (IndexError, ValueError, TypeError):
+                raise VaultError(400, "node: 0..%d" % (len(self.nodes) - 1))
             if "sealed" in spec:
-                self.sealed = bool(spec["sealed"])
+                node["sealed"] = bool(spec["sealed"])
             if "standby" in spec:
                 sb = spec["standby"]
                 if sb is None or sb is False:
-                    self.standby = None
+                    node["standby"] = None
                 else:
                     sb = dict(sb) if isinstance(sb, dict) else {"mode": sb}
                     if sb.get("mode") not in ("forward", "redirect", "no_leader"):
                         raise VaultError(400, "standby mode: forward, redirect or no_leader")
-                    sb.setdefault("active", "https://127.0.0.2:8200")
-                    self.standby = sb
+                    # the active node: another node of this fake when there is one
+                    others = [n["addr"] for n in self.nodes
+                              if n is not node and n["addr"] and not n["standby"]]
+                    sb.setdefault("active", others[0] if others else
+                                  "https://127.0.0.2:8200")
+                    node["standby"] = sb
+            if "rate_limit" in spec:
+                rl = spec["rate_limit"]
+                if rl is None or rl is False:
+                    self.rate_limit = None
+                else:
+                    rl = dict(rl) if isinstance(rl, dict) else {"rate": rl}
+                    rl["rate"] = int(rl.get("rate", 1))
+                    rl["interval"] = float(rl.get("interval", 1))
+                    rl.setdefault("prefix", "/v1/")
+                    rl.setdefault("headers", True)
+                    self.rate_limit = rl
+                self.rate_window = {}
             scalar = {"status_once": "code", "status_n": "code", "status": "code",
-                      "slow": "seconds", "drop": None, "reset": None, "malformed": None,
-                      "oversized": "bytes", "handshake": None}
+                      "slow": "seconds", "hold": "timeout", "drop": None, "reset": None,
+                      "malformed": None, "oversized": "bytes", "handshake": None}
             for key, val in spec.items():
-                if key in ("clear", "sealed", "standby"):
+                if key in ("clear", "sealed", "standby", "node", "rate_limit"):
                     continue
                 if key not in scalar:
                     raise VaultError(400, "unknown fault %r" % key)
@@ -377,6 +531,8 @@ class State:
                         f["code"] = int(f.get("code", 500))
                     if kind == "slow":
                         f["seconds"] = float(f.get("seconds", 1))
+                    if kind == "hold":
+                        f["timeout"] = float(f.get("timeout") or 30)
                     if kind == "oversized":
                         f["bytes"] = int(f.get("bytes", 64 * 1024 * 1024))
                     f["rate"] = float(f.get("rate", 1))
@@ -387,27 +543,79 @@ class State:
 
     def fault_view(self):
         with self.lock:
-            return {"sealed": self.sealed, "standby": dict(self.standby) if self.standby else None,
+            nd = self.nodes[0]
+            return {"sealed": nd["sealed"], "held_waiting": self.held_waiting,
+                    "standby": dict(nd["standby"]) if nd["standby"] else None,
+                    "nodes": json.loads(json.dumps(self.nodes)),
+                    "rate_limit": dict(self.rate_limit) if self.rate_limit else None,
                     "faults": [dict(f) for f in self.faults]}
 
     def take_faults(self, path):
         """The slow fault and the terminal fault that apply to this request, counted down."""
-        slow = terminal = None
+        slow = terminal = hold = None
         with self.lock:
             for f in self.faults:
                 if f["kind"] == "handshake" or not path.startswith(f["prefix"]):
                     continue
+                if f["kind"] == "hold" and hold is None:
+                    hold = f
                 if f["kind"] == "slow" and slow is None:
                     slow = f
                 elif f["kind"] in self.TERMINAL and terminal is None:
                     terminal = f
-            slow, terminal = (f if f is not None and (f["rate"] >= 1 or
-                                                     random.random() < f["rate"]) else None
-                              for f in (slow, terminal))
-            for f in (slow, terminal):
+            slow, terminal, hold = (f if f is not None and (f["rate"] >= 1 or
+                                                           random.random() < f["rate"])
+                                    else None for f in (slow, terminal, hold))
+            for f in (slow, terminal, hold):
                 if f is not None:
                     self.count_down(f)
+        if hold is not None:
+            self.hold(hold["timeout"])
         return (dict(slow) if slow else None), (dict(terminal) if terminal else None)
+
+    def hold(self, timeout):
+        """Wait for a release (POST /_fake/release) or the timeout."""
+        with self.hold_cond:
+            self.hold_tickets += 1
+            ticket = self.hold_tickets
+            self.stats["held"] += 1
+            self.held_waiting += 1
+            self.hold_cond.notify_all()
+            self.hold_cond.wait_for(lambda: self.hold_released >= ticket, timeout)
+            self.held_waiting -= 1
+            if self.hold_released < ticket:
+                self.stats["hold_timeouts"] += 1
+            self.hold_cond.notify_all()
+
+    def release(self, count=None, wait_for=0, timeout=10):
+        """Let `count` held requests (default: all waiting) go on; first wait (up to
+        timeout) until at least wait_for are waiting. Returns how many were waiting."""
+        with self.hold_cond:
+            self.hold_cond.wait_for(lambda: self.held_waiting >= wait_for, timeout)
+            waiting = self.held_waiting
+            n = waiting if count is None else int(count)
+            self.hold_released = min(self.hold_tickets, self.hold_released + n)
+            self.hold_cond.notify_all()
+            return waiting
+
+    def take_quota(self, node, rel):
+        """None when the rate limit quota lets the request through, else the seconds until
+        its window resets. Each node keeps its own window, as Vault nodes count their own
+        requests; sys/health is exempt (quotas rate_limit_exempt_paths default)."""
+        with self.lock:
+            rl = self.rate_limit
+            if rl is None or rel == "sys/health" or not ("/v1/" + rel).startswith(
+                    rl["prefix"]):
+                return None
+            now = time.monotonic()
+            w = self.rate_window.get(node)
+            if w is None or now - w["start"] >= rl["interval"]:
+                w = self.rate_window[node] = {"start": now, "count": 0}
+            w["count"] += 1
+            if w["count"] <= rl["rate"]:
+                return None
+            self.stats["rate_limited"] += 1
+            return max(0.0, w["start"] + rl["interval"] - now)
 
     def take_handshake_fault(self):
         """True when a new connection is to be closed before its TLS handshake."""
@@ -445,6 +653,22 @@ class State:
             "lookups": 0,
             "tokens_issued": 0,
             "permission_denied": 0,
+            "invalid_token": 0,     # 403s that said "invalid token" (modern token_errors)
+            "secret_id_uses": {},   # role: successful logins that used a secret_id
+            "secret_ids_exhausted": {},     # role: logins refused, secret_id_num_uses used up
+            "secret_ids_expired": {},       # role: logins refused, secret_id_ttl passed
+            "lockouts": {},         # role: times its role_id got locked
+            "locked_refusals": {},  # role: logins refused (403) while locked
+            "rate_limited": 0,      # 429s from the rate limit quota
+            "held": 0,              # requests the hold fault made wait
+            "hold_timeouts": 0,     # of which nobody released
+            "by_node": {},          # node index: /v1 requests it received
+            "token_by_node": {},    # node index: of which carried a token (where it went)
+            "namespace_denied": 0,  # live tokens refused outside their namespace
+            "by_protocol": {},      # "HTTP/1.1" | "HTTP/2": /v1 requests
+            "token_reviews": {},    # kubernetes: "reviewer_jwt" | "client_jwt": n
+            "token_review_failures": {},    # why the fake API server refused
+            "sts_refusals": {},     # aws login: STS error code: n
             "acl_denied": {},       # "[ns/]secret/data/db": n, 403s from the deny list
             "standby": {},          # mode: requests a standby node answered itself
             "faults": {},           # fault kind (status:N): times applied
@@ -473,7 +697,7 @@ class State:
 
     # -- tokens --
 
-    def issue_token(self, path, policies, meta, ttl, max_ttl, display_name):
+    def issue_token(self, path, policies, meta, ttl, max_ttl, display_name, namespace=""):
         now = time.time()
         ttl = self.token_ttl if ttl is None else parse_duration(ttl)
         max_ttl = self.token_max_ttl if max_ttl is None else parse_duration(max_ttl)
@@ -484,7 +708,7 @@ class State:
             "meta": meta, "path": path, "display_name": display_name,
             "creation_time": now, "creation_ttl": ttl, "renew_ttl": ttl,
             "expire_at": now + ttl, "max_expire_at": now + max_ttl,
-            "entity_id": new_uuid(),
+            "entity_id": new_uuid(), "namespace": namespace,
         }
         with self.lock:
             self.tokens[tok["id"]] = tok
@@ -546,6 +770,100 @@ class State:
                                if k not in tokens and v["accessor"] not in accessors}
             self.save()
             return before - len(self.tokens)
+
+    # -- user lockout (request_handling.go isUserLocked, failedUserLoginProcess) --
+
+    def _lock_entry(self, mount, alias):
+        now = time.time()
+        cfg = self.user_lockout
+        e = self.lockouts.get(mount + ":" + alias)
+        if e is None:
+            return None
+        if e["locked_at"] is not None and now - e["locked_at"] >= cfg["duration"]:
+            # a lockout that has run its lockout_duration is forgotten
+            del self.lockouts[mount + ":" + alias]
+            return None
+        if e["locked_at"] is None and now - e["last"] >= cfg["counter_reset"]:
+            del self.lockouts[mount + ":" + alias]
+            return None
+        return e
+
+    def is_locked(self, mount, alias):
+        with self.lock:
+            if self.user_lockout["disable"]:
+                return False
+            e = self._lock_entry(mount, alias)
+            return bool(e and e["locked_at"] is not None)
+
+    def login_failed(self, mount, alias, role_name):
+        with self.lock:
+            if self.user_lockout["disable"]:
+                return
+            e = self._lock_entry(mount, alias) or {"failures": 0, "last": 0,
+                                                   "locked_at": None, "role": role_name}
+            e["failures"] += 1
+            e["last"] = time.time()
+            if e["failures"] >= self.user_lockout["threshold"] and e["locked_at"] is None:
+                e["locked_at"] = e["last"]
+                self.bump("lockouts", role_name)
+            self.lockouts[mount + ":" + alias] = e
+            self.save()
+
+    def login_succeeded(self, mount, alias):
+        """A successful login clears the alias's failed-login entry."""
+        with self.lock:
+            if self.lockouts.pop(mount + ":" + alias, None) is not None:
+                self.save()
+
+    def approle_view(self):
+        """Per role: secret_id uses and what is left of them, expiry, lockout. Never a
+        secret_id or role_id value."""
+        now = time.time()
+        out = {}
+        with self.lock:
+            for name, role in self.approle.items():
+                valid = role.get("secret_ids") or (
+                    [role["secret_id"]] if role.get("secret_id") else [])
+                usage = self.approle_usage.get(name, {"issued": now, "uses": {}})
+                limit = int(role.get("secret_id_num_uses") or 0)
+                ttl = parse_duration(role.get("secret_id_ttl")) or 0
+                ids = []
+                for i in range(len(valid)):
+                    used = usage["uses"].get(str(i), 0)
+                    ids.append({"uses": used,
+                                "remaining": max(0, limit - used) if limit else None,
+                                "expired": bool(ttl and now >= usage["issued"] + ttl)})
+                mount = next((m for m, k in self.auth_mounts.items() if k == "approle"),
+                             "approle")
+                e = self._lock_entry(mount, str(role.get("role_id", "")))
+                out[name] = {"secret_ids": ids, "failures": e["failures"] if e else 0,
+                             "locked": bool(e and e["locked_at"] is not None),
+                             "locked_for": (round(e["locked_at"] + self.user_lockout[
+                                 "duration"] - now, 1) if e and e["locked_at"] else 0)}
+        return out
+
+    # -- namespaces --
+
+    def known_namespaces(self):
+        if self.namespaces is not None:
+            out = set()
+            for n in self.namespaces:      # a child implies its parents
+                segs = n.split("/")
+                out.update("/".join(segs[:i]) for i in range(1, len(segs) + 1))
+            return out
+        out = set(self.kv1) | set(self.kv2)
+        out.update(t.get("namespace") or "" for t in self.tokens.values())
+        out.discard("")
+        return out
+
+    def auth_mounts_in(self, ns):
+        """Auth mounts are per namespace: with a namespace list, a namespace has only the
+        auth_mounts configured for it (the root namespace: the top-level auth_mounts);
+        without one, every namespace has the top-level ones."""
+        with self.lock:
+            if not ns or self.namespaces is None:
+                return dict(self.auth_mounts)
+            return dict((self.namespaces.get(ns) or {}).get("auth_mounts") or {})
 
     # -- mounts --
 
@@ -678,6 +996,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.bump("status", str(status))
                 recent = st.stats["recent"]
                 recent.append({"method": self.method, "path": self.url_path,
+                               "node": self.server.node,
+                               "proto": getattr(self, "proto", "HTTP/1.1"),
                                "namespace": self.namespace, "status": status,
                                "token": self.token_kind,
                                "x_vault_request": self.headers.get("X-Vault-Request") == "true"})
@@ -701,13 +1021,35 @@ class Handler(BaseHTTPRequestHandler):
             return authz[len("Bearer "):].strip()
         return None
 
+    def dead_token_error(self, presented):
+        """What Vault says for a token that is no longer (or never was) valid. Since 2024
+        Vault adds "invalid token" beside "permission denied" for a revoked, expired or
+        unknown token (Vault docs concepts/tokens.mdx, "Error Responses"); a request with
+        no token at all is only "permission denied" (request_handling.go CheckToken /
+        fetchACLTokenEntryAndEntity: empty ClientToken -> ErrPermissionDenied). Older Vault
+        and OpenBao (vault/request_handling.go) say "permission denied" alone in both
+        cases: config token_errors "legacy". The docs do not say whether the two messages
+        are two entries of "errors" or one go-multierror text (how Vault renders other
+        combined errors, e.g. the ACL's "1 error occurred"); "multierror" gives the latter,
+        so a client can be tested against both."""
+        st = self.server.state
+        with st.lock:
+            mode = st.token_errors
+        if presented and mode != "legacy":
+            st.bump("invalid_token")
+            if mode == "multierror":
+                return VaultError(403, "2 errors occurred:\n\t* permission denied\n\t* "
+                                       "invalid token\n\n")
+            return VaultError(403, "permission denied", "invalid token")
+        return VaultError(403, "permission denied")
+
     def require_token(self):
         st = self.server.state
         tok = st.lookup_token(self.token_id())
         if tok is None:
             self.token_kind = "invalid" if self.token_id() else "none"
             st.bump("permission_denied")
-            raise VaultError(403, "permission denied")
+            raise self.dead_token_error(bool(self.token_id()))
         self.token_kind = "root" if tok["policies"] == ["root"] else "token"
         return tok
 
@@ -718,9 +1060,16 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         self.url_path = unquote(url.path)
         self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if method == "GET" and self.query.get("list") == "true":
-            method = "LIST"
         self.method = method
+        self.list_query_error = False
+        if method == "GET" and self.query.get("list"):
+            # http/logical.go: "list" goes through strconv.ParseBool; a value it refuses
+            # is a bare 400 before any routing.
+            flag = GO_BOOLS.get(self.query["list"])
+            if flag is None:
+                self.list_query_error = True
+            elif flag:
+                method = self.method = "LIST"
         self.namespace = self.headers.get("X-Vault-Namespace", "").strip("/")
         self.token_kind = "none"
         try:
@@ -730,6 +1079,10 @@ class Handler(BaseHTTPRequestHandler):
             if not self.url_path.startswith("/v1/"):
                 raise VaultError(404, "404 page not found")
             st.bump("requests")
+            st.bump("by_node", str(self.server.node))
+            st.bump("by_protocol", getattr(self, "proto", "HTTP/1.1"))
+            if self.token_id():
+                st.bump("token_by_node", str(self.server.node))
             st.bump("by_path", "%s %s" % (method, self.url_path))
             slow, terminal = st.take_faults(self.url_path)
             if slow:
@@ -737,12 +1090,20 @@ class Handler(BaseHTTPRequestHandler):
             if terminal and self.apply_fault(terminal):
                 return
             rel = self.url_path[len("/v1/"):]
-            if st.sealed and rel != "sys/health":
-                raise VaultError(503, "Vault is sealed")
             with st.lock:
-                standby = dict(st.standby) if st.standby else None
+                node = dict(st.nodes[self.server.node])
+            # consts.ErrSealed: a sealed node answers 503 "Vault is sealed" to all but
+            # sys/health (http/handler.go)
+            if node["sealed"] and rel != "sys/health":
+                raise VaultError(503, "Vault is sealed")
+            standby = node["standby"]
             if standby and rel != "sys/health" and self.answer_as_standby(standby):
                 return
+            wait = st.take_quota(self.server.node, rel)
+            if wait is not None:
+                return self.quota_exceeded(rel, wait)
+            if self.list_query_error:
+                raise VaultError(400)
             self.route(rel)
         except VaultError as err:
             self.send_error_body(err)
@@ -814,6 +1175,23 @@ class Handler(BaseHTTPRequestHandler):
             return True
         return False
 
+    def quota_exceeded(self, rel, wait):
+        """http/util.go rateLimitQuotaWrapping: 429, errors ["request path \"<path>\": rate
+        limit quota exceeded"]; with rate limit response headers enabled, the quota's
+        Retry-After and X-Ratelimit-* headers (vault/quotas/quotas_rate_limit.go)."""
+        st = self.server.state
+        with st.lock:
+            rl = dict(st.rate_limit or {})
+        headers = {}
+        if rl.get("headers", True):
+            retry = rl.get("retry_after")
+            retry = int(retry) if retry is not None else max(1, int(-(-wait // 1)))
+            headers = {"Retry-After": str(retry), "X-Ratelimit-Limit": str(rl.get("rate")),
+                       "X-Ratelimit-Remaining": "0",
+                       "X-Ratelimit-Reset": str(int(time.time() + wait))}
+        self.send(429, {"errors": ['request path "%s": rate limit quota exceeded' % rel]},
+                  headers=headers)
+
     def answer_as_standby(self, sb):
         """True when this standby answered itself (http/handler.go handleRequestForwarding,
         respondStandby); False when it forwards, i.e. the request is served as usual."""
@@ -829,6 +1207,43 @@ class Handler(BaseHTTPRequestHandler):
                                     urlsplit(self.path).path, "?" + query if query else "")
         self.send(307, headers={"Location": location})
         return True
+
+    def resolve_namespace(self, rel):
+        """The request's namespace is X-Vault-Namespace joined with the longest leading
+        part of the path that names a namespace (namespace store
+        ResolveNamespaceFromRequest, called from request_handling.go); the rest is the
+        path inside it. A namespace that does not exist is 404 "namespace not found".
+        Without a configured namespace list, every header names a namespace (created on
+        first use) and only known namespaces are taken from the path."""
+        st = self.server.state
+        header = self.namespace
+        with st.lock:
+            known = st.known_namespaces()
+            strict = st.namespaces is not None
+        if header and strict and header not in known:
+            raise VaultError(404, "namespace not found")
+        parts = rel.split("/")
+        best = 0
+        for i in range(1, len(parts)):
+            cand = "/".join(([header] if header else []) + parts[:i])
+            if cand in known:
+                best = i
+        if best:
+            self.namespace = "/".join(([header] if header else []) + parts[:best])
+            rel = "/".join(parts[best:])
+        return rel
+
+    def token_usable_here(self, tok, rel):
+        """A token belongs to the namespace it logged in to and acts there and in its
+        children, never in a parent or sibling (Vault Enterprise namespaces: a token's
+        policies apply from its namespace down). The -self paths always go to the token's
+        own namespace (request_handling.go: "auth/token/lookup-self", "renew-self",
+        "revoke-self" use the token NS)."""
+        tns = tok.get("namespace") or ""
+        if not tns or rel in ("auth/token/lookup-self", "auth/token/renew-self",
+                              "auth/token/revoke-self"):
+            return True
+        return self.namespace == tns or self.namespace.startswith(tns + "/")
 
     def acl_check(self, tok, rel):
         """The deny list stands in for policies: a denied capability is a 403 whose text
@@ -848,9 +1263,9 @@ class Handler(BaseHTTPRequestHandler):
         method = self.method
         if rel == "sys/health":
             return self.health()
-        if rel.startswith("sys/internal/ui/mounts/"):
-            self.require_token()
-            return self.ui_mount(rel[len("sys/internal/ui/mounts/"):].strip("/"))
+        rel = self.resolve_namespace(rel)
+        if rel.startswith("sys/internal/ui/mounts/") or rel == "sys/internal/ui/mounts":
+            return self.ui_mount(rel[len("sys/internal/ui/mounts/"):])
         if rel.startswith("auth/"):
             parts = rel.split("/")
             if rel in ("auth/token/lookup-self",) and method in ("GET", "POST", "PUT"):
@@ -861,11 +1276,15 @@ class Handler(BaseHTTPRequestHandler):
                 tok = self.require_token()
                 st.revoke(tokens=[tok["id"]])
                 return self.send(204)
-            if len(parts) == 3 and parts[2] == "login" and parts[1] in st.auth_mounts:
+            mounts = st.auth_mounts_in(self.namespace)
+            if len(parts) == 3 and parts[2] == "login" and parts[1] in mounts:
                 if method not in ("POST", "PUT"):
                     raise VaultError(405, "unsupported operation")
-                return self.login(parts[1], st.auth_mounts[parts[1]])
+                return self.login(parts[1], mounts[parts[1]])
         tok = self.require_token()
+        if not self.token_usable_here(tok, rel):
+            st.bump("namespace_denied")
+            raise VaultError(403, "permission denied")
         self.acl_check(tok, rel)
         mount = st.find_mount(rel)
         if mount is None:
@@ -882,19 +1301,22 @@ class Handler(BaseHTTPRequestHandler):
     def health(self):
         st = self.server.state
         q = self.query
-        if st.sealed:
+        with st.lock:
+            node = dict(st.nodes[self.server.node])
+        sealed, standby = node["sealed"], node["standby"]
+        if sealed:
             code = int(q.get("sealedcode", 503))
-        elif st.standby and q.get("standbyok") != "true":
+        elif standby and q.get("standbyok") != "true":
             code = int(q.get("standbycode", 429))
         else:
             code = int(q.get("activecode", 200))
         body = {"clock_skew_ms": 0, "cluster_id": st.cluster_id, "cluster_name": st.cluster_name,
                 "echo_duration_ms": 0, "enterprise": False, "initialized": True,
                 "performance_standby": False, "replication_dr_mode": "disabled",
-                "replication_performance_mode": "disabled", "sealed": st.sealed,
-                "server_time_utc": int(time.time()), "standby": bool(st.standby),
+                "replication_performance_mode": "disabled", "sealed": sealed,
+                "server_time_utc": int(time.time()), "standby": bool(standby),
                 "version": VAULT_VERSION}
-        if st.sealed:   # what a sealed node knows: no cluster identity, no replication state
+        if sealed:      # what a sealed node knows: no cluster identity, no replication state
             for k in ("cluster_id", "cluster_name", "clock_skew_ms", "echo_duration_ms"):
                 body.pop(k)
             body.update(standby=True, replication_dr_mode="unknown",
@@ -902,17 +1324,53 @@ class Handler(BaseHTTPRequestHandler):
         st.bump("by_route", "sys.health")
         self.send(code, body)
 
-    def ui_mount(self, name):
+    def ui_mount(self, path):
+        """logical_system.go pathInternalUIMountRead: any path inside a mount names that
+        mount (router MatchingMountEntry, longest prefix); the path is sanitized to end
+        in "/". The route is unauthenticated but the handler loads the caller's ACL itself
+        (fetchACLTokenEntryAndEntity): no token or a dead one is a bare ErrPermissionDenied.
+        A path in no mount, or a mount the token has no capability under (hasMountAccess),
+        is a 403 carrying the "preflight capability check" text, so that the endpoint
+        cannot be used to discover mounts; root is no exception for a missing mount."""
         st = self.server.state
-        if name not in st.mounts:
-            raise VaultError(400, 'no mount found for path "%s"' % name)
-        ver = st.mounts[name]
-        data = {"accessor": "kv_" + secrets.token_hex(4), "config": {
+        path = path.strip("/")
+        if not path:
+            raise VaultError(400, "path not set")
+        tok = st.lookup_token(self.token_id())
+        if tok is None:
+            self.token_kind = "invalid" if self.token_id() else "none"
+            st.bump("permission_denied")
+            raise VaultError(403, "permission denied")
+        self.token_kind = "root" if tok["policies"] == ["root"] else "token"
+        preflight = VaultError(403, "preflight capability check returned 403, please ensure "
+                                    "client's policies grant access to path \"%s/\"" % path)
+        with st.lock:
+            mount = st.find_mount(path)
+            ver = st.mounts.get(mount)
+            deny = list(st.deny)
+            auth = None
+            if mount is None and path.startswith("auth/"):
+                name = path.split("/")[1]
+                if name in st.auth_mounts:
+                    auth = (name, st.auth_mounts[name])
+        st.bump("by_route", "sys.internal-ui-mounts")
+        if mount is None and auth is None:
+            st.bump("permission_denied")
+            raise preflight
+        if tok["policies"] != ["root"] and mount is not None and any(
+                fnmatch.fnmatchcase(mount + "/", g) or g in (mount + "/*", mount + "*")
+                for g in deny):
+            raise preflight     # the deny list takes the whole mount away
+        if auth is not None:
+            mtype, mpath, options = auth[1], auth[0] + "/", None
+        else:
+            mtype, mpath, options = "kv", mount + "/", {"version": str(ver)}
+        data = {"accessor": "%s_%08x" % (mtype, (hash(mpath) & 0xffffffff)), "config": {
                     "default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0},
                 "description": "", "external_entropy_access": False, "local": False,
-                "options": {"version": str(ver)}, "path": name + "/", "plugin_version": "",
-                "running_plugin_version": "v0.17.0+builtin", "seal_wrap": False, "type": "kv",
-                "uuid": new_uuid()}
+                "options": options, "path": mpath, "plugin_version": "",
+                "running_plugin_version": "v0.17.0+builtin", "seal_wrap": False,
+                "type": mtype, "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, mpath))}
         self.send(200, self.envelope(data=data))
 
     # -- auth --
@@ -928,14 +1386,32 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state
         body = self.json_body()
         st.bump("by_route", "login." + kind)
+        self.login_mount = mount
+        # User lockout is checked before the auth method runs, keyed by mount and alias
+        # (request_handling.go handleLoginRequest / isUserLocked): a locked alias gets
+        # ErrPermissionDenied, a 403 "permission denied", even with good credentials.
+        alias = str(body.get("role_id") or "").strip() if kind in LOCKOUT_METHODS else ""
+        if alias and st.is_locked(mount, alias):
+            st.bump("login_failures", kind)
+            st.bump("locked_refusals", self.role_of(alias))
+            raise VaultError(403, "permission denied")
         try:
             role_name, role, meta = getattr(self, "login_" + kind)(body)
+        except InvalidCredentials as e:
+            # Only ErrInvalidCredentials counts towards a lockout (request_handling.go:
+            # routeErr == logical.ErrInvalidCredentials -> failedUserLoginProcess).
+            st.bump("login_failures", kind)
+            if alias:
+                st.login_failed(mount, alias, self.role_of(alias))
+            raise VaultError(e.status, *e.errors)
         except VaultError:
             st.bump("login_failures", kind)
             raise
+        if alias:
+            st.login_succeeded(mount, alias)
         tok = st.issue_token("auth/%s/login" % mount, role.get("policies"), meta,
                              role.get("token_ttl"), role.get("token_max_ttl"),
-                             "%s-%s" % (mount, role_name))
+                             "%s-%s" % (mount, role_name), namespace=self.namespace)
         st.bump("logins", kind)
         self.send(200, self.envelope(auth=self.auth_block(tok, tok["creation_ttl"]),
                                      mount_type=kind))
@@ -967,22 +1443,54 @@ class Handler(BaseHTTPRequestHandler):
             return name, role, meta
         raise bad
 
-    def login_approle(self, body):
+    def role_of(self, role_id):
         st = self.server.state
-        role_id, secret_id = body.get("role_id"), body.get("secret_id")
+        with st.lock:
+            for n, r in st.approle.items():
+                if r.get("role_id") == role_id:
+                    return n
+        return "?"
+
+    def login_approle(self, body):
+        """builtin/credential/approle/path_login.go: an unknown role_id, and a missing
+        secret_id, are plain 400s; a secret_id that does not exist (never did, used up by
+        secret_id_num_uses, or expired by secret_id_ttl and tidied) is the same 400 body
+        but ErrInvalidCredentials, which feeds the user lockout. The last permitted use
+        deletes the secret_id (SecretIDNumUses == 1), so the next login fails."""
+        st = self.server.state
+        role_id = str(body.get("role_id") or "").strip()
+        secret_id = str(body.get("secret_id") or "").strip()
         if not role_id:
             raise VaultError(400, "missing role_id")
         with st.lock:
             found = [(n, r) for n, r in st.approle.items() if r.get("role_id") == role_id]
-        if not found:
-            raise VaultError(400, "invalid role or secret ID")
-        name, role = found[0]
-        valid = role.get("secret_ids") or ([role["secret_id"]] if role.get("secret_id") else [])
-        if valid:
+            if not found:
+                raise VaultError(400, "invalid role or secret ID")
+            name, role = found[0]
+            valid = role.get("secret_ids") or (
+                [role["secret_id"]] if role.get("secret_id") else [])
+            if not valid:      # bind_secret_id false
+                return name, role, {"role_name": name}
             if not secret_id:
                 raise VaultError(400, "missing secret_id")
-            if not any(secrets.compare_digest(str(secret_id), str(s)) for s in valid):
-                raise VaultError(400, "invalid role or secret ID")
+            idx = next((i for i, s in enumerate(valid)
+                        if secrets.compare_digest(secret_id, str(s))), None)
+            if idx is None:
+                raise InvalidCredentials(400, "invalid role or secret ID")
+            usage = st.approle_usage.setdefault(name, {"issued": time.time(), "uses": {}})
+            ttl = parse_duration(role.get("secret_id_ttl")) or 0
+            if ttl and time.time() >= usage["issued"] + ttl:
+                # Expired secret IDs are removed by the tidy function (path_tidy_user_id.go)
+                st.bump("secret_ids_expired", name)
+                raise InvalidCredentials(400, "invalid role or secret ID")
+            limit = int(role.get("secret_id_num_uses") or 0)
+            used = usage["uses"].get(str(idx), 0)
+            if limit and used >= limit:
+                st.bump("secret_ids_exhausted", name)
+                raise InvalidCredentials(400, "invalid role or secret ID")
+            usage["uses"][str(idx)] = used + 1
+            st.bump("secret_id_uses", name)
+            st.save()
         return name, role, {"role_name": name}
 
     def login_kubernetes(self, body):
@@ -994,8 +1502,11 @@ class Handler(BaseHTTPRequestHandler):
             raise VaultError(400, "missing jwt")
         with st.lock:
             role = st.kubernetes.get(role_name)
+            kcfg = dict(st.kubernetes_config)
         if role is None:
             raise VaultError(400, 'invalid role name "%s"' % role_name)
+        if "jwts" not in role:
+            return self.login_kubernetes_review(role_name, role, str(jwt), kcfg)
         if not any(secrets.compare_digest(str(jwt), str(j)) for j in role.get("jwts", [])):
             raise VaultError(403, "permission denied")
         meta = {"role": role_name,
@@ -1003,6 +1514,229 @@ class Handler(BaseHTTPRequestHandler):
                 "service_account_namespace": role.get("service_account_namespace", "default"),
                 "service_account_secret_name": "",
                 "service_account_uid": role.get("service_account_uid", new_uuid())}
+        return role_name, role, meta
+
+    def login_kubernetes_review(self, role_name, role, token, kcfg):
+        """vault-plugin-auth-kubernetes path_login.go: parseAndValidateJWT (cap Validator,
+        the signature checked only when pem_keys are configured; role "audience" as the
+        expected aud; a failed signature is ErrPermissionDenied, other claim errors a 403
+        carrying cap's text), then the bound service account name and namespace (403
+        "service account name not authorized" / "namespace not authorized"), then a
+        TokenReview (token_review.go): its bearer is token_reviewer_jwt when configured,
+        else the client's own JWT, which the API server authenticates like any bearer,
+        so its aud must then include the API server's audience. Any TokenReview failure
+        is ErrPermissionDenied."""
+        import fake_jwt
+        st = self.server.state
+        try:
+            if kcfg.get("pem_keys"):
+                claims = fake_jwt.verify_signature(token, kcfg["pem_keys"],
+                                                   fake_jwt.DEFAULT_ALGS)
+            else:
+                claims = fake_jwt.unverified_claims(token)
+        except fake_jwt.JWTInvalid:
+            raise VaultError(403, "permission denied")
+        try:
+            fake_jwt.validate(claims, issuer=kcfg.get("issuer", ""),
+                              auds=[role["audience"]] if role.get("audience") else (),
+                              allow_missing_times=True)
+        except fake_jwt.JWTInvalid as e:
+            raise VaultError(403, str(e))
+        name, ns, uid = self.service_account(claims)
+        names = role.get("bound_service_account_names") or []
+        if names != ["*"] and not any(fnmatch.fnmatchcase(name, g) for g in names):
+            raise VaultError(403, "service account name not authorized")
+        nss = role.get("bound_service_account_namespaces") or []
+        if not (nss[:1] == ["*"] or any(fnmatch.fnmatchcase(ns, g) for g in nss)):
+            raise VaultError(403, "namespace not authorized")
+        why = self.token_review(token, claims, role, kcfg)
+        st.bump("token_reviews", "reviewer_jwt" if kcfg.get("token_reviewer_jwt")
+                else "client_jwt")
+        if why:
+            st.bump("token_review_failures", why)
+            raise VaultError(403, "permission denied")
+        meta = {"role": role_name, "service_account_name": name,
+                "service_account_namespace": ns, "service_account_secret_name": "",
+                "service_account_uid": uid}
+        return role_name, role, meta
+
+    @staticmethod
+    def service_account(claims):
+        """Legacy secret-based token claims, or a projected token's "kubernetes.io"."""
+        k = claims.get("kubernetes.io")
+        if isinstance(k, dict):
+            sa = k.get("serviceaccount") or {}
+            return sa.get("name", ""), k.get("namespace", ""), sa.get("uid", "")
+        return (claims.get("kubernetes.io/serviceaccount/service-account.name", ""),
+                claims.get("kubernetes.io/serviceaccount/namespace", ""),
+                claims.get("kubernetes.io/serviceaccount/service-account.uid", ""))
+
+    def token_review(self, token, claims, role, kcfg):
+        """The fake API server's TokenReview: None when it authenticates the bearer and
+        finds the reviewed token valid for the requested audiences, else why not."""
+        import fake_jwt
+        keys = kcfg.get("api_signing_keys") or []
+        api_auds = kcfg.get("api_audiences") or ["https://kubernetes.default.svc.cluster.local"]
+
+        def api_accepts(tok, auds):
+            try:
+                c = fake_jwt.verify_signature(tok, keys, fake_jwt.DEFAULT_ALGS)
+                fake_jwt.validate(c, auds=auds)
+            except fake_jwt.JWTInvalid:
+                return None
+            if self.service_account(c)[2] in (kcfg.get("revoked_uids") or []):
+                return None
+            return c
+        bearer = kcfg.get("token_reviewer_jwt") or token
+        if api_accepts(bearer, api_auds) is None:
+            # 401 from the API server: "lookup failed: service account unauthorized ..."
+            return "reviewer_unauthorized"
+        # Spec.Audiences: the role's audience, else the token's own (token_review.go)
+        want = [role["audience"]] if role.get("audience") else fake_jwt.audiences(claims)
+        if api_accepts(token, want) is None:
+            return "token_not_valid"
+        return None
+
+    def login_jwt(self, body):
+        """vault-plugin-auth-jwt path_login.go pathLogin with jwt_validation_pubkeys: every
+        refusal is an ErrorResponse with a nil error, i.e. a 400: "missing role", "role %q
+        could not be found", "missing token", "error validating token: <cap's text>",
+        "audience claim found in JWT but no audiences bound to the role", "error
+        validating claims: <claims.go text>"."""
+        import fake_jwt
+        st = self.server.state
+        with st.lock:
+            cfg = json.loads(json.dumps(st.jwt))
+        role_name = body.get("role") or cfg.get("default_role")
+        if not role_name:
+            raise VaultError(400, "missing role")
+        role = (cfg.get("roles") or {}).get(role_name)
+        if role is None:
+            raise VaultError(400, 'role "%s" could not be found' % role_name)
+        token = str(body.get("jwt") or "")
+        if not token:
+            raise VaultError(400, "missing token")
+        bound_auds = role.get("bound_audiences") or []
+        if isinstance(bound_auds, str):
+            bound_auds = [bound_auds]
+        try:
+            claims = fake_jwt.verify_signature(token, cfg.get("jwt_validation_pubkeys") or [],
+                                               cfg.get("jwt_supported_algs") or
+                                               fake_jwt.DEFAULT_ALGS)
+            fake_jwt.validate(claims, issuer=cfg.get("bound_issuer", ""),
+                              subject=role.get("bound_subject", ""), auds=bound_auds)
+        except fake_jwt.JWTInvalid as e:
+            raise VaultError(400, "error validating token: %s" % e)
+        if fake_jwt.audiences(claims) and not bound_auds:
+            raise VaultError(400, "audience claim found in JWT but no audiences bound to the "
+                                  "role")
+        user_claim = role.get("user_claim", "sub")
+        if user_claim not in claims:
+            raise VaultError(400, 'claim "%s" not found in token' % user_claim)
+        for claim, want in (role.get("bound_claims") or {}).items():
+            if claim not in claims:
+                raise VaultError(400, 'error validating claims: claim "%s" is missing' % claim)
+            got = claims[claim]
+            wants = want if isinstance(want, list) else [want]
+            gots = got if isinstance(got, list) else [got]
+            if not any(str(g) == str(w) for g in gots for w in wants):
+                raise VaultError(400, 'error validating claims: claim "%s" does not match any '
+                                      'associated bound claim values' % claim)
+        return role_name, role, {"role": role_name}
+
+    def login_aws(self, body):
+        """builtin/credential/aws/path_login.go pathLoginUpdateIam: the four iam_* fields
+        (url, body and headers base64; headers a JSON map), the X-Vault-AWS-IAM-Server-ID
+        header when the config requires it (present, equal, and among SignedHeaders),
+        then the request is replayed to STS (here fake_sts, which re-signs it), the ARN
+        parsed, the role (default: the ARN's friendly name) and its bound principals
+        checked. Every refusal is an ErrorResponse: 400."""
+        import base64
+        import fake_sts
+        st = self.server.state
+        with st.lock:
+            cfg = json.loads(json.dumps(st.aws))
+        method = body.get("iam_http_request_method") or ""
+        if not method:
+            raise VaultError(400, "missing iam_http_request_method")
+        if method != "POST":
+            raise VaultError(400, "invalid iam_http_request_method; currently only 'POST' "
+                                  "is supported")
+
+        def b64(field):
+            raw = body.get(field) or ""
+            if not raw:
+                raise VaultError(400, "missing " + field)
+            try:
+                return base64.b64decode(raw, validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise VaultError(400, "failed to base64 decode " + field)
+        url = b64("iam_request_url")
+        req_body = b64("iam_request_body")
+        raw_headers = body.get("iam_request_headers")
+        headers = raw_headers if isinstance(raw_headers, dict) else None
+        if headers is None and raw_headers:
+            try:    # framework.TypeHeader: base64 of JSON, or JSON
+                text = raw_headers
+                try:
+                    text = base64.b64decode(raw_headers, validate=True).decode()
+                except ValueError:
+                    pass
+                headers = json.loads(text)
+            except ValueError:
+                raise VaultError(400, "missing iam_request_headers")
+        if not headers:
+            raise VaultError(400, "missing iam_request_headers")
+        headers = {k: (v if isinstance(v, list) else [v]) for k, v in headers.items()}
+        want = cfg.get("iam_server_id_header_value")
+        if want:
+            hdr = "X-Vault-AWS-IAM-Server-ID"
+            got = next((",".join(v) for k, v in headers.items() if k.lower() == hdr.lower()),
+                       "")
+            why = None
+            if not got:
+                why = 'missing header "%s"' % hdr
+            elif got != want:
+                why = 'expected "%s" but got "%s"' % (want, got)
+            else:
+                authz = next((",".join(v) for k, v in headers.items()
+                              if k == "Authorization"), None)
+                if authz is None:
+                    why = "missing Authorization header"
+                else:
+                    m = re.match(r".*SignedHeaders=([^,]+)", authz)
+                    if not m or hdr.lower() not in m.group(1).split(";"):
+                        why = "vault header wasn't signed"
+            if why:
+                raise VaultError(400, "error validating %s header: %s" % (hdr, why))
+        try:
+            ident = fake_sts.caller_identity(method, url, req_body, headers,
+                                             cfg.get("credentials") or {})
+        except fake_sts.STSError as e:
+            st.bump("sts_refusals", e.code)
+            raise VaultError(400, "error making upstream request: received error code %d "
+                                  "from STS: %s" % (e.status, e.body()))
+        try:
+            canonical, friendly = fake_sts.parse_iam_arn(ident["Arn"])
+        except ValueError as e:
+            raise VaultError(400, 'error parsing arn "%s": %s' % (ident["Arn"], e))
+        role_name = body.get("role") or friendly
+        role = (cfg.get("roles") or {}).get(role_name)
+        if role is None:
+            raise VaultError(400, "entry for role %s not found" % role_name)
+        if role.get("auth_type", "iam") != "iam":
+            raise VaultError(400, "auth method iam not allowed for role %s" % role_name)
+        bound = role.get("bound_iam_principal_arn") or []
+        bound = [bound] if isinstance(bound, str) else bound
+        if bound and canonical not in bound and not any(
+                b.endswith("*") and fnmatch.fnmatchcase(canonical, b) for b in bound):
+            raise VaultError(400, 'IAM Principal "%s" does not belong to the role "%s"'
+                             % (ident["Arn"], role_name))
+        meta = {"account_id": ident["Account"], "auth_type": "iam",
+                "canonical_arn": canonical, "client_arn": ident["Arn"],
+                "client_user_id": ident["UserId"].split(":")[0], "inferred_aws_region": "",
+                "inferred_entity_id": "", "inferred_entity_type": "",
+                "role_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "aws-role:" + role_name))}
         return role_name, role, meta
 
     def lookup_self(self):
@@ -1019,6 +1753,7 @@ class Handler(BaseHTTPRequestHandler):
                 "explicit_max_ttl": 0, "id": tok["id"],
                 "issue_time": rfc3339(int(tok["creation_time"] * 1e9)),
                 "meta": tok["meta"], "num_uses": 0, "orphan": True, "path": tok["path"],
+                "namespace_path": (tok.get("namespace") + "/") if tok.get("namespace") else "",
                 "policies": tok["policies"], "renewable": exp is not None,
                 "ttl": max(0, int(exp - now)) if exp else 0, "type": "service"}
         self.send(200, self.envelope(data=data, mount_type="token"))
@@ -1034,7 +1769,7 @@ class Handler(BaseHTTPRequestHandler):
             raise VaultError(400, "invalid increment")
         tok, warnings = st.renew_token(tok["id"], inc)
         if tok is None:
-            raise VaultError(403, "permission denied")
+            raise self.dead_token_error(True)
         ttl = max(0, int(round(tok["expire_at"] - time.time()))) if tok["expire_at"] else 0
         self.send(200, self.envelope(auth=self.auth_block(tok, ttl, tok["expire_at"] is not None),
                                      mount_type="token", warnings=warnings))
@@ -1290,6 +2025,13 @@ class Handler(BaseHTTPRequestHandler):
                 except (ValueError, TypeError, OSError) as e:
                     raise VaultError(400, "bad config: %s" % e)
             return self.send(200, st.public_config())
+        if what == "release" and method in ("POST", "PUT"):
+            body = self.json_body()
+            n = st.release(body.get("count"), int(body.get("wait_for") or 0),
+                           float(body.get("timeout") or 10))
+            return self.send(200, {"waiting": n})
+        if what == "approle" and method == "GET":
+            return self.send(200, st.approle_view())
         if what == "revoke_tokens" and method in ("POST", "PUT"):
             body = self.json_body()
             n = st.revoke(body.get("tokens"), body.get("accessors"))
@@ -1302,10 +2044,10 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr, ctx, state, quiet):
+    def __init__(self, addr, ctx, state, quiet, node=0):
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
-        self.ctx, self.state, self.quiet = ctx, state, quiet
+        self.ctx, self.state, self.quiet, self.node = ctx, state, quiet, node
         super().__init__(addr, Handler)
 
     def finish_request(self, request, client_address):
@@ -1334,7 +2076,11 @@ class Server(ThreadingHTTPServer):
             if conn.session_reused:
                 self.state.bump("tls_resumed")
             conn.settimeout(IDLE_TIMEOUT)
-            self.RequestHandlerClass(conn, client_address, self)
+            if conn.selected_alpn_protocol() == "h2":
+                import fake_h2
+                fake_h2.H2Session(conn, client_address, self, self.RequestHandlerClass).run()
+            else:
+                self.RequestHandlerClass(conn, client_address, self)
         except (OSError, ssl.SSLError):
             pass
         finally:
@@ -1356,6 +2102,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    p.add_argument("--nodes", type=int, default=1,
+                   help="HA: listen as this many nodes (one port each) over shared storage")
+    p.add_argument("--node-ports", default="",
+                   help="ports of nodes 1.. (comma separated; 0 or absent = any free port)")
     p.add_argument("--cert", required=True, help="server certificate (PEM)")
     p.add_argument("--key", required=True, help="server private key (PEM)")
     p.add_argument("--client-ca", required=True,
@@ -1371,6 +2121,12 @@ def main():
                    help="NAME=1|2 (repeatable; default secret=2 and kv=1)")
     p.add_argument("--config", help="JSON file, same keys as POST /_fake/config")
     p.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    p.add_argument("--http2", action=argparse.BooleanOptionalAction, default=False,
+                   help="offer HTTP/2 by ALPN beside HTTP/1.1, as Vault does (needs "
+                        "python3-h2)")
+    p.add_argument("--client-cert-mode", choices=("request", "require"), default="require",
+                   help="require: tls_require_and_verify_client_cert (default); request: "
+                        "only ask for a client certificate (Vault's listener default)")
     p.add_argument("--tls-max", choices=sorted(TLS_VERSIONS),
                    help="offer no TLS version above this one (tests of a client's minimum); "
                         "below 1.2 the node also offers TLS 1.0 and the ciphers OpenSSL 3 "
@@ -1391,16 +2147,34 @@ def main():
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
         ctx.maximum_version = top
     ctx.load_cert_chain(args.cert, args.key)
+    if args.http2:
+        # Vault's Go http.Server offers h2 and http/1.1 by ALPN on TLS listeners.
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
     ctx.load_verify_locations(cafile=args.client_ca)
-    ctx.verify_mode = ssl.CERT_REQUIRED
+    # Vault's listener (command/server/listener_tcp.go): tls.RequestClientCert unless
+    # tls_require_and_verify_client_cert, then tls.RequireAndVerifyClientCert.
+    ctx.verify_mode = (ssl.CERT_REQUIRED if args.client_cert_mode == "require"
+                       else ssl.CERT_OPTIONAL)
 
     state = State(args)
-    server = Server((args.bind, args.port), ctx, state, args.quiet)
-    port = server.server_address[1]
+    extra = [int(x) for x in args.node_ports.split(",") if x.strip()]
+    servers = []
+    for i in range(max(1, args.nodes)):
+        want = args.port if i == 0 else (extra[i - 1] if i - 1 < len(extra) else 0)
+        servers.append(Server((args.bind, want), ctx, state, args.quiet, node=i))
+    server = servers[0]
+    ports = [sv.server_address[1] for sv in servers]
+    host = "[%s]" % args.bind if ":" in args.bind else args.bind
+    for i, p_ in enumerate(ports):
+        state.nodes[i]["addr"] = "https://%s:%d" % (host, p_)
+    port = ports[0]
+    for sv in servers[1:]:
+        threading.Thread(target=sv.serve_forever, kwargs={"poll_interval": 0.2},
+                         daemon=True).start()
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"port": port, "pid": os.getpid()}, f)
+            json.dump({"port": port, "ports": ports, "pid": os.getpid()}, f)
         os.replace(tmp, args.ready_file)
 
     def stop(signum, frame):

@@ -53,7 +53,8 @@ def _clean_faults(request):
     if "vault" in request.fixturenames:
         v = request.getfixturevalue("vault")
         v.clear_faults()
-        v.configure(approle=APPROLE, kubernetes=KUBERNETES, deny=[],
+        v.configure(approle=APPROLE, kubernetes=KUBERNETES, deny=[], token_errors="modern",
+                    user_lockout={}, token_ttl=3600, namespaces=None,
                     cert={"default": {"certificate_file": v.pki.ca, "policies": ["default"]}})
 
 
@@ -302,7 +303,7 @@ def test_bad_missing_or_bearer_token(vault):
     with pytest.raises(hvac.exceptions.Forbidden) as e:
         client(vault, token="hvs.notarealtoken000000000").secrets.kv.v2.read_secret_version(
             "tok/x", mount_point="secret")
-    assert e.value.errors == ["permission denied"]
+    assert e.value.errors == ["permission denied", "invalid token"]
     status, body, headers = vault.request("GET", "/v1/secret/data/tok/x", token="")
     assert status == 403 and body == {"errors": ["permission denied"]}
     assert headers.get("Cache-Control") == "no-store"
@@ -845,3 +846,679 @@ def test_tls_max_offers_only_old_versions(tmp_path, pki):
         with socket.create_connection(("127.0.0.1", old.port), timeout=10) as sock:
             with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
                 assert tls.version() == "TLSv1.1"
+
+
+# -- strict rules (issue 16): dead tokens, AppRole limits and lockout, ui/mounts, list, HA --
+
+DEAD = ["permission denied", "invalid token"]
+
+
+def approle_token(vault, role_id="role-id-1234", secret_id="secret-id-5678"):
+    return client(vault).auth.approle.login(role_id=role_id,
+                                            secret_id=secret_id)["auth"]["client_token"]
+
+
+def test_dead_tokens_say_invalid_token_a_missing_capability_does_not(vault):
+    vault.kv_put("secret", "dead/x", {"a": "b"})
+    # unknown
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token="hvs.AAAAAAAAAAAAAAAAAAAAAAAA").auth.token.lookup_self()
+    assert e.value.errors == DEAD
+    # revoked by revoke-self: 204, then the token is dead everywhere
+    tok = approle_token(vault)
+    r = requests.post(vault.addr + "/v1/auth/token/revoke-self",
+                      headers={"X-Vault-Token": tok}, verify=vault.ca,
+                      cert=(vault.client_cert, vault.client_key), timeout=10)
+    assert r.status_code == 204 and r.content == b""
+    c = client(vault, token=tok)
+    for call in (c.auth.token.lookup_self, c.auth.token.renew_self,
+                 lambda: c.secrets.kv.v2.read_secret_version("dead/x", mount_point="secret")):
+        with pytest.raises(hvac.exceptions.Forbidden) as e:
+            call()
+        assert e.value.errors == DEAD
+    # expired
+    vault.configure(token_ttl=1)
+    tok = approle_token(vault)
+    time.sleep(1.2)
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token=tok).secrets.kv.v2.read_secret_version("dead/x",
+                                                                    mount_point="secret")
+    assert e.value.errors == DEAD
+    # no token at all: permission denied alone
+    status, body, _ = vault.request("GET", "/v1/secret/data/dead/x", token="")
+    assert status == 403 and body == {"errors": ["permission denied"]}
+    # a live token without the capability: permission denied only, never "invalid token"
+    vault.configure(token_ttl=3600, deny=["secret/data/dead/*"])
+    live = client(vault, token=approle_token(vault))
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        live.secrets.kv.v2.read_secret_version("dead/x", mount_point="secret")
+    assert e.value.errors == ["1 error occurred:\n\t* permission denied\n\n"]
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        live.read("nomount/x")
+    assert e.value.errors == ["permission denied"]
+    assert live.auth.token.lookup_self()["data"]["path"] == "auth/approle/login"
+    assert vault.stats()["invalid_token"] >= 5
+
+
+def test_legacy_token_errors_say_permission_denied_alone(vault):
+    vault.reset_stats()
+    vault.configure(token_errors="legacy", deny=["secret/data/legacy/*"])
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token="hvs.AAAAAAAAAAAAAAAAAAAAAAAA").auth.token.lookup_self()
+    assert e.value.errors == ["permission denied"]
+    tok = approle_token(vault)
+    client(vault, token=tok).auth.token.revoke_self()
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token=tok).auth.token.renew_self()
+    assert e.value.errors == ["permission denied"]
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token=approle_token(vault)).secrets.kv.v2.read_secret_version(
+            "legacy/x", mount_point="secret")
+    assert e.value.errors == ["1 error occurred:\n\t* permission denied\n\n"]
+    assert vault.stats()["invalid_token"] == 0
+    vault.configure(token_errors="multierror")
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        client(vault, token="hvs.AAAAAAAAAAAAAAAAAAAAAAAA").auth.token.lookup_self()
+    assert e.value.errors == ["2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"]
+
+
+def test_approle_secret_id_num_uses_and_ttl(vault):
+    vault.reset_stats()
+    vault.configure(approle={"limited": {"role_id": "rid-limited", "secret_id": "sid-3",
+                                         "secret_id_num_uses": 3, "policies": ["p"]},
+                             "short": {"role_id": "rid-short", "secret_id": "sid-ttl",
+                                       "secret_id_ttl": "1s"}})
+    for _ in range(3):
+        approle_token(vault, "rid-limited", "sid-3")
+    assert vault.approle_state()["limited"]["secret_ids"] == [
+        {"uses": 3, "remaining": 0, "expired": False}]
+    with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+        approle_token(vault, "rid-limited", "sid-3")
+    assert e.value.errors == ["invalid role or secret ID"]
+    approle_token(vault, "rid-short", "sid-ttl")
+    time.sleep(1.1)
+    with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+        approle_token(vault, "rid-short", "sid-ttl")
+    assert e.value.errors == ["invalid role or secret ID"]
+    st = vault.stats()
+    assert st["secret_id_uses"] == {"limited": 3, "short": 1}
+    assert st["secret_ids_exhausted"] == {"limited": 1}
+    assert st["secret_ids_expired"] == {"short": 1}
+    assert vault.approle_state()["short"]["secret_ids"][0]["expired"] is True
+
+
+def test_approle_user_lockout(vault):
+    vault.reset_stats()
+    vault.configure(user_lockout={"threshold": 3, "duration": "2s"})
+    # Failures that are not ErrInvalidCredentials do not count: an unknown role_id, a
+    # missing secret_id.
+    for body in ({"role_id": "role-id-1234"}, {"role_id": "nope", "secret_id": "x"}):
+        for _ in range(4):
+            status, _, _ = vault.request("POST", "/v1/auth/approle/login", body, token="")
+            assert status == 400
+    assert vault.approle_state()["broker"]["failures"] == 0
+    # Two bad secret IDs, then a good login, clears the count.
+    for _ in range(2):
+        with pytest.raises(hvac.exceptions.InvalidRequest):
+            approle_token(vault, secret_id="wrong")
+    approle_token(vault)
+    assert vault.approle_state()["broker"]["failures"] == 0
+    for _ in range(3):
+        with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+            approle_token(vault, secret_id="wrong")
+        assert e.value.errors == ["invalid role or secret ID"]
+    view = vault.approle_state()["broker"]
+    assert view["locked"] is True and 0 < view["locked_for"] <= 2
+    # Locked: even the right secret_id is refused, 403 permission denied.
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        approle_token(vault)
+    assert e.value.errors == ["permission denied"]
+    st = vault.stats()
+    assert st["lockouts"] == {"broker": 1} and st["locked_refusals"] == {"broker": 1}
+    time.sleep(2.1)
+    assert approle_token(vault)
+    assert vault.approle_state()["broker"]["locked"] is False
+
+
+def test_approle_user_lockout_defaults_and_disable(vault):
+    cfg = vault.configure()["user_lockout"]
+    assert cfg == {"threshold": 5, "duration": 900, "counter_reset": 900, "disable": False}
+    vault.configure(user_lockout={"disable": True})
+    for _ in range(6):
+        with pytest.raises(hvac.exceptions.InvalidRequest):
+            approle_token(vault, secret_id="wrong")
+    assert approle_token(vault)
+
+
+def ui_mounts(vault, path, token=None):
+    c = hvac.Client(url=vault.addr, token=vault.root_token if token is None else token,
+                    verify=vault.ca, cert=(vault.client_cert, vault.client_key), timeout=10,
+                    adapter=hvac.adapters.RawAdapter)
+    r = c.adapter.get("/v1/sys/internal/ui/mounts/" + path, raise_exception=False)
+    return r.status_code, r.json()
+
+
+def test_ui_mounts_answers_for_any_path_inside_a_mount(vault):
+    for path, ver in (("secret", "2"), ("secret/data/app/db", "2"),
+                      ("secret/metadata/x/", "2"), ("kv/team/a", "1")):
+        status, body = ui_mounts(vault, path)
+        assert status == 200, path
+        d = body["data"]
+        assert d["type"] == "kv" and d["options"] == {"version": ver}
+        assert d["path"] == path.split("/")[0] + "/"
+    status, body = ui_mounts(vault, "auth/approle/login")
+    assert status == 200 and body["data"]["type"] == "approle"
+    # A token from a login sees it too.
+    status, body = ui_mounts(vault, "secret/data/x", token=approle_token(vault))
+    assert status == 200 and body["data"]["options"]["version"] == "2"
+
+
+def test_ui_mounts_refuses_unknown_paths_and_bad_tokens(vault):
+    status, body = ui_mounts(vault, "nomount/some/key")
+    assert status == 403 and body == {"errors": [
+        "preflight capability check returned 403, please ensure client's policies grant "
+        'access to path "nomount/some/key/"']}
+    for token in ("", "hvs.AAAAAAAAAAAAAAAAAAAAAAAA"):
+        status, body, _ = vault.request("GET", "/v1/sys/internal/ui/mounts/secret",
+                                        token=token)
+        assert status == 403 and body == {"errors": ["permission denied"]}
+    vault.configure(deny=["secret/*"])
+    status, body = ui_mounts(vault, "secret/data/x", token=approle_token(vault))
+    assert status == 403 and "preflight capability check" in body["errors"][0]
+
+
+def test_list_method_and_list_query(vault):
+    vault.kv_put("secret", "lst/a", {"x": "1"})
+    vault.kv_put("secret", "lst/sub/b", {"x": "2"})
+    vault.kv_put("kv", "lst1/a", {"x": "1"})
+    # hvac sends the LIST method
+    assert root(vault).secrets.kv.v2.list_secrets("lst", mount_point="secret")[
+        "data"]["keys"] == ["a", "sub/"]
+    want = {"keys": ["a", "sub/"]}
+    for q in ("list=true", "list=1", "list=T"):
+        status, body, _ = vault.request("GET", "/v1/secret/metadata/lst?" + q)
+        assert status == 200 and body["data"] == want, q
+    status, body, _ = vault.request("GET", "/v1/kv/lst1?list=true")
+    assert status == 200 and body["data"] == {"keys": ["a"]}
+    # list=false is a read (a metadata read of a folder: absent), a bad value a bare 400
+    status, body, _ = vault.request("GET", "/v1/secret/metadata/lst?list=false")
+    assert status == 404 and body == {"errors": []}
+    status, body, _ = vault.request("GET", "/v1/secret/metadata/lst?list=yes")
+    assert status == 400 and body == {"errors": []}
+    st = vault.stats()
+    assert st["by_path"]["LIST /v1/secret/metadata/lst"] == 4
+
+
+@pytest.fixture
+def ha(tmp_path, pki):
+    v = VaultFake.start(tmp_path / "ha", pki, quiet=True, nodes=2,
+                        config={"approle": APPROLE})
+    yield v
+    v.stop()
+
+
+def test_ha_sealed_node_and_standby_redirect_to_the_active_node(ha):
+    assert len(ha.addrs) == 2 and ha.addrs[0] != ha.addrs[1]
+    ha.kv_put("secret", "ha/x", {"a": "b"})
+    ha.faults(node=0, sealed=True)
+    with pytest.raises(hvac.exceptions.VaultDown) as e:
+        root(ha).secrets.kv.v2.read_secret_version("ha/x", mount_point="secret")
+    assert e.value.errors == ["Vault is sealed"]
+    second = hvac.Client(url=ha.addrs[1], token=ha.root_token, verify=ha.ca,
+                         cert=(ha.client_cert, ha.client_key), timeout=10)
+    assert second.secrets.kv.v2.read_secret_version("ha/x", mount_point="secret")[
+        "data"]["data"] == {"a": "b"}
+    # Shared storage: a token from node 1 is valid on node 1 after node 0 unseals too.
+    tok = hvac.Client(url=ha.addrs[1], verify=ha.ca, cert=(ha.client_cert, ha.client_key)
+                      ).auth.approle.login(role_id="role-id-1234",
+                                           secret_id="secret-id-5678")["auth"]["client_token"]
+    ha.faults(node=0, sealed=False, standby="redirect")
+    view = ha.faults(node=0)["nodes"]
+    assert view[0]["standby"]["active"] == ha.addrs[1] and view[1]["standby"] is None
+    ha.reset_stats()
+    r = requests.get(ha.addrs[0] + "/v1/secret/data/ha/x?version=1", allow_redirects=False,
+                     headers={"X-Vault-Token": tok}, verify=ha.ca,
+                     cert=(ha.client_cert, ha.client_key), timeout=10)
+    assert r.status_code == 307 and r.content == b""
+    assert r.headers["Location"] == ha.addrs[1] + "/v1/secret/data/ha/x?version=1"
+    r = requests.get(r.headers["Location"], headers={"X-Vault-Token": tok}, verify=ha.ca,
+                     cert=(ha.client_cert, ha.client_key), timeout=10)
+    assert r.status_code == 200 and r.json()["data"]["data"] == {"a": "b"}
+    st = ha.stats()
+    assert st["by_node"] == {"0": 1, "1": 1} and st["token_by_node"] == {"0": 1, "1": 1}
+    assert [(x["node"], x["status"]) for x in st["recent"]] == [(0, 307), (1, 200)]
+    h = requests.get(ha.addrs[0] + "/v1/sys/health", verify=ha.ca,
+                     cert=(ha.client_cert, ha.client_key), timeout=10)
+    assert h.status_code == 429 and h.json()["standby"] is True
+
+
+def test_rate_limit_quota_answers_429_with_retry_after(vault):
+    vault.kv_put("secret", "rl/x", {"a": "b"})
+    vault.faults(rate_limit={"rate": 2, "interval": 3, "prefix": "/v1/secret/"})
+    c = root(vault)
+    for _ in range(2):
+        c.secrets.kv.v2.read_secret_version("rl/x", mount_point="secret")
+    with pytest.raises(hvac.exceptions.RateLimitExceeded) as e:
+        c.secrets.kv.v2.read_secret_version("rl/x", mount_point="secret")
+    assert e.value.errors == ['request path "secret/data/rl/x": rate limit quota exceeded']
+    status, body, headers = vault.request("GET", "/v1/secret/data/rl/x")
+    assert status == 429 and 1 <= int(headers["Retry-After"]) <= 3
+    assert headers["X-Ratelimit-Limit"] == "2" and headers["X-Ratelimit-Remaining"] == "0"
+    assert vault.health()[0] == 200                     # sys/health is exempt
+    assert vault.stats()["rate_limited"] == 2
+    vault.faults(rate_limit={"rate": 1, "interval": 60, "retry_after": 2})
+    vault.request("GET", "/v1/secret/data/rl/x")
+    status, _, headers = vault.request("GET", "/v1/secret/data/rl/x")
+    assert status == 429 and headers["Retry-After"] == "2"
+
+
+# -- Kubernetes TokenReview and the jwt auth method --
+
+import fake_jwt  # noqa: E402
+
+API_AUD = "https://kubernetes.default.svc.cluster.local"
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return {"api": fake_jwt.make_key("RS256"), "other": fake_jwt.make_key("RS256"),
+            "oidc": fake_jwt.make_key("ES256")}
+
+
+K8S_STRICT = {"vault": {"bound_service_account_names": ["secretsfs"],
+                        "bound_service_account_namespaces": ["kube-system"],
+                        "audience": "vault", "policies": ["secretsfs"]}}
+
+
+def k8s_login(vault, token, role="vault"):
+    return client(vault).auth.kubernetes.login(role=role, jwt=token)
+
+
+def test_kubernetes_token_review_with_vaults_own_reviewer_jwt(vault, keys):
+    api_priv, api_pub = keys["api"]
+    reviewer = fake_jwt.service_account_token(api_priv, "vault-reviewer", "vault", API_AUD)
+    vault.reset_stats()
+    vault.configure(kubernetes=K8S_STRICT, kubernetes_config={
+        "api_signing_keys": [api_pub], "token_reviewer_jwt": reviewer})
+    sa = lambda **kw: fake_jwt.service_account_token(  # noqa: E731
+        kw.pop("key", api_priv), kw.pop("name", "secretsfs"), kw.pop("ns", "kube-system"),
+        kw.pop("aud", "vault"), **kw)
+    meta = k8s_login(vault, sa())["auth"]["metadata"]
+    assert meta["service_account_name"] == "secretsfs"
+    assert meta["service_account_namespace"] == "kube-system"
+    cases = [
+        (sa(aud="other"), ["invalid audience (aud) claim: audience claim does not match any "
+                           "expected audience"]),
+        (sa(name="intruder"), ["service account name not authorized"]),
+        (sa(ns="default"), ["namespace not authorized"]),
+        (sa(key=keys["other"][0]), ["permission denied"]),      # not the API server's key
+        # expired: Vault's own claim check (cap) says so before any TokenReview
+        (sa(ttl=-400), ["invalid expiration time (exp) claim: token is expired"]),
+        ("not-a-jwt", ["permission denied"]),
+    ]
+    for token, errors in cases:
+        with pytest.raises(hvac.exceptions.Forbidden) as e:
+            k8s_login(vault, token)
+        assert e.value.errors == errors
+    # With Vault's own reviewer, the client's token need not be valid for the API server.
+    assert k8s_login(vault, sa(aud=["vault"]))
+    # A reviewer JWT the API server refuses breaks every login.
+    vault.configure(kubernetes_config={"api_signing_keys": [api_pub], "token_reviewer_jwt":
+                                       fake_jwt.service_account_token(
+                                           keys["other"][0], "r", "vault", API_AUD)})
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        k8s_login(vault, sa())
+    assert e.value.errors == ["permission denied"]
+    st = vault.stats()
+    assert st["token_reviews"]["reviewer_jwt"] >= 4
+    assert st["token_review_failures"] == {"token_not_valid": 1, "reviewer_unauthorized": 1}
+
+
+def test_kubernetes_token_review_with_the_clients_jwt(vault, keys):
+    api_priv, api_pub = keys["api"]
+    vault.reset_stats()
+    vault.configure(kubernetes=K8S_STRICT, kubernetes_config={"api_signing_keys": [api_pub]})
+    # The client's token is the TokenReview bearer: its aud must include the API server's.
+    only_vault = fake_jwt.service_account_token(api_priv, "secretsfs", "kube-system", "vault")
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        k8s_login(vault, only_vault)
+    assert e.value.errors == ["permission denied"]
+    both = fake_jwt.service_account_token(api_priv, "secretsfs", "kube-system",
+                                          ["vault", API_AUD])
+    assert k8s_login(vault, both)["auth"]["client_token"]
+    assert vault.stats()["token_review_failures"] == {"reviewer_unauthorized": 1}
+    # pem_keys: Vault checks the signature itself first; a foreign key is "permission denied"
+    vault.configure(kubernetes_config={"api_signing_keys": [api_pub], "pem_keys": [api_pub]})
+    assert k8s_login(vault, both)
+    forged = fake_jwt.service_account_token(keys["other"][0], "secretsfs", "kube-system",
+                                            ["vault", API_AUD])
+    with pytest.raises(hvac.exceptions.Forbidden) as e:
+        k8s_login(vault, forged)
+    assert e.value.errors == ["permission denied"]
+
+
+def test_jwt_login(vault, keys):
+    priv, pub = keys["oidc"]
+    vault.configure(jwt={"jwt_validation_pubkeys": [pub], "bound_issuer": "https://idp.test",
+                         "roles": {"broker": {"bound_audiences": ["vault"],
+                                              "bound_subject": "spiffe://pay/secretsfs",
+                                              "bound_claims": {"env": ["prod", "dr"]},
+                                              "policies": ["secretsfs"]}}})
+    now = int(time.time())
+    good = {"iss": "https://idp.test", "sub": "spiffe://pay/secretsfs", "aud": "vault",
+            "env": "prod", "iat": now, "exp": now + 300}
+
+    def login(claims=None, key=priv, alg="ES256", role="broker", token=None):
+        tok = token or fake_jwt.sign(key, claims or good, alg)
+        return client(vault).auth.jwt.jwt_login(role=role, jwt=tok)
+    resp = login()
+    assert resp["mount_type"] == "jwt" and "secretsfs" in resp["auth"]["policies"]
+    bad = [
+        ({"key": keys["api"][0], "alg": "RS256"},
+         "error validating token: error verifying token signature: no known key "
+         "successfully validated the token signature"),
+        ({"claims": dict(good, aud="other")}, "error validating token: invalid audience "
+         "(aud) claim: audience claim does not match any expected audience"),
+        ({"claims": dict(good, exp=now - 120)},
+         "error validating token: invalid expiration time (exp) claim: token is expired"),
+        ({"claims": dict(good, nbf=now + 600, exp=now + 900)},
+         "error validating token: invalid not before (nbf) claim: token not yet valid"),
+        ({"claims": dict(good, sub="spiffe://pay/other")},
+         "error validating token: invalid subject (sub) claim"),
+        ({"claims": dict(good, iss="https://evil.test")},
+         "error validating token: invalid issuer (iss) claim"),
+        ({"claims": dict(good, env="dev")}, 'error validating claims: claim "env" does not '
+         'match any associated bound claim values'),
+        ({"claims": {k: v for k, v in good.items() if k != "env"}},
+         'error validating claims: claim "env" is missing'),
+        ({"claims": {k: v for k, v in good.items() if k not in ("iat", "exp")}},
+         "error validating token: no issued at (iat), not before (nbf), or expiration time "
+         "(exp) claims in token"),
+        ({"role": "nope"}, 'role "nope" could not be found'),
+    ]
+    for kw, msg in bad:
+        with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+            login(**kw)
+        assert e.value.errors == [msg], kw
+    # exp within cap's one minute of clock skew still passes
+    assert login(dict(good, exp=now - 30))
+    status, body, _ = vault.request("POST", "/v1/auth/jwt/login", {"role": "broker"},
+                                    token="")
+    assert status == 400 and body == {"errors": ["missing token"]}
+
+
+# -- aws (IAM) login: the signed GetCallerIdentity, re-signed with botocore --
+
+AWS_CREDS = {"AKIAFAKEBROKER000001": {"secret_access_key": "fake-secret-key-for-tests-0001",
+                                      "arn": "arn:aws:iam::123456789012:user/secretsfs",
+                                      "user_id": "AIDAFAKEUSER0001"},
+             "ASIAFAKESESSION00001": {"secret_access_key": "fake-secret-key-for-tests-0002",
+                                      "session_token": "fake-session-token",
+                                      "arn": "arn:aws:sts::123456789012:assumed-role/"
+                                             "payments/i-0abc",
+                                      "user_id": "AROAFAKEROLE0001:i-0abc"}}
+
+
+def botocore_login_body(akid, secret, token=None, server_id=None, role=None, tamper=None):
+    """What Vault's Go client (builtin/credential/aws/cli.go) sends, built with botocore."""
+    import base64
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    if server_id:
+        headers["X-Vault-AWS-IAM-Server-ID"] = server_id
+    req = AWSRequest(method="POST", url="https://sts.amazonaws.com/",
+                     data=b"Action=GetCallerIdentity&Version=2011-06-15", headers=headers)
+    SigV4Auth(Credentials(akid, secret, token), "sts", "us-east-1").add_auth(req)
+    hdrs = {k: [v] for k, v in req.headers.items()}
+    body = req.body if isinstance(req.body, bytes) else req.body.encode()
+    if tamper:
+        body = tamper(body)
+    b = lambda x: base64.b64encode(x).decode()      # noqa: E731
+    out = {"iam_http_request_method": "POST", "iam_request_url": b(req.url.encode()),
+           "iam_request_body": b(body), "iam_request_headers": b(json.dumps(hdrs).encode())}
+    if role:
+        out["role"] = role
+    return out
+
+
+def test_aws_iam_login(vault):
+    vault.reset_stats()
+    vault.configure(aws={"iam_server_id_header_value": "vault.test", "credentials": AWS_CREDS,
+                         "roles": {"secretsfs": {"bound_iam_principal_arn": [
+                             "arn:aws:iam::123456789012:user/secretsfs"],
+                             "policies": ["secretsfs"]},
+                             "payments": {"bound_iam_principal_arn": [
+                                 "arn:aws:iam::123456789012:role/pay*"]}}})
+    # hvac's own signer
+    resp = client(vault).auth.aws.iam_login("AKIAFAKEBROKER000001",
+                                            "fake-secret-key-for-tests-0001",
+                                            header_value="vault.test", role="secretsfs")
+    meta = resp["auth"]["metadata"]
+    assert meta["canonical_arn"] == "arn:aws:iam::123456789012:user/secretsfs"
+    assert meta["account_id"] == "123456789012" and "secretsfs" in resp["auth"]["policies"]
+    # botocore, a session token, an assumed role mapped to its role by the ARN's name
+    body = botocore_login_body("ASIAFAKESESSION00001", "fake-secret-key-for-tests-0002",
+                               token="fake-session-token", server_id="vault.test")
+    status, answer, _ = vault.request("POST", "/v1/auth/aws/login", body, token="")
+    assert status == 200, answer
+    assert answer["auth"]["metadata"]["canonical_arn"] == \
+        "arn:aws:iam::123456789012:role/payments"
+
+    def refused(body):
+        status, answer, _ = vault.request("POST", "/v1/auth/aws/login", body, token="")
+        assert status == 400
+        return answer["errors"][0]
+    assert refused(botocore_login_body("AKIAFAKEBROKER000001", "fake-secret-key-for-tests-0001",
+                                       role="secretsfs")) == \
+        'error validating X-Vault-AWS-IAM-Server-ID header: missing header ' \
+        '"X-Vault-AWS-IAM-Server-ID"'
+    assert refused(botocore_login_body("AKIAFAKEBROKER000001", "fake-secret-key-for-tests-0001",
+                                       server_id="other", role="secretsfs")) == \
+        'error validating X-Vault-AWS-IAM-Server-ID header: expected "vault.test" but got ' \
+        '"other"'
+    err = refused(botocore_login_body("AKIAFAKEBROKER000001", "wrong-secret",
+                                      server_id="vault.test", role="secretsfs"))
+    assert err.startswith("error making upstream request: received error code 403 from STS: ")
+    assert "<Code>SignatureDoesNotMatch</Code>" in err
+    err = refused(botocore_login_body("AKIAFAKEBROKER000001", "fake-secret-key-for-tests-0001",
+                                      server_id="vault.test", role="secretsfs",
+                                      tamper=lambda b: b + b"&x=1"))
+    assert "SignatureDoesNotMatch" in err
+    err = refused(botocore_login_body("AKIAUNKNOWN000000000", "x", server_id="vault.test"))
+    assert "<Code>InvalidClientTokenId</Code>" in err
+    assert refused(botocore_login_body("ASIAFAKESESSION00001", "fake-secret-key-for-tests-0002",
+                                       token="fake-session-token", server_id="vault.test",
+                                       role="secretsfs")) == \
+        'IAM Principal "arn:aws:sts::123456789012:assumed-role/payments/i-0abc" does not ' \
+        'belong to the role "secretsfs"'
+    assert refused(botocore_login_body("AKIAFAKEBROKER000001", "fake-secret-key-for-tests-0001",
+                                       server_id="vault.test", role="nope")) == \
+        "entry for role nope not found"
+    assert refused({"iam_http_request_method": "GET"}) == \
+        "invalid iam_http_request_method; currently only 'POST' is supported"
+    assert refused({"iam_http_request_method": "POST"}) == "missing iam_request_url"
+    assert vault.stats()["sts_refusals"] == {"SignatureDoesNotMatch": 2,
+                                             "InvalidClientTokenId": 1}
+
+
+# -- namespaces: tokens and auth mounts belong to one --
+
+def test_namespace_scoping_of_tokens_and_auth_mounts(vault):
+    vault.configure(namespaces={"team-a": {"auth_mounts": {"approle": "approle"}},
+                                "team-a/child": {}, "team-b": {}})
+    vault.kv_put("secret", "nsx/x", {"who": "a"}, namespace="team-a")
+    vault.kv_put("secret", "nsx/x", {"who": "child"}, namespace="team-a/child")
+    vault.kv_put("secret", "nsx/x", {"who": "b"}, namespace="team-b")
+    a = client(vault, namespace="team-a")
+    tok = a.auth.approle.login(role_id="role-id-1234",
+                               secret_id="secret-id-5678")["auth"]["client_token"]
+    assert a.auth.token.lookup_self()["data"]["namespace_path"] == "team-a/"
+    read = lambda ns, path="nsx/x": client(vault, token=tok, namespace=ns).secrets.kv.v2 \
+        .read_secret_version(path, mount_point="secret")["data"]["data"]  # noqa: E731
+    assert read("team-a") == {"who": "a"}
+    # a child namespace, by header or by path prefix
+    assert read("team-a/child") == {"who": "child"}
+    assert read("team-a", "nsx/x") == {"who": "a"}
+    status, body, _ = vault.request("GET", "/v1/child/secret/data/nsx/x", token=tok,
+                                    namespace="team-a")
+    assert status == 200 and body["data"]["data"] == {"who": "child"}
+    status, body, _ = vault.request("GET", "/v1/team-a/child/secret/data/nsx/x", token=tok)
+    assert status == 200 and body["data"]["data"] == {"who": "child"}
+    # a sibling, and the parent (root), refuse it
+    for ns in ("team-b", None):
+        with pytest.raises(hvac.exceptions.Forbidden) as e:
+            read(ns)
+        assert e.value.errors == ["permission denied"]
+    status, body, _ = vault.request("GET", "/v1/team-b/secret/data/nsx/x", token=tok)
+    assert status == 403 and body == {"errors": ["permission denied"]}
+    assert vault.stats()["namespace_denied"] == 3
+    # lookup-self goes to the token's own namespace whatever the header says
+    assert client(vault, token=tok, namespace="team-b").auth.token.lookup_self()
+    # auth mounts are per namespace: team-b has no approle mount
+    status, body, _ = vault.request("POST", "/v1/auth/approle/login",
+                                    {"role_id": "role-id-1234", "secret_id": "secret-id-5678"},
+                                    token="", namespace="team-b")
+    assert status == 403 and body == {"errors": ["permission denied"]}
+    # a root-namespace token acts in every namespace
+    root_ns_tok = approle_token(vault)
+    assert client(vault, token=root_ns_tok, namespace="team-b").secrets.kv.v2 \
+        .read_secret_version("nsx/x", mount_point="secret")["data"]["data"] == {"who": "b"}
+    status, body, _ = vault.request("GET", "/v1/secret/data/x", namespace="nope")
+    assert status == 404 and body == {"errors": ["namespace not found"]}
+    vault.configure(namespaces=None)
+
+
+# -- TLS: request a client certificate, require it only when configured --
+
+def test_listener_requests_but_does_not_require_a_client_certificate(tmp_path, pki):
+    with VaultFake.start(tmp_path / "v", pki, quiet=True, client_cert_mode="request",
+                         config={"approle": APPROLE}) as v:
+        answer = tls_attempt(v)             # no certificate: served
+        assert isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 200 "), answer
+        bare = hvac.Client(url=v.addr, verify=v.ca, timeout=10)
+        assert bare.auth.approle.login(role_id="role-id-1234",
+                                       secret_id="secret-id-5678")["auth"]["client_token"]
+        r = requests.post(v.addr + "/v1/auth/cert/login", json={}, verify=v.ca, timeout=10)
+        assert r.status_code == 400 and r.json() == {
+            "errors": ["invalid certificate or no client certificate supplied"]}
+        # The certificate is still asked for, and used by cert auth when given.
+        assert "default" in client(v).auth.cert.login(
+            cert_pem=v.client_cert, key_pem=v.client_key)["auth"]["policies"]
+    # The fixture's default listener demands one (tls_require_and_verify_client_cert).
+    with VaultFake.start(tmp_path / "r", pki, quiet=True) as r:
+        assert isinstance(tls_attempt(r), Exception)
+
+
+# -- HTTP/2 by ALPN, beside HTTP/1.1 --
+
+def curl(v, *args, token=None):
+    out = subprocess.run(["curl", "-sS", "--cacert", v.ca, "--cert", v.client_cert, "--key",
+                          v.client_key, "-H", "X-Vault-Token: " + (token or v.root_token),
+                          "-w", "\n%{http_version} %{http_code}"] + list(args),
+                         capture_output=True, text=True, timeout=30)
+    body, _, tail = out.stdout.rpartition("\n")
+    return tail.split() + [body]
+
+
+def test_http2_negotiated_by_alpn_and_http11_still_served(tmp_path, pki):
+    pytest.importorskip("h2")
+    with VaultFake.start(tmp_path / "v", pki, quiet=True, http2=True) as v:
+        v.kv_put("secret", "h2/x", {"a": "b"})
+        # libcurl (what the product uses) picks h2 over TLS by default
+        ver, code, body = curl(v, v.addr + "/v1/secret/data/h2/x")
+        assert (ver, code) == ("2", "200") and json.loads(body)["data"]["data"] == {"a": "b"}
+        ver, code, body = curl(v, "--http1.1", v.addr + "/v1/secret/data/h2/x")
+        assert (ver, code) == ("1.1", "200")
+        # errors, redirects and ?list= are the same answers over HTTP/2
+        ver, code, body = curl(v, v.addr + "/v1/secret/data/h2/x",
+                               token="hvs.AAAAAAAAAAAAAAAAAAAAAAAA")
+        assert (ver, code) == ("2", "403")
+        assert json.loads(body) == {"errors": ["permission denied", "invalid token"]}
+        ver, code, body = curl(v, "-X", "LIST", v.addr + "/v1/secret/metadata/h2")
+        assert code == "200" and json.loads(body)["data"]["keys"] == ["x"]
+        # a request body, and the client certificate, reach cert auth over HTTP/2
+        ver, code, body = curl(v, "-X", "POST", "-d", "{}", v.addr + "/v1/auth/cert/login")
+        assert (ver, code) == ("2", "200") and json.loads(body)["auth"]["client_token"]
+        # a body bigger than the initial flow-control window
+        big = {"pad": "A" * 200000}
+        v.kv_put("secret", "h2/big", big)
+        ver, code, body = curl(v, v.addr + "/v1/secret/data/h2/big")
+        assert (ver, code) == ("2", "200") and json.loads(body)["data"]["data"] == big
+        v.faults(standby={"mode": "redirect", "active": "https://10.0.0.7:8200"})
+        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "--cacert", v.ca, "--cert",
+                              v.client_cert, "--key", v.client_key, "-w",
+                              "%{http_version} %{http_code} %{redirect_url}",
+                              v.addr + "/v1/secret/data/h2/x"],
+                             capture_output=True, text=True, timeout=30).stdout
+        assert out == "2 307 https://10.0.0.7:8200/v1/secret/data/h2/x"
+        v.clear_faults()
+        st = v.stats()
+        assert st["by_protocol"]["HTTP/2"] >= 6 and st["by_protocol"]["HTTP/1.1"] >= 1
+        assert any(r["proto"] == "HTTP/2" for r in st["recent"])
+    # Without http2 the fake offers HTTP/1.1 alone.
+    with VaultFake.start(tmp_path / "o", pki, quiet=True, http2=False) as old:
+        ver, code, _ = curl(old, old.addr + "/v1/sys/health")
+        assert (ver, code) == ("1.1", "200")
+
+
+def test_http2_streams_are_answered_concurrently_and_faults_keep_their_meaning(tmp_path,
+                                                                               pki):
+    pytest.importorskip("h2")
+    with VaultFake.start(tmp_path / "v", pki, quiet=True, http2=True) as v:
+        v.kv_put("secret", "h2c/slow", {"a": "1"})
+        v.kv_put("secret", "h2c/fast", {"a": "2"})
+        v.faults(slow={"seconds": 2, "prefix": "/v1/secret/data/h2c/slow"})
+        t0 = time.monotonic()
+        # one connection, two streams: the fast one must not wait for the slow one
+        out = subprocess.run(
+            ["curl", "-sS", "--http2", "--parallel", "--parallel-immediate", "--cacert", v.ca,
+             "--cert", v.client_cert, "--key", v.client_key, "-H",
+             "X-Vault-Token: " + v.root_token, "-w", "%{http_version} %{time_total}\n",
+             "-o", "/dev/null", v.addr + "/v1/secret/data/h2c/slow", "-o", "/dev/null",
+             v.addr + "/v1/secret/data/h2c/fast"], capture_output=True, text=True, timeout=30)
+        times = sorted(float(line.split()[1]) for line in out.stdout.split("\n") if line)
+        assert len(times) == 2 and times[0] < 1.5 <= times[1], out.stdout
+        assert time.monotonic() - t0 < 6
+        v.clear_faults()
+        v.faults(drop={"count": 1})
+        ver, code, _ = curl(v, v.addr + "/v1/secret/data/h2c/fast")
+        assert code == "000"
+        v.faults(reset={"count": 1})
+        r = subprocess.run(["curl", "-sS", "--cacert", v.ca, "--cert", v.client_cert, "--key",
+                            v.client_key, "-H", "X-Vault-Token: " + v.root_token,
+                            v.addr + "/v1/secret/data/h2c/fast"], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode != 0
+        ver, code, body = curl(v, v.addr + "/v1/secret/data/h2c/fast")
+        assert (ver, code) == ("2", "200")
+
+
+# -- hold: a test decides what happens while a request waits --
+
+def test_hold_fault_waits_for_release(vault):
+    import threading
+    vault.kv_put("secret", "hold/x", {"v": "1"})
+    vault.reset_stats()
+    vault.faults(hold={"prefix": "/v1/secret/data/hold/x", "count": 1})
+    got = []
+
+    def reader():
+        got.append(root(vault).secrets.kv.v2.read_secret_version(
+            "hold/x", mount_point="secret")["data"]["data"])
+    t = threading.Thread(target=reader)
+    t.start()
+    assert vault.release(count=0, wait_for=1) == 1      # it is waiting, still held
+    assert vault.faults()["held_waiting"] == 1 and not got
+    vault.kv_put("secret", "hold/x", {"v": "2"})         # the rotation, while it waits
+    assert vault.release(wait_for=1) == 1
+    t.join(10)
+    assert got == [{"v": "2"}]
+    # a hold nobody releases ends at its timeout; clear releases everything
+    vault.faults(hold={"prefix": "/v1/secret/data/hold/x", "timeout": 0.3})
+    t0 = time.monotonic()
+    assert vault.kv_get("secret", "hold/x") == {"v": "2"}
+    assert 0.25 <= time.monotonic() - t0 < 5
+    st = vault.stats()
+    assert st["held"] == 2 and st["hold_timeouts"] == 1
