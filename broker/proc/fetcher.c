@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include <secretsfs/backend.h>
+#include <secretsfs/clk.h>
 #include <secretsfs/fetcher.h>
 #include <secretsfs/log.h>
 #include <secretsfs/secmem.h>
@@ -335,8 +336,7 @@ call(uint32_t type, const void *payload, size_t len, struct call *c)
 		}
 		goto out;
 	}
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += CALL_TIMEOUT_S;
+	dl = clk_deadline(CLOCK_REALTIME, CALL_TIMEOUT_S * 1000);
 	while (!c->done)
 		if (pthread_cond_timedwait(&C.cond, &C.lock, &dl) == ETIMEDOUT) {
 			if (call_take(c->id))
