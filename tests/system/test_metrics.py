@@ -252,3 +252,171 @@ def test_listener_key_file_must_be_private(make_daemon, secrets_dir, pki, tmp_pa
     d.start(wait=False)
     assert d.proc.wait(20) != 0
     assert str(key) in d.log() and "server.key" in d.log(), d.log()
+
+
+# --------------------------------------------------------------------------- Prometheus
+
+def promtool():
+    path = shutil.which("promtool")
+    need(path, "promtool is not installed (Debian package prometheus)")
+    return path
+
+
+def test_promtool_checks_and_unit_tests_the_rules():
+    rules = os.path.join(MONITORING, "secretsfs-rules.yml")
+    r = subprocess.run([promtool(), "check", "rules", rules], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
+    # The unit-test file names each alert, firing and not.
+    tests = os.path.join(MONITORING, "secretsfs-rules.test.yml")
+    text = open(tests).read()
+    for alert in re.findall(r"- alert: (\w+)", open(rules).read()):
+        assert "alertname: %s\n" % alert in text, alert
+    r = subprocess.run([promtool(), "test", "rules", "secretsfs-rules.test.yml"],
+                       capture_output=True, text=True, timeout=120, cwd=MONITORING)
+    assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
+
+
+class Prometheus:
+    """Debian's prometheus on a loopback port of its own, its config and storage in
+    a temp dir: never the system's instance (the package's service listens on :9090)."""
+
+    def __init__(self, workdir, targets):
+        self.dir = workdir
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        cfg = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s",
+                          "scrape_timeout": "900ms"},
+               "rule_files": [os.path.join(MONITORING, "secretsfs-rules.yml")],
+               "scrape_configs": [{"job_name": "secretsfs",
+                                   "static_configs": [{"targets": targets}]}]}
+        # JSON is YAML.
+        (workdir / "prometheus.yml").write_text(json.dumps(cfg))
+        self.log = open(workdir / "prometheus.log", "wb")
+        self.proc = subprocess.Popen(
+            [shutil.which("prometheus"), "--config.file=%s" % (workdir / "prometheus.yml"),
+             "--storage.tsdb.path=%s" % (workdir / "data"),
+             "--web.listen-address=127.0.0.1:%d" % self.port],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log_text()
+            try:
+                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("prometheus did not become ready:\n" + self.log_text())
+
+    def log_text(self):
+        return (self.dir / "prometheus.log").read_text(errors="replace")
+
+    def query(self, expr):
+        """The instant vector of expr: [(labels, value)]."""
+        url = self.url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=10) as r:
+            doc = json.load(r)
+        assert doc["status"] == "success", doc
+        return [(s["metric"], float(s["value"][1])) for s in doc["data"]["result"]]
+
+    def by_instance(self, expr):
+        return {labels["instance"]: v for labels, v in self.query(expr)}
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def vault(tmp_path, pki):
+    v = VaultFake.start(tmp_path / "vault", pki, quiet=True)
+    yield v
+    v.stop()
+
+
+def vault_config(vault, port):
+    return {"backends": {"vault": {
+                "type": "vault", "address": vault.addr,
+                "tls": {"ca_file": vault.ca, "client_cert": vault.client_cert,
+                        "client_key": vault.client_key},
+                "auth": {"method": "cert"}}},
+            "secrets": {"db_password": {"backend": "vault", "ref": "fleet/db",
+                                        "field": "password", "refresh": "1s"}},
+            "rules": [HOST_RULE],
+            "metrics": {"listen": "127.0.0.1:%d" % port}}
+
+
+def test_prometheus_sees_which_node_still_holds_the_old_version(
+        make_daemon, vault, tmp_path):
+    need(shutil.which("prometheus"), "prometheus is not installed (Debian package "
+         "prometheus)")
+    v1, v2 = value(), value()
+    vault.kv_put("secret", "fleet/db", {"password": v1.decode()})
+    pa, pb = free_port(), free_port()
+    a = make_daemon(vault_config(vault, pa), workdir=tmp_path / "a")
+    b = make_daemon(vault_config(vault, pb), workdir=tmp_path / "b")
+    ia, ib = "127.0.0.1:%d" % pa, "127.0.0.1:%d" % pb
+    (tmp_path / "prom").mkdir()
+    prom = Prometheus(tmp_path / "prom", [ia, ib])
+    holder_a = Opener(a.path("db_password"))
+    reader_b = Opener(b.path("db_password"))
+    try:
+        assert holder_a.read() == v1 and reader_b.read() == v1
+        holders = 'secretsfs_secret_old_version_holders{secret="db_password"}'
+        # Both scraped, both converged, each with its version.
+        assert wait_for(lambda: prom.by_instance(holders) == {ia: 0, ib: 0},
+                        timeout=30), (prom.query(holders), prom.log_text())
+        assert wait_for(lambda: set(prom.by_instance(
+            'secretsfs_secret_version_info{secret="db_password"}')) == {ia, ib},
+            timeout=30)
+
+        # One central rotation.
+        vault.kv_put("secret", "fleet/db", {"password": v2.decode()})
+        assert wait_for(lambda: read(a, "db_password") == v2, timeout=10)
+        assert wait_for(lambda: read(b, "db_password") == v2, timeout=10)
+        # On b the reader opens it again; on a it keeps the old value.
+        assert reader_b.read() == v2
+        assert wait_for(lambda: prom.by_instance(holders) == {ia: 1, ib: 0},
+                        timeout=30), prom.query(holders)
+        # The README's question: which nodes still hold the old db_password?
+        assert [lb["instance"] for lb, _ in prom.query(holders + " > 0")] == [ia]
+        # The version id changed with the rotation (two series in the window), and
+        # both nodes serve the new version now.
+        assert wait_for(lambda: prom.by_instance(
+            'count by (instance) (count_over_time(secretsfs_secret_version_info'
+            '{secret="db_password"}[5m]))') == {ia: 2, ib: 2}, timeout=30)
+        state = prom.by_instance('secretsfs_secret_state{secret="db_password",'
+                                 'state=~"fresh|due"}')
+        assert len(state) == 2
+        # Every expression of the dashboard is valid PromQL and finds series.
+        dash = json.load(open(os.path.join(MONITORING, "grafana-dashboard.json")))
+        exprs = [t["expr"].replace("$secret", ".+") for p in dash["panels"]
+                 for t in p["targets"]]
+        assert any("secretsfs_secret_old_version_holders" in e for e in exprs)
+        for e in exprs:
+            if "audit" not in e:        # no audit trail in this test
+                assert prom.query(e), e
+        # Prometheus loaded the alert rules.
+        with urllib.request.urlopen(prom.url + "/api/v1/rules", timeout=10) as r:
+            names = {rule["name"] for g in json.load(r)["data"]["groups"]
+                     for rule in g["rules"]}
+        assert "SecretsfsRotationNotConverged" in names
+
+        # a's holder reopens: converged everywhere.
+        assert holder_a.read() == v2
+        assert wait_for(lambda: prom.by_instance(holders) == {ia: 0, ib: 0},
+                        timeout=30), prom.query(holders)
+        # Nothing scraped holds a value.
+        bodies = [http_get(p, "/metrics")[2] for p in (pa, pb)]
+        assert_no_value(bodies + [a.log(), b.log(), prom.log_text()], [v1, v2])
+    finally:
+        holder_a.finish()
+        reader_b.finish()
+        prom.stop()
