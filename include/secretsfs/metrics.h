@@ -35,7 +35,7 @@ enum metrics_route {
 /*
  * The request head in buf (len bytes, not NUL-terminated; its request
  * line first): 200 with *route and *head (a HEAD request), or the status
- * to answer: 400, 404, 405. Pure: the unit tests' and a fuzzer's target.
+ * to answer: 400, 404, 405. Pure: no allocation, no global state.
  */
 int metrics_http_route(const char *buf, size_t len, enum metrics_route *route,
     bool *head);
