@@ -32,7 +32,7 @@
 #include <secretsfs/secfile.h>
 #include <secretsfs/secmem.h>
 
-#define IO_TIMEOUT_S		5	/* each read and write of a client */
+#define IO_TIMEOUT_S		5	/* a request head, and each write */
 #define KEY_FILE_MAX		(64 << 10)
 #define REFUSAL_LOG_MS		10000	/* one line per burst of refusals */
 
@@ -263,6 +263,8 @@ serve(struct metrics *m, int fd)
 	struct io io = { .fd = fd };
 	enum metrics_route route = METRICS_ROUTE_METRICS;
 	bool head = false;
+	struct timeval tv;
+	int64_t deadline, left;
 	size_t have = 0;
 	ssize_t n;
 	int status;
@@ -276,7 +278,14 @@ serve(struct metrics *m, int fd)
 			return;
 		}
 	}
+	/* The whole head within IO_TIMEOUT_S, however slowly it drips in. */
+	deadline = clk_mono_ms() + IO_TIMEOUT_S * 1000;
 	while (have < sizeof(buf) && !head_done(buf, have)) {
+		if ((left = deadline - clk_mono_ms()) <= 0)
+			break;
+		tv.tv_sec = left / 1000;
+		tv.tv_usec = (left % 1000) * 1000;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		if ((n = io_read(&io, buf + have, sizeof(buf) - have)) < 0)
 			break;
 		have += (size_t)n;

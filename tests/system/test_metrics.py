@@ -176,6 +176,28 @@ def test_listener_serves_metrics_and_healthz_and_nothing_else(
     assert sorted(os.listdir(textfile.parent)) == ["secretsfs.prom"]
 
 
+def test_listener_drops_a_client_that_drips_its_request(make_daemon, secrets_dir):
+    """A head is due whole within a deadline, not within one per byte: a client
+    that sends a byte every half second is cut off before it is done."""
+    port = free_port()
+    make_daemon(file_config(secrets_dir, {"x": value()},
+                            {"listen": "127.0.0.1:%d" % port}))
+    drip = b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"a" * 40
+    slow = socket.create_connection(("127.0.0.1", port), timeout=20)
+    sent = 0
+    with pytest.raises(OSError):
+        for c in drip:
+            slow.sendall(bytes([c]))
+            sent += 1
+            time.sleep(0.5)
+        slow.recv(1)        # not reached while the server keeps it
+    slow.close()
+    assert sent < len(drip)
+    # The next scrape is served.
+    st, _, body = http_get(port, "/metrics")
+    assert st == 200 and b"secretsfs_up 1" in body
+
+
 def test_listener_on_a_unix_socket(make_daemon, secrets_dir, tmp_path):
     vals = {"db_password": value()}
     sock = tmp_path / "m.sock"
