@@ -181,19 +181,20 @@ config_parse_metrics(const json_t *root, struct config *cfg,
 		    "address in \"listen\"");
 	/* Names, versions and holders are for the node's monitoring alone. */
 	if (listen && !loopback && !m->client_ca_file)
-		return cfg_err_set(err, "metrics.listen", "%s is not a loopback "
-		    "address: serve it with \"tls\" and a \"client_ca_file\"",
-		    listen);
+		return cfg_err_set(err, "metrics.listen", "%s is not a "
+		    "loopback address: serve it with \"tls\" and a "
+		    "\"client_ca_file\"", listen);
 	if (textfile) {
 		n = strlen(textfile);
 		if (n < 6 || strcmp(textfile + n - 5, ".prom") != 0 ||
 		    textfile[n - 6] == '/')
-			return cfg_err_set(err, "metrics.textfile", "expected a "
-			    "file name ending in .prom (node_exporter reads "
-			    "only those)");
+			return cfg_err_set(err, "metrics.textfile",
+			    "expected a file name ending in .prom "
+			    "(node_exporter reads only those)");
 		if (in_mount(cfg, textfile))
-			return cfg_err_set(err, "metrics.textfile", "must not be "
-			    "inside the mount (%s)", cfg->mountpoint);
+			return cfg_err_set(err, "metrics.textfile",
+			    "must not be inside the mount (%s)",
+			    cfg->mountpoint);
 	}
 	if (json_object_get(o, "interval") && !textfile)
 		return cfg_err_set(err, "metrics.interval", "only with "

@@ -32,7 +32,7 @@
 #include <secretsfs/secfile.h>
 #include <secretsfs/secmem.h>
 
-#define IO_TIMEOUT_S		5	/* a request head, and each write */
+#define IO_TIMEOUT_S		5	/* a handshake and head; a write */
 #define KEY_FILE_MAX		(64 << 10)
 #define REFUSAL_LOG_MS		10000	/* one line per burst of refusals */
 
@@ -146,8 +146,8 @@ io_write(struct io *io, const char *buf, size_t len)
 
 	while (len) {
 		if (io->ssl) {
-			k = SSL_write(io->ssl, buf, len > INT32_MAX ? INT32_MAX :
-			    (int)len);
+			k = SSL_write(io->ssl, buf, len > INT32_MAX ?
+			    INT32_MAX : (int)len);
 			if (k <= 0)
 				return;
 			n = k;
@@ -197,7 +197,7 @@ answer(struct metrics *m, struct io *io, int status,
 		return;
 	if (status == 200) {
 		if (control_execute(m->b, &cmd, out, why, sizeof(why)) < 0) {
-			/* The health check failed (or the snapshot): say why. */
+			/* The health check (or the snapshot) failed. */
 			status = route == METRICS_ROUTE_HEALTHZ ? 503 : 500;
 			rewind(out);
 			fprintf(out, "unhealthy: %s\n", why);
@@ -256,6 +256,43 @@ refused(struct metrics *m, int fd)
 	m->refused = 0;
 }
 
+/* SSL_accept, on a non-blocking socket so that the deadline holds. */
+static int
+handshake(SSL *ssl, int fd, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd };
+	int fl = fcntl(fd, F_GETFL), k, r = -1;
+	int64_t left;
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -1;
+	for (;;) {
+		if ((k = SSL_accept(ssl)) == 1) {
+			r = 0;
+			break;
+		}
+		switch (SSL_get_error(ssl, k)) {
+		case SSL_ERROR_WANT_READ:
+			pfd.events = POLLIN;
+			break;
+		case SSL_ERROR_WANT_WRITE:
+			pfd.events = POLLOUT;
+			break;
+		default:
+			goto out;
+		}
+		if ((left = deadline - clk_mono_ms()) <= 0)
+			goto out;
+		if ((k = poll(&pfd, 1, (int)left)) == 0 ||
+		    (k < 0 && errno != EINTR))
+			goto out;
+	}
+out:
+	if (fcntl(fd, F_SETFL, fl) < 0)
+		r = -1;
+	return r;
+}
+
 static void
 serve(struct metrics *m, int fd)
 {
@@ -269,17 +306,21 @@ serve(struct metrics *m, int fd)
 	ssize_t n;
 	int status;
 
+	/*
+	 * The handshake and the whole head within IO_TIMEOUT_S, however
+	 * slowly they drip in.
+	 */
+	deadline = clk_mono_ms() + IO_TIMEOUT_S * 1000;
 	if (m->tls) {
 		ERR_clear_error();
-		if (!(io.ssl = SSL_new(m->tls)) || SSL_set_fd(io.ssl, fd) != 1 ||
-		    SSL_accept(io.ssl) != 1) {
+		if (!(io.ssl = SSL_new(m->tls)) ||
+		    SSL_set_fd(io.ssl, fd) != 1 ||
+		    handshake(io.ssl, fd, deadline) < 0) {
 			refused(m, fd);
 			SSL_free(io.ssl);
 			return;
 		}
 	}
-	/* The whole head within IO_TIMEOUT_S, however slowly it drips in. */
-	deadline = clk_mono_ms() + IO_TIMEOUT_S * 1000;
 	while (have < sizeof(buf) && !head_done(buf, have)) {
 		if ((left = deadline - clk_mono_ms()) <= 0)
 			break;

@@ -48,7 +48,7 @@ struct config_secret {
  * textfile for node_exporter (README, Operations; conf/README.md).
  */
 struct config_metrics {
-	char	*listen;	/* "HOST:PORT" (IP literals) or "unix:PATH"; NULL */
+	char	*listen;	/* "IP:PORT", "[IP6]:PORT", "unix:PATH"; NULL */
 	char	*cert_file;	/* tls: all three NULL for plain HTTP */
 	char	*key_file;
 	char	*client_ca_file;	/* NULL: any client (loopback only) */
@@ -86,7 +86,7 @@ struct config {
 	int			 deny_errno;	/* ENOENT, or EACCES to debug */
 	char			*runtime_socket;	/* Engine API, or NULL */
 	struct audit_config	*audit;		/* NULL: auditing off */
-	struct config_metrics	*metrics;	/* NULL: neither listener nor file */
+	struct config_metrics	*metrics;	/* NULL: no listener, no file */
 	/*
 	 * Not the parsed document, which is freed after parsing: what a reload
 	 * compares. restart holds the sections a reload cannot change (mount,

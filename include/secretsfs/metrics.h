@@ -30,7 +30,8 @@ enum metrics_route {
 	METRICS_ROUTE_HEALTHZ,
 };
 
-#define METRICS_HEAD_MAX	4096	/* a request's head, "\r\n\r\n" included */
+/* A request's head, the blank line included. */
+#define METRICS_HEAD_MAX	4096
 
 /*
  * The request head in buf (len bytes, not NUL-terminated; its request
