@@ -3,7 +3,8 @@
 rsyslog that writes one file per host with each record's line alone; `secretsfs audit
 verify` verifies that central file with the audit key: the same seq/mac chain, intact;
 the forwarder restarted mid-stream resumes from its saved position (no record lost);
-the central server restarted, the forwarder's queue delivers what waited; one record
+the central server restarted, the forwarder's queue delivers what waited; the daemon
+restarted, its chain goes on; one record
 deleted from the central file is named. Both rsyslogs are private instances
 (Debian's rsyslogd with their own config, work directory and a loopback port), never
 the system's.
@@ -157,7 +158,13 @@ def test_central_rsyslog_file_verifies_and_names_a_deleted_record(
             assert read(d, "db_password") == val
         time.sleep(1)
         central.start()
+        # The daemon restarted: its chain goes on in the same file, and centrally.
         d.stop()
+        d.start()
+        assert read(d, "db_password") == val
+        d.stop()
+        events = [json.loads(ln)["event"] for ln in lines(audit)]
+        assert events.count("start") == 2 and events.count("stop") == 2
         assert json.loads(lines(audit)[-1])["event"] == "stop"
         assert wait_for(lambda: len(lines(there)) == len(lines(audit)), timeout=20), (
             forwarder.log_text(), central.log_text())
