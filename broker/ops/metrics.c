@@ -199,7 +199,11 @@ answer(struct metrics *m, struct io *io, int status,
 		if (control_execute(m->b, &cmd, out, why, sizeof(why)) < 0) {
 			/* The health check (or the snapshot) failed. */
 			status = route == METRICS_ROUTE_HEALTHZ ? 503 : 500;
-			rewind(out);
+			fclose(out);
+			free(body);
+			body = NULL;
+			if (!(out = open_memstream(&body, &blen)))
+				return;
 			fprintf(out, "unhealthy: %s\n", why);
 		} else if (route == METRICS_ROUTE_METRICS)
 			type = "text/plain; version=0.0.4; charset=utf-8";

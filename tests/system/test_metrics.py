@@ -442,3 +442,34 @@ def test_prometheus_sees_which_node_still_holds_the_old_version(
         holder_a.finish()
         reader_b.finish()
         prom.stop()
+
+
+def test_healthz_is_503_with_why_when_the_backend_is_down(make_daemon, vault,
+                                                          tmp_path):
+    v = value()
+    vault.kv_put("secret", "fleet/db", {"password": v.decode()})
+    port = free_port()
+    cfg = vault_config(vault, port)
+    cfg["cache"] = {"max_stale": "1s"}
+    cfg["backends"]["vault"]["http"] = {"retry_base": "20ms", "retry_max": "100ms"}
+    d = make_daemon(cfg)
+    assert read(d, "db_password") == v
+    assert http_get(port, "/healthz")[0] == 200
+    vault.stop()
+
+    def down():
+        try:
+            read(d, "db_password")
+        except OSError:
+            pass
+        return http_get(port, "/healthz")[0] == 503
+    assert wait_for(down, timeout=30)
+    st, h, body = http_get(port, "/healthz")
+    assert st == 503 and h["content-type"] == "text/plain; charset=utf-8"
+    assert body.startswith(b"unhealthy: backend vault unreachable for "), body
+    # /metrics still answers, and says so.
+    st, _, body = http_get(port, "/metrics")
+    assert st == 200
+    samples = parse_prometheus(body.decode())
+    assert metric(samples, "secretsfs_backend_up", backend="vault") == 0
+    assert_no_value([body, d.log()], [v])
