@@ -36,7 +36,7 @@ control_execute(struct broker *b, const struct control_cmd *cmd, FILE *out,
 	switch (cmd->verb) {
 	case CONTROL_STATUS:
 	case CONTROL_METRICS:
-		/* Metrics show each configured secret too (bounded: never a caller). */
+		/* Metrics show each configured secret too (never a caller). */
 		if ((r = broker_snapshot(b, true, &snap)) < 0) {
 			snprintf(why, whylen, "%s", strerror(-r));
 			return r;
