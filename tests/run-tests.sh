@@ -35,7 +35,7 @@ apt-get install -y -qq --no-install-recommends \
 # rsyslog: rsyslogd, which tests/system/test_central_audit.py starts twice
 # with configs of its own (no /dev/log); the system's instance is not used.
 
-# Eleven fuzzers, two at a time on two cores: 30 s each is about 3 minutes.
+# Twelve fuzzers, two at a time on two cores: 30 s each is about 3 minutes.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 times=""
