@@ -28,10 +28,14 @@ apt-get install -y -qq --no-install-recommends \
 	libcmocka-dev openssl ca-certificates \
 	python3 python3-pytest python3-hvac python3-botocore python3-boto3 python3-h2 python3-jwt python3-cryptography \
 	python3-yaml util-linux procps podman runc busybox-static \
-	systemd apparmor \
+	systemd apparmor prometheus rsyslog \
 	clang libclang-rt-14-dev valgrind >/dev/null
+# prometheus: promtool and the binary tests/system/test_metrics.py starts on a
+# loopback port of its own; the package's service (on :9090) is not used.
+# rsyslog: rsyslogd, which tests/system/test_central_audit.py starts twice
+# with configs of its own (no /dev/log); the system's instance is not used.
 
-# Eleven fuzzers, two at a time on two cores: 30 s each is about 3 minutes.
+# Twelve fuzzers, two at a time on two cores: 30 s each is about 3 minutes.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 times=""

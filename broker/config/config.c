@@ -74,7 +74,7 @@ static int
 keep_for_reload(struct config *cfg, json_t *root)
 {
 	static const char *const restart[] = { "mount", "memory", "audit",
-	    "runtime", "control", "privsep" };
+	    "runtime", "control", "privsep", "metrics" };
 	EVP_MD_CTX *md;
 	unsigned int n = 0;
 	json_t *v;
@@ -209,6 +209,7 @@ config_free(struct config *cfg)
 	free(cfg->fetcher_user);
 	audit_config_clear(cfg->audit);
 	free(cfg->audit);
+	config_metrics_free(cfg->metrics);
 	json_decref(cfg->restart);
 	free(cfg->mountpoint);
 	free(cfg->file);

@@ -17,4 +17,9 @@
 int config_parse_root(struct config *cfg, const json_t *root,
     struct cfg_err *err);
 
+/* "metrics" (config_metrics.c): cfg->metrics, or NULL when absent. */
+int config_parse_metrics(const json_t *root, struct config *cfg,
+    struct cfg_err *err);
+void config_metrics_free(struct config_metrics *m);
+
 #endif

@@ -503,7 +503,7 @@ config_parse_root(struct config *cfg, const json_t *root, struct cfg_err *err)
 {
 	static const char *const keys[] = { "mount", "memory", "cache",
 	    "defaults", "backends", "secrets", "rules", "access", "runtime",
-	    "audit", "control", "privsep", NULL };
+	    "audit", "control", "privsep", "metrics", NULL };
 	struct defaults d;
 	int r;
 
@@ -518,7 +518,8 @@ config_parse_root(struct config *cfg, const json_t *root, struct cfg_err *err)
 	    (r = parse_secrets(root, cfg, &d, err)) < 0 ||
 	    (r = parse_access(root, cfg, err)) < 0 ||
 	    (r = parse_control(root, cfg, err)) < 0 ||
-	    (r = parse_privsep(root, cfg, err)) < 0)
+	    (r = parse_privsep(root, cfg, err)) < 0 ||
+	    (r = config_parse_metrics(root, cfg, err)) < 0)
 		return r;
 	return 0;
 }

@@ -33,7 +33,7 @@ static void
 warn_restart(const struct config *old, const struct config *new)
 {
 	static const char *const keys[] = { "mount", "memory", "audit",
-	    "runtime", "control", "privsep" };
+	    "runtime", "control", "privsep", "metrics" };
 	size_t i;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {

@@ -353,6 +353,10 @@ broker_snapshot(struct broker *b, bool with_secrets,
 
 			if ((s = broker_secret_of(v, es.v[i].name, &child))) {
 				es.v[i].configured = child == NULL;
+				snprintf(es.v[i].backend,
+				    sizeof(es.v[i].backend), "%s",
+				    v->cfg->backends[s->backend].name);
+				es.v[i].refresh_ms = s->refresh_ms;
 				if (s->on_rotate)
 					es.v[i].on_rotate =
 					    config_signal_name(s->on_rotate);

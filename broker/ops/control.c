@@ -36,8 +36,8 @@ control_execute(struct broker *b, const struct control_cmd *cmd, FILE *out,
 	switch (cmd->verb) {
 	case CONTROL_STATUS:
 	case CONTROL_METRICS:
-		if ((r = broker_snapshot(b, cmd->verb == CONTROL_STATUS,
-		    &snap)) < 0) {
+		/* Metrics show each configured secret too (never a caller). */
+		if ((r = broker_snapshot(b, true, &snap)) < 0) {
 			snprintf(why, whylen, "%s", strerror(-r));
 			return r;
 		}

@@ -4,10 +4,16 @@
  * sees a secret value.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <secretsfs/control.h>
 
@@ -173,6 +179,207 @@ metric(FILE *f, const char *name, const char *type, const char *help)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* --- per-secret metrics ------------------------------------------------ */
+
+/*
+ * The states a configured secret is in for metrics, worst last: a
+ * secret with files (as directory or prefix) is in the worst state of
+ * the values it is made of.
+ */
+enum sstate { SS_NONE = -1, SS_FRESH, SS_DUE, SS_STALE, SS_EXPIRED,
+    SS_FAILED, SS_N };
+static const char *const sstate_names[SS_N] = { "fresh", "due", "stale",
+    "expired", "failed" };
+
+static enum sstate
+secret_state(const struct broker_secret_info *si, int64_t refresh_ms)
+{
+	const struct cache_entry_info *e = &si->cache;
+
+	if (!si->cached)
+		return SS_NONE;
+	switch (e->state) {
+	case REFRESH_FRESH:
+		/* Being fetched, or past its interval until the next read. */
+		if (e->fetching || e->next_ms == 0 ||
+		    (refresh_ms > 0 && e->age_ms >= refresh_ms))
+			return SS_DUE;
+		return SS_FRESH;
+	case REFRESH_STALE:
+	case REFRESH_GONE:
+		return SS_STALE;
+	default:
+		/* No value: dropped past max_stale, or never had one. */
+		if (e->last_err >= 0)
+			return SS_NONE;
+		return e->version[0] ? SS_EXPIRED : SS_FAILED;
+	}
+}
+
+static pthread_once_t vkey_once = PTHREAD_ONCE_INIT;
+static uint8_t vkey[32];
+static bool vkey_ok;
+
+/* Drawn once per daemon: version ids compare within one daemon's life. */
+static void
+vkey_init(void)
+{
+	vkey_ok = getrandom(vkey, sizeof(vkey), 0) == (ssize_t)sizeof(vkey);
+}
+
+/*
+ * The version as a label: 12 hex digits of HMAC-SHA256(key, name NUL
+ * version), so that a scraper sees when a version changes and never what
+ * it is (a version string can carry more than a number). "" on failure.
+ */
+static void
+version_id(const char *name, const char *version, char *out, size_t len)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned char msg[sizeof(((struct broker_secret_info *)0)->name) +
+	    BACKEND_VERSION_MAX];
+	unsigned int n = 0;
+	size_t nl = strlen(name) + 1, vl = strlen(version), i;
+
+	out[0] = '\0';
+	pthread_once(&vkey_once, vkey_init);
+	if (!vkey_ok || len < 13 || nl + vl > sizeof(msg))
+		return;
+	memcpy(msg, name, nl);
+	memcpy(msg + nl, version, vl);
+	if (!HMAC(EVP_sha256(), vkey, sizeof(vkey), msg, nl + vl, mac, &n) ||
+	    n < 6)
+		return;
+	for (i = 0; i < 6; i++)
+		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+	OPENSSL_cleanse(mac, sizeof(mac));
+}
+
+/* The first entry at or after "name/" in the sorted snapshot. */
+static size_t
+children_start(const struct broker_snapshot *s, const char *name)
+{
+	size_t lo = 0, hi = s->nsecrets, mid, n = strlen(name);
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strncmp(s->secrets[mid].name, name, n);
+		if (c == 0)
+			c = strcmp(s->secrets[mid].name + n, "/") < 0 ? -1 : 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool
+is_child(const char *entry, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncmp(entry, name, n) == 0 && entry[n] == '/';
+}
+
+struct secret_sum {
+	enum sstate	state;
+	size_t		behind;		/* holders of an older version */
+	time_t		fetched;	/* the oldest value's; 0: none */
+};
+
+/* A configured secret and the files it is made of, together. */
+static void
+secret_sum(const struct broker_snapshot *s, size_t i, struct secret_sum *out)
+{
+	const struct broker_secret_info *si = &s->secrets[i], *ci;
+	enum sstate st;
+	size_t k;
+
+	out->state = secret_state(si, si->refresh_ms);
+	out->behind = si->nbehind;
+	out->fetched = si->cache.fetched.tv_sec;
+	for (k = children_start(s, si->name); k < s->nsecrets &&
+	    is_child(s->secrets[k].name, si->name); k++) {
+		ci = &s->secrets[k];
+		if ((st = secret_state(ci, si->refresh_ms)) > out->state)
+			out->state = st;
+		out->behind += ci->nbehind;
+		if (ci->cache.fetched.tv_sec && (!out->fetched ||
+		    ci->cache.fetched.tv_sec < out->fetched))
+			out->fetched = ci->cache.fetched.tv_sec;
+	}
+}
+
+/*
+ * One series per configured secret (and per state), never per file of a
+ * prefix or per caller: the label sets are bounded by the configuration.
+ */
+static void
+secret_metrics(const struct broker_snapshot *s, FILE *f)
+{
+	struct secret_sum sum;
+	char vid[16];
+	size_t i;
+	int k;
+
+	if (s->nsecrets == 0)
+		return;
+	metric(f, "secretsfs_secret_version_info", "gauge",
+	    "The version served, as a keyed hash that changes with it.");
+	for (i = 0; i < s->nsecrets; i++) {
+		const struct broker_secret_info *si = &s->secrets[i];
+
+		if (!si->configured || !si->cached || !si->cache.version[0])
+			continue;
+		version_id(si->name, si->cache.version, vid, sizeof(vid));
+		if (!vid[0])
+			continue;
+		fputs("secretsfs_secret_version_info{secret=", f);
+		label(f, si->name);
+		fputs(",backend=", f);
+		label(f, si->backend);
+		fprintf(f, ",version_id=\"%s\"} 1\n", vid);
+	}
+	metric(f, "secretsfs_secret_fetched_timestamp_seconds", "gauge",
+	    "When the value served was fetched (the oldest of its files).");
+	for (i = 0; i < s->nsecrets; i++) {
+		if (!s->secrets[i].configured)
+			continue;
+		secret_sum(s, i, &sum);
+		if (!sum.fetched)
+			continue;
+		fputs("secretsfs_secret_fetched_timestamp_seconds{secret=", f);
+		label(f, s->secrets[i].name);
+		fprintf(f, "} %lld\n", (long long)sum.fetched);
+	}
+	metric(f, "secretsfs_secret_old_version_holders", "gauge",
+	    "Callers with an opener still running that opened an older "
+	    "version than the one served.");
+	for (i = 0; i < s->nsecrets; i++) {
+		if (!s->secrets[i].configured)
+			continue;
+		secret_sum(s, i, &sum);
+		fputs("secretsfs_secret_old_version_holders{secret=", f);
+		label(f, s->secrets[i].name);
+		fprintf(f, "} %zu\n", sum.behind);
+	}
+	metric(f, "secretsfs_secret_state", "gauge",
+	    "1 for the state the secret is in (none before its first read).");
+	for (i = 0; i < s->nsecrets; i++) {
+		if (!s->secrets[i].configured)
+			continue;
+		secret_sum(s, i, &sum);
+		for (k = 0; k < SS_N; k++) {
+			fputs("secretsfs_secret_state{secret=", f);
+			label(f, s->secrets[i].name);
+			fprintf(f, ",state=\"%s\"} %d\n", sstate_names[k],
+			    (int)sum.state == k);
+		}
+	}
+}
+
 void
 control_render_metrics(const struct broker_snapshot *s, FILE *f)
 {
@@ -249,6 +456,7 @@ control_render_metrics(const struct broker_snapshot *s, FILE *f)
 	    PRIu64 "\n", s->reload_errors);
 #undef SIMPLE
 
+	secret_metrics(s, f);
 	if (s->nbackends == 0)
 		return;
 	metric(f, "secretsfs_backend_info", "gauge",

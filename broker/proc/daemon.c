@@ -25,6 +25,7 @@
 #include <secretsfs/control.h>
 #include <secretsfs/daemon.h>
 #include <secretsfs/log.h>
+#include <secretsfs/metrics.h>
 #include <secretsfs/notify.h>
 #include <secretsfs/privsep.h>
 #include <secretsfs/repair.h>
@@ -236,6 +237,7 @@ serve(struct daemon *d, const char *mp, bool allow_other, bool debug,
 	struct broker_view *v0 = broker_acquire(b);
 	const struct config *cfg = broker_view_config(v0);
 	struct control *ctl = NULL;
+	struct metrics *mx = NULL;
 	struct privsep_hooks hooks = { .repaired = on_repaired,
 	    .fetcher = on_fetcher, .arg = b };
 	char sock[256], why[512];
@@ -256,6 +258,16 @@ serve(struct daemon *d, const char *mp, bool allow_other, bool debug,
 		goto out_unmount;
 	/* A file size limit must fail the audit write (EFBIG), not kill us. */
 	signal(SIGXFSZ, SIG_IGN);
+	/*
+	 * Before the sandbox, which lets this process create Unix sockets
+	 * alone: the metrics listener's socket is bound now and only
+	 * accepted on later. Asked for, so required.
+	 */
+	if (cfg->metrics && (r = metrics_open(cfg->metrics, b, &mx, why,
+	    sizeof(why))) < 0) {
+		log_warnx("%s", why);
+		goto out_unmount;
+	}
 	/* Every thread from here on (and any before: the filter syncs them). */
 	if ((r = privsep_sandbox(why, sizeof(why))) < 0) {
 		log_warnx("%s", why);
@@ -313,6 +325,7 @@ out_threads:
 	broker_stop(b);
 	fe->stop(d->fs);
 out_unmount:
+	metrics_close(mx);
 	/* The helper unmounts; then it and the fetcher exit. */
 	privsep_stop(mounted);
 out:

@@ -173,7 +173,7 @@ static const char *const base_calls[] = {
  * the processes on_rotate names.
  */
 static const char *const fuse_calls[] = {
-	"bind", "listen", "accept", "accept4",	/* the control socket */
+	"bind", "listen", "accept", "accept4",	/* control, metrics sockets */
 	"unlink", "unlinkat", "mkdir", "mkdirat", "rename", "renameat",
 	"renameat2", "chmod", "fchmod", "fchmodat", "fchown", "fallocate",
 	"kill", "pidfd_open", "pidfd_send_signal",	/* on_rotate */
@@ -226,8 +226,10 @@ allow_clone(scmp_filter_ctx ctx)
 /*
  * socket(2) by address family: the FUSE process has Unix sockets alone
  * (the control socket, the Engine API, syslog, sd_notify), so it cannot
- * open a network connection even if subverted; the fetcher has TCP and
- * UDP over IPv4 and IPv6, and netlink, which the resolver uses. Other
+ * open a network connection even if subverted (the metrics listener's TCP
+ * socket is made and bound before the filter is installed, and only
+ * accepted on afterwards: metrics.h); the fetcher has TCP and UDP over
+ * IPv4 and IPv6, and netlink, which the resolver uses. Other
  * families fail with EAFNOSUPPORT rather than killing, as a library
  * probing for one is no attack.
  */

@@ -271,6 +271,8 @@ struct broker_secret_info {
 	struct broker_holder_info *behind;	/* opened an older version */
 	size_t		 nbehind;
 	const char	*on_rotate;	/* signal name, or NULL */
+	char		 backend[128];	/* its backend; "": not configured */
+	int64_t		 refresh_ms;	/* its interval; 0: not configured */
 };
 
 struct broker_snapshot {

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <jansson.h>
 
@@ -42,6 +43,30 @@ struct config_secret {
 	int	 on_rotate;	/* signal for the openers of a new version; 0: none */
 };
 
+/*
+ * "metrics": the opt-in listener for /metrics and /healthz, and the
+ * textfile for node_exporter (README, Operations; conf/README.md).
+ */
+struct config_metrics {
+	char	*listen;	/* "IP:PORT", "[IP6]:PORT", "unix:PATH"; NULL */
+	char	*cert_file;	/* tls: all three NULL for plain HTTP */
+	char	*key_file;
+	char	*client_ca_file;	/* NULL: any client (loopback only) */
+	char	*textfile;	/* a .prom file node_exporter reads; NULL */
+	int64_t	 interval_ms;	/* between two writes of it */
+};
+
+#define CONFIG_METRICS_INTERVAL_MS	15000
+
+/*
+ * A "listen" value as a socket address: "127.0.0.1:9464", "[::1]:9464"
+ * or "unix:/run/secretsfs-metrics.sock" (absolute, at most 107 bytes).
+ * 0, with *loopback true for a Unix socket or a loopback address, or
+ * -EINVAL with why.
+ */
+int config_metrics_addr(const char *s, struct sockaddr_storage *ss,
+    socklen_t *len, bool *loopback, char *why, size_t whylen);
+
 struct config {
 	char			*file;
 	char			*mountpoint;
@@ -61,6 +86,7 @@ struct config {
 	int			 deny_errno;	/* ENOENT, or EACCES to debug */
 	char			*runtime_socket;	/* Engine API, or NULL */
 	struct audit_config	*audit;		/* NULL: auditing off */
+	struct config_metrics	*metrics;	/* NULL: no listener, no file */
 	/*
 	 * Not the parsed document, which is freed after parsing: what a reload
 	 * compares. restart holds the sections a reload cannot change (mount,

@@ -378,6 +378,144 @@ test_status_json_parses(void **state)
 
 /* ---- the server, end to end ----------------------------------------- */
 
+/* ---- per-secret metrics ---------------------------------------------- */
+
+static int
+si_by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct broker_secret_info *)a)->name,
+	    ((const struct broker_secret_info *)b)->name);
+}
+
+static struct broker_secret_info *
+add_secret(struct broker_secret_info *si, size_t *n, const char *name,
+    bool configured, enum refresh_state st)
+{
+	struct broker_secret_info *e = &si[(*n)++];
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->configured = configured;
+	e->cached = st != (enum refresh_state)-1;
+	e->cache.state = e->cached ? st : REFRESH_EMPTY;
+	e->cache.age_ms = 1000;
+	e->cache.next_ms = 5000;
+	e->refresh_ms = 60000;
+	snprintf(e->backend, sizeof(e->backend), "files");
+	return e;
+}
+
+/* The version_id label of the series of secret (escaped as in the text). */
+static void
+version_id_of(const char *text, const char *secret, char *out)
+{
+	char key[256];
+	const char *p;
+
+	snprintf(key, sizeof(key), "secretsfs_secret_version_info{secret=%s,",
+	    secret);
+	assert_non_null(p = strstr(text, key));
+	assert_non_null(p = strstr(p, "version_id=\""));
+	p += strlen("version_id=\"");
+	assert_int_equal(strspn(p, "0123456789abcdef"), 12);
+	assert_int_equal(p[12], '"');
+	memcpy(out, p, 12);
+	out[12] = '\0';
+}
+
+static void
+test_secret_metrics_states_holders_and_escaping(void **state)
+{
+	static struct broker_secret_info si[16];
+	struct broker_snapshot s;
+	struct broker_secret_info *e;
+	char *text, *copy, id1[13], id2[13], id3[13];
+	size_t n = 0;
+	/* The secret name "a\"b\\c\nd" as a label value, escaped. */
+	const char *odd = "\"a\\\"b\\\\c\\nd\"";
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	e = add_secret(si, &n, "a\"b\\c\nd", true, REFRESH_FRESH);
+	snprintf(e->backend, sizeof(e->backend), "v\"1\\");
+	snprintf(e->cache.version, sizeof(e->cache.version), "7");
+	e->cache.fetched.tv_sec = 1700000000;
+	e->nbehind = 2;
+	e = add_secret(si, &n, "due_one", true, REFRESH_FRESH);
+	e->cache.age_ms = 70000;
+	add_secret(si, &n, "stale_one", true, REFRESH_STALE);
+	e = add_secret(si, &n, "exp", true, REFRESH_EMPTY);
+	e->cache.last_err = -EIO;
+	snprintf(e->cache.version, sizeof(e->cache.version), "3");
+	e = add_secret(si, &n, "fail", true, REFRESH_EMPTY);
+	e->cache.last_err = -EIO;
+	add_secret(si, &n, "unread", true, (enum refresh_state)-1);
+	/* A prefix: its files make it; "pfx-z" sorts between and is not one. */
+	add_secret(si, &n, "pfx", true, (enum refresh_state)-1);
+	e = add_secret(si, &n, "pfx-z", true, REFRESH_FRESH);
+	e->cache.fetched.tv_sec = 1500000000;
+	e = add_secret(si, &n, "pfx/x", false, REFRESH_FRESH);
+	e->cache.fetched.tv_sec = 1650000000;
+	snprintf(e->cache.version, sizeof(e->cache.version), "1");
+	e->nbehind = 1;
+	e = add_secret(si, &n, "pfx/y", false, REFRESH_STALE);
+	e->cache.fetched.tv_sec = 1600000000;
+	qsort(si, n, sizeof(si[0]), si_by_name);
+	s.secrets = si;
+	s.nsecrets = n;
+
+	text = render(true, false, &s);
+	copy = strdup(text);
+	assert_true(check_prometheus(copy) > 40);
+	free(copy);
+	/* Quotes, backslashes and newlines escaped, in names and backends. */
+	assert_non_null(strstr(text, "\nsecretsfs_secret_old_version_holders{"
+	    "secret=\"a\\\"b\\\\c\\nd\"} 2\n"));
+	assert_non_null(strstr(text, "backend=\"v\\\"1\\\\\""));
+	assert_non_null(strstr(text, "\nsecretsfs_secret_fetched_timestamp_"
+	    "seconds{secret=\"a\\\"b\\\\c\\nd\"} 1700000000\n"));
+	assert_null(strstr(text, "a\"b"));
+	/* The version never appears, only its keyed hash, stable... */
+	version_id_of(text, odd, id1);
+	assert_string_not_equal(id1, "7");
+	free(text);
+	text = render(true, false, &s);
+	version_id_of(text, odd, id2);
+	assert_string_equal(id1, id2);
+	free(text);
+	/* ...and changed by a rotation. */
+	for (n = 0; n < s.nsecrets; n++)
+		if (si[n].name[0] == 'a')
+			snprintf(si[n].cache.version, sizeof(si[n].cache.version),
+			    "8");
+	text = render(true, false, &s);
+	version_id_of(text, odd, id3);
+	assert_string_not_equal(id1, id3);
+
+	/* One state of five is 1; none before the first read. */
+	assert_non_null(strstr(text, "{secret=\"due_one\",state=\"due\"} 1\n"));
+	assert_non_null(strstr(text, "{secret=\"due_one\",state=\"fresh\"} 0\n"));
+	assert_non_null(strstr(text, "{secret=\"stale_one\",state=\"stale\"} 1\n"));
+	assert_non_null(strstr(text, "{secret=\"exp\",state=\"expired\"} 1\n"));
+	assert_non_null(strstr(text, "{secret=\"exp\",state=\"failed\"} 0\n"));
+	assert_non_null(strstr(text, "{secret=\"fail\",state=\"failed\"} 1\n"));
+	assert_non_null(strstr(text, "{secret=\"unread\",state=\"fresh\"} 0\n"));
+	assert_null(strstr(text, "{secret=\"unread\",state=\"fresh\"} 1"));
+	assert_non_null(strstr(text, "{secret=\"a\\\"b\\\\c\\nd\",state=\"fresh\"}"
+	    " 1\n"));
+	/* A prefix: the worst of its files, their holders, the oldest fetch. */
+	assert_non_null(strstr(text, "{secret=\"pfx\",state=\"stale\"} 1\n"));
+	assert_non_null(strstr(text, "holders{secret=\"pfx\"} 1\n"));
+	assert_non_null(strstr(text, "seconds{secret=\"pfx\"} 1600000000\n"));
+	assert_non_null(strstr(text, "holders{secret=\"pfx-z\"} 0\n"));
+	assert_non_null(strstr(text, "{secret=\"pfx-z\",state=\"fresh\"} 1\n"));
+	assert_non_null(strstr(text, "seconds{secret=\"pfx-z\"} 1500000000\n"));
+	/* Bounded: one series per configured secret, none per file. */
+	assert_null(strstr(text, "pfx/"));
+	assert_null(strstr(text, "version_info{secret=\"pfx\""));
+	free(text);
+}
+
 struct world {
 	char		 dir[64];
 	char		 sock[100];
@@ -586,6 +724,14 @@ test_status_metrics_and_who_lags_behind(void **state)
 	    json_array_get(nr, 0), "pid")), getpid());
 	json_decref(doc);
 	free(a);
+	/* The same holder, counted in the metrics of the configured secret. */
+	a = ask("metrics\n");
+	assert_non_null(strstr(a, "\nsecretsfs_secret_old_version_holders{"
+	    "secret=\"db\"} 1\n"));
+	assert_non_null(strstr(a, "secretsfs_secret_version_info{secret=\"db\","
+	    "backend=\"dev\",version_id=\""));
+	assert_null(strstr(a, "1700000100.000000000"));
+	free(a);
 
 	/* Reopened: no longer behind. */
 	v = broker_acquire(W.b);
@@ -605,6 +751,8 @@ test_status_metrics_and_who_lags_behind(void **state)
 	assert_non_null(strstr(a, "\nsecretsfs_rotations_total 1\n"));
 	assert_non_null(strstr(a, "secretsfs_backend_requests_total{backend="
 	    "\"dev\"} 2\n"));
+	assert_non_null(strstr(a, "\nsecretsfs_secret_old_version_holders{"
+	    "secret=\"db\"} 0\n"));
 	assert_true(check_prometheus(a + 3) > 30);
 	free(a);
 }
@@ -678,6 +826,7 @@ main(void)
 		cmocka_unit_test(test_socket_path),
 		cmocka_unit_test(test_metrics_are_strict_prometheus_text),
 		cmocka_unit_test(test_status_json_parses),
+		cmocka_unit_test(test_secret_metrics_states_holders_and_escaping),
 		cmocka_unit_test(test_server_answers_and_refuses),
 		cmocka_unit_test(test_status_metrics_and_who_lags_behind),
 		cmocka_unit_test(test_audit_head_is_the_last_record),
