@@ -27,6 +27,7 @@ apt-get install -y -qq --no-install-recommends \
 	libseccomp-dev \
 	libcmocka-dev openssl ca-certificates \
 	python3 python3-pytest python3-hvac python3-botocore python3-boto3 \
+	python3-kubernetes nodejs npm \
 	python3-yaml util-linux procps podman runc busybox-static \
 	systemd apparmor \
 	clang libclang-rt-14-dev valgrind >/dev/null
