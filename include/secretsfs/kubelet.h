@@ -43,7 +43,7 @@
 #define KUBELET_DEFAULT_TIMEOUT_MS	2000
 #define KUBELET_DEFAULT_TTL_MS		30000
 #define KUBELET_DEFAULT_MIN_REFRESH_MS	200
-#define KUBELET_BODY_MAX		(16 * 1024 * 1024)
+#define KUBELET_BODY_MAX		(4 * 1024 * 1024)
 #define KUBELET_TOKEN_MAX		16384
 #define KUBELET_PODS_MAX		1024	/* max-pods is 110 by default */
 #define KUBELET_CONTAINERS_MAX		64	/* per pod, all three kinds */
