@@ -227,7 +227,8 @@ allow_clone(scmp_filter_ctx ctx)
  * socket(2) by address family: the FUSE process has Unix sockets alone
  * (the control socket, the Engine API, syslog, sd_notify), so it cannot
  * open a network connection even if subverted; the fetcher has TCP and
- * UDP over IPv4 and IPv6, and netlink, which the resolver uses. Other
+ * UDP over IPv4 and IPv6, and netlink, which the resolver uses, and so
+ * has the FUSE process when it asks the kubelet (SANDBOX_FUSE_KUBELET). Other
  * families fail with EAFNOSUPPORT rather than killing, as a library
  * probing for one is no attack.
  */
@@ -305,7 +306,7 @@ sandbox_seccomp(enum sandbox_role role, char *errbuf, size_t errlen)
 		goto out;
 	}
 	if ((r = allow(ctx, base_calls, errbuf, errlen)) < 0 ||
-	    (r = allow(ctx, role == SANDBOX_FUSE ? fuse_calls :
+	    (r = allow(ctx, role != SANDBOX_FETCHER ? fuse_calls :
 	    fetcher_calls, errbuf, errlen)) < 0)
 		goto out;
 	if ((r = allow_clone(ctx)) < 0 || (r = allow_sockets(ctx, role)) < 0) {
