@@ -1,5 +1,6 @@
 /*
- * explain_k8s: the kubelet side of `secretsfs explain`.
+ * explain_k8s: the kubelet side of `secretsfs explain`. Runs in the CLI
+ * (no sandbox).
  */
 #include <dirent.h>
 #include <errno.h>

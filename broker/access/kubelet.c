@@ -1,7 +1,8 @@
 /*
  * kubelet: the snapshot of the node's pods, refreshed from the kubelet's
  * GET /pods on demand (singleflight, rate-limited), and the callers
- * resolved against it.
+ * resolved against it. Runs in the FUSE process (the SANDBOX_FUSE_KUBELET
+ * allow-list) and in `secretsfs explain`.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -1,6 +1,7 @@
 /*
  * kubelet_pods: the kubelet's v1 PodList, parsed into what identifies a
- * caller, and the "runtime.kubelet" configuration.
+ * caller, and the "runtime.kubelet" configuration. Runs in the FUSE
+ * process, the config loaders and `secretsfs explain`.
  */
 #include <errno.h>
 #include <stdbool.h>
