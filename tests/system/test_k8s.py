@@ -382,3 +382,45 @@ def test_a_rejected_token_says_so_in_the_log(make_daemon, secrets_dir,
     # The token itself never reaches the log.
     assert kubelet.forbidden_token not in d.log()
     assert kubelet.token not in d.log()
+
+
+def test_status_names_the_pod_that_has_not_reopened(make_daemon, secrets_dir,
+                                                    tmp_path, cgroups,
+                                                    kubelet):
+    pay = Pod("payments", "api-1", "payments-api", "api", "containerd")
+    kubelet.set_pods([pay.doc])
+    rules = RULES + [{"id": "host", "match": {"host": True},
+                      "allow": ["db_password"]}]
+    cfg = make_config(secrets_dir, tmp_path, kubelet, rules=rules)
+    cfg["secrets"]["db_password"]["refresh"] = "1s"
+    d = make_daemon(cfg)
+    r = LoopReader(cgroups.make(pay.cgroup), d.mountpoint, VALUES)
+    try:
+        assert_reads(r, {"db_password": "payments-api"})
+        p = secrets_dir / "db_password"
+        old = os.stat(p).st_mtime_ns
+        p.write_bytes(b"pay-db-rotated-2")
+        os.utime(p, ns=(old + 10**9, old + 10**9))
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            with open(d.path("db_password"), "rb") as f:
+                if f.read() == b"pay-db-rotated-2":
+                    break
+            time.sleep(0.2)
+        st = subprocess.run([binary(), "status", "-c", str(d.config_path),
+                             "--json"], capture_output=True, text=True,
+                            timeout=30)
+        assert st.returncode == 0, st.stderr
+        (sec,) = [s for s in json.loads(st.stdout)["secrets"]
+                  if s["name"] == "db_password"]
+        (h,) = [h for h in sec["not_reopened"] if h.get("id") == pay.cid]
+        assert h["k8s"] == {"namespace": "payments", "pod": "api-1",
+                            "service_account": "payments-api",
+                            "container": "api"}
+        text = subprocess.run([binary(), "status", "-c", str(d.config_path)],
+                              capture_output=True, text=True, timeout=30)
+        assert ("pod payments/api-1 (service account payments-api, "
+                "container api), container %s" % pay.cid[:12]) \
+            in text.stdout, text.stdout
+    finally:
+        r.finish()
