@@ -215,6 +215,20 @@ stale_locked(const struct kubelet *k)
 	return k->pods == NULL || clk_mono_ms() - k->pods_ms >= k->cfg.ttl_ms;
 }
 
+/*
+ * A known pod in a stale snapshot, the kubelet failing: answer from the
+ * snapshot rather than make every open wait for another timeout; ask
+ * again once a second (or min_refresh, if longer).
+ */
+static bool
+failing_locked(const struct kubelet *k)
+{
+	int64_t retry = k->cfg.min_refresh_ms > 1000 ? k->cfg.min_refresh_ms :
+	    1000;
+
+	return k->last_failed && clk_mono_ms() - k->last_start_ms < retry;
+}
+
 int
 kubelet_enrich(struct kubelet *k, struct caller *c)
 {
@@ -224,7 +238,7 @@ kubelet_enrich(struct kubelet *k, struct caller *c)
 	if (c->pod_uid[0] == '\0')
 		return 0;
 	pthread_mutex_lock(&k->lock);
-	if (!stale_locked(k) &&
+	if ((!stale_locked(k) || failing_locked(k)) &&
 	    kubelet_lookup(k->pods, c) == IDENTITY_K8S_KNOWN) {
 		k->hits++;
 		pthread_mutex_unlock(&k->lock);

@@ -189,6 +189,12 @@ static const char *const fetcher_calls[] = {
 	NULL
 };
 
+/* The FUSE process asking the kubelet: libcurl's resolver, as the fetcher. */
+static const char *const kubelet_calls[] = {
+	"sched_setaffinity",
+	NULL
+};
+
 /*
  * The sanitizers' runtime walks /proc/self/maps and stops the world with
  * ptrace to look for leaks at exit: only in those builds.
@@ -307,7 +313,9 @@ sandbox_seccomp(enum sandbox_role role, char *errbuf, size_t errlen)
 	}
 	if ((r = allow(ctx, base_calls, errbuf, errlen)) < 0 ||
 	    (r = allow(ctx, role != SANDBOX_FETCHER ? fuse_calls :
-	    fetcher_calls, errbuf, errlen)) < 0)
+	    fetcher_calls, errbuf, errlen)) < 0 ||
+	    (role == SANDBOX_FUSE_KUBELET &&
+	    (r = allow(ctx, kubelet_calls, errbuf, errlen)) < 0))
 		goto out;
 	if ((r = allow_clone(ctx)) < 0 || (r = allow_sockets(ctx, role)) < 0) {
 		snprintf(errbuf, errlen, "seccomp: cannot filter clone or "

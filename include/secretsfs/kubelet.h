@@ -10,8 +10,9 @@
  * container) is not in the snapshot triggers one refresh; concurrent
  * callers wait for that same request (singleflight), and refreshes are at
  * least min_refresh apart. When the kubelet cannot be reached the snapshot
- * is kept: known pods keep their identity, unknown ones are UNREACHABLE
- * and denied.
+ * is kept: known pods keep their identity (answered from it, the kubelet
+ * asked again at most once a second), unknown ones are UNREACHABLE and
+ * denied.
  *
  * Authentication: the bearer token in token_file (a projected service
  * account token, re-read at every refresh since the kubelet rotates it),

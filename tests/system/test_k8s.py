@@ -424,3 +424,21 @@ def test_status_names_the_pod_that_has_not_reopened(make_daemon, secrets_dir,
             in text.stdout, text.stdout
     finally:
         r.finish()
+
+
+def test_the_kubelet_by_host_name(make_daemon, secrets_dir, tmp_path,
+                                  cgroups, kubelet):
+    # As with NODE_NAME: a host name, and the certificate checked for it,
+    # from the sandboxed FUSE process. (libcurl answers "localhost" itself,
+    # so the system resolver is not exercised here.)
+    pay = Pod("payments", "api-1", "payments-api", "api", "containerd")
+    kubelet.set_pods([pay.doc])
+    d = make_daemon(make_config(secrets_dir, tmp_path, kubelet,
+                                url="https://localhost:%d" % kubelet.port))
+    r = Reader(cgroups.make(pay.cgroup), d.mountpoint, VALUES)
+    try:
+        assert_reads(r, {"db_password": "payments-api"})
+    finally:
+        r.finish()
+    assert d.proc.poll() is None, d.log()
+    assert kubelet.stats()["pods_requests"] >= 1

@@ -560,6 +560,7 @@ test_cache_kubelet_down(void **state)
 	struct kubelet *k = kubelet_for(s, 1, 0);
 	struct kubelet_stats st;
 	struct caller c;
+	int n;
 
 	caller_in(&c, IDENTITY_RUNTIME_CONTAINERD, UID_PAY, ID_API);
 	assert_int_equal(kubelet_enrich(k, &c), 0);
@@ -571,6 +572,14 @@ test_cache_kubelet_down(void **state)
 	assert_int_equal(kubelet_enrich(k, &c), 0);
 	assert_int_equal(c.k8s.state, IDENTITY_K8S_KNOWN);
 	assert_string_equal(c.k8s.pod, "api-7d9f");
+	/*
+	 * Right after a failure a known pod is answered from the snapshot,
+	 * not made to wait for another failing request.
+	 */
+	n = requests(s);
+	assert_int_equal(kubelet_enrich(k, &c), 0);
+	assert_int_equal(c.k8s.state, IDENTITY_K8S_KNOWN);
+	assert_int_equal(requests(s), n);
 	caller_in(&c, IDENTITY_RUNTIME_CONTAINERD, UID_NEW, ID_NEW);
 	assert_int_equal(kubelet_enrich(k, &c), 0);
 	assert_int_equal(c.k8s.state, IDENTITY_K8S_UNREACHABLE);
