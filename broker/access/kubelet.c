@@ -126,7 +126,13 @@ fetch(struct kubelet *k, struct kubelet_pods **out, long *status)
 		if (r == -EPROTO)
 			say_once(k, 3, "kubelet: %s/pods did not answer a "
 			    "PodList%s", k->cfg.url, "");
+		/* Pod specs may hold env values: parsed in locked memory. */
+		else if (r == -ENOMEM)
+			say_once(k, 7, "kubelet: the pod list of %s does not fit "
+			    "in locked memory: raise memory.locked_bytes%s",
+			    k->cfg.url, "");
 	} else if (resp.status == 401) {
+		/* The answer's body is the kubelet's "Unauthorized": no use. */
 		r = -EACCES;
 		say_once(k, 4, "kubelet: %s rejected the token in %s (401 "
 		    "Unauthorized): is it a service account token the API "
