@@ -26,7 +26,7 @@ struct kubelet {
 	struct http_client	*http;
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 done;		/* a refresh ended */
-	struct kubelet_pods	*pods;		/* NULL until the first success */
+	struct kubelet_pods	*pods;		/* NULL until a success */
 	int64_t			 pods_ms;	/* when pods was fetched */
 	int64_t			 last_start_ms;	/* the last refresh began; 0 */
 	bool			 inflight;
@@ -128,8 +128,8 @@ fetch(struct kubelet *k, struct kubelet_pods **out, long *status)
 			    "PodList%s", k->cfg.url, "");
 		/* Pod specs may hold env values: parsed in locked memory. */
 		else if (r == -ENOMEM)
-			say_once(k, 7, "kubelet: the pod list of %s does not fit "
-			    "in locked memory: raise memory.locked_bytes%s",
+			say_once(k, 7, "kubelet: the pod list of %s does not "
+			    "fit in locked memory: raise memory.locked_bytes%s",
 			    k->cfg.url, "");
 	} else if (resp.status == 401) {
 		/* The answer's body is the kubelet's "Unauthorized": no use. */
@@ -185,8 +185,9 @@ refresh_locked(struct kubelet *k)
 		if (k->last_start_ms == 0 || wait <= 0)
 			break;
 		{
-			struct timespec ts = clk_deadline(CLOCK_MONOTONIC, wait);
+			struct timespec ts;
 
+			ts = clk_deadline(CLOCK_MONOTONIC, wait);
 			pthread_cond_timedwait(&k->done, &k->lock, &ts);
 		}
 	}

@@ -9,7 +9,7 @@
 
 struct kcontainer {
 	char			 id[IDENTITY_ID_MAX];
-	enum identity_runtime	 runtime;	/* from the containerID scheme */
+	enum identity_runtime	 runtime;	/* from containerID's scheme */
 	char			 name[64];
 	char			 image[IDENTITY_NAME_MAX];
 };
@@ -23,7 +23,8 @@ struct kpod {
 	struct identity_k8s_label	 labels[IDENTITY_K8S_LABELS_MAX];
 	bool				 labels_truncated;
 	size_t				 n_containers;
-	struct kcontainer		*containers;	/* KUBELET_CONTAINERS_MAX */
+	/* KUBELET_CONTAINERS_MAX of them */
+	struct kcontainer		*containers;
 };
 
 struct kubelet_pods {

@@ -536,8 +536,8 @@ status_text(const struct broker_snapshot *s, FILE *f)
 			rfc3339(t, sizeof(t), &h->last_open);
 			if (h->container && h->k8s_pod[0])
 				fprintf(f, "    pod %s/%s (service account %s, "
-				    "container %s), container %.12s (%s), pid %d "
-				    "(%s), has version %s, opened %s\n",
+				    "container %s), container %.12s (%s), "
+				    "pid %d (%s), has version %s, opened %s\n",
 				    h->k8s_namespace, h->k8s_pod,
 				    h->k8s_service_account, h->k8s_container,
 				    h->container_id, h->runtime, (int)h->pid,
