@@ -94,7 +94,10 @@ class KubeletFake:
         self.addr = None
 
     @classmethod
-    def start(cls, workdir, pki, pods=(), fine_grained=True, timeout=15):
+    def start(cls, workdir, pki, pods=(), fine_grained=True, timeout=15,
+              other_grants=()):
+        """other_grants: the nodes/ subresources forbidden_token's user
+        may get (none by default)."""
         self = cls(workdir, pki)
         os.makedirs(self.workdir, mode=0o700, exist_ok=True)
         tokens = os.path.join(self.workdir, "tokens.json")
@@ -102,7 +105,8 @@ class KubeletFake:
             json.dump({self.token: {"user": "system:serviceaccount:secretsfs:"
                                     "secretsfs", "grants": ["proxy"]},
                        self.forbidden_token: {"user": "system:serviceaccount:"
-                                              "default:default", "grants": []}},
+                                              "default:default",
+                                              "grants": list(other_grants)}},
                       f)
         self.write_token(self.token)
         self.set_pods(pods)

@@ -12,9 +12,10 @@ What it copies from the real kubelet (kubernetes pkg/kubelet/server):
 - Authorization (auth.go GetRequestAttributes): verb from the method (GET
   is "get"), resource "nodes", name the node's name, subresource "proxy"
   for every path that is not /stats, /metrics, /logs or /spec; with the
-  KubeletFineGrainedAuthz feature (beta and on by default since 1.33), the
-  /pods path is first checked as subresource "pods" and falls back to
-  "proxy". A denied request is answered 403 with the body
+  KubeletFineGrainedAuthz feature (beta and on by default since 1.33, GA in
+  1.36), /pods and /runningPods are first checked as subresource "pods"
+  (/healthz "healthz", /configz "configz") and fall back to "proxy", and
+  /checkpoint is "checkpoint" alone. A denied request is answered 403 with the body
   "Forbidden (user=U, verb=get, resource=nodes, subresource(s)=[S...])".
   The SubjectAccessReview is played by --grants: token -> list of
   "nodes/SUB" the token's user may get.
@@ -41,15 +42,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SPECIAL = (("/stats", "stats"), ("/metrics", "metrics"), ("/logs", "log"),
            ("/spec", "spec"))
+# KubeletFineGrainedAuthz: its own subresource, then nodes/proxy again
+# (a role that still has proxy keeps working); /checkpoint has no fallback.
+FINE = (("/pods", "pods"), ("/runningPods", "pods"), ("/healthz", "healthz"),
+        ("/configz", "configz"))
+
+
+def under(path, prefix):
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def subresources(path, fine_grained):
     """What the kubelet's authorizer asks about for path, in order."""
     for prefix, sub in SPECIAL:
-        if path == prefix or path.startswith(prefix + "/"):
+        if under(path, prefix):
             return [sub]
-    if fine_grained and (path == "/pods" or path.startswith("/pods/")):
-        return ["pods", "proxy"]
+    if fine_grained:
+        if under(path, "/checkpoint"):
+            return ["checkpoint"]
+        for prefix, sub in FINE:
+            if under(path, prefix):
+                return [sub, "proxy"]
     return ["proxy"]
 
 

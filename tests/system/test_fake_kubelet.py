@@ -119,6 +119,39 @@ def test_a_token_without_nodes_proxy_is_403(kubelet):
     assert get(kubelet, "/pods", kubelet.token, method="DELETE")[0] == 403
 
 
+def test_the_authorizer_s_subresources():
+    from kubelet_server import subresources
+    # pkg/kubelet/server/auth.go, and KEP-2862's map when fine-grained.
+    assert subresources("/pods", False) == ["proxy"]
+    assert subresources("/pods", True) == ["pods", "proxy"]
+    assert subresources("/runningPods/", True) == ["pods", "proxy"]
+    assert subresources("/stats/summary", True) == ["stats"]
+    assert subresources("/stats/summary", False) == ["stats"]
+    assert subresources("/logs/x", False) == ["log"]
+    assert subresources("/checkpoint/a/b/c", True) == ["checkpoint"]
+    assert subresources("/checkpoint/a/b/c", False) == ["proxy"]
+    assert subresources("/exec/a/b/c", True) == ["proxy"]
+    assert subresources("/podsx", True) == ["proxy"]
+
+
+def test_a_nodes_pods_grant_is_enough_when_fine_grained(kubelet_pki,
+                                                        tmp_path):
+    # A token allowed nodes/pods only: /pods yes, anything proxied no;
+    # and without fine-grained authorization, not even /pods.
+    k = KubeletFake.start(tmp_path / "kl", kubelet_pki, other_grants=["pods"])
+    try:
+        assert get(k, "/pods", k.forbidden_token)[0] == 200
+        assert get(k, "/exec/ns/p/c", k.forbidden_token)[0] == 403
+    finally:
+        k.stop()
+    k = KubeletFake.start(tmp_path / "old", kubelet_pki, other_grants=["pods"],
+                          fine_grained=False)
+    try:
+        assert get(k, "/pods", k.forbidden_token)[0] == 403
+    finally:
+        k.stop()
+
+
 def test_tls_needs_its_ca(kubelet):
     ctx = ssl.create_default_context()
     with pytest.raises(urllib.error.URLError) as e:
