@@ -17,6 +17,7 @@
 #include <secretsfs/auditlog.h>
 #include <secretsfs/control.h>
 #include <secretsfs/engine.h>
+#include <secretsfs/kubelet.h>
 #include <secretsfs/identity.h>
 #include <secretsfs/policy.h>
 #include <secretsfs/repair.h>
@@ -26,6 +27,8 @@
 #include <secretsfs/http.h>
 #include <secretsfs/log.h>
 #include <secretsfs/secmem.h>
+
+#include "explain_k8s.h"
 
 #ifndef SECRETSFS_VERSION
 #define SECRETSFS_VERSION "unknown"
@@ -164,8 +167,11 @@ cli_engine(const char *socket)
 {
 	struct engine *e;
 	char why[256];
+	int r;
 
-	if (secmem_init(2 * ENGINE_BODY_MAX, why, sizeof(why)) < 0) {
+	/* explain may have mapped it for the kubelet's answers already. */
+	if ((r = secmem_init(2 * ENGINE_BODY_MAX, why, sizeof(why))) < 0 &&
+	    r != -EALREADY) {
 		log_warnx("%s", why);
 		return NULL;
 	}
@@ -181,10 +187,12 @@ cmd_explain(int argc, char **argv)
 		{ "config",	required_argument,	NULL, 'c' },
 		{ "pid",	required_argument,	NULL, 'p' },
 		{ "container",	required_argument,	NULL, 'n' },
+		{ "pod",	required_argument,	NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *file = NULL, *container = NULL;
+	const char *file = NULL, *container = NULL, *pod = NULL;
 	struct engine *engine = NULL;
+	struct kubelet *kubelet = NULL;
 	struct policy_decision d;
 	struct config *cfg;
 	struct caller c;
@@ -206,20 +214,35 @@ cmd_explain(int argc, char **argv)
 		case 'n':
 			container = optarg;
 			break;
+		case 'P':
+			pod = optarg;
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (!file || optind != argc || (pid > 0) == (container != NULL)) {
+	/* With --pod, --container names a container of that pod. */
+	if (!file || optind != argc || (pid > 0) + (container && !pod) +
+	    (pod != NULL) != 1) {
 		usage(stderr);
 		return 2;
 	}
 	if (load_config(file, &cfg) < 0)
 		return 1;
+	if (cfg->kubelet && !(kubelet = explain_k8s_client(cfg)))
+		goto out;
 	if (cfg->runtime_socket && !(engine = cli_engine(cfg->runtime_socket)))
 		goto out;
-	if (container) {
+	if (pod) {
+		if (!kubelet) {
+			log_warnx("--pod needs \"runtime\": {\"kubelet\": ...} "
+			    "in the config to find the pod");
+			goto out;
+		}
+		if (explain_k8s_pod_pid(kubelet, pod, container, &pid) < 0)
+			goto out;
+	} else if (container) {
 		if (!engine) {
 			log_warnx("--container needs \"runtime\": {\"socket\": ...} "
 			    "in the config to find the container");
@@ -253,6 +276,8 @@ cmd_explain(int argc, char **argv)
 	printf("\n  cgroup %s\n", c.cgroup[0] ? c.cgroup : "(unknown)");
 	for (size_t i = 0; i < c.n_labels; i++)
 		printf("  label %s=%s\n", c.labels[i].key, c.labels[i].value);
+	if (kubelet)
+		explain_k8s_show(kubelet, &c);
 	printf("\n%-32s %-6s %s\n", "SECRET", "ACCESS", "RULE");
 	for (size_t i = 0; i < cfg->n_secrets; i++) {
 		policy_decide(cfg->policy, &c, cfg->secrets[i].name, &d);
@@ -261,6 +286,7 @@ cmd_explain(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	kubelet_free(kubelet);
 	engine_free(engine);
 	config_free(cfg);
 	return rc;
@@ -556,9 +582,11 @@ static const struct cmd cmds[] = {
 	    "validate CONFIG and print what it declares; exit 1 on error",
 	    NULL, false },
 	{ "explain", cmd_explain,
-	    "-c CONFIG (--pid PID | --container NAME)",
-	    "which secrets a process (or a container's main process)\n"
-	    "would see under CONFIG's rules, and the rule deciding each",
+	    "-c CONFIG (--pid PID | --container NAME |\n"
+	    "--pod NAMESPACE/NAME [--container NAME])",
+	    "which secrets a process (or a container's main process,\n"
+	    "or a pod's, found through the kubelet) would see under\n"
+	    "CONFIG's rules, and the rule deciding each",
 	    NULL, false },
 	{ "audit verify", cmd_audit_verify,
 	    "(-k KEYFILE | -c CONFIG) [--from SEQ]\n[--to SEQ] FILE...",

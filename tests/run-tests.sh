@@ -26,7 +26,8 @@ apt-get install -y -qq --no-install-recommends \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libssl-dev \
 	libseccomp-dev \
 	libcmocka-dev openssl ca-certificates \
-	python3 python3-pytest python3-hvac python3-botocore python3-boto3 python3-h2 python3-jwt python3-cryptography \
+	python3 python3-pytest python3-hvac python3-botocore python3-boto3 \
+	python3-h2 python3-jwt python3-cryptography python3-kubernetes nodejs npm \
 	python3-yaml util-linux procps podman runc busybox-static \
 	systemd apparmor prometheus rsyslog \
 	clang libclang-rt-14-dev valgrind >/dev/null
@@ -35,7 +36,7 @@ apt-get install -y -qq --no-install-recommends \
 # rsyslog: rsyslogd, which tests/system/test_central_audit.py starts twice
 # with configs of its own (no /dev/log); the system's instance is not used.
 
-# Twelve fuzzers, two at a time on two cores: 30 s each is about 3 minutes.
+# Thirteen fuzzers, two at a time on two cores: 30 s each is about 4 minutes.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 times=""

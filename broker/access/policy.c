@@ -33,6 +33,14 @@ struct label_match {
 	struct strlist	 values;
 };
 
+/* "k8s": {...}: the pod as the kubelet lists it (kubelet.h). */
+struct k8s_match {
+	bool			 set;
+	struct strlist		 namespace, service_account, pod, container;
+	size_t			 n_labels;
+	struct label_match	*labels;
+};
+
 struct rule {
 	char			*id;
 	enum scope		 scope;
@@ -46,6 +54,7 @@ struct rule {
 	size_t			 n_labels;
 	struct label_match	*labels;
 	struct idlist		 uid, gid;
+	struct k8s_match	 k8s;
 	struct strlist		 allow, deny;
 };
 
@@ -107,6 +116,15 @@ rule_free(struct rule *r)
 		strlist_free(&r->labels[i].values);
 	}
 	free(r->labels);
+	strlist_free(&r->k8s.namespace);
+	strlist_free(&r->k8s.service_account);
+	strlist_free(&r->k8s.pod);
+	strlist_free(&r->k8s.container);
+	for (i = 0; i < r->k8s.n_labels; i++) {
+		free(r->k8s.labels[i].key);
+		strlist_free(&r->k8s.labels[i].values);
+	}
+	free(r->k8s.labels);
 	free(r->uid.v);
 	free(r->gid.v);
 	strlist_free(&r->allow);
@@ -264,8 +282,8 @@ out:
 }
 
 static int
-parse_labels(const json_t *v, const char *path, struct rule *r,
-    struct cfg_err *err)
+parse_label_list(const json_t *v, const char *path, struct label_match **out,
+    size_t *count, struct cfg_err *err)
 {
 	char kpath[PATH_MAX_LEN];
 	const char *key;
@@ -277,20 +295,69 @@ parse_labels(const json_t *v, const char *path, struct rule *r,
 		return fail(err, path, "must be an object of label: glob");
 	if ((n = json_object_size(v)) == 0)
 		return fail(err, path, "must name at least one label");
-	if ((r->labels = calloc(n, sizeof(*r->labels))) == NULL)
+	if ((*out = calloc(n, sizeof(**out))) == NULL)
 		return -ENOMEM;
 	json_object_foreach((json_t *)v, key, val) {
-		struct label_match *lm = &r->labels[r->n_labels];
+		struct label_match *lm = &(*out)[*count];
 
 		cfg_path_key(kpath, sizeof(kpath), path, key);
 		if (*key == '\0')
 			return fail(err, kpath, "label key must not be empty");
 		if ((lm->key = strdup(key)) == NULL)
 			return -ENOMEM;
-		r->n_labels++;
+		(*count)++;
 		/* A label set to "" is a label: let a glob match it. */
 		if ((rc = parse_strings(val, kpath, false, true, &lm->values,
 		    err)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+parse_labels(const json_t *v, const char *path, struct rule *r,
+    struct cfg_err *err)
+{
+	return parse_label_list(v, path, &r->labels, &r->n_labels, err);
+}
+
+static int
+parse_k8s(const json_t *v, const char *path, struct k8s_match *k,
+    struct cfg_err *err)
+{
+	char kpath[PATH_MAX_LEN];
+	struct strlist *l;
+	const char *key;
+	json_t *val;
+	int rc;
+
+	if (!json_is_object(v))
+		return fail(err, path, "must be an object (namespace, "
+		    "service_account, pod, container, label)");
+	if (json_object_size(v) == 0)
+		return fail(err, path, "must name at least one of namespace, "
+		    "service_account, pod, container, label");
+	k->set = true;
+	json_object_foreach((json_t *)v, key, val) {
+		cfg_path_key(kpath, sizeof(kpath), path, key);
+		if (strcmp(key, "label") == 0) {
+			if ((rc = parse_label_list(val, kpath, &k->labels,
+			    &k->n_labels, err)) < 0)
+				return rc;
+			continue;
+		}
+		if (strcmp(key, "namespace") == 0)
+			l = &k->namespace;
+		else if (strcmp(key, "service_account") == 0)
+			l = &k->service_account;
+		else if (strcmp(key, "pod") == 0)
+			l = &k->pod;
+		else if (strcmp(key, "container") == 0)
+			l = &k->container;
+		else
+			return fail(err, kpath, "unknown key (namespace, "
+			    "service_account, pod, container, label)");
+		if ((rc = parse_strings(val, kpath, false, false, l, err)) < 0)
 			return rc;
 	}
 	return 0;
@@ -351,6 +418,10 @@ parse_match(const json_t *m, const char *path, struct rule *r,
 			if ((rc = parse_strings(v, kpath, false, false,
 			    &r->pod_uid, err)) < 0)
 				return rc;
+		} else if (strcmp(key, "k8s") == 0) {
+			container_keys = true;
+			if ((rc = parse_k8s(v, kpath, &r->k8s, err)) < 0)
+				return rc;
 		} else if (strcmp(key, "runtime") == 0) {
 			if ((rc = parse_runtimes(v, kpath, &r->runtimes,
 			    err)) < 0)
@@ -372,7 +443,7 @@ parse_match(const json_t *m, const char *path, struct rule *r,
 		} else
 			return fail(err, kpath, "unknown key (any, host, "
 			    "container_id, container_name, image, label, "
-			    "runtime, cgroup, pod_uid, unit, uid, gid)");
+			    "runtime, cgroup, pod_uid, unit, uid, gid, k8s)");
 	}
 
 	/* Refuse what can never match: it is always a mistake. */
@@ -515,6 +586,17 @@ policy_rule_count(const struct policy *p)
 	return p ? p->n : 0;
 }
 
+ssize_t
+policy_first_k8s_rule(const struct policy *p)
+{
+	size_t i;
+
+	for (i = 0; p && i < p->n; i++)
+		if (p->rules[i].k8s.set)
+			return (ssize_t)i;
+	return -1;
+}
+
 const char *
 policy_rule_id(const struct policy *p, size_t i)
 {
@@ -556,6 +638,44 @@ ids_ok(const struct idlist *l, uint32_t id)
 		if (l->v[i] == id)
 			return true;
 	return false;
+}
+
+/* The pod's labels, as the kubelet lists them. */
+static bool
+k8s_labels_ok(const struct k8s_match *k, const struct identity_k8s *ck)
+{
+	size_t i, j;
+	bool found;
+
+	for (i = 0; i < k->n_labels; i++) {
+		found = false;
+		for (j = 0; j < ck->n_labels && j < IDENTITY_K8S_LABELS_MAX;
+		    j++) {
+			if (strcmp(ck->labels[j].key, k->labels[i].key) != 0)
+				continue;
+			found = glob_any(&k->labels[i].values,
+			    ck->labels[j].value, 0);
+			break;
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static bool
+k8s_ok(const struct k8s_match *k, const struct identity_k8s *ck)
+{
+	if (!k->set)
+		return true;
+	/* Only what the kubelet vouches for: never a cgroup's claim. */
+	if (ck->state != IDENTITY_K8S_KNOWN)
+		return false;
+	return field_ok(&k->namespace, ck->namespace, 0) &&
+	    field_ok(&k->service_account, ck->service_account, 0) &&
+	    field_ok(&k->pod, ck->pod, 0) &&
+	    field_ok(&k->container, ck->container, 0) &&
+	    k8s_labels_ok(k, ck);
 }
 
 static bool
@@ -622,7 +742,7 @@ caller_matches(const struct rule *r, const struct caller *c)
 	    field_ok(&r->pod_uid, c->pod_uid, 0) &&
 	    field_ok(&r->unit, c->unit, 0) &&
 	    field_ok(&r->cgroup, c->cgroup, FNM_PATHNAME) &&
-	    labels_ok(r, c);
+	    labels_ok(r, c) && k8s_ok(&r->k8s, &c->k8s);
 }
 
 int
@@ -640,6 +760,13 @@ policy_decide(const struct policy *p, const struct caller *c,
 	if (c == NULL || secret_name == NULL)
 		return -EINVAL;
 	if (p == NULL || *secret_name == '\0')
+		return 0;
+	/*
+	 * A pod the kubelet does not list (or could not be asked about) is
+	 * a cgroup named like a pod, not a pod: no rule applies to it.
+	 */
+	if (c->k8s.state == IDENTITY_K8S_UNLISTED ||
+	    c->k8s.state == IDENTITY_K8S_UNREACHABLE)
 		return 0;
 	for (i = 0; i < p->n; i++) {
 		r = &p->rules[i];

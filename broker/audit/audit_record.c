@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include <secretsfs/audit.h>
+#include <secretsfs/kubelet.h>
 #include <secretsfs/secfile.h>
 #include <secretsfs/secmem.h>
 
@@ -528,6 +529,24 @@ add_caller(struct sbuf *b, const struct caller *c)
 			    AUDIT_STR_MAX, false);
 		else
 			sb_put(b, "null", 4);
+		sb_put(b, "}", 1);
+	}
+	/* Only with a kubelet configured: records elsewhere are unchanged. */
+	if (c->k8s.state != IDENTITY_K8S_NONE) {
+		sb_key(b, "k8s");
+		sb_put(b, "{\"state\":", 9);
+		sb_str(b, kubelet_state_name(c->k8s.state), AUDIT_STR_MAX,
+		    false);
+		sb_key(b, "namespace");
+		sb_str(b, c->k8s.namespace, AUDIT_STR_MAX, true);
+		sb_key(b, "pod");
+		sb_str(b, c->k8s.pod, AUDIT_STR_MAX, true);
+		sb_key(b, "service_account");
+		sb_str(b, c->k8s.service_account, AUDIT_STR_MAX, true);
+		sb_key(b, "container");
+		sb_str(b, c->k8s.container, AUDIT_STR_MAX, true);
+		sb_key(b, "pod_uid");
+		sb_str(b, c->pod_uid, AUDIT_STR_MAX, true);
 		sb_put(b, "}", 1);
 	}
 	sb_key(b, "cgroup");

@@ -16,6 +16,7 @@
 #include <secretsfs/backend.h>
 #include <secretsfs/cfg.h>
 #include <secretsfs/config.h>
+#include <secretsfs/kubelet.h>
 #include <secretsfs/policy.h>
 #include <secretsfs/secfile.h>
 
@@ -205,6 +206,8 @@ config_free(struct config *cfg)
 	free(cfg->secrets);
 	policy_free(cfg->policy);
 	free(cfg->runtime_socket);
+	kubelet_config_clear(cfg->kubelet);
+	free(cfg->kubelet);
 	free(cfg->control_socket);
 	free(cfg->fetcher_user);
 	audit_config_clear(cfg->audit);

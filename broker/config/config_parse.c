@@ -17,6 +17,7 @@
 #include <secretsfs/backend.h>
 #include <secretsfs/cfg.h>
 #include <secretsfs/config.h>
+#include <secretsfs/kubelet.h>
 #include <secretsfs/policy.h>
 
 #include "config_int.h"
@@ -398,9 +399,11 @@ static int
 parse_access(const json_t *root, struct config *cfg, struct cfg_err *err)
 {
 	static const char *const akeys[] = { "denied", NULL };
-	static const char *const rkeys[] = { "socket", NULL };
+	static const char *const rkeys[] = { "socket", "kubelet", NULL };
 	const char *denied = "enoent", *socket = NULL;
-	json_t *o;
+	char kpath[CFG_PATH_MAX];
+	json_t *o, *ko = NULL;
+	ssize_t ri;
 	int r;
 
 	if ((r = policy_from_json(json_object_get(root, "rules"), "rules",
@@ -423,11 +426,30 @@ parse_access(const json_t *root, struct config *cfg, struct cfg_err *err)
 	if ((r = cfg_get_object(root, "", "runtime", 0, &o, err)) < 0)
 		return r;
 	if (o && ((r = cfg_check_keys(o, "runtime", rkeys, err)) < 0 ||
+	    (r = cfg_get_object(o, "runtime", "kubelet", CFG_NULL, &ko,
+	    err)) < 0 ||
 	    (r = cfg_get_string(o, "runtime", "socket", CFG_NULL |
-	    CFG_REQUIRED, &socket, err)) < 0))
+	    (ko ? 0 : CFG_REQUIRED), &socket, err)) < 0))
 		return r;
 	if (socket && !(cfg->runtime_socket = strdup(socket)))
 		return -ENOMEM;
+	if (ko) {
+		if (!(cfg->kubelet = calloc(1, sizeof(*cfg->kubelet))))
+			return -ENOMEM;
+		if ((r = kubelet_config_from_json(ko, "runtime.kubelet",
+		    cfg->kubelet, err)) < 0)
+			return r;
+	}
+	/* A k8s matcher with no kubelet to ask could never hold. */
+	if (!cfg->kubelet && (ri = policy_first_k8s_rule(cfg->policy)) >= 0) {
+		char mpath[CFG_PATH_MAX];
+
+		cfg_path_index(kpath, sizeof(kpath), "rules", (size_t)ri);
+		cfg_path_key(mpath, sizeof(mpath), kpath, "match");
+		cfg_path_key(kpath, sizeof(kpath), mpath, "k8s");
+		return cfg_err_set(err, kpath, "needs a Kubernetes identity "
+		    "source: \"runtime\": {\"kubelet\": {...}}");
+	}
 
 	if ((r = cfg_get_object(root, "", "audit", 0, &o, err)) < 0 || !o)
 		return r;

@@ -25,6 +25,7 @@
 #include <secretsfs/backend.h>
 #include <secretsfs/broker.h>
 #include <secretsfs/engine.h>
+#include <secretsfs/kubelet.h>
 #include <secretsfs/log.h>
 #include <secretsfs/sched.h>
 #include <secretsfs/secmem.h>
@@ -335,6 +336,7 @@ broker_new(struct config *cfg, struct broker **out, char *errbuf,
 {
 	struct cache_limits lim = broker_limits(cfg);
 	struct broker *b;
+	char kwhy[256] = "";
 	size_t i;
 	int r;
 
@@ -388,6 +390,11 @@ broker_new(struct config *cfg, struct broker **out, char *errbuf,
 		snprintf(errbuf, errlen, "runtime.socket: %s", strerror(-r));
 		goto fail;
 	}
+	if (cfg->kubelet && (r = kubelet_new(cfg->kubelet, &b->kubelet, kwhy,
+	    sizeof(kwhy))) < 0) {
+		snprintf(errbuf, errlen, "runtime.kubelet: %s", kwhy);
+		goto fail;
+	}
 	if (policy_rule_count(cfg->policy) == 0)
 		log_warnx("no access rules in the config: every secret is denied "
 		    "to every caller");
@@ -426,6 +433,7 @@ broker_free(struct broker *b)
 	backend_set_auth_hook(NULL, NULL);
 	audit_close(b->audit);
 	engine_free(b->engine);
+	kubelet_free(b->kubelet);
 	identity_cache_free(b->ids);
 	/* The cache's fetches use the view: free the cache first. */
 	cache_free(b->cache);
@@ -623,6 +631,9 @@ broker_identify(struct broker *b, pid_t pid, uid_t uid, gid_t gid,
 	    (r = engine_enrich(b->engine, out)) < 0)
 		log_debug("runtime metadata for container %.12s: %s",
 		    out->container_id, strerror(-r));
+	/* The kubelet's answer decides; an unknown pod is denied (policy). */
+	if (b->kubelet)
+		kubelet_enrich(b->kubelet, out);
 	return 0;
 }
 

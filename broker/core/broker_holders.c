@@ -38,6 +38,8 @@ struct holder {
 	bool		container;
 	char		*container_id;		/* set exactly when container */
 	char		*container_name;	/* NULL: unknown */
+	/* The pod as the kubelet listed it (runtime.kubelet); NULL: none. */
+	char		*k8s_namespace, *k8s_pod, *k8s_sa, *k8s_container;
 	enum identity_runtime runtime;
 	pid_t		pid;
 	uint64_t	start;
@@ -133,6 +135,10 @@ holder_clear(struct holder *h)
 {
 	free(h->container_id);
 	free(h->container_name);
+	free(h->k8s_namespace);
+	free(h->k8s_pod);
+	free(h->k8s_sa);
+	free(h->k8s_container);
 	free(h->version);
 	free(h->pids);
 }
@@ -276,6 +282,12 @@ broker_holders_open(struct broker *b, const char *name, const struct caller *c,
 	memcpy(h->comm, c->comm, sizeof(h->comm));
 	if (c->container_name[0])
 		set_str(&h->container_name, c->container_name);
+	if (c->k8s.state == IDENTITY_K8S_KNOWN) {
+		set_str(&h->k8s_namespace, c->k8s.namespace);
+		set_str(&h->k8s_pod, c->k8s.pod);
+		set_str(&h->k8s_sa, c->k8s.service_account);
+		set_str(&h->k8s_container, c->k8s.container);
+	}
 	set_str(&h->version, version);
 	clock_gettime(CLOCK_REALTIME, &h->last_open);
 	for (i = 0; i < h->npids; i++)
@@ -421,6 +433,14 @@ broker_holders_fill(struct broker *b, struct broker_secret_info *si)
 		    nz(h->container_name));
 		snprintf(hi->runtime, sizeof(hi->runtime), "%s",
 		    identity_runtime_name(h->runtime));
+		snprintf(hi->k8s_namespace, sizeof(hi->k8s_namespace), "%s",
+		    nz(h->k8s_namespace));
+		snprintf(hi->k8s_pod, sizeof(hi->k8s_pod), "%s",
+		    nz(h->k8s_pod));
+		snprintf(hi->k8s_service_account,
+		    sizeof(hi->k8s_service_account), "%s", nz(h->k8s_sa));
+		snprintf(hi->k8s_container, sizeof(hi->k8s_container), "%s",
+		    nz(h->k8s_container));
 		hi->pid = h->pid;
 		memcpy(hi->comm, h->comm, sizeof(hi->comm));
 		hi->uid = h->uid;

@@ -83,6 +83,7 @@ struct broker {
 	struct sched		*sched;
 	struct identity_cache	*ids;
 	struct engine		*engine;
+	struct kubelet		*kubelet;	/* runtime.kubelet, or NULL */
 	struct audit		*audit;
 	struct timespec		 started, loaded;
 

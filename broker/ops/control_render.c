@@ -633,6 +633,20 @@ status_json(const struct broker_snapshot *s, FILE *f)
 				    h->container_name : NULL);
 				fputs(",\"runtime\":", f);
 				json_str(f, h->runtime);
+				if (h->k8s_pod[0]) {
+					fputs(",\"k8s\":{\"namespace\":", f);
+					json_str(f, h->k8s_namespace[0] ?
+					    h->k8s_namespace : NULL);
+					fputs(",\"pod\":", f);
+					json_str(f, h->k8s_pod);
+					fputs(",\"service_account\":", f);
+					json_str(f, h->k8s_service_account[0] ?
+					    h->k8s_service_account : NULL);
+					fputs(",\"container\":", f);
+					json_str(f, h->k8s_container[0] ?
+					    h->k8s_container : NULL);
+					fputc('}', f);
+				}
 				fputc(',', f);
 			} else
 				fputs("\"kind\":\"process\",", f);
@@ -728,7 +742,15 @@ status_text(const struct broker_snapshot *s, FILE *f)
 			const struct broker_holder_info *h = &si->behind[j];
 
 			rfc3339(t, sizeof(t), &h->last_open);
-			if (h->container)
+			if (h->container && h->k8s_pod[0])
+				fprintf(f, "    pod %s/%s (service account %s, "
+				    "container %s), container %.12s (%s), "
+				    "pid %d (%s), has version %s, opened %s\n",
+				    h->k8s_namespace, h->k8s_pod,
+				    h->k8s_service_account, h->k8s_container,
+				    h->container_id, h->runtime, (int)h->pid,
+				    h->comm, h->version, t);
+			else if (h->container)
 				fprintf(f, "    container %.12s%s%s%s (%s), pid %d "
 				    "(%s), has version %s, opened %s\n",
 				    h->container_id, h->container_name[0] ?

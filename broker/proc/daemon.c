@@ -269,7 +269,8 @@ serve(struct daemon *d, const char *mp, bool allow_other, bool debug,
 		goto out_unmount;
 	}
 	/* Every thread from here on (and any before: the filter syncs them). */
-	if ((r = privsep_sandbox(why, sizeof(why))) < 0) {
+	if ((r = privsep_sandbox(cfg->kubelet != NULL, why,
+	    sizeof(why))) < 0) {
 		log_warnx("%s", why);
 		goto out_unmount;
 	}

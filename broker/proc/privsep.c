@@ -235,9 +235,10 @@ privsep_drop(void)
 }
 
 int
-privsep_sandbox(char *errbuf, size_t errlen)
+privsep_sandbox(bool kubelet, char *errbuf, size_t errlen)
 {
-	return sandbox_seccomp(SANDBOX_FUSE, errbuf, errlen);
+	return sandbox_seccomp(kubelet ? SANDBOX_FUSE_KUBELET : SANDBOX_FUSE,
+	    errbuf, errlen);
 }
 
 int

@@ -189,6 +189,12 @@ static const char *const fetcher_calls[] = {
 	NULL
 };
 
+/* The FUSE process asking the kubelet: libcurl's resolver, as the fetcher. */
+static const char *const kubelet_calls[] = {
+	"sched_setaffinity",
+	NULL
+};
+
 /*
  * The sanitizers' runtime walks /proc/self/maps and stops the world with
  * ptrace to look for leaks at exit: only in those builds.
@@ -229,7 +235,8 @@ allow_clone(scmp_filter_ctx ctx)
  * open a network connection even if subverted (the metrics listener's TCP
  * socket is made and bound before the filter is installed, and only
  * accepted on afterwards: metrics.h); the fetcher has TCP and UDP over
- * IPv4 and IPv6, and netlink, which the resolver uses. Other
+ * IPv4 and IPv6, and netlink, which the resolver uses, and so has the FUSE
+ * process when it asks the kubelet (SANDBOX_FUSE_KUBELET). Other
  * families fail with EAFNOSUPPORT rather than killing, as a library
  * probing for one is no attack.
  */
@@ -307,8 +314,10 @@ sandbox_seccomp(enum sandbox_role role, char *errbuf, size_t errlen)
 		goto out;
 	}
 	if ((r = allow(ctx, base_calls, errbuf, errlen)) < 0 ||
-	    (r = allow(ctx, role == SANDBOX_FUSE ? fuse_calls :
-	    fetcher_calls, errbuf, errlen)) < 0)
+	    (r = allow(ctx, role != SANDBOX_FETCHER ? fuse_calls :
+	    fetcher_calls, errbuf, errlen)) < 0 ||
+	    (role == SANDBOX_FUSE_KUBELET &&
+	    (r = allow(ctx, kubelet_calls, errbuf, errlen)) < 0))
 		goto out;
 	if ((r = allow_clone(ctx)) < 0 || (r = allow_sockets(ctx, role)) < 0) {
 		snprintf(errbuf, errlen, "seccomp: cannot filter clone or "

@@ -22,10 +22,15 @@
  *   event     "access" | "lookup_denied" | "rotate" | "backend_error" |
  *             "auth" | "start" | "stop" | "reload" | "repair" | "stale"
  *   <event fields, in enum audit_field order>
- *   pid, uid, gid, comm, container, cgroup
+ *   pid, uid, gid, comm, container, k8s, cgroup
  *             when the record is about a process (accesses, lookups, and
  *             start/stop where it is the daemon itself). container is
  *             {"id","name","image","runtime"} or null outside a container.
+ *             k8s is present only with runtime.kubelet and a caller in a
+ *             pod: {"state","namespace","pod","service_account",
+ *             "container","pod_uid"}, state "known", "unlisted" (the
+ *             kubelet does not list the pod: denied) or "unreachable"
+ *             (never seen, kubelet down: denied), names null unless known.
  *   host      the host name
  *   key_id    first 8 bytes of SHA-256(key), 16 hex digits
  *   prev      the mac of the previous record; 64 "0" for seq 1

@@ -250,6 +250,11 @@ struct broker_holder_info {
 	char		container_id[IDENTITY_ID_MAX];
 	char		container_name[IDENTITY_NAME_MAX];
 	char		runtime[16];
+	/* From the kubelet (runtime.kubelet); empty when not known. */
+	char		k8s_namespace[64];
+	char		k8s_pod[254];
+	char		k8s_service_account[254];
+	char		k8s_container[64];
 	pid_t		pid;		/* the last opener */
 	char		comm[17];
 	uid_t		uid;

@@ -16,6 +16,7 @@
 #include <secretsfs/cfg.h>
 
 struct audit_config;
+struct kubelet_config;
 struct policy;
 
 /* Who the fetcher process runs as when privsep.user is not set. */
@@ -85,6 +86,7 @@ struct config {
 	struct policy		*policy;	/* "rules"; empty: deny all */
 	int			 deny_errno;	/* ENOENT, or EACCES to debug */
 	char			*runtime_socket;	/* Engine API, or NULL */
+	struct kubelet_config	*kubelet;	/* runtime.kubelet, or NULL */
 	struct audit_config	*audit;		/* NULL: auditing off */
 	struct config_metrics	*metrics;	/* NULL: no listener, no file */
 	/*

@@ -41,6 +41,46 @@ struct identity_label {
 };
 
 /*
+ * What the kubelet said about the caller's pod (kubelet.h), when
+ * runtime.kubelet is configured. NONE: no kubelet, or the caller is in no
+ * pod. KNOWN: the kubelet lists the pod (and the container, when the cgroup
+ * names one). UNLISTED: the kubelet answered and does not list them.
+ * UNREACHABLE: it could not be asked and they were not known before. A
+ * caller in UNLISTED or UNREACHABLE is denied every secret (policy.h).
+ */
+enum identity_k8s_state {
+	IDENTITY_K8S_NONE = 0,
+	IDENTITY_K8S_KNOWN,
+	IDENTITY_K8S_UNLISTED,
+	IDENTITY_K8S_UNREACHABLE,
+};
+
+#define IDENTITY_K8S_LABELS_MAX	16
+
+/* A label key is [prefix/]name: a DNS subdomain (253) and 63 characters. */
+struct identity_k8s_label {
+	char	key[318];
+	char	value[64];
+};
+
+/*
+ * Sizes from the API's validation: a namespace and a container name are
+ * DNS labels (63), a pod and a service account name DNS subdomains (253).
+ * A value that does not fit is dropped, never truncated.
+ */
+struct identity_k8s {
+	enum identity_k8s_state		 state;
+	char				 namespace[64];
+	char				 pod[254];
+	char				 service_account[254];
+	char				 container[64];	/* empty: pod level */
+	char				 image[IDENTITY_NAME_MAX];
+	size_t				 n_labels;
+	struct identity_k8s_label	 labels[IDENTITY_K8S_LABELS_MAX];
+	bool				 labels_truncated;
+};
+
+/*
  * A caller as the policy and the audit trail see it. Plain data: copied
  * by value, no pointers at all. Strings are NUL-terminated
  * and empty when unknown.
@@ -59,7 +99,8 @@ struct identity_label {
  * The engine fields are filled by engine_enrich() (engine.h). A label whose
  * key or value does not fit is dropped, never truncated; labels beyond
  * IDENTITY_LABELS_MAX are dropped too and labels_truncated is set. A dropped
- * label cannot match a rule, so the loss fails closed.
+ * label cannot match a rule, so the loss fails closed. k8s is filled by
+ * kubelet_enrich() the same way, from the pod the kubelet lists.
  */
 struct caller {
 	pid_t			 pid;
@@ -78,6 +119,8 @@ struct caller {
 	size_t			 n_labels;
 	struct identity_label	 labels[IDENTITY_LABELS_MAX];
 	bool			 labels_truncated;	/* some labels were dropped */
+	/* From the kubelet when configured (kubelet.h); zero otherwise. */
+	struct identity_k8s	 k8s;
 };
 
 /*

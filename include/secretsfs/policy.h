@@ -37,6 +37,13 @@
  *                                      (needs "host": true)
  *     "uid": N | [N, ...]              the FUSE request's uid (0..4294967294)
  *     "gid": N | [N, ...]              the FUSE request's gid
+ *     "k8s": {                         the pod as the kubelet lists it
+ *       "namespace": GLOBS,            (runtime.kubelet, kubelet.h); at
+ *       "service_account": GLOBS,      least one key, all must hold;
+ *       "pod": GLOBS,                  a caller the kubelet does not
+ *       "container": GLOBS,            vouch for matches none of them
+ *       "label": { KEY: GLOBS, ... }   the pod's labels, as "label"
+ *     }
  *
  *   GLOBS = STRING | [STRING, ...]     a non-empty list matches when any
  *                                      element does
@@ -48,8 +55,9 @@
  * as uid 1000 and never a host process; {"host": true, "uid": 1000} is the
  * host user; {"any": true, "uid": 0} is root anywhere. "any" and "host"
  * cannot be combined. A match that can never hold is an error: container
- * keys (container_id, container_name, image, label, pod_uid) or a container
- * runtime with "host": true; runtime "host"/"systemd" or "unit" without it.
+ * keys (container_id, container_name, image, label, pod_uid, k8s) or a
+ * container runtime with "host": true; runtime "host"/"systemd" or "unit"
+ * without it.
  *
  * Globs are fnmatch(3) patterns ('*', '?', '[...]', '\' escapes):
  *   secret names (allow, deny) and cgroup: FNM_PATHNAME, '*' and '?' never
@@ -66,13 +74,16 @@
  * or allow list matches the secret name decides: deny if a deny glob
  * matches (deny wins inside one rule), else allow. A rule whose match holds
  * but whose lists do not mention the name is passed over. When no rule
- * decides, the answer is deny ("default-deny").
+ * decides, the answer is deny ("default-deny"). A caller whose k8s state
+ * is UNLISTED or UNREACHABLE (identity.h) is denied by default whatever
+ * the rules say: the kubelet does not know its pod.
  */
 #ifndef SECRETSFS_POLICY_H
 #define SECRETSFS_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -110,6 +121,12 @@ void policy_free(struct policy *p);
 
 /* Number of rules; 0 for NULL (a policy that denies everything). */
 size_t policy_rule_count(const struct policy *p);
+
+/*
+ * The index of the first rule with a "k8s" matcher, or -1: config refuses
+ * one without runtime.kubelet.
+ */
+ssize_t policy_first_k8s_rule(const struct policy *p);
 
 /* The id of rule i, or NULL when out of range. Owned by the policy. */
 const char *policy_rule_id(const struct policy *p, size_t i);

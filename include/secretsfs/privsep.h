@@ -62,8 +62,11 @@ int privsep_start(struct config *cfg, int own_fd, char *errbuf,
  */
 int privsep_drop(void);
 
-/* The FUSE process's seccomp allow-list, all threads. */
-int privsep_sandbox(char *errbuf, size_t errlen);
+/*
+ * The FUSE process's seccomp allow-list, all threads; with kubelet, the
+ * network families the kubelet client needs (SANDBOX_FUSE_KUBELET).
+ */
+int privsep_sandbox(bool kubelet, char *errbuf, size_t errlen);
 
 /*
  * Have the helper clear a dead mount at mp, refuse a live one (-EBUSY),

@@ -16,6 +16,12 @@
 enum sandbox_role {
 	SANDBOX_FUSE,		/* serves the mount, audits, reads /proc */
 	SANDBOX_FETCHER,	/* talks to the backends */
+	/*
+	 * SANDBOX_FUSE, and TCP/UDP over IPv4 and IPv6 and netlink (the
+	 * resolver) besides Unix sockets: runtime.kubelet asks the kubelet
+	 * from the process that identifies callers. Only with a kubelet.
+	 */
+	SANDBOX_FUSE_KUBELET,
 };
 
 /*

@@ -229,3 +229,24 @@ def podman(make_daemon, rootfs):
     p = Podman(rootfs)
     yield p
     p.cleanup()
+
+
+# ---- the fake kubelet, for the modules that use it ------------------------
+
+@pytest.fixture(scope="module")
+def kubelet_pki(tmp_path_factory):
+    import sys
+    sys.path.insert(0, str(ROOT / "tests" / "fakes"))
+    from vault_fixture import make_pki
+    return make_pki(tmp_path_factory.mktemp("kubelet-pki"))
+
+
+@pytest.fixture
+def kubelet(tmp_path, kubelet_pki):
+    """A fake kubelet (tests/fakes/kubelet_server.py) with no pods yet."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tests" / "fakes"))
+    from kubelet_fixture import KubeletFake
+    k = KubeletFake.start(tmp_path / "kubelet", kubelet_pki)
+    yield k
+    k.stop()

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <secretsfs/config.h>
+#include <secretsfs/kubelet.h>
 
 static const char valid[] =
 "{\n"
@@ -268,7 +269,7 @@ test_unknown_key_in_every_section(void **state)
 		  "  \"x y\": 1}}]}",
 		  "rules[0].match.\"x y\"", 4, 3, "unknown key (any, host, "
 		  "container_id, container_name, image, label, runtime, cgroup, "
-		  "pod_uid, unit, uid, gid)" },
+		  "pod_uid, unit, uid, gid, k8s)" },
 		{ FILE_BACKEND "\"access\": {\n  \"a.b\": 1}}",
 		  "access.\"a.b\"", 4, 3, unknown },
 		{ FILE_BACKEND "\"runtime\": {\n  \"x y\": 1}}",
@@ -410,12 +411,57 @@ test_reload_digest(void **state)
 	config_free(cb);
 }
 
+static void
+test_kubelet_section(void **state)
+{
+	static const char k8s_rule[] =
+	    "\"rules\": [{\"match\": {\"any\": true}, \"allow\": [\"a\"]},\n"
+	    "  {\"match\": {\"k8s\": {\"namespace\": \"pay\"}}, "
+	    "\"allow\": [\"b\"]}]";
+	struct config *cfg = (void *)1;
+	struct cfg_err err;
+	char text[1024];
+
+	(void)state;
+	/* A k8s matcher without a kubelet to ask is refused, at its key. */
+	snprintf(text, sizeof(text), FILE_BACKEND "%s}", k8s_rule);
+	assert_int_equal(config_load_string(text, "t.json", &cfg, &err),
+	    -EINVAL);
+	assert_null(cfg);
+	assert_string_equal(err.path, "rules[1].match.k8s");
+	assert_non_null(strstr(err.msg, "runtime"));
+	assert_int_equal(err.line, 4);
+
+	/* With runtime.kubelet (and no Engine API socket) it loads. */
+	snprintf(text, sizeof(text), FILE_BACKEND "%s,\n\"runtime\": "
+	    "{\"kubelet\": {\"url\": \"https://node-1:10250\", "
+	    "\"cache_ttl\": \"10s\"}}}", k8s_rule);
+	assert_int_equal(config_load_string(text, "t.json", &cfg, &err), 0);
+	assert_non_null(cfg->kubelet);
+	assert_null(cfg->runtime_socket);
+	assert_string_equal(cfg->kubelet->url, "https://node-1:10250");
+	assert_int_equal(cfg->kubelet->ttl_ms, 10000);
+	config_free(cfg);
+
+	/* Its own keys are checked, with their path. */
+	snprintf(text, sizeof(text), FILE_BACKEND "\"runtime\": "
+	    "{\"kubelet\": {\n  \"tokenfile\": \"/t\"}}}");
+	assert_int_equal(config_load_string(text, "t.json", &cfg, &err),
+	    -EINVAL);
+	assert_string_equal(err.path, "runtime.kubelet.tokenfile");
+	/* An empty runtime still needs one of its sources. */
+	snprintf(text, sizeof(text), FILE_BACKEND "\"runtime\": {}}");
+	assert_int_equal(config_load_string(text, "t.json", &cfg, &err),
+	    -EINVAL);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_reload_digest),
+		cmocka_unit_test(test_kubelet_section),
 		cmocka_unit_test(test_errors_name_path_and_position),
 		cmocka_unit_test(test_error_format),
 		cmocka_unit_test(test_unknown_key_in_every_section),

@@ -603,6 +603,97 @@ test_cgroup_globs(void **state)
 	policy_free(p);
 }
 
+/* ---- the k8s matcher ---------------------------------------------------- */
+
+static struct caller
+pod_caller(const char *ns, const char *sa, const char *pod, const char *ctr)
+{
+	struct caller c = container(IDENTITY_RUNTIME_CONTAINERD, ID_A, "", "");
+
+	snprintf(c.pod_uid, sizeof(c.pod_uid), "%s", POD_U);
+	c.k8s.state = IDENTITY_K8S_KNOWN;
+	snprintf(c.k8s.namespace, sizeof(c.k8s.namespace), "%s", ns);
+	snprintf(c.k8s.service_account, sizeof(c.k8s.service_account), "%s",
+	    sa);
+	snprintf(c.k8s.pod, sizeof(c.k8s.pod), "%s", pod);
+	snprintf(c.k8s.container, sizeof(c.k8s.container), "%s", ctr);
+	return c;
+}
+
+static void
+test_k8s_matcher(void **state)
+{
+	struct policy *p;
+	struct caller c;
+
+	(void)state;
+	reject("[{\"match\":{\"k8s\":{}},\"allow\":[\"x\"]}]",
+	    "rules[0].match.k8s", "at least one");
+	reject("[{\"match\":{\"k8s\":[]},\"allow\":[\"x\"]}]",
+	    "rules[0].match.k8s", NULL);
+	reject("[{\"match\":{\"k8s\":{\"namespaces\":\"a\"}},\"allow\":[\"x\"]}]",
+	    "rules[0].match.k8s.namespaces", "unknown key");
+	reject("[{\"match\":{\"k8s\":{\"namespace\":\"\"}},\"allow\":[\"x\"]}]",
+	    "rules[0].match.k8s.namespace", NULL);
+	reject("[{\"match\":{\"k8s\":{\"label\":{}}},\"allow\":[\"x\"]}]",
+	    "rules[0].match.k8s.label", NULL);
+	reject("[{\"match\":{\"host\":true,\"k8s\":{\"pod\":\"a\"}},"
+	    "\"allow\":[\"x\"]}]", "rules[0].match.host", "never");
+
+	p = load("[{\"id\":\"pay\",\"match\":{\"k8s\":{\"namespace\":\"payments\","
+	    "\"service_account\":\"payments-api\"}},\"allow\":[\"db_*\"]},"
+	    "{\"id\":\"web\",\"match\":{\"k8s\":{\"namespace\":\"front*\","
+	    "\"container\":[\"web\",\"nginx\"],\"label\":{\"app\":\"web\"}}},"
+	    "\"allow\":[\"tls\"]},"
+	    "{\"id\":\"pods\",\"match\":{\"k8s\":{\"pod\":\"batch-*\"}},"
+	    "\"allow\":[\"batch\"]}]");
+	assert_int_equal(policy_first_k8s_rule(p), 0);
+
+	c = pod_caller("payments", "payments-api", "api-1", "api");
+	assert_string_equal(decider(p, &c, "db_password"), "pay");
+	assert_false(allowed(p, &c, "tls"));
+	/* Another service account in the same namespace: nothing. */
+	c = pod_caller("payments", "default", "api-1", "api");
+	assert_false(allowed(p, &c, "db_password"));
+
+	c = pod_caller("frontend", "web", "web-0", "web");
+	assert_false(allowed(p, &c, "tls"));	/* the label is missing */
+	snprintf(c.k8s.labels[0].key, sizeof(c.k8s.labels[0].key), "app");
+	snprintf(c.k8s.labels[0].value, sizeof(c.k8s.labels[0].value), "web");
+	c.k8s.n_labels = 1;
+	assert_string_equal(decider(p, &c, "tls"), "web");
+	/* The engine's labels are not the pod's. */
+	c.k8s.n_labels = 0;
+	add_label(&c, "app", "web");
+	assert_false(allowed(p, &c, "tls"));
+	/* Pod level (no container name): a container glob never holds. */
+	c = pod_caller("frontend", "web", "web-0", "");
+	snprintf(c.k8s.labels[0].key, sizeof(c.k8s.labels[0].key), "app");
+	snprintf(c.k8s.labels[0].value, sizeof(c.k8s.labels[0].value), "web");
+	c.k8s.n_labels = 1;
+	assert_false(allowed(p, &c, "tls"));
+
+	/* Only what the kubelet vouches for. */
+	c = pod_caller("payments", "payments-api", "batch-1", "api");
+	assert_true(allowed(p, &c, "batch"));
+	c.k8s.state = IDENTITY_K8S_NONE;
+	assert_false(allowed(p, &c, "batch"));
+	assert_false(allowed(p, &c, "db_password"));
+	policy_free(p);
+
+	/* An unlisted pod is denied even by a rule that names no k8s key. */
+	p = load("[{\"id\":\"all\",\"match\":{\"any\":true},\"allow\":[\"*\"]}]");
+	assert_int_equal(policy_first_k8s_rule(p), -1);
+	c = pod_caller("", "", "", "");
+	c.k8s.state = IDENTITY_K8S_UNLISTED;
+	assert_string_equal(decider(p, &c, "x"), POLICY_DEFAULT_DENY_ID);
+	c.k8s.state = IDENTITY_K8S_UNREACHABLE;
+	assert_string_equal(decider(p, &c, "x"), POLICY_DEFAULT_DENY_ID);
+	c.k8s.state = IDENTITY_K8S_NONE;
+	assert_string_equal(decider(p, &c, "x"), "all");
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -621,6 +712,7 @@ main(void)
 		cmocka_unit_test(test_matchers),
 		cmocka_unit_test(test_name_globs),
 		cmocka_unit_test(test_cgroup_globs),
+		cmocka_unit_test(test_k8s_matcher),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -106,6 +106,20 @@ fetcher_sockets(void)
 	return 0;
 }
 
+/* The FUSE process asking the kubelet: TCP too, still no raw packets. */
+static int
+fuse_kubelet_sockets(void)
+{
+	int fd;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+		return 1;
+	close(fd);
+	if (fetcher_sockets() != 0)
+		return 2;
+	return 0;
+}
+
 static int
 new_user_namespace_by_clone(void)
 {
@@ -157,15 +171,18 @@ test_roles_allow_their_work(void **state)
 	assert_ok(in_sandbox(SANDBOX_FETCHER, threads_and_fork));
 	assert_ok(in_sandbox(SANDBOX_FUSE, fuse_sockets));
 	assert_ok(in_sandbox(SANDBOX_FETCHER, fetcher_sockets));
+	assert_ok(in_sandbox(SANDBOX_FUSE_KUBELET, threads_and_fork));
+	assert_ok(in_sandbox(SANDBOX_FUSE_KUBELET, fuse_kubelet_sockets));
 }
 
 static void
 test_forbidden_calls_kill(void **state)
 {
-	enum sandbox_role roles[] = { SANDBOX_FUSE, SANDBOX_FETCHER };
+	enum sandbox_role roles[] = { SANDBOX_FUSE, SANDBOX_FETCHER,
+	    SANDBOX_FUSE_KUBELET };
 
 	(void)state;
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
 		assert_killed(in_sandbox(roles[i], new_user_namespace_by_clone));
 		assert_killed(in_sandbox(roles[i],
 		    new_user_namespace_by_unshare));
