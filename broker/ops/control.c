@@ -315,7 +315,12 @@ control_open(const char *path, struct broker *b, struct control **out,
 	if ((c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		r = -errno;
-		snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
+		if (r == -ENOENT || r == -ENOTDIR)
+			snprintf(errbuf, errlen, "%s: its directory does not "
+			    "exist (%s); create it or fix control.socket", path,
+			    strerror(-r));
+		else
+			snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
 		goto fail;
 	}
 	/*
