@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <secretsfs/auditlog.h>
+#include <secretsfs/cfg.h>
+#include <secretsfs/checkconf.h>
 #include <secretsfs/control.h>
 #include <secretsfs/engine.h>
 #include <secretsfs/identity.h>
@@ -48,22 +50,41 @@ load_config(const char *file, struct config **cfg)
 	return r;
 }
 
+/*
+ * The document, then every check mount makes short of mounting
+ * (checkconf.h); --document stops after the first, for a config meant for
+ * another host.
+ */
 static int
 cmd_check_config(int argc, char **argv)
 {
+	struct checkconf_result res = { 0, 0 };
+	bool document = false;
 	struct config *cfg;
 
+	if (argc == 3 && strcmp(argv[1], "--document") == 0) {
+		document = true;
+		argv++;
+		argc--;
+	}
 	if (argc != 2) {
 		usage(stderr);
 		return 2;
 	}
 	if (load_config(argv[1], &cfg) < 0)
 		return 1;
-	printf("%s: ok: %zu backend%s, %zu secret%s, mount %s\n", argv[1],
-	    cfg->n_backends, cfg->n_backends == 1 ? "" : "s", cfg->n_secrets,
-	    cfg->n_secrets == 1 ? "" : "s", cfg->mountpoint);
+	if (!document)
+		checkconf_run(cfg, stderr, &res);
+	if (res.errors == 0)
+		printf("%s: ok: %zu backend%s, %zu secret%s, mount %s%s\n",
+		    argv[1], cfg->n_backends, cfg->n_backends == 1 ? "" : "s",
+		    cfg->n_secrets, cfg->n_secrets == 1 ? "" : "s",
+		    cfg->mountpoint, res.warnings ? " (with warnings)" : "");
+	else
+		fprintf(stderr, "%s: %u error%s: mount would refuse to "
+		    "start\n", argv[1], res.errors, res.errors == 1 ? "" : "s");
 	config_free(cfg);
-	return 0;
+	return res.errors ? 1 : 0;
 }
 
 /* The daemon's life is daemon.c's; fs.c serves its requests. */
@@ -552,8 +573,11 @@ static const struct cmd cmds[] = {
 	    "  -f, --foreground    stay in the foreground and log to stderr\n"
 	    "  -d, --debug         debug logging; with -f also libfuse's "
 	    "request trace\n", false },
-	{ "check-config", cmd_check_config, "CONFIG",
-	    "validate CONFIG and print what it declares; exit 1 on error",
+	{ "check-config", cmd_check_config, "[--document] CONFIG",
+	    "validate CONFIG and print what it declares; exit 1 on error:\n"
+	    "the files mount reads and their modes (the fetcher's as\n"
+	    "privsep.user), the mountpoint; warns about rules that can\n"
+	    "never match (--document: the document alone)",
 	    NULL, false },
 	{ "explain", cmd_explain,
 	    "-c CONFIG (--pid PID | --container NAME)",
@@ -690,6 +714,27 @@ first_word_is(size_t i, const char *word, size_t *len)
 	return strlen(word) == *len && strncmp(cmds[i].name, word, *len) == 0;
 }
 
+/* "unknown command", with the command it is nearest to. */
+static void
+unknown_command(const char *name)
+{
+	const char *cands[NCMDS], *near;
+	char words[NCMDS][32];
+	size_t len;
+
+	for (size_t i = 0; i < NCMDS; i++) {
+		len = strcspn(cmds[i].name, " ");
+		snprintf(words[i], sizeof(words[i]), "%.*s", (int)len,
+		    cmds[i].name);
+		cands[i] = words[i];
+	}
+	if ((near = cfg_nearest(name, cands, NCMDS)))
+		fprintf(stderr, "secretsfs: unknown command \"%s\" (did you "
+		    "mean \"%s\"?)\n\n", name, near);
+	else
+		fprintf(stderr, "secretsfs: unknown command \"%s\"\n\n", name);
+}
+
 /*
  * `secretsfs CMD --help`: the usage and help of CMD, or of every command
  * CMD begins ("audit"), on stdout. 2 for a command we do not have.
@@ -707,7 +752,7 @@ help(const char *name)
 	    (!sp || strcmp(cmds[from].name, name) == 0)); from++)
 		;
 	if (from == NCMDS) {
-		fprintf(stderr, "secretsfs: unknown command \"%s\"\n\n", name);
+		unknown_command(name);
 		usage(stderr);
 		return 2;
 	}
@@ -792,8 +837,7 @@ main(int argc, char **argv)
 	}
 	c = find(argc, argv, &words);
 	if (words == 0) {
-		fprintf(stderr, "secretsfs: unknown command \"%s\"\n\n",
-		    argv[1]);
+		unknown_command(argv[1]);
 		usage(stderr);
 		return 2;
 	}

@@ -9,7 +9,6 @@
  * process, never a backend answer, a request from a container or a config
  * file. Its client side is privsep.c.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <secretsfs/checkconf.h>
 #include <secretsfs/clk.h>
 #include <secretsfs/fetcher.h>
 #include <secretsfs/log.h>
@@ -206,38 +206,6 @@ already_mounted(const char *real)
 	return found;
 }
 
-/*
- * The kernel mounts over a directory that holds files, hiding them
- * without a word: a mount.path that is a typo for a real directory
- * would bury it. Refuse, naming one entry.
- */
-static int
-check_empty(const char *mp, const char *real, char *why, size_t len)
-{
-	struct dirent *de;
-	DIR *dir;
-	int r = 0;
-
-	if (!(dir = opendir(real))) {
-		snprintf(why, len, "mountpoint %s: %s", mp, strerror(errno));
-		return -errno;
-	}
-	while ((de = readdir(dir)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		/* (A longer path is cut short, as every message here.) */
-		if (snprintf(why, len, "mountpoint %s is not empty (it holds "
-		    "\"%.64s\"): the mount would hide what is there; empty it "
-		    "or set mount.path to an empty directory", mp,
-		    de->d_name) < 0)
-			why[0] = '\0';
-		r = -ENOTEMPTY;
-		break;
-	}
-	closedir(dir);
-	return r;
-}
-
 static int
 do_mount(struct wire_in *in, int *fusefd, char *why, size_t len)
 {
@@ -274,7 +242,7 @@ do_mount(struct wire_in *in, int *fusefd, char *why, size_t len)
 		snprintf(why, len, "mountpoint %s: %s", mp, strerror(errno));
 		return -errno;
 	}
-	if ((r = check_empty(mp, real, why, len)) < 0)
+	if ((r = checkconf_mountpoint_empty(mp, real, why, len)) < 0)
 		return r;
 	if ((fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0) {
 		snprintf(why, len, "cannot open /dev/fuse: %s", strerror(errno));

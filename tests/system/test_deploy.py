@@ -319,7 +319,8 @@ def test_dockerfile_final_stage_holds_what_the_daemon_loads(tmp_path):
             ' "secrets": {"db_password": {"backend": "dev", "gid": "secretsfs"}}}')
         os.chmod(rootfs / "etc/secretsfs/secretsfs.json", 0o600)
         r = subprocess.run(["chroot", str(rootfs), "/usr/sbin/secretsfs",
-                            "check-config", "/etc/secretsfs/secretsfs.json"],
+                            "check-config", "--document",
+                            "/etc/secretsfs/secretsfs.json"],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stdout + r.stderr
     finally:

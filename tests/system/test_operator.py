@@ -179,3 +179,197 @@ def test_without_syslog_it_says_so_once_and_logs_to_stderr(
     assert "serving 2 secrets" in text
     # Written by the daemon itself, after it detached.
     assert "SIGTERM: stopping" in text
+
+
+# --- 2. check-config runs every check mount runs ------------------------
+
+FETCH_USER = "secretsfs"
+
+
+@pytest.fixture
+def fetch_user():
+    require_fuse()
+    import pwd
+    try:
+        pw = pwd.getpwnam(FETCH_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", FETCH_USER], check=True)
+        pw = pwd.getpwnam(FETCH_USER)
+    assert pw.pw_uid != 0
+    return pw.pw_uid, pw.pw_gid
+
+
+@pytest.fixture
+def walkable(tmp_path):
+    """A 0755 directory any user can walk to (pytest's are 0700)."""
+    import shutil
+    import tempfile
+    base = tempfile.mkdtemp(prefix="secretsfs-cc-")
+    os.chmod(base, 0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def check_config(path, *args):
+    return subprocess.run([binary(), "check-config"] + list(args)
+                          + [str(path)], capture_output=True, text=True,
+                          timeout=30)
+
+
+def write_config(tmp_path, cfg, name="c.json"):
+    return write_private(tmp_path / name, json.dumps(cfg, indent=1))
+
+
+def audit_key(path, mode=0o600):
+    write_private(path, os.urandom(32).hex() + "\n", mode)
+    return str(path)
+
+
+def base_config(secrets_dir, tmp_path, **extra):
+    cfg = file_config(secrets_dir)
+    cfg["mount"] = {"path": str(tmp_path / "mnt")}
+    cfg["privsep"] = {"user": "root"}
+    cfg.update(extra)
+    return cfg
+
+
+def test_check_config_passes_what_mount_accepts(secrets_dir, tmp_path):
+    cfg = base_config(secrets_dir, tmp_path, audit={
+        "file": str(tmp_path / "audit.log"),
+        "key_file": audit_key(tmp_path / "audit.key")})
+    r = check_config(write_config(tmp_path, cfg))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert r.stdout.endswith(": ok: 1 backend, 2 secrets, mount %s\n"
+                             % (tmp_path / "mnt"))
+
+
+def test_check_config_refuses_a_missing_or_shared_audit_key(
+        make_daemon, secrets_dir, tmp_path):
+    key = tmp_path / "audit.key"
+    cfg = base_config(secrets_dir, tmp_path, audit={
+        "file": str(tmp_path / "audit.log"), "key_file": str(key)})
+    path = write_config(tmp_path, cfg)
+    r = check_config(path)
+    assert r.returncode == 1
+    assert ("%s: audit.key_file: audit key file %s: No such file or "
+            "directory\n" % (path, key)) in r.stderr
+    assert "%s: 1 error: mount would refuse to start" % path in r.stderr
+    assert ": ok:" not in r.stdout
+    # The document alone is fine.
+    r = check_config(path, "--document")
+    assert r.returncode == 0 and ": ok: " in r.stdout
+
+    audit_key(key, mode=0o644)
+    r = check_config(path)
+    assert r.returncode == 1
+    want = ("audit.key_file: audit key file %s: mode 0644 lets group or "
+            "other access it; run `chmod 600 %s`" % (key, key))
+    assert want in r.stderr
+    # The path once, not twice.
+    assert r.stderr.count(str(key)) == 2, r.stderr
+    # And mount refuses it, with the same words.
+    cfg["mount"] = {}
+    d = make_daemon(cfg, start=False)
+    m = subprocess.run([binary(), "mount", "-f", "-c", str(d.config_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert m.returncode == 1
+    assert "audit key file %s: mode 0644" % key in m.stderr
+
+
+def test_check_config_opens_the_client_key_as_the_fetcher_user(
+        make_daemon, secrets_dir, tmp_path, fetch_user, walkable):
+    uid, gid = fetch_user
+    cert = os.path.join(walkable, "client.crt")
+    key = os.path.join(walkable, "client.key")
+    with open(cert, "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\n")
+    os.chmod(cert, 0o644)
+    with open(key, "w") as f:
+        f.write("-----BEGIN PRIVATE KEY-----\n")
+    os.chmod(key, 0o600)   # root's: the fetcher user cannot open it
+    cfg = {
+        "mount": {"path": str(tmp_path / "mnt")},
+        "privsep": {"user": FETCH_USER},
+        "backends": {"v": {"type": "vault",
+                           "address": "https://127.0.0.1:8200",
+                           "tls": {"client_cert": cert, "client_key": key},
+                           "auth": {"method": "cert"}}},
+        "secrets": {"db": {"backend": "v", "ref": "app/db"}},
+        "rules": [{"match": {"host": True}, "allow": ["db"]}],
+    }
+    path = write_config(tmp_path, cfg)
+    r = check_config(path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert ("%s: backends.v: client key %s: Permission denied (as "
+            "privsep.user %s, uid %u)\n" % (path, key, FETCH_USER, uid)) \
+        in r.stderr
+    # Given to the fetcher's user, it passes.
+    os.chown(key, uid, gid)
+    r = check_config(path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_check_config_refuses_a_non_empty_mountpoint(secrets_dir, tmp_path):
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "mnt" / "left-over").write_text("x")
+    path = write_config(tmp_path, base_config(secrets_dir, tmp_path))
+    r = check_config(path)
+    assert r.returncode == 1
+    assert ('mount.path: mountpoint %s is not empty (it holds "left-over")'
+            % (tmp_path / "mnt")) in r.stderr
+
+
+def test_check_config_warns_about_rules_that_can_never_match(
+        secrets_dir, tmp_path):
+    cfg = base_config(secrets_dir, tmp_path)
+    cfg["rules"] = [
+        {"id": "web", "match": {"container_name": "web-*"},
+         "allow": ["api_token"]},
+        {"id": "typo", "match": {"host": True}, "allow": ["db_pasword"]},
+        {"id": "gone", "match": {"host": True}, "allow": ["stripe_*"]},
+        {"id": "ok", "match": {"host": True}, "allow": ["db_*", "api_token"]},
+    ]
+    path = write_config(tmp_path, cfg)
+    r = check_config(path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines == [
+        '%s: warning: rules[0]: rule "web" matches on container_name, '
+        "image or label, which only the runtime's Engine API knows: "
+        "without runtime.socket it can never match" % path,
+        '%s: warning: rules[1]: rule "typo": allow "db_pasword" names no '
+        'configured secret (did you mean "db_password"?)' % path,
+        '%s: warning: rules[2]: rule "gone": allow "stripe_*" names no '
+        "configured secret" % path,
+    ], r.stderr
+    assert r.stdout.endswith("(with warnings)\n")
+
+
+def test_check_config_warns_about_a_control_socket_it_cannot_make(
+        secrets_dir, tmp_path):
+    sock = tmp_path / "nodir" / "ctl.sock"
+    cfg = base_config(secrets_dir, tmp_path, control={"socket": str(sock)})
+    r = check_config(write_config(tmp_path, cfg))
+    assert r.returncode == 0
+    assert ("warning: control.socket: %s: its directory does not exist; "
+            "create it or fix control.socket" % sock) in r.stderr
+
+
+def test_did_you_mean_for_keys_and_commands(secrets_dir, tmp_path):
+    cfg = base_config(secrets_dir, tmp_path)
+    cfg["secrets"]["db_password"]["moed"] = "0440"
+    r = check_config(write_config(tmp_path, cfg))
+    assert r.returncode == 1
+    assert 'secrets.db_password.moed: unknown key (did you mean "mode"?)' \
+        in r.stderr
+    r = subprocess.run([binary(), "chek-config"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2
+    assert 'unknown command "chek-config" (did you mean "check-config"?)' \
+        in r.stderr
+    r = subprocess.run([binary(), "frobnicate"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2
+    assert 'unknown command "frobnicate"\n' in r.stderr
