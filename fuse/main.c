@@ -20,6 +20,7 @@
 #include <secretsfs/control.h>
 #include <secretsfs/engine.h>
 #include <secretsfs/identity.h>
+#include <secretsfs/inspect.h>
 #include <secretsfs/policy.h>
 #include <secretsfs/repair.h>
 #include <secretsfs/config.h>
@@ -206,7 +207,6 @@ cmd_explain(int argc, char **argv)
 	};
 	const char *file = NULL, *container = NULL;
 	struct engine *engine = NULL;
-	struct policy_decision d;
 	struct config *cfg;
 	struct caller c;
 	pid_t pid = 0;
@@ -274,12 +274,9 @@ cmd_explain(int argc, char **argv)
 	printf("\n  cgroup %s\n", c.cgroup[0] ? c.cgroup : "(unknown)");
 	for (size_t i = 0; i < c.n_labels; i++)
 		printf("  label %s=%s\n", c.labels[i].key, c.labels[i].value);
-	printf("\n%-32s %-6s %s\n", "SECRET", "ACCESS", "RULE");
-	for (size_t i = 0; i < cfg->n_secrets; i++) {
-		policy_decide(cfg->policy, &c, cfg->secrets[i].name, &d);
-		printf("%-32s %-6s %s\n", cfg->secrets[i].name,
-		    d.allowed ? "allow" : "deny", d.rule_id);
-	}
+	/* The mode and the mount have their say too (inspect.h). */
+	inspect_mount_view(stdout, pid, cfg->mountpoint);
+	inspect_table(stdout, cfg, &c, pid);
 	rc = 0;
 out:
 	engine_free(engine);

@@ -26,6 +26,7 @@
 #include <secretsfs/broker.h>
 #include <secretsfs/engine.h>
 #include <secretsfs/log.h>
+#include <secretsfs/perm.h>
 #include <secretsfs/sched.h>
 #include <secretsfs/secmem.h>
 
@@ -687,6 +688,18 @@ broker_open(struct broker_view *v, const struct broker_open_req *req,
 		    AUDIT_OUTCOME_DENY, r, NULL) < 0)
 			return -EIO;
 		return -r;
+	}
+	/*
+	 * The file's mode, as the kernel's default_permissions applied it,
+	 * but here, where the refusal is recorded: an allow by the rules
+	 * still needs the mode's read bit for this caller.
+	 */
+	if (perm_allows(req->pid, req->uid, req->gid, s->mode, s->uid, s->gid,
+	    PERM_READ) < 0) {
+		if (broker_audit_refused(v, &c, req->idx, req->child, d.rule_id,
+		    EACCES, "mode") < 0)
+			return -EIO;
+		return -EACCES;
 	}
 	if (req->child)
 		r = broker_get_child(v, req->idx, req->child, &snap);

@@ -127,7 +127,9 @@ struct broker_open_req {
  * The whole pipeline of an open(): a directory secret answers -EISDIR
  * and a write -EROFS, neither decided nor recorded; then broker_decide.
  * A denial is recorded (with its rule) and answers -broker_deny_errno().
- * An allowed open pins the value and records the access, its failure
+ * An allow whose caller the file's mode refuses (perm.h: uid, gid, the
+ * groups and capabilities in /proc/<pid>/status) is recorded as a deny
+ * with reason "mode" and answers -EACCES. An allowed open pins the value and records the access, its failure
  * included, before anything is served: no record, no access. When the
  * record cannot be written (audit.on_failure "deny") the answer is -EIO
  * and nothing stays pinned. 0 and *out pinned (release with cache_put:
@@ -148,6 +150,14 @@ int broker_open(struct broker_view *v, const struct broker_open_req *req,
 int broker_audit_access(struct broker_view *v, const struct caller *c,
     size_t idx, const char *child, const char *rule,
     enum audit_outcome outcome, int err, const char *version);
+/*
+ * An open a rule allowed but something else refused (reason "mode": the
+ * file's mode/uid/gid, errno EACCES): an access record with outcome deny,
+ * the allowing rule, err and reason.
+ */
+int broker_audit_refused(struct broker_view *v, const struct caller *c,
+    size_t idx, const char *child, const char *rule, int err,
+    const char *reason);
 int broker_audit_lookup_denied(struct broker_view *v, const struct caller *c,
     size_t idx, const char *child, const char *rule);
 

@@ -373,3 +373,218 @@ def test_did_you_mean_for_keys_and_commands(secrets_dir, tmp_path):
                        text=True)
     assert r.returncode == 2
     assert 'unknown command "frobnicate"\n' in r.stderr
+
+
+# --- 3 and 4. the mode: refused by the daemon, audited, and explained ---
+
+PROBE = ("import os, sys\n"
+         "try:\n"
+         "    fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+         "    os.read(fd, 64); os.close(fd); print('ok')\n"
+         "except OSError as e:\n"
+         "    print(e.errno)\n")
+
+
+def as_user(uid, gid, groups=()):
+    def demote():
+        os.setgroups(list(groups))
+        os.setgid(gid)
+        os.setuid(uid)
+    return demote
+
+
+def probe(path, uid=None, gid=None, groups=(), prefix=()):
+    kw = {}
+    if uid is not None:
+        kw["preexec_fn"] = as_user(uid, gid, groups)
+    r = subprocess.run(list(prefix) + ["/usr/bin/python3", "-c", PROBE, path],
+                       capture_output=True, text=True, timeout=30, **kw)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def can_access(path, mode, uid, gid, groups=()):
+    r = subprocess.run(["/usr/bin/python3", "-c",
+                        "import os, sys; print(os.access(sys.argv[1], %d))"
+                        % mode, path], capture_output=True, text=True,
+                       timeout=30, preexec_fn=as_user(uid, gid, groups))
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip() == "True"
+
+
+def audit_records(tmp_path):
+    with open(tmp_path / "audit.log") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def mode_config(secrets_dir, tmp_path):
+    write_private(tmp_path / "audit.key", os.urandom(32).hex() + "\n")
+    (secrets_dir / "db.json").write_bytes(b'{"user": "app", "pw": "p4ss"}')
+    cfg = file_config(secrets_dir)
+    cfg["secrets"]["db_password"].update({"mode": "0440", "uid": 0,
+                                          "gid": 1500})
+    cfg["secrets"]["owned"] = {"backend": "dev", "ref": "api",
+                               "mode": "0400", "uid": 1000, "gid": 1000}
+    cfg["secrets"]["db"] = {"backend": "dev", "ref": "db.json",
+                            "as": "directory", "mode": "0440", "uid": 0,
+                            "gid": 1500}
+    cfg["audit"] = {"file": str(tmp_path / "audit.log"),
+                    "key_file": str(tmp_path / "audit.key"),
+                    "flush_interval": 0}
+    return cfg
+
+
+def opens_of(tmp_path, secret):
+    return [r for r in audit_records(tmp_path)
+            if r["event"] == "access" and r["secret"] == secret]
+
+
+def explain_pid(d, pid):
+    r = subprocess.run([binary(), "explain", "-c", str(d.config_path),
+                        "--pid", str(pid)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def sleeper(uid=None, gid=None, groups=(), prefix=()):
+    kw = {}
+    if uid is not None:
+        kw["preexec_fn"] = as_user(uid, gid, groups)
+    p = subprocess.Popen(list(prefix) + ["sleep", "60"], **kw)
+    # Wait for the exec (the child's comm becomes sleep).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/comm" % p.pid) as f:
+                if f.read().strip() == "sleep":
+                    break
+        except OSError:
+            pass
+        time.sleep(0.01)
+    return p
+
+
+def row(out, name):
+    return next(l for l in out.splitlines() if l.split()[:1] == [name])
+
+
+def test_a_mode_refused_open_is_one_audited_deny(make_daemon, secrets_dir,
+                                                  tmp_path):
+    d = make_daemon(mode_config(secrets_dir, tmp_path))
+    path = d.path("db_password")
+    # Attack: a uid the mode refuses (0440 root:1500; 10001 is neither).
+    assert probe(path, 10001, 10001) == str(13)
+    recs = opens_of(tmp_path, "db_password")
+    assert len(recs) == 1, recs
+    r = recs[0]
+    assert (r["outcome"], r["reason"], r["errno"], r["rule"], r["uid"],
+            r["gid"], r["version"]) == \
+        ("deny", "mode", 13, "host", 10001, 10001, None)
+    # stat and access(2) as before: the attributes are visible, R_OK is not.
+    st = subprocess.run(["stat", "-c", "%a %u %g", path], capture_output=True,
+                        text=True, preexec_fn=as_user(10001, 10001))
+    assert st.stdout.split() == ["440", "0", "1500"], st.stderr
+    assert not can_access(path, os.R_OK, 10001, 10001)
+    assert can_access(path, os.F_OK, 10001, 10001)
+    assert can_access(d.path("api_token"), os.R_OK, 10001, 10001)
+    # Allowed opens carry no reason: the other records are unchanged.
+    assert probe(d.path("api_token"), 10001, 10001) == "ok"
+    ok = opens_of(tmp_path, "api_token")[-1]
+    assert ok["outcome"] == "allow" and "reason" not in ok
+
+
+def test_a_supplementary_group_is_honoured(make_daemon, secrets_dir,
+                                          tmp_path):
+    d = make_daemon(mode_config(secrets_dir, tmp_path))
+    path = d.path("db_password")
+    # Only the supplementary group 1500 lets 10002 in (primary 10002).
+    assert probe(path, 10002, 10002, groups=[1500]) == "ok"
+    assert can_access(path, os.R_OK, 10002, 10002, groups=[1500])
+    assert probe(path, 10002, 10002, groups=[1501]) == "13"
+    outcomes = [(r["uid"], r["outcome"], r.get("reason"))
+                for r in opens_of(tmp_path, "db_password")]
+    assert outcomes == [(10002, "allow", None), (10002, "deny", "mode")]
+    # The owner's bits decide for the owner, whatever the group's say.
+    assert probe(d.path("owned"), 1000, 1000) == "ok"
+    assert probe(d.path("owned"), 1001, 1000) == "13"
+    # A directory secret: search and read of 0550 root:1500.
+    assert probe(d.path("db/user"), 10001, 10001) == "13"
+    assert probe(d.path("db/user"), 10002, 10002, groups=[1500]) == "ok"
+    ls = subprocess.run(["ls", d.path("db")], capture_output=True, text=True,
+                        preexec_fn=as_user(10001, 10001))
+    assert ls.returncode != 0 and "Permission denied" in ls.stderr
+    ls = subprocess.run(["ls", d.path("db")], capture_output=True, text=True,
+                        preexec_fn=as_user(10002, 10002, [1500]))
+    assert ls.returncode == 0 and ls.stdout.split() == ["pw", "user"]
+
+
+def test_root_reads_by_capability_unless_it_dropped_it(make_daemon,
+                                                       secrets_dir, tmp_path):
+    """Decided: CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH in the caller's
+    effective set read any mode, as the kernel's default_permissions did;
+    a root without them is held to the mode like anyone."""
+    d = make_daemon(mode_config(secrets_dir, tmp_path))
+    path = d.path("owned")      # 0400 1000:1000
+    assert probe(path) == "ok"
+    drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    assert probe(path, prefix=drop) == "13"
+    recs = [(r["uid"], r["outcome"], r.get("reason"))
+            for r in opens_of(tmp_path, "owned")]
+    assert recs == [(0, "allow", None), (0, "deny", "mode")]
+    # explain sees the same difference.
+    p = sleeper(prefix=drop)
+    try:
+        out = explain_pid(d, p.pid).stdout
+        assert row(out, "owned").split()[:3] == ["owned", "EACCES", "host"]
+    finally:
+        p.kill()
+        p.wait()
+    p = sleeper()
+    try:
+        out = explain_pid(d, p.pid).stdout
+        assert row(out, "owned").split() == ["owned", "allow", "host"]
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_explain_predicts_the_mode_and_the_mount(make_daemon, secrets_dir,
+                                                 tmp_path):
+    d = make_daemon(mode_config(secrets_dir, tmp_path))
+    p = sleeper(10001, 10001)
+    try:
+        r = explain_pid(d, p.pid)
+        assert row(r.stdout, "db_password") == (
+            "%-32s %-6s %s  allow by rule host, but EACCES: mode 0440 "
+            "root:1500, caller 10001:10001" % ("db_password", "EACCES",
+                                               "host"))
+        assert row(r.stdout, "api_token").split() == \
+            ["api_token", "allow", "host"]
+        assert "  mount %s: a live bind of %s" % (d.mountpoint, d.mountpoint) \
+            in r.stdout
+        assert r.stderr == ""
+    finally:
+        p.kill()
+        p.wait()
+    p = sleeper(10002, 10002, groups=[1500, 1600])
+    try:
+        r = explain_pid(d, p.pid)
+        assert row(r.stdout, "db_password").split() == \
+            ["db_password", "allow", "host"]
+    finally:
+        p.kill()
+        p.wait()
+    # A process that does not see the mount (a namespace of its own made
+    # without it, as a container started before the broker): warned.
+    p = sleeper(prefix=["unshare", "-m", "--propagation", "private", "sh",
+                        "-c", 'umount -l "$0" && exec "$@"', d.mountpoint])
+    try:
+        r = explain_pid(d, p.pid)
+        assert ("process %d sees no bind of %s: its container started "
+                "before the broker mounted, or its bind lacks rslave"
+                % (p.pid, d.mountpoint)) in r.stderr
+        assert "a live bind" not in r.stdout
+    finally:
+        p.kill()
+        p.wait()
