@@ -613,7 +613,8 @@ static const struct cmd cmds[] = {
 	    NULL, true },
 	{ "health", control_main, "[-c CONFIG | -s SOCKET]",
 	    "exit 0 when mounted and every backend answers or has\n"
-	    "failed for less than cache.max_stale (liveness probes)",
+	    "failed for less than cache.max_stale (liveness probes);\n"
+	    "1 unhealthy, 2 degraded (a backend has never answered)",
 	    NULL, true },
 	{ "flush", control_main, "[-c CONFIG | -s SOCKET] [NAME]",
 	    "forget cached values (of NAME, or all): the next read\n"

@@ -246,8 +246,8 @@ cfg_check_keys(const json_t *obj, const char *path,
 		if (!*a) {
 			cfg_path_key(p, sizeof(p), path, k);
 			if ((near = cfg_nearest(k, allowed, SIZE_MAX)))
-				return cfg_err_set(err, p, "unknown key (did you "
-				    "mean \"%s\"?)", near);
+				return cfg_err_set(err, p, "unknown key "
+				    "(did you mean \"%s\"?)", near);
 			return cfg_err_set(err, p, "unknown key");
 		}
 	}

@@ -300,10 +300,13 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 			if (audit_backend_error(b->audit, &ae) < 0)
 				log_warnx("audit: cannot record a backend error");
 		}
+		broker_holders_fetched(b, name, errbuf[0] ? errbuf :
+		    strerror(-r));
 		/* Readers see three outcomes; anything else is an I/O error. */
 		if (r != -ENOENT && r != -EACCES)
 			r = -EIO;
-	}
+	} else
+		broker_holders_fetched(b, name, NULL);
 	broker_bstat_note(b, cb->name, cb->type, r,
 	    (double)(clk_mono_us() - t0) / 1e6, errbuf);
 	broker_release(v);

@@ -68,6 +68,8 @@ broker_cache_event(void *arg, const struct cache_event *ev)
 		};
 
 		if (expired)
+			broker_holders_expired(b, ev->name);
+		if (expired)
 			log_warnx("secret %s: no successful refresh for %lld s "
 			    "past its refresh interval (cache.max_stale): version "
 			    "%s dropped; reads fail with EIO until the backend "

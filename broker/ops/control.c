@@ -50,7 +50,8 @@ control_execute(struct broker *b, const struct control_cmd *cmd, FILE *out,
 	case CONTROL_HEALTH:
 		if ((r = broker_health(b, why, whylen)) < 0)
 			return r;
-		fprintf(out, "healthy: %s\n", why);
+		/* The CLI exits 2 on this word (control_cli.c). */
+		fprintf(out, "%s: %s\n", r > 0 ? "degraded" : "healthy", why);
 		return 0;
 	case CONTROL_FLUSH:
 		if ((r = broker_flush(b, cmd->has_name ? cmd->name : NULL)) < 0) {

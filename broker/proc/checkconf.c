@@ -300,8 +300,8 @@ check_rules(struct out *o, const struct config *cfg)
 		    !cfg->runtime_socket)
 			say(o, false, path, "rule \"%s\" matches on "
 			    "container_name, image or label, which only the "
-			    "runtime's Engine API knows: without runtime.socket "
-			    "it can never match", id);
+			    "runtime's Engine API knows: without "
+			    "runtime.socket it can never match", id);
 		allow = policy_rule_names(cfg->policy, i, false, &n);
 		for (size_t j = 0; j < n; j++) {
 			if (names_a_secret(cfg, allow[j]))

@@ -14,7 +14,7 @@ struct config;
 
 struct checkconf_result {
 	unsigned	errors;		/* mount would refuse to start */
-	unsigned	warnings;	/* it would start, but this cannot work */
+	unsigned	warnings;	/* it would start; this cannot work */
 };
 
 /*

@@ -588,3 +588,190 @@ def test_explain_predicts_the_mode_and_the_mount(make_daemon, secrets_dir,
     finally:
         p.kill()
         p.wait()
+
+
+# --- 5. status per process, due/stale/expired, last error, health ------
+
+OPENER = r"""
+import json, os, sys
+procs, path = sys.argv[1], sys.argv[2]
+if procs != "-":
+    with open(procs, "w") as f:
+        f.write(str(os.getpid()))
+print("ready", flush=True)
+for line in sys.stdin:
+    try:
+        with open(path, "rb") as f:
+            print(json.dumps(["ok", f.read().hex()]), flush=True)
+    except OSError as e:
+        print(json.dumps(["err", e.errno]), flush=True)
+"""
+
+
+class Opener:
+    """A long-lived process that reads the secret when told to."""
+
+    def __init__(self, path, cgroup_dir=None):
+        procs = os.path.join(cgroup_dir, "cgroup.procs") if cgroup_dir \
+            else "-"
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", "-c", OPENER, procs, path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def read(self):
+        self.proc.stdin.write("read\n")
+        self.proc.stdin.flush()
+        kind, val = json.loads(self.proc.stdout.readline())
+        return bytes.fromhex(val) if kind == "ok" else val
+
+    def finish(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def cgroups():
+    from conftest import need
+    from containers import FakeCgroups, cgroup2_mount
+    require_fuse()
+    need(cgroup2_mount() is not None, "no cgroup2 hierarchy is mounted")
+    cg = FakeCgroups()
+    yield cg
+    cg.remove()
+
+
+def ctl(d, *args, check=True):
+    r = subprocess.run([binary(), args[0], "-c", str(d.config_path)]
+                       + list(args[1:]), capture_output=True, text=True,
+                       timeout=60)
+    if check:
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r
+
+
+def secret_status(d, name):
+    st = json.loads(ctl(d, "status", "--json").stdout)
+    return next(s for s in st["secrets"] if s["name"] == name)
+
+
+def wait_for(pred, timeout=10, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def rotate(secrets_dir, name, value):
+    p = secrets_dir / name
+    old = os.stat(p).st_mtime_ns
+    p.write_bytes(value)
+    os.utime(p, ns=(old + 10**9, old + 10**9))
+
+
+def test_status_names_a_long_lived_holder_a_sibling_did_not_clear(
+        make_daemon, secrets_dir, cgroups):
+    from containers import hex64
+    cid = hex64()
+    cfg = file_config(secrets_dir)
+    cfg["secrets"]["db_password"]["refresh"] = "1s"
+    cfg["rules"] = [{"id": "svc", "match": {"container_id": cid},
+                     "allow": ["db_password"]},
+                    {"id": "host", "match": {"host": True}, "allow": ["*"]}]
+    d = make_daemon(cfg)
+    scope = cgroups.make("system.slice/docker-%s.scope" % cid)
+    long_lived = Opener(d.path("db_password"), scope)
+    sibling = Opener(d.path("db_password"), scope)
+    try:
+        assert long_lived.read() == VALUES["db"]
+        assert sibling.read() == VALUES["db"]
+        rotate(secrets_dir, "db", b"rotated-db\n")
+        assert wait_for(lambda: open(d.path("db_password"), "rb").read()
+                        == b"rotated-db\n", timeout=5)
+        # Another process of the same container reads the new version...
+        assert sibling.read() == b"rotated-db\n"
+        st = secret_status(d, "db_password")
+        behind = [(h["kind"], h["id"], h["pid"]) for h in st["not_reopened"]]
+        # ...and the long-lived one is still named, the sibling is not.
+        assert behind == [("container", cid, long_lived.pid)], st
+        text = ctl(d, "status").stdout
+        assert "container %s" % cid[:12] in text
+        assert "pid %d (python3)" % long_lived.pid in text
+        assert "pid %d" % sibling.pid not in text
+        # The sibling exits: nothing changes for the long-lived one.
+        sibling.finish()
+        behind = [h["pid"] for h in
+                  secret_status(d, "db_password")["not_reopened"]]
+        assert behind == [long_lived.pid]
+        # It exits: forgotten.
+        long_lived.finish()
+        assert secret_status(d, "db_password")["not_reopened"] == []
+    finally:
+        sibling.finish()
+        long_lived.finish()
+
+
+def test_status_due_past_refresh_and_the_last_error(make_daemon,
+                                                     secrets_dir):
+    cfg = file_config(secrets_dir)
+    cfg["secrets"]["api_token"]["refresh"] = "1s"
+    cfg["secrets"]["bad_field"] = {"backend": "dev", "ref": "api",
+                                   "field": "nope"}
+    d = make_daemon(cfg)
+    with open(d.path("api_token"), "rb") as f:
+        assert f.read() == VALUES["api"]
+    assert secret_status(d, "api_token")["state"] == "fresh"
+    # Past refresh, idle (read again only when read): due, not fresh.
+    assert wait_for(lambda: secret_status(d, "api_token")["state"] == "due",
+                    timeout=5)
+    # A wrong field: failed, and why.
+    with pytest.raises(OSError):
+        open(d.path("bad_field"), "rb").read()
+    st = secret_status(d, "bad_field")
+    assert st["state"] == "failed"
+    assert 'field "nope"' in st["last_error"], st
+    text = ctl(d, "status").stdout
+    assert "  last error: " in text and 'field "nope"' in text
+    # Fixed: the error goes.
+    (secrets_dir / "api").write_bytes(b'{"nope": "now-there"}')
+    assert wait_for(lambda: open(d.path("bad_field"), "rb").read()
+                    == b"now-there", timeout=10, step=0.3)
+    assert secret_status(d, "bad_field")["last_error"] is None
+
+
+def test_health_is_degraded_for_a_backend_that_never_answered(
+        make_daemon, secrets_dir, tmp_path):
+    token = write_private(tmp_path / "token", "s.nothing-listens\n")
+    cfg = file_config(secrets_dir)
+    cfg["backends"]["v"] = {"type": "vault", "address": "http://127.0.0.1:9",
+                            "tls": False,
+                            "auth": {"method": "token",
+                                     "token_file": str(token)},
+                            "http": {"timeout": "1s", "max_retries": 0}}
+    cfg["secrets"]["remote"] = {"backend": "v", "ref": "app/db"}
+    d = make_daemon(cfg)
+    # Nothing asked of it yet: healthy.
+    assert ctl(d, "health").stdout.startswith("healthy: ")
+    with pytest.raises(OSError):
+        open(d.path("remote"), "rb").read()
+    r = ctl(d, "health", check=False)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stdout.startswith("degraded: backend v has never answered (")
+    assert "all failed): " in r.stdout
+    # The file backend answers; the daemon is not unhealthy (exit 1).
+    with open(d.path("api_token"), "rb") as f:
+        assert f.read() == VALUES["api"]
+    assert ctl(d, "health", check=False).returncode == 2

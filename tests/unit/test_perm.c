@@ -30,7 +30,7 @@ cred(uid_t uid, gid_t gid, const gid_t *groups, size_t n, uint64_t caps)
 	return cr;
 }
 
-/* One class decides: owner, else group (primary or supplementary), else other. */
+/* One class decides: owner, else group (primary or not), else other. */
 static void
 test_classes(void **state)
 {
