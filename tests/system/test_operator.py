@@ -775,3 +775,31 @@ def test_health_is_degraded_for_a_backend_that_never_answered(
     with open(d.path("api_token"), "rb") as f:
         assert f.read() == VALUES["api"]
     assert ctl(d, "health", check=False).returncode == 2
+
+
+def test_status_stale_then_expired_past_max_stale(make_daemon, secrets_dir):
+    cfg = file_config(secrets_dir)
+    cfg["secrets"]["api_token"]["refresh"] = "1s"
+    cfg["cache"] = {"max_stale": "2s"}
+    d = make_daemon(cfg)
+    with open(d.path("api_token"), "rb") as f:
+        assert f.read() == VALUES["api"]
+    # The backend fails (its file is now a directory): stale, then expired.
+    os.unlink(secrets_dir / "api")
+    os.mkdir(secrets_dir / "api")
+
+    def state():
+        try:
+            open(d.path("api_token"), "rb").read()
+        except OSError:
+            pass
+        return secret_status(d, "api_token")["state"]
+    assert wait_for(lambda: state() == "stale", timeout=10, step=0.2)
+    assert wait_for(lambda: state() == "expired", timeout=15, step=0.2)
+    st = secret_status(d, "api_token")
+    assert st["last_error"], st
+    os.rmdir(secrets_dir / "api")
+    (secrets_dir / "api").write_bytes(b"back\n")
+    assert wait_for(lambda: state() in ("fresh", "due"), timeout=15,
+                    step=0.3)
+    assert secret_status(d, "api_token")["last_error"] is None
