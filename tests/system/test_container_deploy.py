@@ -116,3 +116,175 @@ def test_the_image_stops_cleanly_and_unmounts(tmp_path):
         subprocess.run(["umount", "-l", str(rootfs / "proc")], check=False)
         subprocess.run(["umount", "-l", str(rootfs / "dev/fuse")],
                        check=False)
+
+
+# ---- the recipe under rootful Podman: stop, kill, restart --------------
+
+CAPS = ["SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "SETUID", "SETGID",
+        "SETPCAP", "IPC_LOCK", "KILL"]
+
+
+def podman(*argv, timeout=120, check=True):
+    r = subprocess.run(["podman"] + list(argv), capture_output=True,
+                       text=True, timeout=timeout)
+    if check:
+        assert r.returncode == 0, (argv, r.stdout, r.stderr)
+    return r
+
+
+def state(name):
+    r = podman("inspect", "--format",
+               "{{.State.Status}} {{.State.ExitCode}} {{.State.Pid}} "
+               "{{.RestartCount}}", name, check=False)
+    return r.stdout.split() if r.returncode == 0 else []
+
+
+def memlock():
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    want = 64 << 20
+    return want if hard == resource.RLIM_INFINITY or hard >= want else hard
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    """The broker image (the Dockerfile's tree, imported since no registry
+    is reachable) run with compose.yaml's options, its volume a shared
+    parent directory of the mountpoint, and a busybox root for the app."""
+    import tempfile
+    from containers import (BUSYBOX, PODMAN_RUN, build_rootfs,
+                            busybox_is_static, unique_name)
+    require_fuse()
+    need(shutil.which("podman"), "podman is not installed")
+    need(shutil.which("runc"), "runc is not installed")
+    need(os.path.exists(BUSYBOX) and busybox_is_static(),
+         "busybox-static is not installed (%s)" % BUSYBOX)
+    tag = unique_name("img")
+    base = pathlib.Path("/run/%s.d" % unique_name("vol"))
+    etc = tmp_path / "etc-secretsfs"
+    made = {"names": [], "image": None, "bound": False}
+    # The app runs as 10001, as compose.yaml's does: its root must be
+    # reachable by that user (pytest's directories are 0700).
+    app_root = tempfile.mkdtemp(prefix="secretsfs-app-")
+    try:
+        os.chmod(app_root, 0o755)
+        build_rootfs(app_root)
+        image_root = assemble(tmp_path)
+        # The host's secretsfs dir, bound read-only at /etc/secretsfs.
+        cfg = image_config(tmp_path / "fake-root", mount=str(base / "mnt"))
+        shutil.copytree(tmp_path / "fake-root/etc/secretsfs", etc,
+                        symlinks=True)
+        os.chmod(etc, 0o711)
+        for p in (etc / "dev", etc / "dev" / "db"):
+            os.chown(p, FETCHER_UID, FETCHER_UID)
+        base.mkdir(mode=0o755)
+        # A host whose / is not shared (this one): the volume's own mount,
+        # made rshared, as the README says to do.
+        subprocess.run(["mount", "--bind", str(base), str(base)], check=True)
+        made["bound"] = True
+        subprocess.run(["mount", "--make-rshared", str(base)], check=True)
+        tar = subprocess.Popen(["tar", "-C", str(image_root), "-c", "."],
+                               stdout=subprocess.PIPE)
+        r = subprocess.run(["podman", "import", "-", "localhost/" + tag],
+                           stdin=tar.stdout, capture_output=True, text=True,
+                           timeout=300)
+        tar.wait()
+        assert r.returncode == 0, r.stderr
+        made["image"] = "localhost/" + tag
+        broker = unique_name("broker")
+        argv = list(PODMAN_RUN) + [
+            "-d", "--name", broker, "--network", "none",
+            "--restart", "always", "--pid", "host",
+            "--device", "/dev/fuse:/dev/fuse", "--cap-drop", "ALL"]
+        for c in CAPS:
+            argv += ["--cap-add", c]
+        argv += ["--security-opt", "no-new-privileges", "--read-only",
+                 "--tmpfs", "/run:size=1m,mode=0755,noexec,nosuid,nodev",
+                 # compose.yaml's 64 MiB, or what runc may set here.
+                 "--ulimit", "memlock=%d:%d" % (memlock(), memlock()),
+                 "--ulimit", "core=0:0",
+                 "-v", "%s:%s:rshared" % (base, base),
+                 "-v", "%s:/etc/secretsfs:ro" % etc,
+                 "--entrypoint", "/usr/sbin/secretsfs", made["image"],
+                 "mount", "-f", "-c", "/etc/secretsfs/secretsfs.json"]
+        made["names"].append(broker)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        yield {"broker": broker, "mnt": base / "mnt", "base": base,
+               "cfg": cfg, "rootfs": app_root, "made": made,
+               "unique_name": unique_name, "PODMAN_RUN": PODMAN_RUN}
+    finally:
+        if made["names"]:
+            podman("rm", "-f", "-t", "0", *made["names"], check=False)
+        for _ in range(3):
+            subprocess.run(["umount", "-l", str(base / "mnt")],
+                           capture_output=True)
+        if made["bound"]:
+            subprocess.run(["umount", "-l", str(base)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(app_root, ignore_errors=True)
+        if made["image"]:
+            podman("rmi", "-f", made["image"], check=False)
+
+
+def serving(d, timeout=30):
+    def ok():
+        try:
+            with open(d["mnt"] / "db_password", "rb") as f:
+                return f.read() == b"from-the-image\n"
+        except OSError:
+            return False
+    return wait_for(ok, timeout=timeout, step=0.2)
+
+
+def app_reads(d, app, timeout=20):
+    def ok():
+        r = podman("exec", app, "/bin/cat", "/run/secrets/db_password",
+                   check=False, timeout=30)
+        return r.returncode == 0 and r.stdout == "from-the-image\n"
+    return wait_for(ok, timeout=timeout, step=0.3)
+
+
+def test_the_deployment_recovers_from_a_stop_and_a_crash_by_itself(
+        deployment):
+    need(os.geteuid() == 0, "rootful Podman")
+    d = deployment
+    logs = lambda: podman("logs", d["broker"], check=False).stderr + \
+        podman("logs", d["broker"], check=False).stdout
+    assert serving(d), logs()
+    # The app container, bound as compose.yaml binds it.
+    app = d["unique_name"]("app")
+    d["made"]["names"].append(app)
+    r = subprocess.run(list(d["PODMAN_RUN"]) + [
+        "-d", "--name", app, "--network", "none", "--user", "10001:10001",
+        "--read-only", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges",
+        "-v", "%s:/run/secrets:ro,rslave" % d["mnt"],
+        "--rootfs", d["rootfs"], "/bin/sleep", "600"],
+        capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert app_reads(d, app)
+
+    # A clean stop: exit 0, no abort, the mount gone (not left dead).
+    podman("stop", "-t", "20", d["broker"])
+    st = state(d["broker"])
+    assert st[:2] == ["exited", "0"], (st, logs())
+    assert "libgcc_s" not in logs()
+    assert not is_mounted(str(d["mnt"]))
+    os.stat(d["mnt"])
+    # Started again: it serves, and the app reads again by itself.
+    podman("start", d["broker"])
+    assert serving(d), logs()
+    assert app_reads(d, app), logs()
+
+    # A crash: the runtime restarts it (restart: always) although the
+    # mountpoint is dead, since the volume is its parent; the new broker
+    # clears the dead mount and repairs the app's bind.
+    # (Not `podman kill`: a restart policy ignores what a person stops.)
+    before = state(d["broker"])
+    os.kill(int(before[2]), signal.SIGKILL)
+    assert wait_for(lambda: (lambda s: len(s) == 4 and s[0] == "running"
+                             and s[3] != before[3])(state(d["broker"])),
+                    timeout=60, step=0.5), (state(d["broker"]), logs())
+    assert serving(d, timeout=60), logs()
+    assert app_reads(d, app, timeout=60), logs()
