@@ -288,3 +288,55 @@ def test_the_deployment_recovers_from_a_stop_and_a_crash_by_itself(
                     timeout=60, step=0.5), (state(d["broker"]), logs())
     assert serving(d, timeout=60), logs()
     assert app_reads(d, app, timeout=60), logs()
+
+
+def test_the_fetcher_uid_is_the_same_in_the_image_and_sysusers(tmp_path):
+    """Key files chowned on the host to the fetcher's user must be the
+    fetcher's inside the image too: one fixed uid in both."""
+    line = next(l for l in (pathlib.Path(__file__).resolve().parents[2] /
+                            "deploy/systemd/secretsfs.sysusers")
+                .read_text().splitlines() if l.startswith("u "))
+    assert line.split()[1:3] == ["secretsfs", str(FETCHER_UID)]
+    script = assembly_script()
+    assert "secretsfs:x:%d:%d:" % (FETCHER_UID, FETCHER_UID) in script
+    assert "secretsfs:x:%d:" % FETCHER_UID in script
+
+
+def test_the_examples_users_agree():
+    """compose.yaml's payment-api user can read, by the file modes of
+    conf/secretsfs.json, every secret that config's payment-api rule
+    allows (explain would say EACCES otherwise)."""
+    import yaml
+    root = pathlib.Path(__file__).resolve().parents[2]
+    compose = yaml.safe_load((root / "deploy/compose/compose.yaml")
+                             .read_text())
+    cfg = json.loads((root / "conf/secretsfs.json").read_text())
+    uid, gid = (int(x) for x in
+                str(compose["services"]["payment-api"]["user"]).split(":"))
+    rule = next(r for r in cfg["rules"] if r["id"] == "payment-api")
+    defaults = cfg.get("defaults", {})
+    assert rule["allow"]
+    for name in rule["allow"]:
+        s = dict(defaults, **cfg["secrets"][name])
+        mode = int(s.get("mode", "0400"), 8)
+        owner, group = s.get("uid", 0), s.get("gid", 0)
+        assert isinstance(owner, int) and isinstance(group, int), name
+        if uid == owner:
+            bits = mode >> 6
+        elif gid == group:
+            bits = mode >> 3
+        else:
+            bits = mode
+        assert bits & 4, "%s: mode %o %d:%d refuses %d:%d" % (
+            name, mode, owner, group, uid, gid)
+
+
+def test_the_build_context_leaves_out_build_trees_git_and_keys():
+    root = pathlib.Path(__file__).resolve().parents[2]
+    lines = [l.strip() for l in (root / ".dockerignore").read_text()
+             .splitlines() if l.strip() and not l.startswith("#")]
+    for pattern in (".git", "build", "build*/", "**/*.key", "**/*.pem"):
+        assert pattern in lines, pattern
+    # Nothing the build stage needs is left out.
+    for needed in ("meson.build", "broker", "fuse", "include", "conf"):
+        assert needed not in lines
