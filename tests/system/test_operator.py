@@ -803,3 +803,34 @@ def test_status_stale_then_expired_past_max_stale(make_daemon, secrets_dir):
     assert wait_for(lambda: state() in ("fresh", "due"), timeout=15,
                     step=0.3)
     assert secret_status(d, "api_token")["last_error"] is None
+
+
+# --- a restart whose new mount reuses the dead one's device number -----
+
+def test_a_reused_device_number_is_not_taken_for_the_dead_mount(
+        make_daemon, secrets_dir, tmp_path):
+    """After kill -9 with no bind of the dead mount left, the kernel may
+    give the new mount the dead one's (freed) device number: the repair
+    must still find the live mount, not log `cannot look for dead binds
+    ... Transport endpoint is not connected`."""
+    cfg = file_config(secrets_dir)
+    first = make_daemon(cfg, workdir=tmp_path / "first")
+    mp = first.mountpoint
+    dead_dev = os.stat(mp).st_dev
+    reused = None
+    for i in range(5):
+        first.kill9()
+        d = make_daemon({**file_config(secrets_dir), "mount": {"path": mp}},
+                        workdir=tmp_path / ("again%d" % i))
+        assert wait_for(lambda: "cleared a stale mount" in d.log(), 10)
+        # The helper looks for dead binds once the loop answers.
+        time.sleep(1.0)
+        if os.stat(mp).st_dev == dead_dev:
+            reused = d
+            break
+        dead_dev = os.stat(mp).st_dev
+        first = d
+    assert reused is not None, "the kernel never reused the device number"
+    assert "cannot look for dead binds" not in reused.log(), reused.log()
+    with open(reused.path("api_token"), "rb") as f:
+        assert f.read() == VALUES["api"]
