@@ -36,6 +36,7 @@
 
 #include <secretsfs/fs.h>
 #include <secretsfs/log.h>
+#include <secretsfs/perm.h>
 #include <secretsfs/secmem.h>
 
 #include "fs_int.h"
@@ -115,6 +116,32 @@ refuse(struct broker_view *v, const struct node *n, const struct caller *c,
 	return broker_deny_errno(v);
 }
 
+/*
+ * The mode check the kernel made with default_permissions, for requests
+ * other than open (broker_open has its own, audited): search to look up
+ * in a directory secret, read to list it or read the version xattr, and
+ * access(2). The root is 0555 root:root, open to every caller.
+ */
+static int
+mode_refuses(struct fs *fs, struct broker_view *v, fuse_req_t req,
+    const struct node *n, int want)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat st;
+
+	if (n->idx < 0)
+		root_attr(fs, &st);
+	else if (!n->child && is_dir_secret(v, (size_t)n->idx))
+		dir_attr(fs, v, (size_t)n->idx, 0, &st);
+	else {
+		st.st_mode = secret(v, (size_t)n->idx)->mode;
+		st.st_uid = secret(v, (size_t)n->idx)->uid;
+		st.st_gid = secret(v, (size_t)n->idx)->gid;
+	}
+	return perm_allows(ctx->pid, ctx->uid, ctx->gid, st.st_mode & 07777,
+	    st.st_uid, st.st_gid, want) < 0 ? EACCES : 0;
+}
+
 /* Pin the value behind a file node. */
 static int
 pin(struct broker_view *v, const struct node *n, struct cache_snap **snap)
@@ -186,6 +213,9 @@ do_lookup(struct fs *fs, struct broker_view *v, fuse_req_t req,
 		/* Invisible: the same answer as a name that does not exist. */
 		return refuse(v, &n, &c, &d);
 	if (pn.idx >= 0) {
+		/* The kernel asks no more: search on the directory is ours. */
+		if ((err = mode_refuses(fs, v, req, &pn, PERM_EXEC)) != 0)
+			return err;
 		if ((err = has_child(v, (size_t)idx, name)) != 0)
 			return err;
 		if (!(e->ino = fs_ino_of(fs, parent, name, false, true)))
@@ -267,8 +297,41 @@ op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, err);
 	else if (n.idx >= 0 && (n.child || !is_dir_secret(v, (size_t)n.idx)))
 		fuse_reply_err(req, ENOTDIR);
+	else if ((err = mode_refuses(fs, v, req, &n, PERM_READ)) != 0)
+		fuse_reply_err(req, err);
 	else
 		fuse_reply_open(req, fi);
+	broker_release(v);
+}
+
+/*
+ * access(2), faccessat(2) and chdir(2): without default_permissions the
+ * kernel asks here. The rules first (a name the caller may not see is
+ * refused as in getattr), then the mode. W_OK never arrives: the mount
+ * is read-only and the kernel answers EROFS itself.
+ */
+static void
+op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct fs *fs = fs_of(req);
+	struct broker_view *v = broker_acquire(fs->broker);
+	struct policy_decision d;
+	struct caller c;
+	struct node n;
+	int err, want = 0;
+
+	if (mask & R_OK)
+		want |= PERM_READ;
+	if (mask & W_OK)
+		want |= PERM_WRITE;
+	if (mask & X_OK)
+		want |= PERM_EXEC;
+	if ((err = fs_node_of(fs, v, ino, &n)) == 0 && n.idx >= 0 &&
+	    !decide(v, req, (size_t)n.idx, &c, &d))
+		err = refuse(v, &n, &c, &d);
+	if (err == 0 && want)
+		err = mode_refuses(fs, v, req, &n, want);
+	fuse_reply_err(req, err);
 	broker_release(v);
 }
 
@@ -558,6 +621,11 @@ do_getxattr(struct fs *fs, struct broker_view *v, fuse_req_t req,
 		fuse_reply_err(req, refuse(v, &n, &c, &d));
 		return;
 	}
+	/* user.* xattrs need read permission (xattr_permission). */
+	if ((r = mode_refuses(fs, v, req, &n, PERM_READ)) != 0) {
+		fuse_reply_err(req, r);
+		return;
+	}
 	if ((r = pin(v, &n, &snap)) < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -707,6 +775,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.lookup		= op_lookup,
 	.getattr	= op_getattr,
 	.opendir	= op_opendir,
+	.access		= op_access,
 	.readdir	= op_readdir,
 	.open		= op_open,
 	.read		= op_read,

@@ -15,10 +15,13 @@
 #include <unistd.h>
 
 #include <secretsfs/auditlog.h>
+#include <secretsfs/cfg.h>
+#include <secretsfs/checkconf.h>
 #include <secretsfs/control.h>
 #include <secretsfs/engine.h>
 #include <secretsfs/kubelet.h>
 #include <secretsfs/identity.h>
+#include <secretsfs/inspect.h>
 #include <secretsfs/policy.h>
 #include <secretsfs/repair.h>
 #include <secretsfs/config.h>
@@ -51,22 +54,41 @@ load_config(const char *file, struct config **cfg)
 	return r;
 }
 
+/*
+ * The document, then every check mount makes short of mounting
+ * (checkconf.h); --document stops after the first, for a config meant for
+ * another host.
+ */
 static int
 cmd_check_config(int argc, char **argv)
 {
+	struct checkconf_result res = { 0, 0 };
+	bool document = false;
 	struct config *cfg;
 
+	if (argc == 3 && strcmp(argv[1], "--document") == 0) {
+		document = true;
+		argv++;
+		argc--;
+	}
 	if (argc != 2) {
 		usage(stderr);
 		return 2;
 	}
 	if (load_config(argv[1], &cfg) < 0)
 		return 1;
-	printf("%s: ok: %zu backend%s, %zu secret%s, mount %s\n", argv[1],
-	    cfg->n_backends, cfg->n_backends == 1 ? "" : "s", cfg->n_secrets,
-	    cfg->n_secrets == 1 ? "" : "s", cfg->mountpoint);
+	if (!document)
+		checkconf_run(cfg, stderr, &res);
+	if (res.errors == 0)
+		printf("%s: ok: %zu backend%s, %zu secret%s, mount %s%s\n",
+		    argv[1], cfg->n_backends, cfg->n_backends == 1 ? "" : "s",
+		    cfg->n_secrets, cfg->n_secrets == 1 ? "" : "s",
+		    cfg->mountpoint, res.warnings ? " (with warnings)" : "");
+	else
+		fprintf(stderr, "%s: %u error%s: mount would refuse to "
+		    "start\n", argv[1], res.errors, res.errors == 1 ? "" : "s");
 	config_free(cfg);
-	return 0;
+	return res.errors ? 1 : 0;
 }
 
 /* The daemon's life is daemon.c's; fs.c serves its requests. */
@@ -193,7 +215,6 @@ cmd_explain(int argc, char **argv)
 	const char *file = NULL, *container = NULL, *pod = NULL;
 	struct engine *engine = NULL;
 	struct kubelet *kubelet = NULL;
-	struct policy_decision d;
 	struct config *cfg;
 	struct caller c;
 	pid_t pid = 0;
@@ -278,12 +299,9 @@ cmd_explain(int argc, char **argv)
 		printf("  label %s=%s\n", c.labels[i].key, c.labels[i].value);
 	if (kubelet)
 		explain_k8s_show(kubelet, &c);
-	printf("\n%-32s %-6s %s\n", "SECRET", "ACCESS", "RULE");
-	for (size_t i = 0; i < cfg->n_secrets; i++) {
-		policy_decide(cfg->policy, &c, cfg->secrets[i].name, &d);
-		printf("%-32s %-6s %s\n", cfg->secrets[i].name,
-		    d.allowed ? "allow" : "deny", d.rule_id);
-	}
+	/* The mode and the mount have their say too (inspect.h). */
+	inspect_mount_view(stdout, pid, cfg->mountpoint);
+	inspect_table(stdout, cfg, &c, pid);
 	rc = 0;
 out:
 	kubelet_free(kubelet);
@@ -578,8 +596,11 @@ static const struct cmd cmds[] = {
 	    "  -f, --foreground    stay in the foreground and log to stderr\n"
 	    "  -d, --debug         debug logging; with -f also libfuse's "
 	    "request trace\n", false },
-	{ "check-config", cmd_check_config, "CONFIG",
-	    "validate CONFIG and print what it declares; exit 1 on error",
+	{ "check-config", cmd_check_config, "[--document] CONFIG",
+	    "validate CONFIG and print what it declares; exit 1 on error:\n"
+	    "the files mount reads and their modes (the fetcher's as\n"
+	    "privsep.user), the mountpoint; warns about rules that can\n"
+	    "never match (--document: the document alone)",
 	    NULL, false },
 	{ "explain", cmd_explain,
 	    "-c CONFIG (--pid PID | --container NAME |\n"
@@ -620,7 +641,8 @@ static const struct cmd cmds[] = {
 	    NULL, true },
 	{ "health", control_main, "[-c CONFIG | -s SOCKET]",
 	    "exit 0 when mounted and every backend answers or has\n"
-	    "failed for less than cache.max_stale (liveness probes)",
+	    "failed for less than cache.max_stale (liveness probes);\n"
+	    "1 unhealthy, 2 degraded (a backend has never answered)",
 	    NULL, true },
 	{ "flush", control_main, "[-c CONFIG | -s SOCKET] [NAME]",
 	    "forget cached values (of NAME, or all): the next read\n"
@@ -718,6 +740,27 @@ first_word_is(size_t i, const char *word, size_t *len)
 	return strlen(word) == *len && strncmp(cmds[i].name, word, *len) == 0;
 }
 
+/* "unknown command", with the command it is nearest to. */
+static void
+unknown_command(const char *name)
+{
+	const char *cands[NCMDS], *near;
+	char words[NCMDS][32];
+	size_t len;
+
+	for (size_t i = 0; i < NCMDS; i++) {
+		len = strcspn(cmds[i].name, " ");
+		snprintf(words[i], sizeof(words[i]), "%.*s", (int)len,
+		    cmds[i].name);
+		cands[i] = words[i];
+	}
+	if ((near = cfg_nearest(name, cands, NCMDS)))
+		fprintf(stderr, "secretsfs: unknown command \"%s\" (did you "
+		    "mean \"%s\"?)\n\n", name, near);
+	else
+		fprintf(stderr, "secretsfs: unknown command \"%s\"\n\n", name);
+}
+
 /*
  * `secretsfs CMD --help`: the usage and help of CMD, or of every command
  * CMD begins ("audit"), on stdout. 2 for a command we do not have.
@@ -735,7 +778,7 @@ help(const char *name)
 	    (!sp || strcmp(cmds[from].name, name) == 0)); from++)
 		;
 	if (from == NCMDS) {
-		fprintf(stderr, "secretsfs: unknown command \"%s\"\n\n", name);
+		unknown_command(name);
 		usage(stderr);
 		return 2;
 	}
@@ -820,8 +863,7 @@ main(int argc, char **argv)
 	}
 	c = find(argc, argv, &words);
 	if (words == 0) {
-		fprintf(stderr, "secretsfs: unknown command \"%s\"\n\n",
-		    argv[1]);
+		unknown_command(argv[1]);
 		usage(stderr);
 		return 2;
 	}

@@ -605,6 +605,31 @@ policy_rule_id(const struct policy *p, size_t i)
 	return p->rules[i].id;
 }
 
+const char *const *
+policy_rule_names(const struct policy *p, size_t i, bool deny, size_t *n)
+{
+	const struct strlist *l;
+
+	*n = 0;
+	if (p == NULL || i >= p->n)
+		return NULL;
+	l = deny ? &p->rules[i].deny : &p->rules[i].allow;
+	*n = l->n;
+	return (const char *const *)l->v;
+}
+
+/* The keys whose values only the Engine API gives (identity.h). */
+bool
+policy_rule_needs_engine(const struct policy *p, size_t i)
+{
+	const struct rule *r;
+
+	if (p == NULL || i >= p->n)
+		return false;
+	r = &p->rules[i];
+	return r->container_name.n > 0 || r->image.n > 0 || r->n_labels > 0;
+}
+
 /* ---- deciding ----------------------------------------------------------- */
 
 static bool

@@ -296,6 +296,7 @@ access_like(struct audit *a, enum audit_event_type ev,
 		AUDIT_NUM(AUDIT_F_ERRNO, acc->err),
 		AUDIT_STR(AUDIT_F_RULE, acc->rule),
 	};
+	struct audit_kv	reason = AUDIT_STR(AUDIT_F_REASON, acc->reason);
 	struct rec	rc = { .ev = ev, .with_caller = true, .who = acc->caller };
 	size_t		i;
 
@@ -303,6 +304,9 @@ access_like(struct audit *a, enum audit_event_type ev,
 		return -EINVAL;
 	for (i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
 		rc.slot[kv[i].field] = &kv[i];
+	/* Only a refusal with a reason carries one: other records unchanged. */
+	if (acc->reason)
+		rc.slot[AUDIT_F_REASON] = &reason;
 	return emit(a, &rc);
 }
 

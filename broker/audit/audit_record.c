@@ -196,8 +196,14 @@ audit_key_load(const char *path, struct audit_key **out, char *errbuf,
 	r = secfile_read_private(path, AUDIT_KEY_MAX + 2, &b, &len, why,
 	    sizeof(why));
 	if (r < 0) {
+		size_t pl = strlen(path);
+		const char *w = why;
+
+		/* secfile's words may begin with the path: say it once. */
+		if (strncmp(w, path, pl) == 0 && strncmp(w + pl, ": ", 2) == 0)
+			w += pl + 2;
 		snprintf(errbuf, errlen, "audit key file %s: %s", path,
-		    why[0] != '\0' ? why : strerror(-r));
+		    w[0] != '\0' ? w : strerror(-r));
 		return r;
 	}
 	/* `openssl rand -hex 32 > key` leaves a newline; it is not key. */

@@ -169,6 +169,65 @@ cfg_path_index(char *buf, size_t len, const char *parent, size_t i)
 	    parent ? parent : "", i));
 }
 
+/* --- did you mean ------------------------------------------------------ */
+
+/*
+ * Optimal string alignment distance (Levenshtein with adjacent swaps,
+ * "moed" for "mode" is one edit), capped: words longer than CFG_NEAR_MAX
+ * are never near anything.
+ */
+#define CFG_NEAR_MAX	64
+
+static size_t
+osa_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t d[CFG_NEAR_MAX + 1][CFG_NEAR_MAX + 1];
+
+	if (la > CFG_NEAR_MAX || lb > CFG_NEAR_MAX)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] != b[j - 1];
+			size_t v = d[i - 1][j] + 1;
+
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (d[i - 1][j - 1] + cost < v)
+				v = d[i - 1][j - 1] + cost;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	return d[la][lb];
+}
+
+const char *
+cfg_nearest(const char *word, const char *const *cands, size_t n)
+{
+	size_t best = SIZE_MAX, d, max;
+	const char *found = NULL;
+
+	/* One edit in a short word, up to three in a long one. */
+	max = strlen(word) / 3 + 1;
+	if (max > 3)
+		max = 3;
+	for (size_t i = 0; i < n && cands[i]; i++) {
+		if (strcmp(word, cands[i]) == 0)
+			continue;
+		if ((d = osa_distance(word, cands[i])) <= max && d < best) {
+			best = d;
+			found = cands[i];
+		}
+	}
+	return found;
+}
+
 /* --- typed getters ----------------------------------------------------- */
 
 int
@@ -176,7 +235,7 @@ cfg_check_keys(const json_t *obj, const char *path,
     const char *const *allowed, struct cfg_err *err)
 {
 	char p[CFG_PATH_MAX];
-	const char *k;
+	const char *k, *near;
 	json_t *v;
 
 	json_object_foreach((json_t *)obj, k, v) {
@@ -186,6 +245,9 @@ cfg_check_keys(const json_t *obj, const char *path,
 			;
 		if (!*a) {
 			cfg_path_key(p, sizeof(p), path, k);
+			if ((near = cfg_nearest(k, allowed, SIZE_MAX)))
+				return cfg_err_set(err, p, "unknown key "
+				    "(did you mean \"%s\"?)", near);
 			return cfg_err_set(err, p, "unknown key");
 		}
 	}

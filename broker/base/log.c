@@ -8,27 +8,96 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <secretsfs/log.h>
 
+#ifndef _PATH_LOG
+#define _PATH_LOG	"/dev/log"
+#endif
+
 static const char *log_progname = "secretsfs";
 static char log_ident[64] = "secretsfs";	/* progname[proc] in a child */
 static bool log_debugging;
-static bool log_syslog;
+static bool log_daemon;		/* asked for syslog: will detach */
+static bool log_syslog;		/* ... and a syslog socket answered */
 static bool log_stderr_too;	/* a daemon still attached to its terminal */
+static int log_relay = -1;	/* stderr lines go here instead (detaching) */
 
+/*
+ * glibc's syslog drops every line without a word when nothing listens on
+ * /dev/log (a container, a minimal host): try the socket as it would.
+ */
+static int
+syslog_reachable(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static const int types[] = { SOCK_DGRAM, SOCK_STREAM };
+	int fd, err = ENOENT;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", _PATH_LOG);
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		if ((fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0)) < 0)
+			return errno;
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			return 0;
+		}
+		err = errno;
+		close(fd);
+		if (err != EPROTOTYPE)
+			break;
+	}
+	return err;
+}
+
+/*
+ * A daemon (to_syslog) writes to stderr as well until it detaches, so the
+ * person who started it sees why start-up failed. Without a syslog socket
+ * it says so, once, and its log stays on stderr.
+ */
 void
 log_init(const char *progname, bool debug, bool to_syslog)
 {
+	int err;
+
 	log_progname = progname;
 	snprintf(log_ident, sizeof(log_ident), "%s", progname);
 	log_debugging = debug;
-	log_syslog = to_syslog;
-	if (to_syslog)
-		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_daemon = to_syslog;
+	log_syslog = false;
+	log_stderr_too = to_syslog;
+	if (!to_syslog)
+		return;
+	if ((err = syslog_reachable()) != 0) {
+		fprintf(stderr, "%s: no syslog socket at %s (%s): logging to "
+		    "stderr\n", log_ident, _PATH_LOG, strerror(err));
+		return;
+	}
+	log_syslog = true;
+	openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+bool
+log_to_syslog(void)
+{
+	return log_syslog;
+}
+
+/*
+ * A daemon between its fork and serving: what it would print goes down
+ * the readiness pipe, and the process the person started prints it. -1
+ * stops that.
+ */
+void
+log_set_relay(int fd)
+{
+	log_relay = fd;
 }
 
 /*
@@ -58,24 +127,44 @@ log_set_stderr(bool on)
 }
 
 /*
+ * Without syslog, would stderr take the daemon's log for its whole life
+ * without holding anyone up? A terminal or a file does; a pipe or a
+ * socket is someone (a shell's $(...), a test) reading until EOF, who
+ * would wait for the daemon's exit.
+ */
+bool
+log_detach_keeps_stderr(void)
+{
+	struct stat st;
+
+	if (log_syslog || fstat(STDERR_FILENO, &st) != 0)
+		return false;
+	return S_ISCHR(st.st_mode) || S_ISREG(st.st_mode);
+}
+
+/*
  * A daemon lets go of the terminal it was started from: stdio to
- * /dev/null, the log to syslog alone. Each process of the family does it
- * for itself, or the shell that started us would wait on their copies.
- * Nothing to do in the foreground.
+ * /dev/null, the log to syslog alone (or to a stderr that holds no one
+ * up, with no syslog). Each process of the family does it for itself,
+ * or the shell that started us would wait on their copies. Nothing to do
+ * in the foreground.
  */
 void
 log_detach(void)
 {
+	bool keep = log_detach_keeps_stderr();
 	int fd;
 
-	if (!log_syslog)
+	log_relay = -1;
+	if (!log_daemon)
 		return;
 	log_stderr_too = false;
 	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
 		return;
 	dup2(fd, STDIN_FILENO);
 	dup2(fd, STDOUT_FILENO);
-	dup2(fd, STDERR_FILENO);
+	if (!keep)
+		dup2(fd, STDERR_FILENO);
 	if (fd > STDERR_FILENO)
 		close(fd);
 }
@@ -95,7 +184,8 @@ log_debug_enabled(void)
 static void
 vlog(int pri, const char *fmt, va_list ap, const char *suffix)
 {
-	char msg[1024];
+	char msg[1024], line[1280];
+	int n;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (log_syslog) {
@@ -103,14 +193,24 @@ vlog(int pri, const char *fmt, va_list ap, const char *suffix)
 			syslog(pri, "%s: %s", msg, suffix);
 		else
 			syslog(pri, "%s", msg);
-		if (!log_stderr_too)
+		if (!log_stderr_too && log_relay < 0)
 			return;
 	}
-	/* One fprintf per line so concurrent threads do not interleave. */
 	if (suffix)
-		fprintf(stderr, "%s: %s: %s\n", log_ident, msg, suffix);
+		n = snprintf(line, sizeof(line), "%s: %s: %s\n", log_ident, msg,
+		    suffix);
 	else
-		fprintf(stderr, "%s: %s\n", log_ident, msg);
+		n = snprintf(line, sizeof(line), "%s: %s\n", log_ident, msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	/* One write per line (under PIPE_BUF) so threads do not interleave. */
+	if (log_relay >= 0) {
+		if (write(log_relay, line, n) == n)
+			return;
+	}
+	fputs(line, stderr);
 }
 
 void

@@ -27,6 +27,7 @@
 #include <secretsfs/engine.h>
 #include <secretsfs/kubelet.h>
 #include <secretsfs/log.h>
+#include <secretsfs/perm.h>
 #include <secretsfs/sched.h>
 #include <secretsfs/secmem.h>
 
@@ -300,10 +301,13 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 			if (audit_backend_error(b->audit, &ae) < 0)
 				log_warnx("audit: cannot record a backend error");
 		}
+		broker_holders_fetched(b, name, errbuf[0] ? errbuf :
+		    strerror(-r));
 		/* Readers see three outcomes; anything else is an I/O error. */
 		if (r != -ENOENT && r != -EACCES)
 			r = -EIO;
-	}
+	} else
+		broker_holders_fetched(b, name, NULL);
 	broker_bstat_note(b, cb->name, cb->type, r,
 	    (double)(clk_mono_us() - t0) / 1e6, errbuf);
 	broker_release(v);
@@ -698,6 +702,18 @@ broker_open(struct broker_view *v, const struct broker_open_req *req,
 		    AUDIT_OUTCOME_DENY, r, NULL) < 0)
 			return -EIO;
 		return -r;
+	}
+	/*
+	 * The file's mode, as the kernel's default_permissions applied it,
+	 * but here, where the refusal is recorded: an allow by the rules
+	 * still needs the mode's read bit for this caller.
+	 */
+	if (perm_allows(req->pid, req->uid, req->gid, s->mode, s->uid, s->gid,
+	    PERM_READ) < 0) {
+		if (broker_audit_refused(v, &c, req->idx, req->child, d.rule_id,
+		    EACCES, "mode") < 0)
+			return -EIO;
+		return -EACCES;
 	}
 	if (req->child)
 		r = broker_get_child(v, req->idx, req->child, &snap);

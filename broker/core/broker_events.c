@@ -68,6 +68,8 @@ broker_cache_event(void *arg, const struct cache_event *ev)
 		};
 
 		if (expired)
+			broker_holders_expired(b, ev->name);
+		if (expired)
 			log_warnx("secret %s: no successful refresh for %lld s "
 			    "past its refresh interval (cache.max_stale): version "
 			    "%s dropped; reads fail with EIO until the backend "
@@ -190,6 +192,32 @@ broker_audit_access(struct broker_view *v, const struct caller *c,
 			broker_holders_open(b, name, c, version);
 	}
 	return r;
+}
+
+int
+broker_audit_refused(struct broker_view *v, const struct caller *c,
+    size_t idx, const char *child, const char *rule, int err,
+    const char *reason)
+{
+	const struct config_secret *s = &v->cfg->secrets[idx];
+	struct broker *b = v->b;
+	char name[NAME_CAP], ref[1024];
+	struct audit_access acc = {
+		.secret = name,
+		.backend = v->cfg->backends[s->backend].name,
+		.ref = ref,
+		.rule = rule,
+		.outcome = AUDIT_OUTCOME_DENY,
+		.err = err,
+		.caller = c,
+		.reason = reason,
+	};
+
+	broker_count(&b->denials);
+	if (!b->audit)
+		return 0;
+	broker_record_names(s, child, name, sizeof(name), ref, sizeof(ref));
+	return audit_result(b, audit_access(b->audit, &acc), "access");
 }
 
 int

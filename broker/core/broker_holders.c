@@ -1,7 +1,8 @@
 /*
- * Who opened which version of each secret (struct track, per cache name):
- * status shows who has not reopened since a rotation, and on_rotate
- * signals them.
+ * Who opened which version of each secret (struct track, per cache name),
+ * process by process: status shows every process still running that has
+ * not reopened since a rotation, and on_rotate signals them. The track
+ * also keeps what status says of the last fetch (its error, an expiry).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,17 +23,27 @@
 #include "broker_int.h"
 
 #define TRACK_HOLDERS_MAX	1024	/* callers remembered per secret */
-#define HOLDER_PIDS		8	/* openers remembered per caller */
+#define HOLDER_PIDS		32	/* openers remembered per caller */
 
+/*
+ * One process that opened a secret, with the version it opened last: a
+ * container's processes each hold their own, so that one process's read
+ * of a new version never hides another's that still holds the old one.
+ */
 struct opener {
 	pid_t		pid;
 	uint64_t	start;
+	char		comm[17];
+	uid_t		uid;
+	char		*version;	/* NULL only when out of memory */
+	struct timespec	last_open;
 };
 
 /*
- * One caller that opened a secret: a container, or a host process. There
- * is one per secret a process has read, so the strings that are long at
- * most and short in practice are allocated to fit.
+ * One caller that opened a secret: a container (its processes are its
+ * openers), or a host process (itself its one opener). There is one per
+ * secret a process has read, so the strings that are long at most and
+ * short in practice are allocated to fit.
  */
 struct holder {
 	bool		container;
@@ -45,7 +56,7 @@ struct holder {
 	uint64_t	start;
 	char		comm[17];
 	uid_t		uid;
-	char		*version;	/* NULL only when out of memory */
+	char		*version;	/* the last opener's; NULL on OOM */
 	struct timespec	last_open;
 	struct opener	*pids;		/* a host process: just itself */
 	uint8_t		npids, cap;	/* at most HOLDER_PIDS */
@@ -58,6 +69,8 @@ struct track {
 	bool		 rotated;
 	struct timespec	 rotated_at;
 	char		*previous;	/* NULL: none */
+	bool		 expired;	/* dropped past max_stale since */
+	char		*last_error;	/* the last failed fetch's words */
 	char		 name[];
 };
 
@@ -133,6 +146,8 @@ set_str(char **dst, const char *src)
 static void
 holder_clear(struct holder *h)
 {
+	for (size_t i = 0; i < h->npids; i++)
+		free(h->pids[i].version);
 	free(h->container_id);
 	free(h->container_name);
 	free(h->k8s_namespace);
@@ -141,6 +156,16 @@ holder_clear(struct holder *h)
 	free(h->k8s_container);
 	free(h->version);
 	free(h->pids);
+}
+
+/* Drop opener j of h, keeping the order (oldest first). Locked. */
+static void
+opener_drop(struct holder *h, size_t j)
+{
+	free(h->pids[j].version);
+	memmove(&h->pids[j], &h->pids[j + 1],
+	    (h->npids - j - 1) * sizeof(h->pids[0]));
+	h->npids--;
 }
 
 /* Drop holder i, moving the last one into its place. Locked. */
@@ -160,6 +185,7 @@ track_free(struct track *t)
 		holder_clear(&t->h[i]);
 	free(t->h);
 	free(t->previous);
+	free(t->last_error);
 	free(t);
 }
 
@@ -216,6 +242,8 @@ prune(struct track *t)
 		for (j = k = 0; j < h->npids; j++)
 			if (alive(h->pids[j].pid, h->pids[j].start))
 				h->pids[k++] = h->pids[j];
+			else
+				free(h->pids[j].version);
 		h->npids = k;
 		if (k == 0)
 			holder_drop(t, i);
@@ -294,11 +322,22 @@ broker_holders_open(struct broker *b, const char *name, const struct caller *c,
 		if (h->pids[i].pid == c->pid && h->pids[i].start == c->start_time)
 			break;
 	if (i == h->npids) {
+		/*
+		 * Full: the openers that exited go first, so that a burst of
+		 * short readers never pushes out a long-lived holder; else the
+		 * one that opened longest ago.
+		 */
 		if (h->npids == HOLDER_PIDS) {
-			memmove(&h->pids[0], &h->pids[1],
-			    (HOLDER_PIDS - 1) * sizeof(h->pids[0]));
-			h->npids--;
-		} else if (h->npids == h->cap) {
+			for (size_t j = 0; j < h->npids; ) {
+				if (!alive(h->pids[j].pid, h->pids[j].start))
+					opener_drop(h, j);
+				else
+					j++;
+			}
+		}
+		if (h->npids == HOLDER_PIDS)
+			opener_drop(h, 0);
+		if (h->npids == h->cap) {
 			uint8_t cap = h->cap ? 2 * h->cap : 1;
 			struct opener *p;
 
@@ -308,8 +347,23 @@ broker_holders_open(struct broker *b, const char *name, const struct caller *c,
 			h->pids = p;
 			h->cap = cap;
 		}
-		h->pids[h->npids++] = (struct opener){ c->pid, c->start_time };
+		i = h->npids++;
+		memset(&h->pids[i], 0, sizeof(h->pids[i]));
+		h->pids[i].pid = c->pid;
+		h->pids[i].start = c->start_time;
+	} else if (i + 1 < h->npids) {
+		/* The most recent opener last: eviction takes the oldest. */
+		struct opener o = h->pids[i];
+
+		memmove(&h->pids[i], &h->pids[i + 1],
+		    (h->npids - i - 1) * sizeof(o));
+		h->pids[h->npids - 1] = o;
+		i = h->npids - 1;
 	}
+	h->pids[i].uid = c->uid;
+	memcpy(h->pids[i].comm, c->comm, sizeof(h->pids[i].comm));
+	set_str(&h->pids[i].version, version);
+	h->pids[i].last_open = h->last_open;
 out:
 	pthread_mutex_unlock(&b->track_lock);
 }
@@ -347,12 +401,11 @@ broker_holders_signal(struct broker *b, const char *name, const char *version,
 
 	pthread_mutex_lock(&b->track_lock);
 	if ((t = track_find(b, name, false)))
-		for (i = 0; i < t->n; i++) {
-			if (strcmp(nz(t->h[i].version), version) == 0)
-				continue;
+		for (i = 0; i < t->n; i++)
 			for (j = 0; j < t->h[i].npids && n < 64; j++)
-				who[n++] = t->h[i].pids[j];
-		}
+				if (strcmp(nz(t->h[i].pids[j].version),
+				    version) != 0)
+					who[n++] = t->h[i].pids[j];
 	pthread_mutex_unlock(&b->track_lock);
 	for (i = 0; i < n; i++) {
 		if ((pfd = pidfd_open_(who[i].pid)) < 0)
@@ -397,12 +450,16 @@ broker_holders_rotated(struct broker *b, const char *name,
 	pthread_mutex_unlock(&b->track_lock);
 }
 
-/* The callers of si that opened another version than the current one. */
+/*
+ * For status: the processes still running that opened another version
+ * than the current one, one entry each (a container's are named with
+ * their container), the rotation, and the last fetch error.
+ */
 void
 broker_holders_fill(struct broker *b, struct broker_secret_info *si)
 {
 	struct track *t;
-	size_t i, j;
+	size_t i, j, total = 0;
 
 	pthread_mutex_lock(&b->track_lock);
 	if (!(t = track_find(b, si->name, false))) {
@@ -413,45 +470,83 @@ broker_holders_fill(struct broker *b, struct broker_secret_info *si)
 	si->holders = t->n;
 	si->rotated = t->rotated;
 	si->rotated_at = t->rotated_at;
+	si->expired = t->expired;
 	snprintf(si->previous, sizeof(si->previous), "%s", nz(t->previous));
-	if (t->n && !(si->behind = calloc(t->n, sizeof(*si->behind)))) {
+	snprintf(si->last_error, sizeof(si->last_error), "%s",
+	    nz(t->last_error));
+	for (i = 0; i < t->n; i++)
+		total += t->h[i].npids;
+	if (total && !(si->behind = calloc(total, sizeof(*si->behind)))) {
 		pthread_mutex_unlock(&b->track_lock);
 		return;
 	}
 	for (i = 0; i < t->n; i++) {
 		const struct holder *h = &t->h[i];
-		struct broker_holder_info *hi;
 
-		if (!si->cache.version[0] ||
-		    strcmp(nz(h->version), si->cache.version) == 0)
-			continue;
-		hi = &si->behind[si->nbehind++];
-		hi->container = h->container;
-		snprintf(hi->container_id, sizeof(hi->container_id), "%s",
-		    nz(h->container_id));
-		snprintf(hi->container_name, sizeof(hi->container_name), "%s",
-		    nz(h->container_name));
-		snprintf(hi->runtime, sizeof(hi->runtime), "%s",
-		    identity_runtime_name(h->runtime));
-		snprintf(hi->k8s_namespace, sizeof(hi->k8s_namespace), "%s",
-		    nz(h->k8s_namespace));
-		snprintf(hi->k8s_pod, sizeof(hi->k8s_pod), "%s",
-		    nz(h->k8s_pod));
-		snprintf(hi->k8s_service_account,
-		    sizeof(hi->k8s_service_account), "%s", nz(h->k8s_sa));
-		snprintf(hi->k8s_container, sizeof(hi->k8s_container), "%s",
-		    nz(h->k8s_container));
-		hi->pid = h->pid;
-		memcpy(hi->comm, h->comm, sizeof(hi->comm));
-		hi->uid = h->uid;
-		snprintf(hi->version, sizeof(hi->version), "%s", nz(h->version));
-		hi->last_open = h->last_open;
-		for (j = 0; j < h->npids; j++)
-			hi->pids[hi->npids++] = h->pids[j].pid;
+		for (j = 0; j < h->npids; j++) {
+			const struct opener *o = &h->pids[j];
+			struct broker_holder_info *hi;
+
+			if (!si->cache.version[0] ||
+			    strcmp(nz(o->version), si->cache.version) == 0)
+				continue;
+			hi = &si->behind[si->nbehind++];
+			hi->container = h->container;
+			snprintf(hi->container_id, sizeof(hi->container_id),
+			    "%s", nz(h->container_id));
+			snprintf(hi->container_name, sizeof(hi->container_name),
+			    "%s", nz(h->container_name));
+			snprintf(hi->runtime, sizeof(hi->runtime), "%s",
+			    identity_runtime_name(h->runtime));
+			snprintf(hi->k8s_namespace, sizeof(hi->k8s_namespace),
+			    "%s", nz(h->k8s_namespace));
+			snprintf(hi->k8s_pod, sizeof(hi->k8s_pod), "%s",
+			    nz(h->k8s_pod));
+			snprintf(hi->k8s_service_account,
+			    sizeof(hi->k8s_service_account), "%s", nz(h->k8s_sa));
+			snprintf(hi->k8s_container, sizeof(hi->k8s_container),
+			    "%s", nz(h->k8s_container));
+			hi->pid = o->pid;
+			memcpy(hi->comm, o->comm, sizeof(hi->comm));
+			hi->uid = o->uid;
+			snprintf(hi->version, sizeof(hi->version), "%s",
+			    nz(o->version));
+			hi->last_open = o->last_open;
+			hi->pids[hi->npids++] = o->pid;
+		}
 	}
 	pthread_mutex_unlock(&b->track_lock);
 }
 
+/* A fetch of name failed (why) or worked (why NULL): for status. */
+void
+broker_holders_fetched(struct broker *b, const char *name, const char *why)
+{
+	struct track *t;
+
+	pthread_mutex_lock(&b->track_lock);
+	if ((t = track_find(b, name, why != NULL))) {
+		if (why)
+			set_str(&t->last_error, why);
+		else {
+			set_str(&t->last_error, NULL);
+			t->expired = false;
+		}
+	}
+	pthread_mutex_unlock(&b->track_lock);
+}
+
+/* name's value was dropped past cache.max_stale. */
+void
+broker_holders_expired(struct broker *b, const char *name)
+{
+	struct track *t;
+
+	pthread_mutex_lock(&b->track_lock);
+	if ((t = track_find(b, name, true)))
+		t->expired = true;
+	pthread_mutex_unlock(&b->track_lock);
+}
 
 void
 broker_holders_free(struct broker *b)

@@ -158,6 +158,11 @@ void broker_holders_signal(struct broker *b, const char *name,
     const char *version, int sig);
 /* The holders of si (holders, rotation, the ones behind) for status. */
 void broker_holders_fill(struct broker *b, struct broker_secret_info *si);
+/* A fetch of name failed (why) or worked (why NULL). */
+void broker_holders_fetched(struct broker *b, const char *name,
+    const char *why);
+/* name's value was dropped past cache.max_stale. */
+void broker_holders_expired(struct broker *b, const char *name);
 /* Free every track (broker_free). */
 void broker_holders_free(struct broker *b);
 

@@ -210,6 +210,18 @@ broker_health(struct broker *b, char *why, size_t len)
 			r = -EIO;
 		}
 	}
+	/* Not failing long yet, but not once answered: not healthy either. */
+	for (i = 0; r == 0 && i < b->nbstats; i++) {
+		const struct backend_stat *s = &b->bstats[i];
+
+		if (s->requests > 0 && s->errors == s->requests) {
+			snprintf(why, len, "backend %s has never answered "
+			    "(%llu request%s, all failed): %s", s->name,
+			    (unsigned long long)s->requests,
+			    s->requests == 1 ? "" : "s", s->last_error);
+			r = 1;
+		}
+	}
 	if (r == 0)
 		snprintf(why, len, "mounted on %s", b->mountpoint);
 	pthread_mutex_unlock(&b->stat_lock);

@@ -50,7 +50,8 @@ control_execute(struct broker *b, const struct control_cmd *cmd, FILE *out,
 	case CONTROL_HEALTH:
 		if ((r = broker_health(b, why, whylen)) < 0)
 			return r;
-		fprintf(out, "healthy: %s\n", why);
+		/* The CLI exits 2 on this word (control_cli.c). */
+		fprintf(out, "%s: %s\n", r > 0 ? "degraded" : "healthy", why);
 		return 0;
 	case CONTROL_FLUSH:
 		if ((r = broker_flush(b, cmd->has_name ? cmd->name : NULL)) < 0) {
@@ -315,7 +316,12 @@ control_open(const char *path, struct broker *b, struct control **out,
 	if ((c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		r = -errno;
-		snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
+		if (r == -ENOENT || r == -ENOTDIR)
+			snprintf(errbuf, errlen, "%s: its directory does not "
+			    "exist (%s); create it or fix control.socket", path,
+			    strerror(-r));
+		else
+			snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
 		goto fail;
 	}
 	/*

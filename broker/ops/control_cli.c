@@ -228,9 +228,12 @@ control_main(int argc, char **argv)
 		return 1;
 	}
 	if (strncmp(ans, "ok\n", 3) == 0) {
+		/* Degraded: up, but a backend has never answered. */
+		r = strcmp(verb, "health") == 0 &&
+		    strncmp(ans + 3, "degraded: ", 10) == 0 ? 2 : 0;
 		fwrite(ans + 3, 1, len - 3, stdout);
 		free(ans);
-		return 0;
+		return r;
 	}
 	if ((nl = strchr(ans, '\n')))
 		*nl = '\0';

@@ -154,12 +154,16 @@ state_name(const struct broker_secret_info *si)
 		return "fetching";
 	switch (si->cache.state) {
 	case REFRESH_FRESH:
-		return "fresh";
+		/* Past refresh, not fetched again yet (idle: at next read). */
+		return si->refresh_ms > 0 && si->cache.age_ms > si->refresh_ms ?
+		    "due" : "fresh";
 	case REFRESH_STALE:
 		return "stale";
 	case REFRESH_GONE:
 		return "deleted";
 	default:
+		if (si->expired)
+			return "expired";	/* dropped: past max_stale */
 		return si->cache.last_err ? "failed" : "not-cached";
 	}
 }
@@ -620,6 +624,8 @@ status_json(const struct broker_snapshot *s, FILE *f)
 		json_time(f, &si->rotated_at);
 		fputs(",\"previous_version\":", f);
 		json_str(f, si->previous[0] ? si->previous : NULL);
+		fputs(",\"last_error\":", f);
+		json_str(f, si->last_error[0] ? si->last_error : NULL);
 		fprintf(f, ",\"holders\":%zu,\"not_reopened\":[", si->holders);
 		for (j = 0; j < si->nbehind; j++) {
 			const struct broker_holder_info *h = &si->behind[j];
@@ -733,6 +739,8 @@ status_text(const struct broker_snapshot *s, FILE *f)
 		fprintf(f, "%-32s %-9s %8s %8s  %-20s  %s\n", si->name,
 		    state_name(si), a, b, t,
 		    si->cache.version[0] ? si->cache.version : "-");
+		if (si->last_error[0])
+			fprintf(f, "  last error: %s\n", si->last_error);
 		if (si->nbehind) {
 			rfc3339(t, sizeof(t), &si->rotated_at);
 			fprintf(f, "  not reopened since version %s (%s):\n",

@@ -48,19 +48,41 @@ struct daemon {
  * Without -f: fork before anything is locked or forked for privilege
  * separation, so that the daemon, its helper and its fetcher are one
  * family and the arena is never split by a fork. The process the shell
- * started waits until the daemon serves (exit 0) or dies (exit 1); until
- * then the daemon's errors also reach its stderr. Only the daemon holds
- * the write end (privsep_start closes it in the helper), but the waiter
- * also watches the daemon's exit, which says the same thing sooner.
+ * started waits until the daemon serves (a 0 byte: exit 0) or dies (exit
+ * 1). Until then every line the daemon logs comes down the same pipe and
+ * the waiter prints it on its stderr, so an error before serving always
+ * reaches the person who started it, whatever became of the daemon's own
+ * stdio. Only the daemon holds the write end (privsep_start closes it in
+ * the helper), but the waiter also watches the daemon's exit, which says
+ * the same thing sooner.
  */
+static int
+detach_relay(int fd)
+{
+	char buf[4096];
+	ssize_t n;
+	char *z;
+
+	if ((n = read(fd, buf, sizeof(buf))) < 0)
+		return errno == EINTR || errno == EAGAIN ? 0 : -1;
+	if (n == 0)
+		return -1;
+	if ((z = memchr(buf, 0, n)) != NULL) {
+		fwrite(buf, 1, z - buf, stderr);
+		fflush(stderr);
+		return 1;
+	}
+	fwrite(buf, 1, n, stderr);
+	fflush(stderr);
+	return 0;
+}
+
 static int
 detach_start(void)
 {
 	struct pollfd pfd;
-	int p[2], status;
+	int p[2], status, r;
 	pid_t pid;
-	ssize_t n;
-	char c;
 
 	if (pipe2(p, O_CLOEXEC) != 0) {
 		log_warn("cannot detach: pipe");
@@ -73,9 +95,9 @@ detach_start(void)
 	}
 	if (pid == 0) {
 		close(p[0]);
+		log_set_relay(p[1]);
 		if (setsid() < 0)
 			log_warn("setsid");
-		log_set_stderr(true);
 		return p[1];
 	}
 	close(p[1]);
@@ -83,23 +105,35 @@ detach_start(void)
 	pfd.events = POLLIN;
 	for (;;) {
 		if (poll(&pfd, 1, 200) > 0) {
-			n = read(p[0], &c, 1);
-			_exit(n == 1 && c == 0 ? 0 : 1);
+			if ((r = detach_relay(p[0])) != 0)
+				_exit(r > 0 ? 0 : 1);
+			continue;
 		}
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			_exit(1);
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			/* What it wrote before it died is still in the pipe. */
+			fcntl(p[0], F_SETFL, O_NONBLOCK);
+			while ((r = detach_relay(p[0])) == 0)
+				;
+			_exit(r > 0 ? 0 : 1);
+		}
 	}
 }
 
 /*
  * Serving: tell the process that started us, and let go of its terminal.
- * From here on the log is syslog alone.
+ * From here on the log is syslog alone; without syslog, stderr if it is
+ * a terminal or a file, and nothing if it is a pipe (whose reader would
+ * wait for our exit): the last line through the pipe says so.
  */
 static void
 detach_done(int ready_fd)
 {
 	const char ok = 0;
 
+	if (!log_to_syslog() && !log_detach_keeps_stderr())
+		log_warnx("no syslog and stderr is a pipe: the daemon's log "
+		    "ends here; run it with -f under a supervisor, or give it "
+		    "a syslog socket");
 	log_detach();
 	if (write(ready_fd, &ok, 1) != 1)
 		log_warn("cannot tell the starting process we serve");

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <secretsfs/checkconf.h>
 #include <secretsfs/clk.h>
 #include <secretsfs/fetcher.h>
 #include <secretsfs/log.h>
@@ -241,14 +242,19 @@ do_mount(struct wire_in *in, int *fusefd, char *why, size_t len)
 		snprintf(why, len, "mountpoint %s: %s", mp, strerror(errno));
 		return -errno;
 	}
+	if ((r = checkconf_mountpoint_empty(mp, real, why, len)) < 0)
+		return r;
 	if ((fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0) {
 		snprintf(why, len, "cannot open /dev/fuse: %s", strerror(errno));
 		return -errno;
 	}
-	/* What libfuse would pass, for a daemon running as root. */
-	snprintf(data, sizeof(data), "fd=%d,rootmode=%o,user_id=0,group_id=0,"
-	    "default_permissions%s", fd, st.st_mode & S_IFMT,
-	    allow_other ? ",allow_other" : "");
+	/*
+	 * What libfuse would pass, for a daemon running as root; without
+	 * default_permissions: the daemon applies each file's mode itself
+	 * (perm.h), so that a refusal is audited like every other.
+	 */
+	snprintf(data, sizeof(data), "fd=%d,rootmode=%o,user_id=0,group_id=0"
+	    "%s", fd, st.st_mode & S_IFMT, allow_other ? ",allow_other" : "");
 	if (mount(fsname, real, REPAIR_FSTYPE, MS_RDONLY | MS_NOSUID |
 	    MS_NODEV | MS_NOEXEC, data) != 0) {
 		r = -errno;

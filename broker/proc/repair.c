@@ -113,6 +113,16 @@ devs_has(const struct devs *d, dev_t dev)
 }
 
 static void
+devs_del(struct devs *d, dev_t dev)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->v[i] == dev) {
+			d->v[i] = d->v[--d->n];
+			return;
+		}
+}
+
+static void
 devs_clear(struct devs *d)
 {
 	free(d->v);
@@ -664,7 +674,8 @@ look_here(struct run *run)
 	struct repair_mountinfo *mi = &run->mi;
 	char *line = NULL;
 	size_t cap = 0;
-	bool live = false;
+	bool live = false, reused = false;
+	dev_t was_dead = 0;
 	struct stat st;
 	FILE *f;
 	int r = 0;
@@ -684,12 +695,28 @@ look_here(struct run *run)
 			/* Stacked mounts are listed bottom first. */
 			run->live = dev;
 			live = true;
+		} else {
+			was_dead = dev;
+			reused = true;
 		}
 	}
 	free(line);
 	fclose(f);
 	if (r < 0)
 		return r;
+	/*
+	 * The kernel hands a freed anonymous device number out again: once
+	 * the dead mount was detached and no bind held its superblock, the
+	 * new mount may get its number. The mount at our path that answers
+	 * with that device is the live one, and no bind of the dead one can
+	 * remain (its number was free): it is no longer a dead device.
+	 */
+	if (!live && reused && stat(run->rp->mp, &st) == 0 &&
+	    st.st_dev == was_dead) {
+		run->live = was_dead;
+		live = true;
+		devs_del(&run->rp->dead, was_dead);
+	}
 	/* What the mountpoint answers with must be that mount. */
 	if (!live || stat(run->rp->mp, &st) != 0 || st.st_dev != run->live)
 		return -ENOTCONN;

@@ -309,13 +309,18 @@ struct audit_access {
 	enum audit_outcome	 outcome;	/* allow | deny | error */
 	int			 err;		/* 0 or the errno the reader got */
 	const struct caller	*caller;
+	/*
+	 * NULL, or why a rule's allow was refused all the same ("mode": the
+	 * file's mode/uid/gid): then the record also has a "reason" field.
+	 */
+	const char		*reason;
 };
 
 /*
  * Append the record (fields: secret backend ref version outcome errno
- * rule pid uid gid comm container cgroup, all always present) and return
- * 0 once the whole line is in the file. On any failure returns -EIO (or
- * -EINVAL for a bad outcome), leaves the file as it was (a partial line
+ * rule pid uid gid comm container cgroup, all always present; reason
+ * too when set) and return 0 once the whole line is in the file. On any
+ * failure returns -EIO (or -EINVAL for a bad outcome), leaves the file as it was (a partial line
  * is truncated away) and does not advance the chain. (With
  * flush_interval 0 a failed fdatasync also gives -EIO; that record stays
  * in the chain.) The caller then refuses the access with EIO unless

@@ -127,8 +127,11 @@ struct broker_open_req {
  * The whole pipeline of an open(): a directory secret answers -EISDIR
  * and a write -EROFS, neither decided nor recorded; then broker_decide.
  * A denial is recorded (with its rule) and answers -broker_deny_errno().
- * An allowed open pins the value and records the access, its failure
- * included, before anything is served: no record, no access. When the
+ * An allow whose caller the file's mode refuses (perm.h: uid, gid, the
+ * groups and capabilities in /proc/<pid>/status) is recorded as a deny
+ * with reason "mode" and answers -EACCES. An allowed open pins the
+ * value and records the access, its failure included, before anything
+ * is served: no record, no access. When the
  * record cannot be written (audit.on_failure "deny") the answer is -EIO
  * and nothing stays pinned. 0 and *out pinned (release with cache_put:
  * it keeps the bytes it pinned across reloads and rotations), or -errno
@@ -148,6 +151,14 @@ int broker_open(struct broker_view *v, const struct broker_open_req *req,
 int broker_audit_access(struct broker_view *v, const struct caller *c,
     size_t idx, const char *child, const char *rule,
     enum audit_outcome outcome, int err, const char *version);
+/*
+ * An open a rule allowed but something else refused (reason "mode": the
+ * file's mode/uid/gid, errno EACCES): an access record with outcome deny,
+ * the allowing rule, err and reason.
+ */
+int broker_audit_refused(struct broker_view *v, const struct caller *c,
+    size_t idx, const char *child, const char *rule, int err,
+    const char *reason);
 int broker_audit_lookup_denied(struct broker_view *v, const struct caller *c,
     size_t idx, const char *child, const char *rule);
 
@@ -218,7 +229,9 @@ int broker_refresh(struct broker *b, const char *name, char *version,
 
 /*
  * Healthy: mounted, and every backend reachable or failing for less
- * than max_stale. 0, or -EIO with why filled.
+ * than max_stale: 0. Unhealthy (not mounted, a backend failing longer):
+ * -EIO. Degraded (a backend asked that has never answered, failing for
+ * less than max_stale): 1. why says which, and why.
  */
 int broker_health(struct broker *b, char *why, size_t len);
 
@@ -273,11 +286,20 @@ struct broker_secret_info {
 	struct timespec	 rotated_at;	/* when it was seen */
 	char		 previous[BACKEND_VERSION_MAX];	/* before the last rotation */
 	size_t		 holders;	/* callers with an opener still running */
-	struct broker_holder_info *behind;	/* opened an older version */
+	/*
+	 * Processes still running that opened an older version, one entry
+	 * each (pid its own, pids just it): another process's read of the
+	 * new version, in the same container too, does not clear it.
+	 */
+	struct broker_holder_info *behind;
 	size_t		 nbehind;
 	const char	*on_rotate;	/* signal name, or NULL */
 	char		 backend[128];	/* its backend; "": not configured */
 	int64_t		 refresh_ms;	/* its interval; 0: not configured */
+	bool		 expired;	/* dropped past max_stale, not fetched
+					   since */
+	char		 last_error[BACKEND_ERR_MAX];	/* of the last fetch
+					   when it failed, ""; never a value */
 };
 
 struct broker_snapshot {

@@ -54,8 +54,17 @@ void cfg_path_key(char *buf, size_t len, const char *parent, const char *key);
 void cfg_path_index(char *buf, size_t len, const char *parent, size_t i);
 
 /*
+ * The candidate nearest to word (a typo of it: a few edits, adjacent
+ * swaps counted as one), or NULL when none is near. cands holds n
+ * strings, or ends at a NULL (n SIZE_MAX). For "did you mean".
+ */
+const char *cfg_nearest(const char *word, const char *const *cands,
+    size_t n);
+
+/*
  * Every key of obj must be in allowed (NULL-terminated); otherwise
- * "unknown key" at the key's own path. 0 or -EINVAL.
+ * "unknown key" at the key's own path, with `(did you mean "KEY"?)` when
+ * one of allowed is near. 0 or -EINVAL.
  */
 int cfg_check_keys(const json_t *obj, const char *path,
     const char *const *allowed, struct cfg_err *err);

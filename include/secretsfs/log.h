@@ -16,6 +16,9 @@ void log_init(const char *progname, bool debug, bool to_syslog);
 /* In a child process: name it in every line, "progname[proc]". */
 void log_procinit(const char *proc);
 void log_set_stderr(bool on);
+bool log_to_syslog(void);
+void log_set_relay(int fd);
+bool log_detach_keeps_stderr(void);
 void log_detach(void);
 void log_set_debug(bool debug);
 bool log_debug_enabled(void);

@@ -132,6 +132,19 @@ ssize_t policy_first_k8s_rule(const struct policy *p);
 const char *policy_rule_id(const struct policy *p, size_t i);
 
 /*
+ * Rule i's allow (deny false) or deny globs, *n of them; NULL and 0 when
+ * out of range or absent. Owned by the policy. For check-config.
+ */
+const char *const *policy_rule_names(const struct policy *p, size_t i,
+    bool deny, size_t *n);
+
+/*
+ * Whether rule i matches on container_name, image or label, which only a
+ * runtime's Engine API (runtime.socket) can tell.
+ */
+bool policy_rule_needs_engine(const struct policy *p, size_t i);
+
+/*
  * Decide whether caller c may see secret_name. A NULL policy denies. Always
  * fills *out (a deny unless a rule allows). Returns 0, or -EINVAL (and a
  * deny) when c, secret_name or out is NULL.

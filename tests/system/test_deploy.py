@@ -319,7 +319,8 @@ def test_dockerfile_final_stage_holds_what_the_daemon_loads(tmp_path):
             ' "secrets": {"db_password": {"backend": "dev", "gid": "secretsfs"}}}')
         os.chmod(rootfs / "etc/secretsfs/secretsfs.json", 0o600)
         r = subprocess.run(["chroot", str(rootfs), "/usr/sbin/secretsfs",
-                            "check-config", "/etc/secretsfs/secretsfs.json"],
+                            "check-config", "--document",
+                            "/etc/secretsfs/secretsfs.json"],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stdout + r.stderr
     finally:
@@ -350,10 +351,12 @@ def test_compose_broker_hardening():
     assert b["restart"] == "always"
     assert b["ulimits"]["core"] == 0
     assert b["ulimits"]["memlock"] >= (locked_mib() + 16) * (1 << 20)
+    # The mountpoint's parent directory, which a dead mount cannot make
+    # unusable as a volume source (issue 20).
     mount = [v for v in b["volumes"] if isinstance(v, dict)
-             and v["target"] == "/run/secretsfs"]
+             and v["target"] == "/run/secretsfs.d"]
     assert len(mount) == 1
-    assert mount[0]["source"] == "/run/secretsfs"
+    assert mount[0]["source"] == "/run/secretsfs.d"
     assert mount[0]["bind"]["propagation"] == "rshared"
     assert b["healthcheck"]["test"][:3] == ["CMD", "/usr/sbin/secretsfs",
                                            "health"]
@@ -378,7 +381,7 @@ def test_compose_payment_service_hardening():
         binds = [v for v in p["volumes"] if isinstance(v, dict)
                  and v["target"] == "/run/secrets"]
         assert len(binds) == 1, name
-        assert binds[0]["source"] == "/run/secretsfs"
+        assert binds[0]["source"] == "/run/secretsfs.d/mnt"
         assert binds[0]["read_only"] is True
         assert binds[0]["bind"]["propagation"] == "rslave"
         assert secretish_env(p.get("environment", {})) == [], name

@@ -273,6 +273,37 @@ test_locate(void **state)
 	}
 }
 
+/* A typo is named with its nearest key; a word far from all is not. */
+static void
+test_did_you_mean(void **state)
+{
+	static const char *const allowed[] = { "path", "allow_other",
+	    "mode", NULL };
+	static const char *const names[] = { "db_password", "api_token" };
+	struct cfg_err err;
+	json_t *j;
+
+	(void)state;
+	assert_string_equal(cfg_nearest("moed", allowed, SIZE_MAX), "mode");
+	assert_string_equal(cfg_nearest("allow_othr", allowed, SIZE_MAX),
+	    "allow_other");
+	assert_string_equal(cfg_nearest("pth", allowed, SIZE_MAX), "path");
+	assert_null(cfg_nearest("bogus", allowed, SIZE_MAX));
+	assert_null(cfg_nearest("mode", allowed, SIZE_MAX));
+	assert_string_equal(cfg_nearest("db_pasword", names, 2),
+	    "db_password");
+	/* n bounds the list: the second name is not looked at. */
+	assert_null(cfg_nearest("api_tokn", names, 1));
+	assert_null(cfg_nearest("x", names, 2));
+
+	j = doc("{\"moed\": \"0440\"}");
+	assert_int_equal(cfg_check_keys(j, "secrets.a", allowed, &err),
+	    -EINVAL);
+	assert_string_equal(err.path, "secrets.a.moed");
+	assert_string_equal(err.msg, "unknown key (did you mean \"mode\"?)");
+	json_decref(j);
+}
+
 static void
 test_err_format(void **state)
 {
@@ -301,6 +332,7 @@ main(void)
 		cmocka_unit_test(test_missing_and_null),
 		cmocka_unit_test(test_getters),
 		cmocka_unit_test(test_locate),
+		cmocka_unit_test(test_did_you_mean),
 		cmocka_unit_test(test_err_format),
 	};
 
