@@ -231,7 +231,8 @@ cmd_explain(int argc, char **argv)
 		}
 	}
 	if ((r = proc_ids(pid, &uid, &gid)) < 0 ||
-	    (r = identity_read(NULL, pid, uid, gid, &c)) < 0) {
+	    (r = identity_read_trusted(NULL, &(struct identity_trust){
+	    .rootless = cfg->runtime_rootless }, pid, uid, gid, &c)) < 0) {
 		log_warnx("process %d: %s", (int)pid, strerror(-r));
 		goto out;
 	}
@@ -250,7 +251,11 @@ cmd_explain(int argc, char **argv)
 		printf(", image %s", c.image);
 	if (c.pod_uid[0])
 		printf(", pod %s", c.pod_uid);
+	if (c.rootless)
+		printf(", rootless, owner uid %u", (unsigned)c.cgroup_owner);
 	printf("\n  cgroup %s\n", c.cgroup[0] ? c.cgroup : "(unknown)");
+	if (c.refused[0])
+		printf("  identity refused: %s\n", c.refused);
 	for (size_t i = 0; i < c.n_labels; i++)
 		printf("  label %s=%s\n", c.labels[i].key, c.labels[i].value);
 	printf("\n%-32s %-6s %s\n", "SECRET", "ACCESS", "RULE");

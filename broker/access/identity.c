@@ -21,15 +21,17 @@
 #include <secretsfs/identity.h>
 #include <secretsfs/lru.h>
 
+#include "identity_int.h"
+
 #define STAT_BUF_MAX	4096
 /* A hybrid host writes a dozen lines of a few hundred bytes at most. */
 #define CGROUP_BUF_MAX	(32 * 1024)
 
 /* ---- /proc reading ------------------------------------------------------ */
 
-static int
-proc_read(const char *root, pid_t pid, const char *name, char *buf,
-    size_t size)
+int
+identity_proc_read(const char *root, pid_t pid, const char *name, char *buf,
+    size_t size, bool head)
 {
 	char path[4096];
 	size_t off = 0;
@@ -59,6 +61,9 @@ proc_read(const char *root, pid_t pid, const char *name, char *buf,
 		if (r == 0)
 			break;
 		off += (size_t)r;
+		/* A seq_file gives whole lines: the first read has the first. */
+		if (head)
+			break;
 	}
 	close(fd);
 	buf[off] = '\0';
@@ -71,7 +76,8 @@ read_stat(const char *root, pid_t pid, uint64_t *start, char comm[17])
 	char buf[STAT_BUF_MAX];
 	int r;
 
-	if ((r = proc_read(root, pid, "stat", buf, sizeof(buf))) < 0)
+	r = identity_proc_read(root, pid, "stat", buf, sizeof(buf), false);
+	if (r < 0)
 		return r;
 	return identity_parse_stat(buf, start, comm);
 }
@@ -89,7 +95,8 @@ read_cgroup(const char *root, pid_t pid, uint64_t start, struct caller *c)
 
 	if ((buf = malloc(CGROUP_BUF_MAX)) == NULL)
 		return -ENOMEM;
-	r = proc_read(root, pid, "cgroup", buf, CGROUP_BUF_MAX);
+	r = identity_proc_read(root, pid, "cgroup", buf, CGROUP_BUF_MAX,
+	    false);
 	if (r == 0)
 		r = identity_parse_cgroup(buf, c);
 	free(buf);
@@ -120,6 +127,19 @@ identity_read(const char *proc_root, pid_t pid, uid_t uid, gid_t gid,
 	c.gid = gid;
 	*out = c;
 	return 0;
+}
+
+int
+identity_read_trusted(const char *proc_root, const struct identity_trust *t,
+    pid_t pid, uid_t uid, gid_t gid, struct caller *out)
+{
+	int r;
+
+	if ((r = identity_read(proc_root, pid, uid, gid, out)) < 0)
+		return r;
+	if ((r = identity_verify(proc_root, t, out)) < 0)
+		memset(out, 0, sizeof(*out));
+	return r;
 }
 
 /* ---- the cache ---------------------------------------------------------- */
@@ -156,6 +176,9 @@ struct id_entry {
 	char			 container_id[IDENTITY_ID_MAX];
 	char			 pod_uid[64];
 	char			 unit[IDENTITY_NAME_MAX];
+	char			 refused[128];
+	uid_t			 cgroup_owner;
+	bool			 rootless;
 };
 
 struct identity_cache {
@@ -168,6 +191,8 @@ struct identity_cache {
 	struct lru		 lru;
 	size_t			 count;
 	size_t			 pins, pin_max;	/* pins counts reserved ones too */
+	bool			 verify;	/* a trust was set */
+	struct identity_trust	 trust;		/* cgroup_root: our copy */
 	uint64_t		 hits, misses, evictions;
 };
 
@@ -311,7 +336,22 @@ identity_cache_free(struct identity_cache *ic)
 	pthread_mutex_destroy(&ic->lock);
 	free(ic->buckets);
 	free(ic->proc_root);
+	free((char *)ic->trust.cgroup_root);
 	free(ic);
+}
+
+void
+identity_cache_set_trust(struct identity_cache *ic,
+    const struct identity_trust *t)
+{
+	pthread_mutex_lock(&ic->lock);
+	free((char *)ic->trust.cgroup_root);
+	ic->trust.rootless = t->rootless;
+	ic->trust.cgroup_root = t->cgroup_root ? strdup(t->cgroup_root) : NULL;
+	/* Without the copy every container would be refused: fail closed. */
+	ic->verify = true;
+	flush_locked(ic);
+	pthread_mutex_unlock(&ic->lock);
 }
 
 int
@@ -379,6 +419,9 @@ entry_fill(struct identity_cache *ic, struct id_entry *e,
 	memcpy(e->container_id, c->container_id, sizeof(e->container_id));
 	memcpy(e->pod_uid, c->pod_uid, sizeof(e->pod_uid));
 	memcpy(e->unit, c->unit, sizeof(e->unit));
+	memcpy(e->refused, c->refused, sizeof(e->refused));
+	e->cgroup_owner = c->cgroup_owner;
+	e->rootless = c->rootless;
 }
 
 static void
@@ -389,6 +432,9 @@ hit_locked(struct identity_cache *ic, struct id_entry *e, struct caller *c)
 	memcpy(c->container_id, e->container_id, sizeof(c->container_id));
 	memcpy(c->pod_uid, e->pod_uid, sizeof(c->pod_uid));
 	memcpy(c->unit, e->unit, sizeof(c->unit));
+	memcpy(c->refused, e->refused, sizeof(c->refused));
+	c->cgroup_owner = e->cgroup_owner;
+	c->rootless = e->rootless;
 	lru_unlink(&ic->lru, &e->lru);
 	lru_push(&ic->lru, &e->lru);
 	ic->hits++;
@@ -469,6 +515,8 @@ identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
 	if (pinning)
 		pin = pin_open(pid);
 	r = read_cgroup(ic->proc_root, pid, c.start_time, &c);
+	if (r == 0 && ic->verify)
+		r = identity_verify(ic->proc_root, &ic->trust, &c);
 	if (r == 0 && pin != -1 && pin_read(pin, c.comm) < 0) {
 		close(pin);
 		pin = -1;

@@ -532,6 +532,16 @@ add_caller(struct sbuf *b, const struct caller *c)
 	}
 	sb_key(b, "cgroup");
 	sb_str(b, c->cgroup, AUDIT_STR_MAX, true);
+	/* Only when there is something to say: other records keep their form. */
+	if (c->refused[0] != '\0' || c->runtime == IDENTITY_RUNTIME_UNKNOWN) {
+		sb_key(b, "identity");
+		sb_str(b, c->refused[0] ? c->refused : "unknown runtime",
+		    AUDIT_STR_MAX, false);
+	}
+	if (c->rootless) {
+		sb_key(b, "owner_uid");
+		sb_num(b, c->cgroup_owner);
+	}
 }
 
 void

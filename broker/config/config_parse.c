@@ -398,7 +398,7 @@ static int
 parse_access(const json_t *root, struct config *cfg, struct cfg_err *err)
 {
 	static const char *const akeys[] = { "denied", NULL };
-	static const char *const rkeys[] = { "socket", NULL };
+	static const char *const rkeys[] = { "socket", "rootless", NULL };
 	const char *denied = "enoent", *socket = NULL;
 	json_t *o;
 	int r;
@@ -422,9 +422,13 @@ parse_access(const json_t *root, struct config *cfg, struct cfg_err *err)
 
 	if ((r = cfg_get_object(root, "", "runtime", 0, &o, err)) < 0)
 		return r;
+	/* Either key alone is a runtime section: rootless needs no engine. */
 	if (o && ((r = cfg_check_keys(o, "runtime", rkeys, err)) < 0 ||
+	    (r = cfg_get_bool(o, "runtime", "rootless", 0,
+	    &cfg->runtime_rootless, err)) < 0 ||
 	    (r = cfg_get_string(o, "runtime", "socket", CFG_NULL |
-	    CFG_REQUIRED, &socket, err)) < 0))
+	    (json_object_get(o, "rootless") ? 0 : CFG_REQUIRED), &socket,
+	    err)) < 0))
 		return r;
 	if (socket && !(cfg->runtime_socket = strdup(socket)))
 		return -ENOMEM;

@@ -383,6 +383,9 @@ broker_new(struct config *cfg, struct broker **out, char *errbuf,
 		goto fail;
 	}
 	cache_set_events(b->cache, broker_cache_event, b);
+	/* runtime is read at start only: a reload does not change it. */
+	identity_cache_set_trust(b->ids, &(struct identity_trust){
+	    .rootless = cfg->runtime_rootless });
 	if (cfg->runtime_socket && !(b->engine = engine_new(cfg->runtime_socket))) {
 		r = -ENOMEM;
 		snprintf(errbuf, errlen, "runtime.socket: %s", strerror(-r));

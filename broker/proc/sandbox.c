@@ -179,6 +179,7 @@ static const char *const fuse_calls[] = {
 	"kill", "pidfd_open", "pidfd_send_signal",	/* on_rotate */
 	"chdir", "setsid",			/* fuse_daemonize */
 	"splice", "vmsplice",			/* libfuse's splice path */
+	"getxattr", "lgetxattr",		/* delegated cgroups (identity) */
 	NULL
 };
 

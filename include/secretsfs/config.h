@@ -60,6 +60,7 @@ struct config {
 	struct policy		*policy;	/* "rules"; empty: deny all */
 	int			 deny_errno;	/* ENOENT, or EACCES to debug */
 	char			*runtime_socket;	/* Engine API, or NULL */
+	bool			 runtime_rootless;	/* runtime.rootless */
 	struct audit_config	*audit;		/* NULL: auditing off */
 	/*
 	 * Not the parsed document, which is freed after parsing: what a reload

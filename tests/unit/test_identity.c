@@ -1085,6 +1085,161 @@ test_pin_budget(void **state)
 	identity_cache_free(ic);
 }
 
+/* ---- what identity_verify reads ---------------------------------------- */
+
+static void
+test_verify_helpers(void **state)
+{
+	pid_t last = 0;
+
+	(void)state;
+	assert_int_equal(identity_parse_nspid("Name:\tx\nNSpid:\t812\n"
+	    "NSpgid:\t1\n", &last), 1);
+	assert_int_equal(last, 812);
+	assert_int_equal(identity_parse_nspid("NSpid:\t812\t7\t1\n", &last), 3);
+	assert_int_equal(last, 1);
+	assert_int_equal(identity_parse_nspid("Name:\tx\n", NULL), 0);
+	assert_int_equal(identity_parse_nspid("NSpid:\t8x\n", NULL), 0);
+
+	assert_int_equal(identity_parse_first_mount("27 1 0:21 / / rw - x\n"),
+	    27);
+	assert_int_equal(identity_parse_first_mount(""), -1);
+	assert_int_equal(identity_parse_first_mount("x 1"), -1);
+
+	assert_true(identity_host_cgroup("/"));
+	assert_true(identity_host_cgroup("/init.scope"));
+	assert_true(identity_host_cgroup("/system.slice/cron.service"));
+	assert_true(identity_host_cgroup("/user.slice/user-1000.slice"));
+	assert_false(identity_host_cgroup("/lxc.payload.x"));
+	assert_false(identity_host_cgroup("/machine.slice/systemd-nspawn@x."
+	    "service/payload"));
+	assert_false(identity_host_cgroup("/system.slicex"));
+	assert_false(identity_host_cgroup(""));
+}
+
+/* A fake /proc and cgroup tree: what the checks see, without a kernel. */
+static void
+put(const char *dir, const char *name, const char *text)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+test_verify_fake_trees(void **state)
+{
+	struct identity_trust t = { false, NULL };
+	char tmpl[] = "/tmp/sfs-idv-XXXXXX", proc[64], cg[64], d[4096];
+	struct caller c;
+
+	(void)state;
+	assert_non_null(mkdtemp(tmpl));
+	snprintf(proc, sizeof(proc), "%s/proc", tmpl);
+	snprintf(cg, sizeof(cg), "%s/cg", tmpl);
+	assert_int_equal(mkdir(proc, 0755), 0);
+	assert_int_equal(mkdir(cg, 0755), 0);
+	snprintf(d, sizeof(d), "%s/1", proc);
+	assert_int_equal(mkdir(d, 0755), 0);
+	put(d, "mountinfo", "27 1 0:21 / / rw - ext4 x rw\n");
+	snprintf(d, sizeof(d), "%s/77", proc);
+	assert_int_equal(mkdir(d, 0755), 0);
+	put(d, "status", "Name:\tx\nNSpid:\t77\n");
+	put(d, "mountinfo", "27 1 0:21 / / rw - ext4 x rw\n");
+
+	/* Host: pid 1's namespaces and a host cgroup. */
+	parse("0::/system.slice/cron.service\n", &c);
+	c.pid = 77;
+	assert_int_equal(identity_verify(proc, &t, &c), 0);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_SYSTEMD);
+	/* Another mount namespace: unknown. */
+	put(d, "mountinfo", "3100 3000 0:21 / / rw - ext4 x rw\n");
+	assert_int_equal(identity_verify(proc, &t, &c), 0);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_UNKNOWN);
+	assert_string_equal(c.unit, "");
+	/* Another pid namespace: unknown. */
+	put(d, "mountinfo", "27 1 0:21 / / rw - ext4 x rw\n");
+	put(d, "status", "Name:\tx\nNSpid:\t77\t1\n");
+	parse("0::/\n", &c);
+	c.pid = 77;
+	assert_int_equal(identity_verify(proc, &t, &c), 0);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_UNKNOWN);
+
+	/* A container whose cgroup is root's (when the test runs as root). */
+	if (geteuid() == 0) {
+		char pd[sizeof(d)];
+
+		snprintf(pd, sizeof(pd), "%s", d);
+		t.cgroup_root = cg;
+		snprintf(d, sizeof(d), "%s/system.slice", cg);
+		assert_int_equal(mkdir(d, 0755), 0);
+		snprintf(d, sizeof(d), "%s/system.slice/docker-" ID_A ".scope",
+		    cg);
+		assert_int_equal(mkdir(d, 0755), 0);
+		parse("0::/system.slice/docker-" ID_A ".scope/inner\n", &c);
+		assert_int_equal(identity_verify(proc, &t, &c), 0);
+		assert_string_equal(c.container_id, ID_A);
+		assert_string_equal(c.refused, "");
+		/* The same, once the parent is another user's. */
+		snprintf(d, sizeof(d), "%s/system.slice", cg);
+		assert_int_equal(chown(d, 65534, 65534), 0);
+		assert_int_equal(identity_verify(proc, &t, &c), 0);
+		assert_string_equal(c.container_id, "");
+		assert_int_equal(c.runtime, IDENTITY_RUNTIME_UNKNOWN);
+		assert_non_null(strstr(c.refused, "owned by a user at "
+		    "/system.slice"));
+		/* ... believed as that user's with rootless on. */
+		t.rootless = true;
+		parse("0::/system.slice/docker-" ID_A ".scope/inner\n", &c);
+		assert_int_equal(identity_verify(proc, &t, &c), 0);
+		assert_string_equal(c.container_id, ID_A);
+		assert_true(c.rootless);
+		assert_int_equal(c.cgroup_owner, 65534);
+		/* Writable by others: never, rootless or not. */
+		assert_int_equal(chmod(d, 0777), 0);
+		assert_int_equal(identity_verify(proc, &t, &c), 0);
+		assert_string_equal(c.container_id, "");
+		assert_true(c.refused[0] != '\0');
+		assert_int_equal(chown(d, 0, 0), 0);
+		parse("0::/system.slice/docker-" ID_A ".scope/inner\n", &c);
+		assert_int_equal(identity_verify(proc, &t, &c), 0);
+		assert_string_equal(c.container_id, "");
+		assert_non_null(strstr(c.refused, "writable"));
+		assert_int_equal(chmod(d, 0755), 0);
+		t.rootless = false;
+		snprintf(d, sizeof(d), "%s", pd);
+	}
+
+	/* Below user@: refused without rootless, the unit kept. */
+	parse("0::/user.slice/user-1000.slice/user@1000.service/user.slice/"
+	    "libpod-" ID_B ".scope\n", &c);
+	c.pid = 77;
+	assert_int_equal(identity_verify(proc, &t, &c), 0);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_SYSTEMD);
+	assert_string_equal(c.unit, "user@1000.service");
+	assert_string_equal(c.container_id, "");
+	assert_non_null(strstr(c.refused, "user manager"));
+	/* A user's own process there (no container name) is that user's. */
+	put(d, "status", "Name:\tx\nNSpid:\t77\n");
+	parse("0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+	    "x.scope\n", &c);
+	c.pid = 77;
+	assert_int_equal(identity_verify(proc, &t, &c), 0);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_SYSTEMD);
+	assert_string_equal(c.refused, "");
+
+	{
+		char cmd[4200];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpl);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 int
 main(void)
 {
@@ -1111,6 +1266,8 @@ main(void)
 		cmocka_unit_test(test_long_path_not_truncated),
 		cmocka_unit_test(test_runtime_names),
 		cmocka_unit_test(test_parse_stat),
+		cmocka_unit_test(test_verify_helpers),
+		cmocka_unit_test(test_verify_fake_trees),
 		cmocka_unit_test_setup_teardown(test_cache_hit_and_pid_reuse,
 		    setup_proc, teardown_proc),
 		cmocka_unit_test_setup_teardown(test_vanished_pid,
