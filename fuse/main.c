@@ -240,6 +240,8 @@ cmd_explain(int argc, char **argv)
 		log_warnx("container %.12s: no runtime metadata (%s); rules on "
 		    "name, image and labels cannot match", c.container_id,
 		    strerror(-r));
+	if (engine && identity_verify_engine(NULL, &c, true) < 0)
+		goto out;
 	printf("process %d (%s) uid %u gid %u\n", (int)c.pid, c.comm,
 	    (unsigned)c.uid, (unsigned)c.gid);
 	printf("  runtime %s", identity_runtime_name(c.runtime));

@@ -179,6 +179,8 @@ struct id_entry {
 	char			 refused[128];
 	uid_t			 cgroup_owner;
 	bool			 rootless;
+	char			 cgroup_hier[64];
+	uint16_t		 cgroup_anchor, cgroup_user_at;
 };
 
 struct identity_cache {
@@ -422,6 +424,9 @@ entry_fill(struct identity_cache *ic, struct id_entry *e,
 	memcpy(e->refused, c->refused, sizeof(e->refused));
 	e->cgroup_owner = c->cgroup_owner;
 	e->rootless = c->rootless;
+	memcpy(e->cgroup_hier, c->cgroup_hier, sizeof(e->cgroup_hier));
+	e->cgroup_anchor = c->cgroup_anchor;
+	e->cgroup_user_at = c->cgroup_user_at;
 }
 
 static void
@@ -435,6 +440,9 @@ hit_locked(struct identity_cache *ic, struct id_entry *e, struct caller *c)
 	memcpy(c->refused, e->refused, sizeof(c->refused));
 	c->cgroup_owner = e->cgroup_owner;
 	c->rootless = e->rootless;
+	memcpy(c->cgroup_hier, e->cgroup_hier, sizeof(c->cgroup_hier));
+	c->cgroup_anchor = e->cgroup_anchor;
+	c->cgroup_user_at = e->cgroup_user_at;
 	lru_unlink(&ic->lru, &e->lru);
 	lru_push(&ic->lru, &e->lru);
 	ic->hits++;

@@ -341,3 +341,49 @@ identity_verify(const char *proc_root, const struct identity_trust *t,
 	}
 	return 0;
 }
+
+/* ---- the engine's word --------------------------------------------------- */
+
+int
+identity_verify_engine(const char *proc_root, struct caller *c, bool last)
+{
+	char buf[STATUS_MAX], *cg;
+	struct caller init;
+	int n_init, n_mine, r;
+
+	if (c->container_id[0] == '\0' || c->container_pid <= 0 ||
+	    c->refused[0] != '\0')
+		return 0;
+	r = identity_proc_read(proc_root, c->container_pid, "status", buf,
+	    sizeof(buf), false);
+	if (r == -ESRCH)
+		goto gone;
+	n_init = r == 0 ? identity_parse_nspid(buf, NULL) : 0;
+	r = identity_proc_read(proc_root, c->pid, "status", buf, sizeof(buf),
+	    false);
+	n_mine = r == 0 ? identity_parse_nspid(buf, NULL) : -1;
+	if (n_init == 0 || n_mine != n_init) {
+		refuse(c, "not in the container's pid namespace", NULL);
+		return 0;
+	}
+	if ((cg = malloc(32 * 1024)) == NULL)
+		return -ENOMEM;
+	memset(&init, 0, sizeof(init));
+	r = identity_proc_read(proc_root, c->container_pid, "cgroup", cg,
+	    32 * 1024, false);
+	if (r == 0)
+		r = identity_parse_cgroup(cg, &init);
+	free(cg);
+	if (r == -ESRCH)
+		goto gone;
+	if (r < 0 || strcmp(init.container_id, c->container_id) != 0 ||
+	    init.cgroup_anchor != c->cgroup_anchor ||
+	    strncmp(init.cgroup, c->cgroup, c->cgroup_anchor) != 0)
+		refuse(c, "cgroup is not the container's own", NULL);
+	return 0;
+gone:
+	if (!last)
+		return -ESTALE;
+	refuse(c, "the container's process is gone", NULL);
+	return 0;
+}

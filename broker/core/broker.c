@@ -626,7 +626,15 @@ broker_identify(struct broker *b, pid_t pid, uid_t uid, gid_t gid,
 	    (r = engine_enrich(b->engine, out)) < 0)
 		log_debug("runtime metadata for container %.12s: %s",
 		    out->container_id, strerror(-r));
-	return 0;
+	/* The engine's State.Pid must agree; a stale one is asked again. */
+	r = 0;
+	if (b->engine &&
+	    (r = identity_verify_engine(NULL, out, false)) == -ESTALE) {
+		engine_forget(b->engine, out->container_id);
+		engine_enrich(b->engine, out);
+		r = identity_verify_engine(NULL, out, true);
+	}
+	return r;
 }
 
 bool

@@ -79,6 +79,7 @@ struct caller {
 	size_t			 n_labels;
 	struct identity_label	 labels[IDENTITY_LABELS_MAX];
 	bool			 labels_truncated;	/* some labels were dropped */
+	pid_t			 container_pid;	/* State.Pid, 0 when unknown */
 	/*
 	 * From identity_verify(). refused: why the container the cgroup path
 	 * names was not believed (empty when it was, or none was named); a
@@ -167,6 +168,21 @@ struct identity_trust {
  */
 int identity_verify(const char *proc_root, const struct identity_trust *t,
     struct caller *c);
+
+/*
+ * With the Engine API: is c (a believed container whose engine fields are
+ * filled) in the container its cgroup names? The container's State.Pid
+ * (c->container_pid) must have as many pids on its NSpid line as the
+ * caller (the same depth of pid namespace: a host process moved into a
+ * container's cgroup has one) and a cgroup naming the same container by
+ * the same path. Without ptrace access the two namespaces' identities
+ * cannot be compared, only their depth. Refuses c (as identity_verify)
+ * when not; returns 0. When that process is gone: with last, refused;
+ * else -ESTALE, c untouched, so that the caller can ask the engine again.
+ * -ENOMEM.
+ */
+int identity_verify_engine(const char *proc_root, struct caller *c,
+    bool last);
 
 /*
  * Pure helpers of identity_verify, for the unit tests: the number of pids

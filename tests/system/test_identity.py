@@ -297,3 +297,41 @@ def test_unknown_runtime_is_not_the_host(make_daemon, secrets_dir, tmp_path,
     assert "runtime host" in head, head
     assert table["host_only"] == ("allow", "host")
     assert table["for_unknown"] == ("deny", "default-deny")
+
+
+def test_engine_pid_namespace_must_agree(make_daemon, secrets_dir, tmp_path,
+                                         podman, engine, cgroups):
+    """A host process root moves into a real container's cgroup has the
+    container's path, which root alone could give it; the Engine API's
+    State.Pid shows it is not in the container's pid namespace."""
+    name = unique_name("victim")
+    rules = [{"id": "payment", "match": {"container_name": name},
+              "allow": ["db_password"]}]
+    d = make_daemon(config(secrets_dir, tmp_path, rules,
+                           runtime={"socket": engine.socket}))
+    victim = podman.run(name, d.mountpoint)
+    assert_container_sees(victim, {"db_password"})
+    with open("/proc/%d/cgroup" % victim.pid) as f:
+        line = [l for l in f.read().splitlines() if l.startswith("0::")][0]
+    rel = line[3:]
+    assert victim.id in rel, rel
+    mnt, root = cgroup2_mount()
+    assert root == "/"
+    reader = Reader(os.path.join(mnt, rel.lstrip("/")), d.mountpoint,
+                    ["db_password"])
+    try:
+        assert reader.cgroup_line() == line
+        seen = reader.read()
+        assert seen["read"]["db_password"] == ["err", errno.ENOENT]
+        head, table = explain(d, "--pid", str(reader.pid))
+        assert "identity refused: not in the container's pid namespace" \
+            in head, head
+        assert table["db_password"] == ("deny", "default-deny")
+        recs = [r for r in audit_records(tmp_path)
+                if r.get("pid") == reader.pid]
+        assert recs and all(r["identity"] ==
+                            "not in the container's pid namespace"
+                            for r in recs), recs
+    finally:
+        reader.finish()
+    assert_container_sees(victim, {"db_password"})
