@@ -51,6 +51,7 @@ static const struct {
 	[AUDIT_F_CONFIG]	= { "config",		FT_STR,	AUDIT_STR_MAX },
 	[AUDIT_F_TARGET]	= { "target",		FT_STR,	AUDIT_STR_MAX },
 	[AUDIT_F_COUNT]		= { "count",		FT_NUM,	0 },
+	[AUDIT_F_NAMES_HASH]	= { "names_hash",	FT_STR,	AUDIT_STR_MAX },
 };
 
 static const char *const events[AUDIT_EV__MAX] = {
@@ -65,6 +66,7 @@ static const char *const events[AUDIT_EV__MAX] = {
 	[AUDIT_EV_REPAIR]	 = "repair",
 	[AUDIT_EV_STALE]	 = "stale",
 	[AUDIT_EV_FETCHER]	 = "fetcher",
+	[AUDIT_EV_DENIED_SUMMARY] = "denied_summary",
 };
 
 static const char *const outcomes[AUDIT_OUTCOME__MAX] = {

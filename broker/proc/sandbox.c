@@ -180,6 +180,7 @@ static const char *const fuse_calls[] = {
 	"chdir", "setsid",			/* fuse_daemonize */
 	"splice", "vmsplice",			/* libfuse's splice path */
 	"getxattr", "lgetxattr",		/* delegated cgroups (identity) */
+	"statfs", "fstatfs",			/* the audit disk reserve */
 	NULL
 };
 
