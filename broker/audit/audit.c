@@ -301,6 +301,7 @@ access_like(struct audit *a, enum audit_event_type ev,
 		AUDIT_NUM(AUDIT_F_OUTCOME, acc->outcome),
 		AUDIT_NUM(AUDIT_F_ERRNO, acc->err),
 		AUDIT_STR(AUDIT_F_RULE, acc->rule),
+		AUDIT_STR(AUDIT_F_REASON, acc->reason),
 	};
 	struct rec	rc = { .ev = ev, .with_caller = true, .who = acc->caller };
 	size_t		i;
@@ -317,7 +318,8 @@ access_like(struct audit *a, enum audit_event_type ev,
 	} else
 		audit_limit_sweep(a, false);
 	for (i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
-		rc.slot[kv[i].field] = &kv[i];
+		if (kv[i].field != AUDIT_F_REASON || kv[i].str != NULL)
+			rc.slot[kv[i].field] = &kv[i];
 	return audit_emit(a, &rc);
 }
 

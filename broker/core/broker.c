@@ -671,6 +671,25 @@ broker_decide(struct broker_view *v, pid_t pid, uid_t uid, gid_t gid,
 	return broker_allowed(v, c, idx, d);
 }
 
+bool
+broker_decide_missing(struct broker_view *v, pid_t pid, uid_t uid, gid_t gid,
+    const char *name, struct caller *c, struct policy_decision *d)
+{
+	if (broker_identify(v->b, pid, uid, gid, c) < 0) {
+		memset(c, 0, sizeof(*c));
+		c->pid = pid;
+		c->uid = uid;
+		c->gid = gid;
+	}
+	policy_decide(v->cfg->policy, c, name, d);
+	if (d->allowed) {
+		d->allowed = false;
+		d->rule_id = POLICY_DEFAULT_DENY_ID;
+		d->rule_index = -1;
+	}
+	return false;
+}
+
 int
 broker_open(struct broker_view *v, const struct broker_open_req *req,
     struct cache_snap **out)

@@ -323,6 +323,7 @@ struct audit_access {
 	enum audit_outcome	 outcome;	/* allow | deny | error */
 	int			 err;		/* 0 or the errno the reader got */
 	const struct caller	*caller;
+	const char		*reason;	/* fixed text; NULL: no "reason" */
 };
 
 /*
@@ -339,7 +340,11 @@ struct audit_access {
  */
 int audit_access(struct audit *a, const struct audit_access *acc);
 
-/* The same fields, as event "lookup_denied" (a name the caller may not see). */
+/*
+ * The same fields, as event "lookup_denied" (a name the caller may not see,
+ * or one that does not exist), and "reason" after "rule" when acc->reason
+ * is set.
+ */
 int audit_lookup_denied(struct audit *a, const struct audit_access *acc);
 
 /* A new version seen for a secret. */
