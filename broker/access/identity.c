@@ -181,6 +181,7 @@ struct id_entry {
 	bool			 rootless;
 	char			 cgroup_hier[64];
 	uint16_t		 cgroup_anchor, cgroup_user_at;
+	bool			 engine_checked;
 };
 
 struct identity_cache {
@@ -379,6 +380,28 @@ identity_cache_set_pin_max(struct identity_cache *ic, size_t n)
 	pthread_mutex_unlock(&ic->lock);
 }
 
+int
+identity_cache_note(struct identity_cache *ic, const struct caller *c)
+{
+	struct id_entry *e;
+	int r = -ESRCH;
+
+	pthread_mutex_lock(&ic->lock);
+	e = find_locked(ic, c->pid);
+	if (e && e->start_time == c->start_time) {
+		memcpy(e->refused, c->refused, sizeof(e->refused));
+		if (c->refused[0] != '\0') {
+			e->container_id[0] = '\0';
+			e->pod_uid[0] = '\0';
+			e->runtime = c->runtime;
+		}
+		e->engine_checked = c->engine_checked;
+		r = 0;
+	}
+	pthread_mutex_unlock(&ic->lock);
+	return r;
+}
+
 void
 identity_cache_flush(struct identity_cache *ic)
 {
@@ -427,6 +450,7 @@ entry_fill(struct identity_cache *ic, struct id_entry *e,
 	memcpy(e->cgroup_hier, c->cgroup_hier, sizeof(e->cgroup_hier));
 	e->cgroup_anchor = c->cgroup_anchor;
 	e->cgroup_user_at = c->cgroup_user_at;
+	e->engine_checked = false;
 }
 
 static void
@@ -443,6 +467,7 @@ hit_locked(struct identity_cache *ic, struct id_entry *e, struct caller *c)
 	memcpy(c->cgroup_hier, e->cgroup_hier, sizeof(c->cgroup_hier));
 	c->cgroup_anchor = e->cgroup_anchor;
 	c->cgroup_user_at = e->cgroup_user_at;
+	c->engine_checked = e->engine_checked;
 	lru_unlink(&ic->lru, &e->lru);
 	lru_push(&ic->lru, &e->lru);
 	ic->hits++;

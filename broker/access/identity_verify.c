@@ -19,6 +19,7 @@
  * caller's mount namespace, whose id no other namespace shares.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,6 @@
 
 #include "identity_int.h"
 
-#define MOUNTINFO_MAX	(256 * 1024)
 #define HEAD_MAX	1024
 #define STATUS_MAX	4096
 
@@ -65,27 +65,21 @@ opts_cover(const char *opts, size_t olen, const char *hier)
 /*
  * The directory of the hierarchy's root (hier "" for cgroup2) into dir,
  * and the length of the prefix of a /proc/<pid>/cgroup path the mount
- * shows at its top (its root field; 0 for "/").
+ * shows at its top (its root field; 0 for "/"). Read line by line: a host
+ * with many containers has a long mountinfo.
  */
 static int
-hierarchy_dir(const char *hier, char *dir, size_t len, size_t *strip)
+hierarchy_scan(const char *hier, char *dir, size_t len, size_t *strip)
 {
-	char *buf, *line, *nl, *f[6], *sep, *fstype, *sopts, *p;
-	int r, i;
+	char *line = NULL, *f[6], *sep, *fstype, *sopts, *p;
+	size_t cap = 0;
+	FILE *fp;
+	int r = -ENOENT, i;
 
-	if ((buf = malloc(MOUNTINFO_MAX)) == NULL)
-		return -ENOMEM;
-	r = identity_proc_read(NULL, getpid(), "mountinfo", buf,
-	    MOUNTINFO_MAX, false);
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
-	r = -ENOENT;
-	for (line = buf; *line; line = nl + 1) {
-		if ((nl = strchr(line, '\n')) == NULL)
-			break;
-		*nl = '\0';
+	if ((fp = fopen("/proc/self/mountinfo", "re")) == NULL)
+		return -errno;
+	while (getline(&line, &cap, fp) > 0) {
+		line[strcspn(line, "\n")] = '\0';
 		p = line;
 		for (i = 0; i < 6 && p; i++) {
 			f[i] = p;
@@ -113,8 +107,59 @@ hierarchy_dir(const char *hier, char *dir, size_t len, size_t *strip)
 		r = 0;
 		break;
 	}
-	free(buf);
+	free(line);
+	fclose(fp);
 	return r;
+}
+
+/*
+ * The hierarchies found, kept for the life of the process: cgroup file
+ * systems are mounted at boot, and one that moves afterwards makes its
+ * directories missing, which refuses, never admits.
+ */
+#define HIER_CACHE	16
+
+static struct {
+	pthread_mutex_t	 lock;
+	size_t		 n;
+	struct {
+		char	 hier[64];
+		char	 dir[4096];
+		size_t	 strip;
+	} e[HIER_CACHE];
+} hiers = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int
+hierarchy_dir(const char *hier, char *dir, size_t len, size_t *strip)
+{
+	size_t i;
+	int r;
+
+	pthread_mutex_lock(&hiers.lock);
+	for (i = 0; i < hiers.n; i++) {
+		if (strcmp(hiers.e[i].hier, hier) != 0)
+			continue;
+		r = (size_t)snprintf(dir, len, "%s", hiers.e[i].dir) >= len ?
+		    -ENAMETOOLONG : 0;
+		*strip = hiers.e[i].strip;
+		pthread_mutex_unlock(&hiers.lock);
+		return r;
+	}
+	pthread_mutex_unlock(&hiers.lock);
+	if ((r = hierarchy_scan(hier, dir, len, strip)) < 0)
+		return r;
+	pthread_mutex_lock(&hiers.lock);
+	if (hiers.n < HIER_CACHE && strlen(hier) < sizeof(hiers.e[0].hier) &&
+	    strlen(dir) < sizeof(hiers.e[0].dir)) {
+		snprintf(hiers.e[hiers.n].hier, sizeof(hiers.e[0].hier), "%s",
+		    hier);
+		snprintf(hiers.e[hiers.n].dir, sizeof(hiers.e[0].dir), "%s",
+		    dir);
+		hiers.e[hiers.n].strip = *strip;
+		hiers.n++;
+	}
+	pthread_mutex_unlock(&hiers.lock);
+	return 0;
 }
 
 /* ---- the cgroup directories --------------------------------------------- */

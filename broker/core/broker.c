@@ -626,13 +626,21 @@ broker_identify(struct broker *b, pid_t pid, uid_t uid, gid_t gid,
 	    (r = engine_enrich(b->engine, out)) < 0)
 		log_debug("runtime metadata for container %.12s: %s",
 		    out->container_id, strerror(-r));
-	/* The engine's State.Pid must agree; a stale one is asked again. */
-	r = 0;
-	if (b->engine &&
-	    (r = identity_verify_engine(NULL, out, false)) == -ESTALE) {
+	/*
+	 * The engine's State.Pid must agree; a stale one is asked again. The
+	 * answer holds for this process (the identity cache's entry) until
+	 * the entry expires; without a State.Pid it is asked again next time.
+	 */
+	if (!b->engine || out->engine_checked || out->container_id[0] == '\0')
+		return 0;
+	if ((r = identity_verify_engine(NULL, out, false)) == -ESTALE) {
 		engine_forget(b->engine, out->container_id);
 		engine_enrich(b->engine, out);
 		r = identity_verify_engine(NULL, out, true);
+	}
+	if (r == 0 && (out->container_pid > 0 || out->refused[0] != '\0')) {
+		out->engine_checked = true;
+		(void)identity_cache_note(b->ids, out);
 	}
 	return r;
 }

@@ -80,6 +80,7 @@ struct caller {
 	struct identity_label	 labels[IDENTITY_LABELS_MAX];
 	bool			 labels_truncated;	/* some labels were dropped */
 	pid_t			 container_pid;	/* State.Pid, 0 when unknown */
+	bool			 engine_checked; /* identity_verify_engine ran */
 	/*
 	 * From identity_verify(). refused: why the container the cgroup path
 	 * names was not believed (empty when it was, or none was named); a
@@ -257,6 +258,14 @@ int identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
 
 /* For tests: the most descriptors the cache may keep open (see above). */
 void identity_cache_set_pin_max(struct identity_cache *ic, size_t n);
+
+/*
+ * Keep what identity_verify_engine() found (c->refused, and
+ * engine_checked) in c's entry, if it still holds the same process, so
+ * that a hit does not read /proc again. 0, or -ESRCH when there is no
+ * such entry.
+ */
+int identity_cache_note(struct identity_cache *ic, const struct caller *c);
 
 /* Drop every entry (e.g. on reload). */
 void identity_cache_flush(struct identity_cache *ic);

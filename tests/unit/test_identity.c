@@ -640,6 +640,46 @@ teardown_proc(void **state)
 #define CG_DOCKER_A	"0::/system.slice/docker-" ID_A ".scope\n"
 #define CG_PODMAN_B	"0::/machine.slice/libpod-" ID_B ".scope\n"
 
+/* The cache keeps what the checks need, and what the engine check found. */
+static void
+test_cache_keeps_verification(void **state)
+{
+	struct fakeproc *fp = *state;
+	struct identity_cache *ic;
+	struct caller c;
+
+	ic = identity_cache_new(64, 0);
+	assert_non_null(ic);
+	assert_int_equal(identity_cache_set_proc_root(ic, fp->root), 0);
+	fake_proc_set(fp, 42, "payment-api", 1000, CG_DOCKER_A);
+	assert_int_equal(identity_lookup(ic, 42, 1000, 1000, &c), 0);
+	assert_true(c.cgroup_anchor > 0);
+	assert_false(c.engine_checked);
+	/* A hit gives the same anchor (the engine check compares it). */
+	assert_int_equal(identity_lookup(ic, 42, 1000, 1000, &c), 0);
+	assert_int_equal(c.cgroup_anchor, strlen(c.cgroup));
+
+	c.engine_checked = true;
+	snprintf(c.refused, sizeof(c.refused), "not in the container's pid "
+	    "namespace");
+	c.runtime = IDENTITY_RUNTIME_UNKNOWN;
+	assert_int_equal(identity_cache_note(ic, &c), 0);
+	assert_int_equal(identity_lookup(ic, 42, 1000, 1000, &c), 0);
+	assert_true(c.engine_checked);
+	assert_string_equal(c.container_id, "");
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_UNKNOWN);
+	assert_non_null(strstr(c.refused, "pid namespace"));
+	/* Another process with the pid: nothing noted is inherited. */
+	fake_proc_set(fp, 42, "sh", 2000, CG_DOCKER_A);
+	assert_int_equal(identity_lookup(ic, 42, 1000, 1000, &c), 0);
+	assert_false(c.engine_checked);
+	assert_string_equal(c.refused, "");
+	assert_string_equal(c.container_id, ID_A);
+	c.start_time = 1;
+	assert_int_equal(identity_cache_note(ic, &c), -ESRCH);
+	identity_cache_free(ic);
+}
+
 static void
 test_cache_hit_and_pid_reuse(void **state)
 {
@@ -1268,6 +1308,8 @@ main(void)
 		cmocka_unit_test(test_parse_stat),
 		cmocka_unit_test(test_verify_helpers),
 		cmocka_unit_test(test_verify_fake_trees),
+		cmocka_unit_test_setup_teardown(test_cache_keeps_verification,
+		    setup_proc, teardown_proc),
 		cmocka_unit_test_setup_teardown(test_cache_hit_and_pid_reuse,
 		    setup_proc, teardown_proc),
 		cmocka_unit_test_setup_teardown(test_vanished_pid,
