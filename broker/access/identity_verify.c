@@ -17,6 +17,9 @@
  * /proc/<pid>/mountinfo do not. NSpid lists a pid per pid namespace from
  * the reader's down; mountinfo's first line is the first mount of the
  * caller's mount namespace, whose id no other namespace shares.
+ *
+ * Runs in the FUSE process (its allow-list has getxattr for this) and in
+ * `secretsfs explain`.
  */
 #include <errno.h>
 #include <pthread.h>

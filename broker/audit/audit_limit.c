@@ -15,6 +15,8 @@
  * A summary is written when its caller's next interval begins, when any
  * record is written after its interval has ended, when its entry is
  * evicted, and at close.
+ *
+ * Runs in the FUSE process (its allow-list has statfs for the reserve).
  */
 #include <sys/statvfs.h>
 

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from conftest import binary, need, require_fuse
+from conftest import need, require_fuse, run_as
 from containers import READER, FakeCgroups, Reader, cgroup2_mount, hex64, \
     unique_name
 from test_access import assert_container_sees, audit_records, config, \
@@ -254,7 +254,9 @@ def test_unknown_runtime_is_not_the_host(make_daemon, secrets_dir, tmp_path,
         {"id": "unknown", "match": {"runtime": "unknown"},
          "allow": ["for_unknown"]},
     ]
-    d = make_daemon(config(secrets_dir, tmp_path, rules, values=values))
+    d = make_daemon(config(secrets_dir, tmp_path, rules, values=values,
+                           secrets={n: {"backend": "dev", "mode": "0444"}
+                                    for n in values}))
     tag = hex64()[:8]
     # (cgroup, own namespaces?)
     cases = [
@@ -293,6 +295,10 @@ def test_unknown_runtime_is_not_the_host(make_daemon, secrets_dir, tmp_path,
     # host slice) is still the host.
     with open(d.path("host_only"), "rb") as f:
         assert f.read() == values["host_only"]
+    # So is another user's process: the daemon reads its status and
+    # mountinfo without the ptrace access it has not.
+    ok = run_as(NOBODY, NOBODY, ["cat", d.path("host_only")])
+    assert ok.returncode == 0 and ok.stdout == values["host_only"], ok
     head, table = explain(d, "--pid", str(os.getpid()))
     assert "runtime host" in head, head
     assert table["host_only"] == ("allow", "host")
