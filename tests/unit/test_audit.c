@@ -368,6 +368,41 @@ test_config_errors(void **state)
 	config_fails("{\"file\":\"/a\",\"key_file\":\"/k\",\"host_name\":\"a b\"}",
 	    "audit.host_name", "spaces");
 	config_fails("[]", "audit", "object");
+	config_fails("{\"file\":\"/a\",\"key_file\":\"/k\","
+	    "\"denied_per_caller\":-1}", "audit.denied_per_caller",
+	    "expected an integer");
+	config_fails("{\"file\":\"/a\",\"key_file\":\"/k\","
+	    "\"denied_interval\":\"500ms\"}", "audit.denied_interval",
+	    "between 1s and 1h");
+	config_fails("{\"file\":\"/a\",\"key_file\":\"/k\","
+	    "\"reserve\":\"lots\"}", "audit.reserve", "expected a size");
+}
+
+static void
+test_config_limits(void **state)
+{
+	struct audit_config	 cfg;
+	struct cfg_err		 err;
+	json_t			*o;
+
+	(void)state;
+	o = json_loads("{\"file\":\"/a\",\"key_file\":\"/k\"}", 0, NULL);
+	assert_int_equal(audit_config_from_json(o, "audit", &cfg, &err), 0);
+	/* On by default: a flood is limited without asking. */
+	assert_int_equal(cfg.denied_per_caller, 100);
+	assert_int_equal(cfg.denied_interval_ms, 10000);
+	assert_int_equal(cfg.reserve, 0);
+	audit_config_clear(&cfg);
+	json_decref(o);
+	o = json_loads("{\"file\":\"/a\",\"key_file\":\"/k\","
+	    "\"denied_per_caller\":0,\"denied_interval\":\"1m\","
+	    "\"reserve\":\"64MiB\"}", 0, NULL);
+	assert_int_equal(audit_config_from_json(o, "audit", &cfg, &err), 0);
+	assert_int_equal(cfg.denied_per_caller, 0);
+	assert_int_equal(cfg.denied_interval_ms, 60000);
+	assert_int_equal(cfg.reserve, 64ULL << 20);
+	audit_config_clear(&cfg);
+	json_decref(o);
 }
 
 static const char *const access_keys[] = {
@@ -2153,6 +2188,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_ok),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_config_limits),
 		cmocka_unit_test(test_parse_since),
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_record_fields),
