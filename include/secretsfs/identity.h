@@ -5,11 +5,15 @@
  * Trust model. uid and gid come from the FUSE request (the kernel), never
  * from /proc and never from a cache. The container is read from the
  * process's cgroup path as the broker's cgroup namespace shows it, so the
- * broker must run in the host's pid and cgroup namespaces. A process can
- * create cgroups only below its own (when its runtime delegates a subtree),
- * so the OUTERMOST container component of a path is the one the host's
- * runtime made: a container that names a sub-cgroup "docker-<other id>.scope"
- * is still itself.
+ * broker must run in the host's pid and cgroup namespaces. A container may
+ * create cgroups below its own (when its runtime delegates a subtree), so
+ * the OUTERMOST container component of a path is the one that counts: a
+ * container that names a sub-cgroup "docker-<other id>.scope" is still
+ * itself. But anyone given a subtree anywhere (a Delegate=yes service, a
+ * user manager, a chowned directory) can name a cgroup after any
+ * container, so a path's name is believed only where identity_verify()
+ * finds that root alone could have made it, and a process is the host only
+ * in the host's namespaces.
  */
 #ifndef SECRETSFS_IDENTITY_H
 #define SECRETSFS_IDENTITY_H
