@@ -24,7 +24,7 @@ struct meta {
 	size_t			 n_labels;
 	struct identity_label	 labels[IDENTITY_LABELS_MAX];
 	bool			 truncated;
-	pid_t			 pid;		/* State.Pid; 0 if not running */
+	pid_t			 pid;	/* State.Pid, or 0 */
 };
 
 struct eng_entry {

@@ -61,7 +61,7 @@ identity_proc_read(const char *root, pid_t pid, const char *name, char *buf,
 		if (r == 0)
 			break;
 		off += (size_t)r;
-		/* A seq_file gives whole lines: the first read has the first. */
+		/* A seq_file gives whole lines: one read has the first. */
 		if (head)
 			break;
 	}
@@ -195,7 +195,7 @@ struct identity_cache {
 	size_t			 count;
 	size_t			 pins, pin_max;	/* pins counts reserved ones too */
 	bool			 verify;	/* a trust was set */
-	struct identity_trust	 trust;		/* cgroup_root: our copy */
+	struct identity_trust	 trust;	/* cgroup_root: a copy */
 	uint64_t		 hits, misses, evictions;
 };
 

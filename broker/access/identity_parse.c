@@ -70,8 +70,8 @@ struct cls {
 	char			 id[IDENTITY_ID_MAX];
 	char			 pod[64];
 	char			 unit[IDENTITY_NAME_MAX];
-	size_t			 anchor;	/* end of the container component */
-	size_t			 user_at;	/* 1 + start of a user@ unit */
+	size_t			 anchor;	/* end of the container */
+	size_t			 user_at;	/* 1 + start of user@ */
 };
 
 /* A component of a path: not NUL-terminated. */

@@ -168,12 +168,12 @@ hierarchy_dir(const char *hier, char *dir, size_t len, size_t *strip)
 /* ---- the cgroup directories --------------------------------------------- */
 
 struct walk {
-	uid_t		 owner;		/* the non-root owner met, if any */
+	uid_t		 owner;		/* the non-root owner met */
 	bool		 foreign;	/* some directory is not root's */
-	bool		 two_owners;	/* ... and not all the same user's */
+	bool		 two_owners;	/* ... not all one user */
 	bool		 writable;	/* group or other may write */
 	bool		 delegated;	/* a delegate xattr */
-	char		 at[64];	/* the first directory found wanting */
+	char		 at[64];	/* the first one wanting */
 	const char	*what;
 };
 

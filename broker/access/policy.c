@@ -46,7 +46,7 @@ struct rule {
 	size_t			 n_labels;
 	struct label_match	*labels;
 	struct idlist		 uid, gid;
-	struct idlist		 owner_uid;	/* a rootless subtree's owner */
+	struct idlist		 owner_uid;	/* a subtree's owner */
 	struct strlist		 allow, deny;
 };
 

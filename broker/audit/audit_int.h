@@ -61,7 +61,7 @@ struct audit {
 
 	EVP_MAC_CTX		*mac;		/* keyed; re-initialised per record */
 	struct sbuf		 line;		/* the record being written */
-	struct audit_limit	*limit;		/* denied records; NULL: none */
+	struct audit_limit	*limit;	/* denied records, or NULL */
 };
 
 /* Everything a record is built from, in the order it is written. */

@@ -36,7 +36,7 @@
 #define LIMIT_CALLERS	512
 #define LIMIT_BUCKETS	1024	/* a power of two */
 #define SWEEP_MAX	16	/* summaries one record may write */
-#define DISK_CHECK_MS	50	/* how long a free-space answer is good for */
+#define DISK_CHECK_MS	50	/* a free-space answer holds this long */
 #define FNV_OFFSET	0xcbf29ce484222325ULL
 #define FNV_PRIME	0x100000001b3ULL
 
@@ -58,17 +58,17 @@ struct lim_entry {
 	struct lru_node		 lru;
 	uint64_t		 hkey;
 	char			 key[IDENTITY_CGROUP_MAX + 16];
-	int64_t			 start_ms;	/* of the current interval */
+	int64_t			 start_ms;	/* of this interval */
 	uint32_t		 written;
 	uint64_t		 suppressed;
-	uint64_t		 names;		/* FNV-1a of the names counted */
-	bool			 low_disk;	/* some were for the reserve */
-	struct lim_who		 who;		/* the last one counted */
+	uint64_t		 names;		/* FNV-1a of their names */
+	bool			 low_disk;	/* some for the reserve */
+	struct lim_who		 who;		/* the last counted */
 };
 
 struct audit_limit {
 	pthread_mutex_t		 lock;
-	uint32_t		 burst;		/* 0: no per-caller limit */
+	uint32_t		 burst;		/* 0: no limit */
 	int64_t			 interval_ms;
 	uint64_t		 reserve;	/* bytes; 0: none */
 	struct lim_entry	*buckets[LIMIT_BUCKETS];
@@ -335,10 +335,11 @@ audit_limit_denied(struct audit *a, const struct caller *c, const char *name)
 		e->written++;
 		write = true;
 	} else {
+		int64_t due_ms = e->start_ms + l->interval_ms;
+
 		if (e->suppressed++ == 0 &&
-		    e->start_ms + l->interval_ms < atomic_load(&l->next_sweep_ms))
-			atomic_store(&l->next_sweep_ms,
-			    e->start_ms + l->interval_ms);
+		    due_ms < atomic_load(&l->next_sweep_ms))
+			atomic_store(&l->next_sweep_ms, due_ms);
 		if (name)
 			e->names = fnv(e->names, name, strlen(name) + 1);
 		e->low_disk = e->low_disk || l->disk_low;

@@ -534,7 +534,7 @@ add_caller(struct sbuf *b, const struct caller *c)
 	}
 	sb_key(b, "cgroup");
 	sb_str(b, c->cgroup, AUDIT_STR_MAX, true);
-	/* Only when there is something to say: other records keep their form. */
+	/* Only when there is something to say: others keep their form. */
 	if (c->refused[0] != '\0' || c->runtime == IDENTITY_RUNTIME_UNKNOWN) {
 		sb_key(b, "identity");
 		sb_str(b, c->refused[0] ? c->refused : "unknown runtime",
