@@ -91,6 +91,12 @@ flusher(void *arg)
 		while (!a->stopping &&
 		    pthread_cond_timedwait(&a->cond, &a->lock, &dl) != ETIMEDOUT)
 			;
+		/* A caller gone quiet still gets its summary in time. */
+		if (!a->stopping && a->limit) {
+			pthread_mutex_unlock(&a->lock);
+			audit_limit_sweep(a, false);
+			pthread_mutex_lock(&a->lock);
+		}
 		if (a->stopping || !a->dirty)
 			continue;
 		/* Sync a dup, outside the lock: writers must not wait on disk. */

@@ -13,7 +13,8 @@
  * never come here: they are written, or the access fails.
  *
  * A summary is written when its caller's next interval begins, when any
- * record is written after its interval has ended, when its entry is
+ * record is written after its interval has ended, by the flusher thread
+ * (audit.c) within a flush interval of its end, when its entry is
  * evicted, and at close.
  *
  * Runs in the FUSE process (its allow-list has statfs for the reserve).

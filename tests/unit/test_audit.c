@@ -2182,6 +2182,48 @@ test_denied_limit(void **state)
 	assert_int_equal(verify1(t->log, NULL), 0);
 }
 
+/* With a flusher, a caller gone quiet gets its summary without waiting. */
+static void
+test_denied_summary_in_time(void **state)
+{
+	struct t		*t = *state;
+	struct audit_config	 cfg;
+	struct audit		*a = NULL;
+	struct audit_access	 acc;
+	struct caller		 c;
+	char			 err[512] = "", *text;
+	int			 i;
+
+	config(t, &cfg);
+	cfg.flush_interval_ms = 100;
+	cfg.denied_per_caller = 1;
+	cfg.denied_interval_ms = 1000;
+	assert_int_equal(audit_open(&cfg, &a, err, sizeof(err)), 0);
+	audit_config_clear(&cfg);
+	assert_int_equal(audit_start(a), 0);
+	container_caller(&c, "noisy", ID1);
+	memset(&acc, 0, sizeof(acc));
+	acc.secret = "x";
+	acc.outcome = AUDIT_OUTCOME_DENY;
+	acc.err = ENOENT;
+	acc.caller = &c;
+	for (i = 0; i < 5; i++)
+		assert_int_equal(audit_lookup_denied(a, &acc), 0);
+	for (i = 0; i < 40; i++) {
+		text = slurp(t->log);
+		if (strstr(text, "\"denied_summary\"") != NULL) {
+			assert_non_null(strstr(text, "\"count\":4,"));
+			free(text);
+			break;
+		}
+		free(text);
+		usleep(50 * 1000);
+	}
+	assert_true(i < 40);
+	audit_close(a);
+	assert_int_equal(verify1(t->log, NULL), 0);
+}
+
 int
 main(void)
 {
@@ -2224,6 +2266,7 @@ main(void)
 		T(test_syslog_and_stdout),
 		T(test_show),
 		T(test_denied_limit),
+		T(test_denied_summary_in_time),
 #undef T
 	};
 
