@@ -142,6 +142,29 @@ mode_refuses(struct fs *fs, struct broker_view *v, fuse_req_t req,
 	    st.st_uid, st.st_gid, want) < 0 ? EACCES : 0;
 }
 
+/*
+ * A name that is no secret takes the path of one the caller may not see:
+ * identified, decided, recorded as lookup_denied (reason "no such
+ * secret"), ENOENT. Otherwise the denial's record, written before the
+ * reply, would make a hidden name measurably slower than a missing one.
+ * Under access.denied "eacces" (for debugging) a denial answers EACCES,
+ * which tells the two apart anyway: a missing name is then not recorded.
+ */
+static int
+refuse_missing(struct broker_view *v, fuse_req_t req, const char *name)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct policy_decision d;
+	struct caller c;
+
+	if (broker_deny_errno(v) != ENOENT)
+		return ENOENT;
+	broker_decide_missing(v, ctx->pid, ctx->uid, ctx->gid, name, &c, &d);
+	if (broker_audit_missing(v, &c, name, d.rule_id) < 0)
+		return EIO;
+	return ENOENT;
+}
+
 /* Pin the value behind a file node. */
 static int
 pin(struct broker_view *v, const struct node *n, struct cache_snap **snap)
@@ -206,7 +229,7 @@ do_lookup(struct fs *fs, struct broker_view *v, fuse_req_t req,
 		return ENOTDIR;
 	idx = pn.idx >= 0 ? pn.idx : broker_view_lookup(v, name);
 	if (idx < 0)
-		return ENOENT;
+		return refuse_missing(v, req, name);
 	n.idx = idx;
 	n.child = pn.idx >= 0 ? name : NULL;
 	if (!decide(v, req, (size_t)idx, &c, &d))
@@ -586,7 +609,8 @@ op_statfs(fuse_req_t req, fuse_ino_t ino)
 	(void)ino;
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = sv.f_frsize = 4096;
-	sv.f_files = n_secrets(v) + 1;
+	/* Zero, for every caller: a count would tell how many are hidden. */
+	sv.f_files = 0;
 	sv.f_namemax = NAME_MAX;
 	sv.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV | ST_NOEXEC;
 	broker_release(v);

@@ -275,7 +275,8 @@ cmd_explain(int argc, char **argv)
 		}
 	}
 	if ((r = proc_ids(pid, &uid, &gid)) < 0 ||
-	    (r = identity_read(NULL, pid, uid, gid, &c)) < 0) {
+	    (r = identity_read_trusted(NULL, &(struct identity_trust){
+	    .rootless = cfg->runtime_rootless }, pid, uid, gid, &c)) < 0) {
 		log_warnx("process %d: %s", (int)pid, strerror(-r));
 		goto out;
 	}
@@ -283,6 +284,8 @@ cmd_explain(int argc, char **argv)
 		log_warnx("container %.12s: no runtime metadata (%s); rules on "
 		    "name, image and labels cannot match", c.container_id,
 		    strerror(-r));
+	if (engine && identity_verify_engine(NULL, &c, true) < 0)
+		goto out;
 	printf("process %d (%s) uid %u gid %u\n", (int)c.pid, c.comm,
 	    (unsigned)c.uid, (unsigned)c.gid);
 	printf("  runtime %s", identity_runtime_name(c.runtime));
@@ -294,7 +297,11 @@ cmd_explain(int argc, char **argv)
 		printf(", image %s", c.image);
 	if (c.pod_uid[0])
 		printf(", pod %s", c.pod_uid);
+	if (c.rootless)
+		printf(", rootless, owner uid %u", (unsigned)c.cgroup_owner);
 	printf("\n  cgroup %s\n", c.cgroup[0] ? c.cgroup : "(unknown)");
+	if (c.refused[0])
+		printf("  identity refused: %s\n", c.refused);
 	for (size_t i = 0; i < c.n_labels; i++)
 		printf("  label %s=%s\n", c.labels[i].key, c.labels[i].value);
 	if (kubelet)

@@ -24,6 +24,7 @@ struct meta {
 	size_t			 n_labels;
 	struct identity_label	 labels[IDENTITY_LABELS_MAX];
 	bool			 truncated;
+	pid_t			 pid;	/* State.Pid, or 0 */
 };
 
 struct eng_entry {
@@ -92,6 +93,7 @@ meta_to_caller(const struct meta *m, struct caller *c)
 	memcpy(c->labels, m->labels, sizeof(c->labels));
 	c->n_labels = m->n_labels;
 	c->labels_truncated = m->truncated;
+	c->container_pid = m->pid;
 }
 
 static void
@@ -102,6 +104,7 @@ caller_clear_engine(struct caller *c)
 	memset(c->labels, 0, sizeof(c->labels));
 	c->n_labels = 0;
 	c->labels_truncated = false;
+	c->container_pid = 0;
 }
 
 static int
@@ -131,6 +134,11 @@ parse_meta(const char *body, size_t len, const char *expected_id,
 			s++;
 		copy_whole(m->name, sizeof(m->name), s);
 	}
+
+	v = json_object_get(json_object_get(root, "State"), "Pid");
+	if (json_is_integer(v) && json_integer_value(v) > 0 &&
+	    json_integer_value(v) <= INT32_MAX)
+		m->pid = (pid_t)json_integer_value(v);
 
 	config = json_object_get(root, "Config");
 	if (config != NULL && !json_is_object(config) && !json_is_null(config))
@@ -351,6 +359,19 @@ remove_locked(struct engine *e, struct eng_entry *x)
 	}
 	lru_unlink(&e->lru, &x->lru);
 	e->count--;
+}
+
+void
+engine_forget(struct engine *e, const char *id)
+{
+	struct eng_entry *x;
+
+	pthread_mutex_lock(&e->lock);
+	if ((x = find_locked(e, id)) != NULL) {
+		remove_locked(e, x);
+		free(x);
+	}
+	pthread_mutex_unlock(&e->lock);
 }
 
 void

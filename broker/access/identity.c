@@ -21,15 +21,17 @@
 #include <secretsfs/identity.h>
 #include <secretsfs/lru.h>
 
+#include "identity_int.h"
+
 #define STAT_BUF_MAX	4096
 /* A hybrid host writes a dozen lines of a few hundred bytes at most. */
 #define CGROUP_BUF_MAX	(32 * 1024)
 
 /* ---- /proc reading ------------------------------------------------------ */
 
-static int
-proc_read(const char *root, pid_t pid, const char *name, char *buf,
-    size_t size)
+int
+identity_proc_read(const char *root, pid_t pid, const char *name, char *buf,
+    size_t size, bool head)
 {
 	char path[4096];
 	size_t off = 0;
@@ -59,6 +61,9 @@ proc_read(const char *root, pid_t pid, const char *name, char *buf,
 		if (r == 0)
 			break;
 		off += (size_t)r;
+		/* A seq_file gives whole lines: one read has the first. */
+		if (head)
+			break;
 	}
 	close(fd);
 	buf[off] = '\0';
@@ -71,7 +76,8 @@ read_stat(const char *root, pid_t pid, uint64_t *start, char comm[17])
 	char buf[STAT_BUF_MAX];
 	int r;
 
-	if ((r = proc_read(root, pid, "stat", buf, sizeof(buf))) < 0)
+	r = identity_proc_read(root, pid, "stat", buf, sizeof(buf), false);
+	if (r < 0)
 		return r;
 	return identity_parse_stat(buf, start, comm);
 }
@@ -89,7 +95,8 @@ read_cgroup(const char *root, pid_t pid, uint64_t start, struct caller *c)
 
 	if ((buf = malloc(CGROUP_BUF_MAX)) == NULL)
 		return -ENOMEM;
-	r = proc_read(root, pid, "cgroup", buf, CGROUP_BUF_MAX);
+	r = identity_proc_read(root, pid, "cgroup", buf, CGROUP_BUF_MAX,
+	    false);
 	if (r == 0)
 		r = identity_parse_cgroup(buf, c);
 	free(buf);
@@ -120,6 +127,19 @@ identity_read(const char *proc_root, pid_t pid, uid_t uid, gid_t gid,
 	c.gid = gid;
 	*out = c;
 	return 0;
+}
+
+int
+identity_read_trusted(const char *proc_root, const struct identity_trust *t,
+    pid_t pid, uid_t uid, gid_t gid, struct caller *out)
+{
+	int r;
+
+	if ((r = identity_read(proc_root, pid, uid, gid, out)) < 0)
+		return r;
+	if ((r = identity_verify(proc_root, t, out)) < 0)
+		memset(out, 0, sizeof(*out));
+	return r;
 }
 
 /* ---- the cache ---------------------------------------------------------- */
@@ -156,6 +176,12 @@ struct id_entry {
 	char			 container_id[IDENTITY_ID_MAX];
 	char			 pod_uid[64];
 	char			 unit[IDENTITY_NAME_MAX];
+	char			 refused[128];
+	uid_t			 cgroup_owner;
+	bool			 rootless;
+	char			 cgroup_hier[64];
+	uint16_t		 cgroup_anchor, cgroup_user_at;
+	bool			 engine_checked;
 };
 
 struct identity_cache {
@@ -168,6 +194,8 @@ struct identity_cache {
 	struct lru		 lru;
 	size_t			 count;
 	size_t			 pins, pin_max;	/* pins counts reserved ones too */
+	bool			 verify;	/* a trust was set */
+	struct identity_trust	 trust;	/* cgroup_root: a copy */
 	uint64_t		 hits, misses, evictions;
 };
 
@@ -311,7 +339,22 @@ identity_cache_free(struct identity_cache *ic)
 	pthread_mutex_destroy(&ic->lock);
 	free(ic->buckets);
 	free(ic->proc_root);
+	free((char *)ic->trust.cgroup_root);
 	free(ic);
+}
+
+void
+identity_cache_set_trust(struct identity_cache *ic,
+    const struct identity_trust *t)
+{
+	pthread_mutex_lock(&ic->lock);
+	free((char *)ic->trust.cgroup_root);
+	ic->trust.rootless = t->rootless;
+	ic->trust.cgroup_root = t->cgroup_root ? strdup(t->cgroup_root) : NULL;
+	/* Without the copy every container would be refused: fail closed. */
+	ic->verify = true;
+	flush_locked(ic);
+	pthread_mutex_unlock(&ic->lock);
 }
 
 int
@@ -335,6 +378,28 @@ identity_cache_set_pin_max(struct identity_cache *ic, size_t n)
 	pthread_mutex_lock(&ic->lock);
 	ic->pin_max = n;
 	pthread_mutex_unlock(&ic->lock);
+}
+
+int
+identity_cache_note(struct identity_cache *ic, const struct caller *c)
+{
+	struct id_entry *e;
+	int r = -ESRCH;
+
+	pthread_mutex_lock(&ic->lock);
+	e = find_locked(ic, c->pid);
+	if (e && e->start_time == c->start_time) {
+		memcpy(e->refused, c->refused, sizeof(e->refused));
+		if (c->refused[0] != '\0') {
+			e->container_id[0] = '\0';
+			e->pod_uid[0] = '\0';
+			e->runtime = c->runtime;
+		}
+		e->engine_checked = c->engine_checked;
+		r = 0;
+	}
+	pthread_mutex_unlock(&ic->lock);
+	return r;
 }
 
 void
@@ -379,6 +444,13 @@ entry_fill(struct identity_cache *ic, struct id_entry *e,
 	memcpy(e->container_id, c->container_id, sizeof(e->container_id));
 	memcpy(e->pod_uid, c->pod_uid, sizeof(e->pod_uid));
 	memcpy(e->unit, c->unit, sizeof(e->unit));
+	memcpy(e->refused, c->refused, sizeof(e->refused));
+	e->cgroup_owner = c->cgroup_owner;
+	e->rootless = c->rootless;
+	memcpy(e->cgroup_hier, c->cgroup_hier, sizeof(e->cgroup_hier));
+	e->cgroup_anchor = c->cgroup_anchor;
+	e->cgroup_user_at = c->cgroup_user_at;
+	e->engine_checked = false;
 }
 
 static void
@@ -389,6 +461,13 @@ hit_locked(struct identity_cache *ic, struct id_entry *e, struct caller *c)
 	memcpy(c->container_id, e->container_id, sizeof(c->container_id));
 	memcpy(c->pod_uid, e->pod_uid, sizeof(c->pod_uid));
 	memcpy(c->unit, e->unit, sizeof(c->unit));
+	memcpy(c->refused, e->refused, sizeof(c->refused));
+	c->cgroup_owner = e->cgroup_owner;
+	c->rootless = e->rootless;
+	memcpy(c->cgroup_hier, e->cgroup_hier, sizeof(c->cgroup_hier));
+	c->cgroup_anchor = e->cgroup_anchor;
+	c->cgroup_user_at = e->cgroup_user_at;
+	c->engine_checked = e->engine_checked;
 	lru_unlink(&ic->lru, &e->lru);
 	lru_push(&ic->lru, &e->lru);
 	ic->hits++;
@@ -469,6 +548,8 @@ identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
 	if (pinning)
 		pin = pin_open(pid);
 	r = read_cgroup(ic->proc_root, pid, c.start_time, &c);
+	if (r == 0 && ic->verify)
+		r = identity_verify(ic->proc_root, &ic->trust, &c);
 	if (r == 0 && pin != -1 && pin_read(pin, c.comm) < 0) {
 		close(pin);
 		pin = -1;

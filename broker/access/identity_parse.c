@@ -11,6 +11,8 @@
 
 #include <secretsfs/identity.h>
 
+#include "identity_int.h"
+
 static const char *const runtime_names[IDENTITY_RUNTIME_COUNT] = {
 	[IDENTITY_RUNTIME_HOST] = "host",
 	[IDENTITY_RUNTIME_DOCKER] = "docker",
@@ -19,6 +21,7 @@ static const char *const runtime_names[IDENTITY_RUNTIME_COUNT] = {
 	[IDENTITY_RUNTIME_CRIO] = "cri-o",
 	[IDENTITY_RUNTIME_KUBEPODS] = "kubepods",
 	[IDENTITY_RUNTIME_SYSTEMD] = "systemd",
+	[IDENTITY_RUNTIME_UNKNOWN] = "unknown",
 };
 
 const char *
@@ -67,6 +70,8 @@ struct cls {
 	char			 id[IDENTITY_ID_MAX];
 	char			 pod[64];
 	char			 unit[IDENTITY_NAME_MAX];
+	size_t			 anchor;	/* end of the container */
+	size_t			 user_at;	/* 1 + start of user@ */
 };
 
 /* A component of a path: not NUL-terminated. */
@@ -262,8 +267,11 @@ classify_path(const char *path, size_t len, struct cls *out)
 				memcpy(out->unit, c.p, c.n);
 				out->unit[c.n] = '\0';
 			}
+			out->user_at = (size_t)(c.p - path) + 1;
 			break;
 		}
+		/* Where a container component ends, should one match here. */
+		out->anchor = (size_t)(c.p - path) + c.n;
 
 		if (match_id(c, "docker-", ".scope", false, out->id)) {
 			out->rt = IDENTITY_RUNTIME_DOCKER;
@@ -314,6 +322,8 @@ classify_path(const char *path, size_t len, struct cls *out)
 		prev = c;
 	}
 
+	if (out->id[0] == '\0' && out->pod[0] == '\0')
+		out->anchor = 0;
 	if (out->id[0] != '\0') {
 		out->rank = RANK_CONTAINER;
 		out->unit[0] = '\0';
@@ -352,8 +362,8 @@ int
 identity_parse_cgroup(const char *text, struct caller *c)
 {
 	const char *line, *nl, *c1, *c2, *path;
-	const char *best_path = NULL;
-	size_t best_len = 0, plen;
+	const char *best_path = NULL, *best_hier = NULL;
+	size_t best_len = 0, best_hlen = 0, plen;
 	int best_prio = -1, prio;
 	struct cls cur, best;
 	bool digits;
@@ -394,6 +404,8 @@ identity_parse_cgroup(const char *text, struct caller *c)
 			best_prio = prio;
 			best_path = path;
 			best_len = plen;
+			best_hier = c1 + 1;
+			best_hlen = (size_t)(c2 - c1 - 1);
 		}
 	}
 	if (best_path == NULL)
@@ -409,7 +421,105 @@ identity_parse_cgroup(const char *text, struct caller *c)
 	memcpy(c->container_id, best.id, sizeof(c->container_id));
 	memcpy(c->pod_uid, best.pod, sizeof(c->pod_uid));
 	memcpy(c->unit, best.unit, sizeof(c->unit));
+	/* A cut-off path or hierarchy can only be refused by the checks. */
+	if (best_hlen < sizeof(c->cgroup_hier)) {
+		memcpy(c->cgroup_hier, best_hier, best_hlen);
+		c->cgroup_hier[best_hlen] = '\0';
+	} else
+		c->cgroup_hier[0] = '\0';
+	c->cgroup_anchor = c->cgroup[0] ? (uint16_t)best.anchor : 0;
+	c->cgroup_user_at = c->cgroup[0] ? (uint16_t)best.user_at : 0;
 	return 0;
+}
+
+int
+identity_parse_delegated(const char *path, struct caller *c)
+{
+	struct cls sub;
+	size_t off, skip;
+
+	if (c->cgroup_user_at == 0)
+		return -ENOENT;
+	off = (size_t)c->cgroup_user_at - 1;
+	/* Past the user@ component itself. */
+	skip = strcspn(path + off, "/");
+	off += skip;
+	classify_path(path + off, strlen(path + off), &sub);
+	if (sub.rank < RANK_POD)
+		return -ENOENT;
+	c->runtime = sub.rt;
+	memcpy(c->container_id, sub.id, sizeof(c->container_id));
+	memcpy(c->pod_uid, sub.pod, sizeof(c->pod_uid));
+	c->unit[0] = '\0';
+	c->cgroup_anchor = (uint16_t)(off + sub.anchor);
+	return 0;
+}
+
+int
+identity_parse_nspid(const char *status, pid_t *last)
+{
+	const char *p;
+	long v;
+	char *end;
+	int n = 0;
+
+	for (p = status; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, "NSpid:", 6) == 0)
+			break;
+	if (p == NULL)
+		return 0;
+	p += 6;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p < '0' || *p > '9')
+			break;
+		errno = 0;
+		v = strtol(p, &end, 10);
+		if (errno || v <= 0)
+			return 0;
+		if (last)
+			*last = (pid_t)v;
+		n++;
+		p = end;
+	}
+	return (*p == '\n' || *p == '\0') ? n : 0;
+}
+
+long
+identity_parse_first_mount(const char *mountinfo)
+{
+	long v;
+	char *end;
+
+	if (*mountinfo < '0' || *mountinfo > '9')
+		return -1;
+	errno = 0;
+	v = strtol(mountinfo, &end, 10);
+	if (errno || *end != ' ')
+		return -1;
+	return v;
+}
+
+bool
+identity_host_cgroup(const char *path)
+{
+	static const char *const roots[] = {
+		"init.scope", "system.slice", "user.slice",
+	};
+	size_t i, n;
+
+	if (path[0] != '/')
+		return false;
+	if (path[1] == '\0')
+		return true;
+	for (i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		n = strlen(roots[i]);
+		if (strncmp(path + 1, roots[i], n) == 0 &&
+		    (path[1 + n] == '\0' || path[1 + n] == '/'))
+			return true;
+	}
+	return false;
 }
 
 int

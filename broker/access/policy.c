@@ -55,6 +55,7 @@ struct rule {
 	struct label_match	*labels;
 	struct idlist		 uid, gid;
 	struct k8s_match	 k8s;
+	struct idlist		 owner_uid;	/* a subtree's owner */
 	struct strlist		 allow, deny;
 };
 
@@ -127,6 +128,7 @@ rule_free(struct rule *r)
 	free(r->k8s.labels);
 	free(r->uid.v);
 	free(r->gid.v);
+	free(r->owner_uid.v);
 	strlist_free(&r->allow);
 	strlist_free(&r->deny);
 }
@@ -271,7 +273,7 @@ parse_runtimes(const json_t *v, const char *path, uint32_t *mask,
 			path_item(ipath, sizeof(ipath), path, v, i);
 			r = fail(err, ipath, "unknown runtime (one of "
 			    "docker, podman, containerd, cri-o, kubepods, "
-			    "host, systemd)");
+			    "unknown, host, systemd)");
 			goto out;
 		}
 		*mask |= 1u << rt;
@@ -440,10 +442,15 @@ parse_match(const json_t *m, const char *path, struct rule *r,
 		} else if (strcmp(key, "gid") == 0) {
 			if ((rc = parse_ids(v, kpath, &r->gid, err)) < 0)
 				return rc;
+		} else if (strcmp(key, "owner_uid") == 0) {
+			container_keys = true;
+			if ((rc = parse_ids(v, kpath, &r->owner_uid, err)) < 0)
+				return rc;
 		} else
 			return fail(err, kpath, "unknown key (any, host, "
 			    "container_id, container_name, image, label, "
-			    "runtime, cgroup, pod_uid, unit, uid, gid, k8s)");
+			    "runtime, cgroup, pod_uid, unit, uid, gid, "
+			    "owner_uid, k8s)");
 	}
 
 	/* Refuse what can never match: it is always a mistake. */
@@ -744,6 +751,20 @@ caller_matches(const struct rule *r, const struct caller *c)
 {
 	bool host = identity_is_host(c);
 
+	/*
+	 * A rootless runtime's container is only its owner's word: a rule
+	 * must name that owner. An unknown runtime is only what its cgroup
+	 * or a rule for "unknown" says it is.
+	 */
+	if (c->rootless && r->owner_uid.n == 0)
+		return false;
+	if (c->runtime == IDENTITY_RUNTIME_UNKNOWN && r->runtimes == 0 &&
+	    r->cgroup.n == 0)
+		return false;
+	if (r->owner_uid.n > 0 && !ids_ok(&r->owner_uid,
+	    (uint32_t)c->cgroup_owner))
+		return false;
+
 	switch (r->scope) {
 	case SCOPE_HOST:
 		if (!host)
@@ -787,10 +808,11 @@ policy_decide(const struct policy *p, const struct caller *c,
 	if (p == NULL || *secret_name == '\0')
 		return 0;
 	/*
-	 * A pod the kubelet does not list (or could not be asked about) is
-	 * a cgroup named like a pod, not a pod: no rule applies to it.
+	 * A cgroup that lied about its container gets nothing at all; nor
+	 * does a pod the kubelet does not list (or could not be asked
+	 * about): a cgroup named like a pod, not a pod.
 	 */
-	if (c->k8s.state == IDENTITY_K8S_UNLISTED ||
+	if (c->refused[0] != '\0' || c->k8s.state == IDENTITY_K8S_UNLISTED ||
 	    c->k8s.state == IDENTITY_K8S_UNREACHABLE)
 		return 0;
 	for (i = 0; i < p->n; i++) {

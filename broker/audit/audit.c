@@ -26,9 +26,8 @@
 
 #include "audit_int.h"
 
-/* Append one record to the chain, and its copies; -EIO when it failed. */
-static int
-emit(struct audit *a, const struct rec *rc)
+int
+audit_emit(struct audit *a, const struct rec *rc)
 {
 	char		 mac[AUDIT_MAC_HEX + 1];
 	char		 stack[1024];
@@ -92,6 +91,12 @@ flusher(void *arg)
 		while (!a->stopping &&
 		    pthread_cond_timedwait(&a->cond, &a->lock, &dl) != ETIMEDOUT)
 			;
+		/* A caller gone quiet still gets its summary in time. */
+		if (!a->stopping && a->limit) {
+			pthread_mutex_unlock(&a->lock);
+			audit_limit_sweep(a, false);
+			pthread_mutex_lock(&a->lock);
+		}
 		if (a->stopping || !a->dirty)
 			continue;
 		/* Sync a dup, outside the lock: writers must not wait on disk. */
@@ -159,7 +164,7 @@ self_event(struct audit *a, enum audit_event_type ev)
 	struct rec	rc = { .ev = ev, .with_caller = true, .who = &self };
 
 	self_caller(&self);
-	return emit(a, &rc);
+	return audit_emit(a, &rc);
 }
 
 static void
@@ -180,6 +185,7 @@ audit_free(struct audit *a)
 	if (a->log_fd >= 0)
 		close(a->log_fd);
 	pthread_mutex_destroy(&a->lock);
+	audit_limit_free(a->limit);
 	EVP_MAC_CTX_free(a->mac);
 	free(a->line.p);
 	audit_key_free(a->key);
@@ -227,6 +233,10 @@ audit_open(const struct audit_config *cfg, struct audit **out, char *errbuf,
 
 	if ((r = audit_key_load(cfg->key_file, &a->key, errbuf, errlen)) < 0)
 		goto fail;
+	if ((cfg->denied_per_caller > 0 || cfg->reserve > 0) &&
+	    (a->limit = audit_limit_new(cfg->denied_per_caller,
+	    cfg->denied_interval_ms, cfg->reserve)) == NULL)
+		goto oom;
 	/* The writer's own copy, keyed once: a record only re-initialises it. */
 	if ((a->mac = EVP_MAC_CTX_dup(a->key->ctx)) == NULL)
 		goto oom;
@@ -273,6 +283,8 @@ audit_close(struct audit *a)
 {
 	if (a == NULL)
 		return;
+	/* What was only counted is told before the trail ends. */
+	audit_limit_sweep(a, true);
 	(void)self_event(a, AUDIT_EV_STOP);
 	audit_free(a);
 }
@@ -295,19 +307,26 @@ access_like(struct audit *a, enum audit_event_type ev,
 		AUDIT_NUM(AUDIT_F_OUTCOME, acc->outcome),
 		AUDIT_NUM(AUDIT_F_ERRNO, acc->err),
 		AUDIT_STR(AUDIT_F_RULE, acc->rule),
+		AUDIT_STR(AUDIT_F_REASON, acc->reason),
 	};
-	struct audit_kv	reason = AUDIT_STR(AUDIT_F_REASON, acc->reason);
 	struct rec	rc = { .ev = ev, .with_caller = true, .who = acc->caller };
 	size_t		i;
 
 	if ((unsigned)acc->outcome >= AUDIT_OUTCOME__MAX)
 		return -EINVAL;
+	/*
+	 * A denial may be only counted (audit_limit.c); an allowed access or
+	 * an error is always written in full, or fails.
+	 */
+	if (acc->outcome == AUDIT_OUTCOME_DENY) {
+		if (audit_limit_denied(a, acc->caller, acc->secret) == 0)
+			return 0;
+	} else
+		audit_limit_sweep(a, false);
 	for (i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
-		rc.slot[kv[i].field] = &kv[i];
-	/* Only a refusal with a reason carries one: other records unchanged. */
-	if (acc->reason)
-		rc.slot[AUDIT_F_REASON] = &reason;
-	return emit(a, &rc);
+		if (kv[i].field != AUDIT_F_REASON || kv[i].str != NULL)
+			rc.slot[kv[i].field] = &kv[i];
+	return audit_emit(a, &rc);
 }
 
 int
@@ -341,7 +360,7 @@ audit_event(struct audit *a, enum audit_event_type ev,
 			return -EINVAL;
 		rc.slot[kv[i].field] = &kv[i];
 	}
-	return emit(a, &rc);
+	return audit_emit(a, &rc);
 }
 
 int

@@ -22,6 +22,8 @@ audit_config_init(struct audit_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->on_failure = AUDIT_ON_FAILURE_DENY;
 	cfg->flush_interval_ms = 1000;
+	cfg->denied_per_caller = 100;
+	cfg->denied_interval_ms = 10000;
 }
 
 void
@@ -119,7 +121,24 @@ audit_config_from_json(const json_t *obj, const char *path,
 				    "must be at least 4KiB (or 0: no limit)");
 			else
 				out->max_size = sz;
-		} else if (strcmp(k, "syslog") == 0) {
+		} else if (strcmp(k, "denied_per_caller") == 0) {
+			long long n = 0;
+
+			r = cfg_get_int(obj, path, k, 0, 0, 1000000, &n, err);
+			if (r == 0)
+				out->denied_per_caller = (uint32_t)n;
+		} else if (strcmp(k, "denied_interval") == 0) {
+			int64_t ms = 0;
+
+			r = cfg_get_duration(obj, path, k, 0, &ms, err);
+			if (r == 0 && (ms < 1000 || ms > 3600 * 1000))
+				r = cfg_err_set(err, kp,
+				    "must be between 1s and 1h");
+			if (r == 0)
+				out->denied_interval_ms = ms;
+		} else if (strcmp(k, "reserve") == 0)
+			r = cfg_get_size(obj, path, k, 0, &out->reserve, err);
+		else if (strcmp(k, "syslog") == 0) {
 			if (!json_is_boolean(v))
 				r = cfg_err_set(err, kp, "must be true or false");
 			else

@@ -61,6 +61,7 @@ struct audit {
 
 	EVP_MAC_CTX		*mac;		/* keyed; re-initialised per record */
 	struct sbuf		 line;		/* the record being written */
+	struct audit_limit	*limit;	/* denied records, or NULL */
 };
 
 /* Everything a record is built from, in the order it is written. */
@@ -70,6 +71,31 @@ struct rec {
 	const struct caller	*who;		/* NULL: null caller fields */
 	const struct audit_kv	*slot[AUDIT_F__MAX];
 };
+
+/* --- audit.c -------------------------------------------------------- */
+
+/* Append one record to the chain, and its copies; -EIO when it failed. */
+int audit_emit(struct audit *a, const struct rec *rc);
+
+/* --- audit_limit.c -------------------------------------------------- */
+
+struct audit_limit;
+
+/* NULL (no limiter needed, or OOM) when burst and reserve are both 0. */
+struct audit_limit *audit_limit_new(uint32_t burst, int64_t interval_ms,
+    uint64_t reserve);
+void audit_limit_free(struct audit_limit *l);
+
+/*
+ * A denied record of caller c about name is due: 1 to write it in full,
+ * 0 when it is only counted for its caller's summary. Writes the
+ * summaries that have come due meanwhile.
+ */
+int audit_limit_denied(struct audit *a, const struct caller *c,
+    const char *name);
+
+/* Write the summaries whose interval is over (all: every pending one). */
+void audit_limit_sweep(struct audit *a, bool all);
 
 /* --- audit_record.c ------------------------------------------------- */
 

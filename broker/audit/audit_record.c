@@ -52,6 +52,7 @@ static const struct {
 	[AUDIT_F_CONFIG]	= { "config",		FT_STR,	AUDIT_STR_MAX },
 	[AUDIT_F_TARGET]	= { "target",		FT_STR,	AUDIT_STR_MAX },
 	[AUDIT_F_COUNT]		= { "count",		FT_NUM,	0 },
+	[AUDIT_F_NAMES_HASH]	= { "names_hash",	FT_STR,	AUDIT_STR_MAX },
 };
 
 static const char *const events[AUDIT_EV__MAX] = {
@@ -66,6 +67,7 @@ static const char *const events[AUDIT_EV__MAX] = {
 	[AUDIT_EV_REPAIR]	 = "repair",
 	[AUDIT_EV_STALE]	 = "stale",
 	[AUDIT_EV_FETCHER]	 = "fetcher",
+	[AUDIT_EV_DENIED_SUMMARY] = "denied_summary",
 };
 
 static const char *const outcomes[AUDIT_OUTCOME__MAX] = {
@@ -557,6 +559,16 @@ add_caller(struct sbuf *b, const struct caller *c)
 	}
 	sb_key(b, "cgroup");
 	sb_str(b, c->cgroup, AUDIT_STR_MAX, true);
+	/* Only when there is something to say: others keep their form. */
+	if (c->refused[0] != '\0' || c->runtime == IDENTITY_RUNTIME_UNKNOWN) {
+		sb_key(b, "identity");
+		sb_str(b, c->refused[0] ? c->refused : "unknown runtime",
+		    AUDIT_STR_MAX, false);
+	}
+	if (c->rootless) {
+		sb_key(b, "owner_uid");
+		sb_num(b, c->cgroup_owner);
+	}
 }
 
 void

@@ -399,7 +399,8 @@ static int
 parse_access(const json_t *root, struct config *cfg, struct cfg_err *err)
 {
 	static const char *const akeys[] = { "denied", NULL };
-	static const char *const rkeys[] = { "socket", "kubelet", NULL };
+	static const char *const rkeys[] = { "socket", "kubelet", "rootless",
+	    NULL };
 	const char *denied = "enoent", *socket = NULL;
 	char kpath[CFG_PATH_MAX];
 	json_t *o, *ko = NULL;
@@ -425,11 +426,16 @@ parse_access(const json_t *root, struct config *cfg, struct cfg_err *err)
 
 	if ((r = cfg_get_object(root, "", "runtime", 0, &o, err)) < 0)
 		return r;
+	/* Any key alone is a runtime section: neither the kubelet nor
+	 * rootless needs an engine. */
 	if (o && ((r = cfg_check_keys(o, "runtime", rkeys, err)) < 0 ||
 	    (r = cfg_get_object(o, "runtime", "kubelet", CFG_NULL, &ko,
 	    err)) < 0 ||
+	    (r = cfg_get_bool(o, "runtime", "rootless", 0,
+	    &cfg->runtime_rootless, err)) < 0 ||
 	    (r = cfg_get_string(o, "runtime", "socket", CFG_NULL |
-	    (ko ? 0 : CFG_REQUIRED), &socket, err)) < 0))
+	    (ko || json_object_get(o, "rootless") ? 0 : CFG_REQUIRED),
+	    &socket, err)) < 0))
 		return r;
 	if (socket && !(cfg->runtime_socket = strdup(socket)))
 		return -ENOMEM;

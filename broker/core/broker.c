@@ -389,6 +389,9 @@ broker_new(struct config *cfg, struct broker **out, char *errbuf,
 		goto fail;
 	}
 	cache_set_events(b->cache, broker_cache_event, b);
+	/* runtime is read at start only: a reload does not change it. */
+	identity_cache_set_trust(b->ids, &(struct identity_trust){
+	    .rootless = cfg->runtime_rootless });
 	if (cfg->runtime_socket && !(b->engine = engine_new(cfg->runtime_socket))) {
 		r = -ENOMEM;
 		snprintf(errbuf, errlen, "runtime.socket: %s", strerror(-r));
@@ -638,7 +641,23 @@ broker_identify(struct broker *b, pid_t pid, uid_t uid, gid_t gid,
 	/* The kubelet's answer decides; an unknown pod is denied (policy). */
 	if (b->kubelet)
 		kubelet_enrich(b->kubelet, out);
-	return 0;
+	/*
+	 * The engine's State.Pid must agree; a stale one is asked again. The
+	 * answer holds for this process (the identity cache's entry) until
+	 * the entry expires; without a State.Pid it is asked again next time.
+	 */
+	if (!b->engine || out->engine_checked || out->container_id[0] == '\0')
+		return 0;
+	if ((r = identity_verify_engine(NULL, out, false)) == -ESTALE) {
+		engine_forget(b->engine, out->container_id);
+		engine_enrich(b->engine, out);
+		r = identity_verify_engine(NULL, out, true);
+	}
+	if (r == 0 && (out->container_pid > 0 || out->refused[0] != '\0')) {
+		out->engine_checked = true;
+		(void)identity_cache_note(b->ids, out);
+	}
+	return r;
 }
 
 bool
@@ -673,6 +692,25 @@ broker_decide(struct broker_view *v, pid_t pid, uid_t uid, gid_t gid,
 		return false;
 	}
 	return broker_allowed(v, c, idx, d);
+}
+
+bool
+broker_decide_missing(struct broker_view *v, pid_t pid, uid_t uid, gid_t gid,
+    const char *name, struct caller *c, struct policy_decision *d)
+{
+	if (broker_identify(v->b, pid, uid, gid, c) < 0) {
+		memset(c, 0, sizeof(*c));
+		c->pid = pid;
+		c->uid = uid;
+		c->gid = gid;
+	}
+	policy_decide(v->cfg->policy, c, name, d);
+	if (d->allowed) {
+		d->allowed = false;
+		d->rule_id = POLICY_DEFAULT_DENY_ID;
+		d->rule_index = -1;
+	}
+	return false;
 }
 
 int

@@ -235,12 +235,36 @@ broker_audit_lookup_denied(struct broker_view *v, const struct caller *c,
 		.outcome = AUDIT_OUTCOME_DENY,
 		.err = v->cfg->deny_errno,
 		.caller = c,
+		.reason = "not allowed",
 	};
 
 	broker_count(&b->denials);
 	if (!b->audit)
 		return 0;
 	broker_record_names(s, child, name, sizeof(name), ref, sizeof(ref));
+	return audit_result(b, audit_lookup_denied(b->audit, &acc),
+	    "lookup_denied");
+}
+
+int
+broker_audit_missing(struct broker_view *v, const struct caller *c,
+    const char *name, const char *rule)
+{
+	struct broker *b = v->b;
+	char buf[NAME_CAP];
+	struct audit_access acc = {
+		.secret = buf,
+		.rule = rule,
+		.outcome = AUDIT_OUTCOME_DENY,
+		.err = ENOENT,
+		.caller = c,
+		.reason = "no such secret",
+	};
+
+	if (!b->audit)
+		return 0;
+	/* Bounded as broker_record_names() bounds a secret's name. */
+	snprintf(buf, sizeof(buf), "%s", name);
 	return audit_result(b, audit_lookup_denied(b->audit, &acc),
 	    "lookup_denied");
 }

@@ -179,6 +179,8 @@ static const char *const fuse_calls[] = {
 	"kill", "pidfd_open", "pidfd_send_signal",	/* on_rotate */
 	"chdir", "setsid",			/* fuse_daemonize */
 	"splice", "vmsplice",			/* libfuse's splice path */
+	"getxattr", "lgetxattr",		/* delegated cgroups (identity) */
+	"statfs", "fstatfs",			/* the audit disk reserve */
 	NULL
 };
 

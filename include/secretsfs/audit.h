@@ -20,7 +20,8 @@
  *   time      "2026-11-22T13:17:14.123456Z" (RFC 3339, UTC, microseconds)
  *   seq       1, 2, 3, ... across every file of the chain
  *   event     "access" | "lookup_denied" | "rotate" | "backend_error" |
- *             "auth" | "start" | "stop" | "reload" | "repair" | "stale"
+ *             "auth" | "start" | "stop" | "reload" | "repair" | "stale" |
+ *             "fetcher" | "denied_summary"
  *   <event fields, in enum audit_field order>
  *   pid, uid, gid, comm, container, k8s, cgroup
  *             when the record is about a process (accesses, lookups, and
@@ -135,6 +136,19 @@ enum audit_on_failure {
  *                   (written under the record lock: a stdout that blocks
  *                   stalls accesses; meant for journald/containers)
  *   host_name       string, default gethostname(2) at audit_open()
+ *   denied_per_caller  integer 0..1000000, default 100: denied records
+ *                   (lookup_denied, and access with outcome deny) written
+ *                   in full per caller and denied_interval; the rest are
+ *                   counted into one "denied_summary" record per caller
+ *                   and interval (outcome deny, reason, count, names_hash:
+ *                   FNV-1a 64 of the names counted, each with its NUL, in
+ *                   order). 0: no limit. A caller is its container id, the
+ *                   uid of a host process, or uid and cgroup of any other.
+ *   denied_interval duration 1s..1h, default "10s"
+ *   reserve         size, default 0: below this much free space on the
+ *                   audit file's file system, denied records are only
+ *                   counted (allowed accesses, errors and summaries are
+ *                   still written), so that denials cannot fill it
  */
 struct audit_config {
 	char			*file;
@@ -145,6 +159,9 @@ struct audit_config {
 	bool			 syslog;
 	bool			 to_stdout;
 	char			*host_name;	/* NULL: gethostname(2) */
+	uint32_t		 denied_per_caller;	/* 0: no limit */
+	int64_t			 denied_interval_ms;
+	uint64_t		 reserve;	/* bytes; 0: none */
 	/* Not from JSON: the syslog socket; NULL means /dev/log. */
 	char			*syslog_socket;
 };
@@ -227,6 +244,7 @@ enum audit_event_type {
 	AUDIT_EV_REPAIR,
 	AUDIT_EV_STALE,
 	AUDIT_EV_FETCHER,	/* the fetcher process exited or started */
+	AUDIT_EV_DENIED_SUMMARY,	/* denied records only counted */
 	AUDIT_EV__MAX
 };
 
@@ -263,6 +281,7 @@ enum audit_field {
 	AUDIT_F_CONFIG,		/* S reload: config file path */
 	AUDIT_F_TARGET,		/* S repair: mount point */
 	AUDIT_F_COUNT,		/* N repair: mounts repaired, etc. */
+	AUDIT_F_NAMES_HASH,	/* S denied_summary: "fnv1a64:<16 hex>" */
 	AUDIT_F__MAX
 };
 
@@ -330,7 +349,11 @@ struct audit_access {
  */
 int audit_access(struct audit *a, const struct audit_access *acc);
 
-/* The same fields, as event "lookup_denied" (a name the caller may not see). */
+/*
+ * The same fields, as event "lookup_denied" (a name the caller may not see,
+ * or one that does not exist), and "reason" after "rule" when acc->reason
+ * is set.
+ */
 int audit_lookup_denied(struct audit *a, const struct audit_access *acc);
 
 /* A new version seen for a secret. */

@@ -113,6 +113,15 @@ int broker_deny_errno(const struct broker_view *v);
 bool broker_decide(struct broker_view *v, pid_t pid, uid_t uid, gid_t gid,
     size_t idx, struct caller *c, struct policy_decision *d);
 
+/*
+ * The same for a name that is no secret at all: the same identification
+ * and rules, so that a missing name costs what a hidden one does (no
+ * timing oracle). Always false: there is nothing to allow.
+ */
+bool broker_decide_missing(struct broker_view *v, pid_t pid, uid_t uid,
+    gid_t gid, const char *name, struct caller *c,
+    struct policy_decision *d);
+
 /* An open(2) as the filesystem received it. */
 struct broker_open_req {
 	pid_t		 pid;		/* who asks, as the request says */
@@ -161,6 +170,13 @@ int broker_audit_refused(struct broker_view *v, const struct caller *c,
     const char *reason);
 int broker_audit_lookup_denied(struct broker_view *v, const struct caller *c,
     size_t idx, const char *child, const char *rule);
+/*
+ * A lookup of a name that is no secret, recorded as a denied one is (event
+ * lookup_denied, reason "no such secret" where a denial says "not
+ * allowed"), so that the two take the same path through the daemon.
+ */
+int broker_audit_missing(struct broker_view *v, const struct caller *c,
+    const char *name, const char *rule);
 
 /*
  * One "repair" record for a dead bind the repair found or for publishing

@@ -87,6 +87,7 @@ struct config {
 	int			 deny_errno;	/* ENOENT, or EACCES to debug */
 	char			*runtime_socket;	/* Engine API, or NULL */
 	struct kubelet_config	*kubelet;	/* runtime.kubelet, or NULL */
+	bool			 runtime_rootless;	/* runtime.rootless */
 	struct audit_config	*audit;		/* NULL: auditing off */
 	struct config_metrics	*metrics;	/* NULL: no listener, no file */
 	/*

@@ -57,8 +57,8 @@ void engine_set_cache(struct engine *e, size_t max_entries, int64_t ttl_ms,
 void engine_set_timeout(struct engine *e, long timeout_ms);
 
 /*
- * Fill c->container_name, c->image, c->labels, c->n_labels and
- * c->labels_truncated for c->container_id. Thread-safe: the HTTP client
+ * Fill c->container_name, c->image, c->labels, c->n_labels,
+ * c->labels_truncated and c->container_pid (State.Pid) for c->container_id. Thread-safe: the HTTP client
  * gives each request its own handle and the cache has its own lock.
  * Returns 0 (also, doing nothing, for a caller with no container id);
  * -ENOENT when the engine does not know the container (404); -ECONNREFUSED
@@ -68,6 +68,9 @@ void engine_set_timeout(struct engine *e, long timeout_ms);
  * returns the same error again until neg_ttl_ms has passed.
  */
 int engine_enrich(struct engine *e, struct caller *c);
+
+/* Drop what is cached for container id (a State.Pid found stale). */
+void engine_forget(struct engine *e, const char *id);
 
 /*
  * Parse an inspect body (`GET /containers/<id>/json`, Docker's or Podman's

@@ -5,11 +5,15 @@
  * Trust model. uid and gid come from the FUSE request (the kernel), never
  * from /proc and never from a cache. The container is read from the
  * process's cgroup path as the broker's cgroup namespace shows it, so the
- * broker must run in the host's pid and cgroup namespaces. A process can
- * create cgroups only below its own (when its runtime delegates a subtree),
- * so the OUTERMOST container component of a path is the one the host's
- * runtime made: a container that names a sub-cgroup "docker-<other id>.scope"
- * is still itself.
+ * broker must run in the host's pid and cgroup namespaces. A container may
+ * create cgroups below its own (when its runtime delegates a subtree), so
+ * the OUTERMOST container component of a path is the one that counts: a
+ * container that names a sub-cgroup "docker-<other id>.scope" is still
+ * itself. But anyone given a subtree anywhere (a Delegate=yes service, a
+ * user manager, a chowned directory) can name a cgroup after any
+ * container, so a path's name is believed only where identity_verify()
+ * finds that root alone could have made it, and a process is the host only
+ * in the host's namespaces.
  */
 #ifndef SECRETSFS_IDENTITY_H
 #define SECRETSFS_IDENTITY_H
@@ -27,8 +31,9 @@ enum identity_runtime {
 	IDENTITY_RUNTIME_CRIO,
 	IDENTITY_RUNTIME_KUBEPODS,	/* a pod slice whose runtime is not named */
 	IDENTITY_RUNTIME_SYSTEMD,	/* a <name>.service outside any container */
+	IDENTITY_RUNTIME_UNKNOWN,	/* not the host, no runtime we know */
 };
-#define IDENTITY_RUNTIME_COUNT	(IDENTITY_RUNTIME_SYSTEMD + 1)
+#define IDENTITY_RUNTIME_COUNT	(IDENTITY_RUNTIME_UNKNOWN + 1)
 
 #define IDENTITY_ID_MAX		65	/* 64 hex digits + NUL */
 #define IDENTITY_CGROUP_MAX	512
@@ -121,11 +126,30 @@ struct caller {
 	bool			 labels_truncated;	/* some labels were dropped */
 	/* From the kubelet when configured (kubelet.h); zero otherwise. */
 	struct identity_k8s	 k8s;
+	pid_t			 container_pid;	/* State.Pid, 0 when unknown */
+	bool			 engine_checked; /* identity_verify_engine ran */
+	/*
+	 * From identity_verify(). refused: why the container the cgroup path
+	 * names was not believed (empty when it was, or none was named); a
+	 * caller with a reason is denied every secret. cgroup_owner: the uid
+	 * owning the container's cgroup subtree, 0 for a runtime run by root;
+	 * rootless: that owner is not root and the operator allowed it, so
+	 * only rules naming "owner_uid" match.
+	 */
+	char			 refused[128];
+	uid_t			 cgroup_owner;
+	bool			 rootless;
+	/* From identity_parse_cgroup(), for identity_verify(). */
+	char			 cgroup_hier[64];	/* v1 controllers, "" for v2 */
+	uint16_t		 cgroup_anchor;	/* bytes of cgroup through the
+						   container component, or 0 */
+	uint16_t		 cgroup_user_at; /* 1 + offset of a user@ unit
+						    above it, or 0 */
 };
 
 /*
- * "host", "docker", "podman", "containerd", "cri-o", "kubepods", "systemd";
- * "unknown" for a value out of range. Static storage.
+ * "host", "docker", "podman", "containerd", "cri-o", "kubepods", "systemd",
+ * "unknown"; "unknown" also for a value out of range. Static storage.
  */
 const char *identity_runtime_name(enum identity_runtime rt);
 
@@ -160,6 +184,65 @@ bool identity_is_host(const struct caller *c);
 int identity_parse_cgroup(const char *text, struct caller *c);
 
 /*
+ * What the kernel must confirm before a cgroup path is believed (see
+ * identity_verify). cgroup_root: for tests, the directory holding every
+ * hierarchy's tree (NULL: the mounts of /proc/self/mountinfo).
+ */
+struct identity_trust {
+	bool		 rootless;	/* runtime.rootless */
+	const char	*cgroup_root;
+};
+
+/*
+ * Check c (as identity_parse_cgroup left it, pid filled) against the
+ * kernel, and downgrade what does not hold:
+ * - a container component is believed only if its cgroup directory and
+ *   every ancestor up to the hierarchy's root are owned by root, writable
+ *   by no group or other, carry no "user.delegate" or "trusted.delegate"
+ *   xattr, and no "user@<uid>.service" lies above it. Otherwise, with
+ *   t->rootless and a single non-root owner of the subtree, it is believed
+ *   with rootless and cgroup_owner set; else container_id and pod_uid are
+ *   cleared, runtime becomes systemd (below a user@ unit, with that unit)
+ *   or unknown, and refused says why.
+ * - a process the path calls host or systemd is one only if it has one
+ *   pid in NSpid (the daemon's pid namespace, the host's), the first
+ *   mount of its mountinfo is pid 1's (the same mount namespace), and its
+ *   cgroup is "/" or below init.scope, system.slice or user.slice;
+ *   otherwise its runtime becomes unknown.
+ * proc_root: as identity_read(); under a proc root other than /proc the
+ * namespace checks read its <pid>/status and <pid>/mountinfo and
+ * 1/mountinfo, and the cgroup checks need t->cgroup_root (skipped
+ * without). Returns 0; -ENOMEM. A file that cannot be read refuses.
+ */
+int identity_verify(const char *proc_root, const struct identity_trust *t,
+    struct caller *c);
+
+/*
+ * With the Engine API: is c (a believed container whose engine fields are
+ * filled) in the container its cgroup names? The container's State.Pid
+ * (c->container_pid) must have as many pids on its NSpid line as the
+ * caller (the same depth of pid namespace: a host process moved into a
+ * container's cgroup has one) and a cgroup naming the same container by
+ * the same path. Without ptrace access the two namespaces' identities
+ * cannot be compared, only their depth. Refuses c (as identity_verify)
+ * when not; returns 0. When that process is gone: with last, refused;
+ * else -ESTALE, c untouched, so that the caller can ask the engine again.
+ * -ENOMEM.
+ */
+int identity_verify_engine(const char *proc_root, struct caller *c,
+    bool last);
+
+/*
+ * Pure helpers of identity_verify, for the unit tests: the number of pids
+ * on the "NSpid:" line of a /proc/<pid>/status text (0 if none); the first
+ * field of the first line of a mountinfo text (-1 if none); whether a
+ * cgroup path is a host one (see above).
+ */
+int identity_parse_nspid(const char *status, pid_t *last);
+long identity_parse_first_mount(const char *mountinfo);
+bool identity_host_cgroup(const char *path);
+
+/*
  * Parse the text of /proc/<pid>/stat: comm (between the first '(' and the
  * LAST ')', since comm may hold both) into comm[17], and field 22, the
  * start time in clock ticks since boot. Returns 0 or -EINVAL.
@@ -177,6 +260,10 @@ int identity_parse_stat(const char *text, uint64_t *start_time, char comm[17]);
  */
 int identity_read(const char *proc_root, pid_t pid, uid_t uid, gid_t gid,
     struct caller *out);
+
+/* identity_read() and then identity_verify() under t (NULL: the defaults). */
+int identity_read_trusted(const char *proc_root, const struct identity_trust *t,
+    pid_t pid, uid_t uid, gid_t gid, struct caller *out);
 
 /*
  * A bounded cache of identity_read() keyed by (pid, start_time): a reused
@@ -208,12 +295,24 @@ void identity_cache_free(struct identity_cache *ic);
  * The string is copied. 0 or -ENOMEM. */
 int identity_cache_set_proc_root(struct identity_cache *ic, const char *root);
 
-/* As identity_read(), through the cache. */
+/* What identity_lookup() verifies under; copied. Before sharing the cache. */
+void identity_cache_set_trust(struct identity_cache *ic,
+    const struct identity_trust *t);
+
+/* As identity_read_trusted(), through the cache. */
 int identity_lookup(struct identity_cache *ic, pid_t pid, uid_t uid, gid_t gid,
     struct caller *out);
 
 /* For tests: the most descriptors the cache may keep open (see above). */
 void identity_cache_set_pin_max(struct identity_cache *ic, size_t n);
+
+/*
+ * Keep what identity_verify_engine() found (c->refused, and
+ * engine_checked) in c's entry, if it still holds the same process, so
+ * that a hit does not read /proc again. 0, or -ESRCH when there is no
+ * such entry.
+ */
+int identity_cache_note(struct identity_cache *ic, const struct caller *c);
 
 /* Drop every entry (e.g. on reload). */
 void identity_cache_flush(struct identity_cache *ic);

@@ -29,14 +29,17 @@
  *     "label": { KEY: GLOBS, ... }     non-empty; every KEY (exact) must be
  *                                      present with a value that matches
  *     "runtime": RT | [RT, ...]        "docker" "podman" "containerd" "cri-o"
- *                                      "kubepods"; "host" "systemd" (these
- *                                      two need "host": true)
+ *                                      "kubepods" "unknown"; "host" "systemd"
+ *                                      (these two need "host": true)
  *     "cgroup": GLOBS                  the caller's cgroup path
  *     "pod_uid": GLOBS                 Kubernetes pod uid, '-' separated
  *     "unit": GLOBS                    systemd unit, e.g. "backup.service"
  *                                      (needs "host": true)
  *     "uid": N | [N, ...]              the FUSE request's uid (0..4294967294)
  *     "gid": N | [N, ...]              the FUSE request's gid
+ *     "owner_uid": N | [N, ...]        the owner of the container's cgroup
+ *                                      subtree (identity_verify): 0 for a
+ *                                      runtime run by root
  *     "k8s": {                         the pod as the kubelet lists it
  *       "namespace": GLOBS,            (runtime.kubelet, kubelet.h); at
  *       "service_account": GLOBS,      least one key, all must hold;
@@ -58,6 +61,11 @@
  * keys (container_id, container_name, image, label, pod_uid, k8s) or a
  * container runtime with "host": true; runtime "host"/"systemd" or "unit"
  * without it.
+ *
+ * Identities the kernel did not confirm (identity_verify). A caller with
+ * `refused` set matches no rule. A rootless caller matches only rules with
+ * "owner_uid". A caller of runtime "unknown" matches only rules with
+ * "runtime" (which must then name "unknown") or "cgroup".
  *
  * Globs are fnmatch(3) patterns ('*', '?', '[...]', '\' escapes):
  *   secret names (allow, deny) and cgroup: FNM_PATHNAME, '*' and '?' never

@@ -368,6 +368,41 @@ test_config_errors(void **state)
 	config_fails("{\"file\":\"/a\",\"key_file\":\"/k\",\"host_name\":\"a b\"}",
 	    "audit.host_name", "spaces");
 	config_fails("[]", "audit", "object");
+	config_fails("{\"file\":\"/a\",\"key_file\":\"/k\","
+	    "\"denied_per_caller\":-1}", "audit.denied_per_caller",
+	    "expected an integer");
+	config_fails("{\"file\":\"/a\",\"key_file\":\"/k\","
+	    "\"denied_interval\":\"500ms\"}", "audit.denied_interval",
+	    "between 1s and 1h");
+	config_fails("{\"file\":\"/a\",\"key_file\":\"/k\","
+	    "\"reserve\":\"lots\"}", "audit.reserve", "expected a size");
+}
+
+static void
+test_config_limits(void **state)
+{
+	struct audit_config	 cfg;
+	struct cfg_err		 err;
+	json_t			*o;
+
+	(void)state;
+	o = json_loads("{\"file\":\"/a\",\"key_file\":\"/k\"}", 0, NULL);
+	assert_int_equal(audit_config_from_json(o, "audit", &cfg, &err), 0);
+	/* On by default: a flood is limited without asking. */
+	assert_int_equal(cfg.denied_per_caller, 100);
+	assert_int_equal(cfg.denied_interval_ms, 10000);
+	assert_int_equal(cfg.reserve, 0);
+	audit_config_clear(&cfg);
+	json_decref(o);
+	o = json_loads("{\"file\":\"/a\",\"key_file\":\"/k\","
+	    "\"denied_per_caller\":0,\"denied_interval\":\"1m\","
+	    "\"reserve\":\"64MiB\"}", 0, NULL);
+	assert_int_equal(audit_config_from_json(o, "audit", &cfg, &err), 0);
+	assert_int_equal(cfg.denied_per_caller, 0);
+	assert_int_equal(cfg.denied_interval_ms, 60000);
+	assert_int_equal(cfg.reserve, 64ULL << 20);
+	audit_config_clear(&cfg);
+	json_decref(o);
 }
 
 static const char *const access_keys[] = {
@@ -2070,12 +2105,132 @@ test_parse_since(void **state)
 	assert_int_equal(auditlog_parse_since("", now, &us), -EINVAL);
 }
 
+/* Denied records beyond the per-caller limit are counted, then summed up. */
+static void
+test_denied_limit(void **state)
+{
+	struct t		*t = *state;
+	struct audit_config	 cfg;
+	struct audit		*a = NULL;
+	struct audit_access	 acc;
+	struct caller		 c1, c2;
+	struct lines		 ls;
+	char			 err[512] = "";
+	const char		*ev;
+	int			 i, full1 = 0, full2 = 0, allowed = 0, summ = 0;
+	json_t			*o;
+
+	config(t, &cfg);
+	cfg.denied_per_caller = 3;
+	cfg.denied_interval_ms = 3600 * 1000;
+	assert_int_equal(audit_open(&cfg, &a, err, sizeof(err)), 0);
+	audit_config_clear(&cfg);
+	container_caller(&c1, "noisy", ID1);
+	container_caller(&c2, "quiet", ID2);
+	memset(&acc, 0, sizeof(acc));
+	acc.backend = "dev";
+	acc.outcome = AUDIT_OUTCOME_DENY;
+	acc.err = ENOENT;
+	for (i = 0; i < 10; i++) {
+		acc.caller = &c1;
+		acc.secret = i % 2 ? "x" : "y";
+		assert_int_equal(audit_lookup_denied(a, &acc), 0);
+	}
+	acc.caller = &c2;
+	acc.secret = "z";
+	assert_int_equal(audit_access(a, &acc), 0);
+	/* Allowed accesses are never limited. */
+	acc.caller = &c1;
+	acc.outcome = AUDIT_OUTCOME_ALLOW;
+	acc.err = 0;
+	for (i = 0; i < 10; i++)
+		assert_int_equal(audit_access(a, &acc), 0);
+	audit_close(a);
+
+	read_lines(t->log, &ls);
+	for (i = 0; i < ls.n; i++) {
+		o = json_loads(ls.l[i], 0, NULL);
+		assert_non_null(o);
+		ev = json_string_value(json_object_get(o, "event"));
+		if (strcmp(ev, "lookup_denied") == 0)
+			full1++;
+		else if (strcmp(ev, "access") == 0 && strcmp(json_string_value(
+		    json_object_get(o, "outcome")), "deny") == 0)
+			full2++;
+		else if (strcmp(ev, "access") == 0)
+			allowed++;
+		else if (strcmp(ev, "denied_summary") == 0) {
+			summ++;
+			assert_int_equal(json_integer_value(json_object_get(o,
+			    "count")), 7);
+			assert_string_equal(json_string_value(json_object_get(
+			    json_object_get(o, "container"), "id")), ID1);
+			assert_string_equal(json_string_value(json_object_get(o,
+			    "outcome")), "deny");
+			assert_int_equal(strlen(json_string_value(
+			    json_object_get(o, "names_hash"))), 8 + 16);
+			/* Written before the stop record. */
+			assert_true(i == ls.n - 2);
+		}
+		json_decref(o);
+	}
+	free_lines(&ls);
+	assert_int_equal(full1, 3);
+	assert_int_equal(full2, 1);
+	assert_int_equal(allowed, 10);
+	assert_int_equal(summ, 1);
+	assert_int_equal(verify1(t->log, NULL), 0);
+}
+
+/* With a flusher, a caller gone quiet gets its summary without waiting. */
+static void
+test_denied_summary_in_time(void **state)
+{
+	struct t		*t = *state;
+	struct audit_config	 cfg;
+	struct audit		*a = NULL;
+	struct audit_access	 acc;
+	struct caller		 c;
+	char			 err[512] = "", *text;
+	int			 i;
+
+	config(t, &cfg);
+	cfg.flush_interval_ms = 100;
+	cfg.denied_per_caller = 1;
+	cfg.denied_interval_ms = 1000;
+	assert_int_equal(audit_open(&cfg, &a, err, sizeof(err)), 0);
+	audit_config_clear(&cfg);
+	assert_int_equal(audit_start(a), 0);
+	container_caller(&c, "noisy", ID1);
+	memset(&acc, 0, sizeof(acc));
+	acc.secret = "x";
+	acc.outcome = AUDIT_OUTCOME_DENY;
+	acc.err = ENOENT;
+	acc.caller = &c;
+	for (i = 0; i < 5; i++)
+		assert_int_equal(audit_lookup_denied(a, &acc), 0);
+	for (i = 0; i < 40; i++) {
+		text = slurp(t->log);
+		if (strstr(text, "\"denied_summary\"") != NULL) {
+			assert_non_null(strstr(text, "\"count\":4,"));
+			free(text);
+			break;
+		}
+		free(text);
+		usleep(50 * 1000);
+	}
+	assert_true(i < 40);
+	audit_close(a);
+	assert_int_equal(verify1(t->log, NULL), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_ok),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_config_limits),
 		cmocka_unit_test(test_parse_since),
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_record_fields),
@@ -2110,6 +2265,8 @@ main(void)
 		T(test_threads),
 		T(test_syslog_and_stdout),
 		T(test_show),
+		T(test_denied_limit),
+		T(test_denied_summary_in_time),
 #undef T
 	};
 

@@ -269,7 +269,7 @@ test_unknown_key_in_every_section(void **state)
 		  "  \"x y\": 1}}]}",
 		  "rules[0].match.\"x y\"", 4, 3, "unknown key (any, host, "
 		  "container_id, container_name, image, label, runtime, cgroup, "
-		  "pod_uid, unit, uid, gid, k8s)" },
+		  "pod_uid, unit, uid, gid, owner_uid, k8s)" },
 		{ FILE_BACKEND "\"access\": {\n  \"a.b\": 1}}",
 		  "access.\"a.b\"", 4, 3, unknown },
 		{ FILE_BACKEND "\"runtime\": {\n  \"x y\": 1}}",

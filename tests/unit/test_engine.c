@@ -149,6 +149,8 @@ test_parse_docker(void **state)
 	assert_string_equal(c.image, "registry.example.com/shop/payment-api:2.3.1");
 	assert_int_equal(c.n_labels, 8);
 	assert_false(c.labels_truncated);
+	/* State.Pid, for identity_verify_engine. */
+	assert_int_equal(c.container_pid, 48213);
 	assert_string_equal(label(&c, "com.docker.compose.service"), "payment-api");
 	assert_string_equal(label(&c, "pci.scope"), "cde");
 	assert_string_equal(label(&c, "com.docker.compose.config-hash"),
@@ -167,6 +169,7 @@ test_parse_podman(void **state)
 	assert_int_equal(engine_parse_inspect(podman_body, strlen(podman_body),
 	    ID_PODMAN, &c), 0);
 	assert_string_equal(c.container_name, "sfs-probe2");
+	assert_int_equal(c.container_pid, 6605);
 	assert_string_equal(c.image, "localhost/sfs-busybox:1.0");
 	assert_int_equal(c.n_labels, 2);
 	assert_string_equal(label(&c, "org.example.weird"), "va lue/with:stuff");

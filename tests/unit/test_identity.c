@@ -640,6 +640,46 @@ teardown_proc(void **state)
 #define CG_DOCKER_A	"0::/system.slice/docker-" ID_A ".scope\n"
 #define CG_PODMAN_B	"0::/machine.slice/libpod-" ID_B ".scope\n"
 
+/* The cache keeps what the checks need, and what the engine check found. */
+static void
+test_cache_keeps_verification(void **state)
+{
+	struct fakeproc *fp = *state;
+	struct identity_cache *ic;
+	struct caller c;
+
+	ic = identity_cache_new(64, 0);
+	assert_non_null(ic);
+	assert_int_equal(identity_cache_set_proc_root(ic, fp->root), 0);
+	fake_proc_set(fp, 42, "payment-api", 1000, CG_DOCKER_A);
+	assert_int_equal(identity_lookup(ic, 42, 1000, 1000, &c), 0);
+	assert_true(c.cgroup_anchor > 0);
+	assert_false(c.engine_checked);
+	/* A hit gives the same anchor (the engine check compares it). */
+	assert_int_equal(identity_lookup(ic, 42, 1000, 1000, &c), 0);
+	assert_int_equal(c.cgroup_anchor, strlen(c.cgroup));
+
+	c.engine_checked = true;
+	snprintf(c.refused, sizeof(c.refused), "not in the container's pid "
+	    "namespace");
+	c.runtime = IDENTITY_RUNTIME_UNKNOWN;
+	assert_int_equal(identity_cache_note(ic, &c), 0);
+	assert_int_equal(identity_lookup(ic, 42, 1000, 1000, &c), 0);
+	assert_true(c.engine_checked);
+	assert_string_equal(c.container_id, "");
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_UNKNOWN);
+	assert_non_null(strstr(c.refused, "pid namespace"));
+	/* Another process with the pid: nothing noted is inherited. */
+	fake_proc_set(fp, 42, "sh", 2000, CG_DOCKER_A);
+	assert_int_equal(identity_lookup(ic, 42, 1000, 1000, &c), 0);
+	assert_false(c.engine_checked);
+	assert_string_equal(c.refused, "");
+	assert_string_equal(c.container_id, ID_A);
+	c.start_time = 1;
+	assert_int_equal(identity_cache_note(ic, &c), -ESRCH);
+	identity_cache_free(ic);
+}
+
 static void
 test_cache_hit_and_pid_reuse(void **state)
 {
@@ -1085,6 +1125,161 @@ test_pin_budget(void **state)
 	identity_cache_free(ic);
 }
 
+/* ---- what identity_verify reads ---------------------------------------- */
+
+static void
+test_verify_helpers(void **state)
+{
+	pid_t last = 0;
+
+	(void)state;
+	assert_int_equal(identity_parse_nspid("Name:\tx\nNSpid:\t812\n"
+	    "NSpgid:\t1\n", &last), 1);
+	assert_int_equal(last, 812);
+	assert_int_equal(identity_parse_nspid("NSpid:\t812\t7\t1\n", &last), 3);
+	assert_int_equal(last, 1);
+	assert_int_equal(identity_parse_nspid("Name:\tx\n", NULL), 0);
+	assert_int_equal(identity_parse_nspid("NSpid:\t8x\n", NULL), 0);
+
+	assert_int_equal(identity_parse_first_mount("27 1 0:21 / / rw - x\n"),
+	    27);
+	assert_int_equal(identity_parse_first_mount(""), -1);
+	assert_int_equal(identity_parse_first_mount("x 1"), -1);
+
+	assert_true(identity_host_cgroup("/"));
+	assert_true(identity_host_cgroup("/init.scope"));
+	assert_true(identity_host_cgroup("/system.slice/cron.service"));
+	assert_true(identity_host_cgroup("/user.slice/user-1000.slice"));
+	assert_false(identity_host_cgroup("/lxc.payload.x"));
+	assert_false(identity_host_cgroup("/machine.slice/systemd-nspawn@x."
+	    "service/payload"));
+	assert_false(identity_host_cgroup("/system.slicex"));
+	assert_false(identity_host_cgroup(""));
+}
+
+/* A fake /proc and cgroup tree: what the checks see, without a kernel. */
+static void
+put(const char *dir, const char *name, const char *text)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+test_verify_fake_trees(void **state)
+{
+	struct identity_trust t = { false, NULL };
+	char tmpl[] = "/tmp/sfs-idv-XXXXXX", proc[64], cg[64], d[4096];
+	struct caller c;
+
+	(void)state;
+	assert_non_null(mkdtemp(tmpl));
+	snprintf(proc, sizeof(proc), "%s/proc", tmpl);
+	snprintf(cg, sizeof(cg), "%s/cg", tmpl);
+	assert_int_equal(mkdir(proc, 0755), 0);
+	assert_int_equal(mkdir(cg, 0755), 0);
+	snprintf(d, sizeof(d), "%s/1", proc);
+	assert_int_equal(mkdir(d, 0755), 0);
+	put(d, "mountinfo", "27 1 0:21 / / rw - ext4 x rw\n");
+	snprintf(d, sizeof(d), "%s/77", proc);
+	assert_int_equal(mkdir(d, 0755), 0);
+	put(d, "status", "Name:\tx\nNSpid:\t77\n");
+	put(d, "mountinfo", "27 1 0:21 / / rw - ext4 x rw\n");
+
+	/* Host: pid 1's namespaces and a host cgroup. */
+	parse("0::/system.slice/cron.service\n", &c);
+	c.pid = 77;
+	assert_int_equal(identity_verify(proc, &t, &c), 0);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_SYSTEMD);
+	/* Another mount namespace: unknown. */
+	put(d, "mountinfo", "3100 3000 0:21 / / rw - ext4 x rw\n");
+	assert_int_equal(identity_verify(proc, &t, &c), 0);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_UNKNOWN);
+	assert_string_equal(c.unit, "");
+	/* Another pid namespace: unknown. */
+	put(d, "mountinfo", "27 1 0:21 / / rw - ext4 x rw\n");
+	put(d, "status", "Name:\tx\nNSpid:\t77\t1\n");
+	parse("0::/\n", &c);
+	c.pid = 77;
+	assert_int_equal(identity_verify(proc, &t, &c), 0);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_UNKNOWN);
+
+	/* A container whose cgroup is root's (when the test runs as root). */
+	if (geteuid() == 0) {
+		char pd[sizeof(d)];
+
+		snprintf(pd, sizeof(pd), "%s", d);
+		t.cgroup_root = cg;
+		snprintf(d, sizeof(d), "%s/system.slice", cg);
+		assert_int_equal(mkdir(d, 0755), 0);
+		snprintf(d, sizeof(d), "%s/system.slice/docker-" ID_A ".scope",
+		    cg);
+		assert_int_equal(mkdir(d, 0755), 0);
+		parse("0::/system.slice/docker-" ID_A ".scope/inner\n", &c);
+		assert_int_equal(identity_verify(proc, &t, &c), 0);
+		assert_string_equal(c.container_id, ID_A);
+		assert_string_equal(c.refused, "");
+		/* The same, once the parent is another user's. */
+		snprintf(d, sizeof(d), "%s/system.slice", cg);
+		assert_int_equal(chown(d, 65534, 65534), 0);
+		assert_int_equal(identity_verify(proc, &t, &c), 0);
+		assert_string_equal(c.container_id, "");
+		assert_int_equal(c.runtime, IDENTITY_RUNTIME_UNKNOWN);
+		assert_non_null(strstr(c.refused, "owned by a user at "
+		    "/system.slice"));
+		/* ... believed as that user's with rootless on. */
+		t.rootless = true;
+		parse("0::/system.slice/docker-" ID_A ".scope/inner\n", &c);
+		assert_int_equal(identity_verify(proc, &t, &c), 0);
+		assert_string_equal(c.container_id, ID_A);
+		assert_true(c.rootless);
+		assert_int_equal(c.cgroup_owner, 65534);
+		/* Writable by others: never, rootless or not. */
+		assert_int_equal(chmod(d, 0777), 0);
+		assert_int_equal(identity_verify(proc, &t, &c), 0);
+		assert_string_equal(c.container_id, "");
+		assert_true(c.refused[0] != '\0');
+		assert_int_equal(chown(d, 0, 0), 0);
+		parse("0::/system.slice/docker-" ID_A ".scope/inner\n", &c);
+		assert_int_equal(identity_verify(proc, &t, &c), 0);
+		assert_string_equal(c.container_id, "");
+		assert_non_null(strstr(c.refused, "writable"));
+		assert_int_equal(chmod(d, 0755), 0);
+		t.rootless = false;
+		snprintf(d, sizeof(d), "%s", pd);
+	}
+
+	/* Below user@: refused without rootless, the unit kept. */
+	parse("0::/user.slice/user-1000.slice/user@1000.service/user.slice/"
+	    "libpod-" ID_B ".scope\n", &c);
+	c.pid = 77;
+	assert_int_equal(identity_verify(proc, &t, &c), 0);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_SYSTEMD);
+	assert_string_equal(c.unit, "user@1000.service");
+	assert_string_equal(c.container_id, "");
+	assert_non_null(strstr(c.refused, "user manager"));
+	/* A user's own process there (no container name) is that user's. */
+	put(d, "status", "Name:\tx\nNSpid:\t77\n");
+	parse("0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+	    "x.scope\n", &c);
+	c.pid = 77;
+	assert_int_equal(identity_verify(proc, &t, &c), 0);
+	assert_int_equal(c.runtime, IDENTITY_RUNTIME_SYSTEMD);
+	assert_string_equal(c.refused, "");
+
+	{
+		char cmd[4200];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpl);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 int
 main(void)
 {
@@ -1111,6 +1306,10 @@ main(void)
 		cmocka_unit_test(test_long_path_not_truncated),
 		cmocka_unit_test(test_runtime_names),
 		cmocka_unit_test(test_parse_stat),
+		cmocka_unit_test(test_verify_helpers),
+		cmocka_unit_test(test_verify_fake_trees),
+		cmocka_unit_test_setup_teardown(test_cache_keeps_verification,
+		    setup_proc, teardown_proc),
 		cmocka_unit_test_setup_teardown(test_cache_hit_and_pid_reuse,
 		    setup_proc, teardown_proc),
 		cmocka_unit_test_setup_teardown(test_vanished_pid,

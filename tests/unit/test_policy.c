@@ -694,6 +694,64 @@ test_k8s_matcher(void **state)
 	policy_free(p);
 }
 
+/* ---- identities the kernel did not confirm ---------------------------- */
+
+static void
+test_refused_rootless_unknown(void **state)
+{
+	struct policy *p;
+	struct caller c;
+
+	(void)state;
+	p = load("[{\"id\": \"any\", \"match\": {\"any\": true},"
+	    " \"allow\": [\"a\"]},"
+	    " {\"id\": \"id\", \"match\": {\"container_id\": \"" ID_A "\"},"
+	    " \"allow\": [\"b\"]},"
+	    " {\"id\": \"owner\", \"match\": {\"container_id\": \"" ID_A "\","
+	    " \"owner_uid\": 1000}, \"allow\": [\"c\"]},"
+	    " {\"id\": \"unk\", \"match\": {\"runtime\": \"unknown\"},"
+	    " \"allow\": [\"d\"]},"
+	    " {\"id\": \"cg\", \"match\": {\"cgroup\": \"/lxc.payload.*\"},"
+	    " \"allow\": [\"e\"]}]");
+
+	/* Believed: the plain rules hold, the owner's does not (owner 0). */
+	c = container(IDENTITY_RUNTIME_PODMAN, ID_A, "", "");
+	assert_true(allowed(p, &c, "a"));
+	assert_true(allowed(p, &c, "b"));
+	assert_false(allowed(p, &c, "c"));
+
+	/* Refused: nothing at all, not even "any". */
+	snprintf(c.refused, sizeof(c.refused), "owned by a user at /x");
+	assert_false(allowed(p, &c, "a"));
+	assert_false(allowed(p, &c, "b"));
+	assert_string_equal(decider(p, &c, "a"), POLICY_DEFAULT_DENY_ID);
+
+	/* Rootless: only a rule naming the owner. */
+	c = container(IDENTITY_RUNTIME_PODMAN, ID_A, "", "");
+	c.rootless = true;
+	c.cgroup_owner = 1000;
+	assert_false(allowed(p, &c, "a"));
+	assert_false(allowed(p, &c, "b"));
+	assert_true(allowed(p, &c, "c"));
+	c.cgroup_owner = 1001;
+	assert_false(allowed(p, &c, "c"));
+
+	/* Unknown: a rule for "unknown" or a cgroup glob, nothing else. */
+	c = container(IDENTITY_RUNTIME_UNKNOWN, "", "", "");
+	snprintf(c.cgroup, sizeof(c.cgroup), "/lxc.payload.x");
+	assert_false(allowed(p, &c, "a"));
+	assert_true(allowed(p, &c, "d"));
+	assert_true(allowed(p, &c, "e"));
+	snprintf(c.cgroup, sizeof(c.cgroup), "/machine.slice/x");
+	assert_false(allowed(p, &c, "e"));
+	policy_free(p);
+
+	reject("[{\"match\": {\"host\": true, \"runtime\": \"unknown\"},"
+	    " \"allow\": [\"a\"]}]", "rules[0].match.host", "never hold");
+	reject("[{\"match\": {\"owner_uid\": \"x\"}, \"allow\": [\"a\"]}]",
+	    "rules[0].match.owner_uid", NULL);
+}
+
 int
 main(void)
 {
@@ -713,6 +771,7 @@ main(void)
 		cmocka_unit_test(test_name_globs),
 		cmocka_unit_test(test_cgroup_globs),
 		cmocka_unit_test(test_k8s_matcher),
+		cmocka_unit_test(test_refused_rootless_unknown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
