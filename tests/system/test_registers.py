@@ -20,7 +20,7 @@ import subprocess
 
 import pytest
 
-from conftest import need
+from conftest import binary, need
 from test_privsep import (  # noqa: F401  (fixtures)
     fetch_user, fetcher_of, make_config, pki, read, userdir, vault)
 
@@ -77,7 +77,7 @@ def daemon(make_daemon, vault, userdir, fetch_user, tmp_path):
     for _ in range(20):
         for name, value in values.items():
             assert read(d, name) == value
-            subprocess.run([os.environ.get("SECRETSFS_BIN"), "flush", "-c",
+            subprocess.run([binary(), "flush", "-c",
                             str(d.config_path), name], check=True,
                            capture_output=True)
     for name, value in values.items():
