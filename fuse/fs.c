@@ -548,6 +548,8 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	do_open(fs, v, req, ino, fi);
 	broker_release(v);
+	/* An open may have fetched, parsed and cached a value. */
+	secmem_wipe_registers();
 }
 
 /*
@@ -588,6 +590,7 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (size > snap->len - (size_t)off)
 		size = snap->len - (size_t)off;
 	reply_secret(req, snap->data + off, size);
+	secmem_wipe_registers();	/* the bounce's memcpy */
 }
 
 static void

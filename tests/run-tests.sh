@@ -30,7 +30,8 @@ apt-get install -y -qq --no-install-recommends \
 	python3-h2 python3-jwt python3-cryptography python3-kubernetes nodejs npm \
 	python3-yaml util-linux procps podman runc busybox-static \
 	systemd apparmor prometheus rsyslog \
-	clang libclang-rt-14-dev valgrind >/dev/null
+	clang libclang-rt-14-dev valgrind gdb >/dev/null
+# gdb: gcore, for tests/system/test_registers.py (no value in any register).
 # prometheus: promtool and the binary tests/system/test_metrics.py starts on a
 # loopback port of its own; the package's service (on :9090) is not used.
 # rsyslog: rsyslogd, which tests/system/test_central_audit.py starts twice

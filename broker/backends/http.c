@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <openssl/crypto.h>
 
 #include <secretsfs/clk.h>
@@ -416,6 +417,21 @@ rotate_locked(struct http_client *c, struct handle **retired,
 	return 0;
 }
 
+/*
+ * OpenSSL decrypts a record in place: without SSL_MODE_RELEASE_BUFFERS its
+ * read buffer keeps the last answer's plaintext for as long as the pooled
+ * connection lives. Released buffers go back through the wiping allocator
+ * (http_global_init).
+ */
+static CURLcode
+ssl_ctx_setup(CURL *curl, void *ctx, void *arg)
+{
+	(void)curl;
+	(void)arg;
+	SSL_CTX_set_mode((SSL_CTX *)ctx, SSL_MODE_RELEASE_BUFFERS);
+	return CURLE_OK;
+}
+
 static struct handle *
 handle_new(struct http_client *c, struct share *s)
 {
@@ -452,6 +468,7 @@ handle_new(struct http_client *c, struct share *s)
 		    (long)CURL_SSLVERSION_TLSv1_2);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+		curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_setup);
 		if (c->ca_file)
 			curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
 		if (c->pinned)

@@ -418,6 +418,7 @@ renewer(void *arg)
 		pthread_mutex_unlock(&v->mu);
 		renew_or_login(v, tok, gen, renewable, login_ttl);
 		secmem_free(tok);
+		secmem_wipe_registers();
 		pthread_mutex_lock(&v->mu);
 	}
 	pthread_mutex_unlock(&v->mu);

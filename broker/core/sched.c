@@ -15,6 +15,7 @@
 #include <secretsfs/clk.h>
 #include <secretsfs/cache.h>
 #include <secretsfs/sched.h>
+#include <secretsfs/secmem.h>
 
 struct sched {
 	struct cache	*cache;
@@ -41,6 +42,7 @@ worker(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		now = clk_mono_ms();
 		did = cache_refresh_step(s->cache, now, &next);
+		secmem_wipe_registers();	/* a refresh copies values */
 		pthread_mutex_lock(&s->lock);
 		if (did || s->kicks != seen || s->stop)
 			continue;

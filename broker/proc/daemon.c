@@ -188,6 +188,8 @@ hup_thread(void *arg)
 		    broker_config(d->broker)->file);
 		broker_reload(d->broker);
 		broker_audit_reopen(d->broker);
+		/* The new config was parsed here; it may hold static keys. */
+		secmem_wipe_registers();
 		notify_sendf("READY=1\nSTATUS=serving %zu secrets",
 		    broker_config(d->broker)->n_secrets);
 	}

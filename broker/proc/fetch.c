@@ -326,6 +326,8 @@ worker(void *arg)
 			slot_put(j->backend);
 		}
 		free(j);
+		/* TLS, the HTTP body, the parser: each left bytes behind. */
+		secmem_wipe_registers();
 	}
 	return NULL;
 }
@@ -408,6 +410,7 @@ fetcher_serve(int fd)
 			break;
 		}
 		explicit_bzero(buf, h.len);
+		secmem_wipe_registers();	/* options may hold static keys */
 	}
 	/* The FUSE process closed its end: it stopped, or it died. */
 	_exit(0);

@@ -382,6 +382,8 @@ reader(void *arg)
 			C.extra_fd = -1;
 		if (fd >= 0 && p[2].revents) {
 			r = pump(fd);
+			/* A value came through this thread's buffers. */
+			secmem_wipe_registers();
 			if (r < 0) {
 				pthread_mutex_lock(&C.lock);
 				if (C.fd == fd)

@@ -63,6 +63,15 @@ void *secmem_bounce(size_t n);
 bool secmem_kernel_readable(void);
 
 /*
+ * Clear the calling thread's vector registers (xmm/ymm, and zmm0-31 where
+ * AVX-512 is enabled). memcpy, the parsers and TLS leave the last bytes
+ * they moved there, and a core dump or a debugger reads them from the
+ * thread's saved state; each thread that handles values calls this when it
+ * is done with one. A no-op on other architectures.
+ */
+void secmem_wipe_registers(void);
+
+/*
  * Process hardening that goes with locked memory: PR_SET_DUMPABLE 0 and
  * RLIMIT_CORE 0. Returns 0 or -errno.
  */
