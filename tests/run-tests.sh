@@ -27,7 +27,7 @@ apt-get install -y -qq --no-install-recommends \
 	libseccomp-dev \
 	libcmocka-dev openssl ca-certificates \
 	python3 python3-pytest python3-hvac python3-botocore python3-boto3 \
-	python3-h2 python3-jwt python3-cryptography python3-kubernetes nodejs npm \
+	python3-h2 python3-jwt python3-cryptography python3-kubernetes \
 	python3-yaml util-linux procps podman runc busybox-static \
 	systemd apparmor prometheus rsyslog \
 	clang libclang-rt-14-dev valgrind gdb >/dev/null
@@ -36,6 +36,12 @@ apt-get install -y -qq --no-install-recommends \
 # loopback port of its own; the package's service (on :9090) is not used.
 # rsyslog: rsyslogd, which tests/system/test_central_audit.py starts twice
 # with configs of its own (no /dev/log); the system's instance is not used.
+# Node.js and npm, for tests/system/test_k8s_deploy.py (the kubernetes-models
+# schemas): Debian's, unless the machine has a Node.js of its own, whose npm
+# comes with it (Debian's npm conflicts with such a nodejs).
+if ! command -v npm >/dev/null; then
+	apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 
 # Thirteen fuzzers, two at a time on two cores: 30 s each is about 4 minutes.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
