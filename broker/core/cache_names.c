@@ -185,8 +185,10 @@ cache_member_serve(struct cache *c, struct member *m, struct cache_snap **out)
 	*out = NULL;
 	if (!e || !e->snap)
 		return -ENOENT;
-	if (!m->last_version)
-		cache_member_set_version(m, e->snap->version);
+	/* A name that served nothing yet has no version to rotate from. */
+	if (!m->field || (m->serial == e->installs && m->snap))
+		if (!m->last_version)
+			cache_member_set_version(m, e->snap->version);
 	if (!m->field) {
 		cache_pin(e->snap);
 		*out = e->snap;
@@ -227,6 +229,8 @@ cache_member_serve(struct cache *c, struct member *m, struct cache_snap **out)
 		m->serial = serial;
 		m->sel_err = r;
 		/* Kept when it fits; served either way. */
+		if (r == 0 && !m->last_version)
+			cache_member_set_version(m, e->snap->version);
 		if (r == 0 && cache_make_room(c, e, s->len) == 0) {
 			cache_pin(s);
 			m->snap = s;
