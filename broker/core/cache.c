@@ -367,6 +367,10 @@ install(struct cache *c, struct entry *e, struct backend_value *v)
 	memcpy(s->version, v->version, vlen);
 	clock_gettime(CLOCK_REALTIME, &s->fetched);
 	s->changed = v->changed.tv_sec ? v->changed : s->fetched;
+	/* A version the backend gave no time keeps the one it came with. */
+	if (!v->changed.tv_sec && e->snap && strcmp(e->snap->version,
+	    s->version) == 0)
+		s->changed = e->snap->changed;
 	s->refs = 1;
 	if (e->gen == 0 || strcmp(last_version(e), s->version) != 0)
 		e->gen++;
@@ -747,13 +751,6 @@ hit:
 	pthread_mutex_unlock(&c->lock);
 	deliver(c, &q);
 	return r;
-}
-
-int
-cache_get(struct cache *c, const char *name, int64_t ttl_ms,
-    struct cache_snap **out)
-{
-	return cache_get_ex(c, name, ttl_ms, 0, out);
 }
 
 /* Locked. */

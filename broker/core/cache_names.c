@@ -242,6 +242,13 @@ cache_member_serve(struct cache *c, struct member *m, struct cache_snap **out)
 }
 
 int
+cache_get(struct cache *c, const char *name, int64_t ttl_ms,
+    struct cache_snap **out)
+{
+	return cache_get_ex(c, name, ttl_ms, 0, out);
+}
+
+int
 cache_peek(struct cache *c, const char *name, struct cache_snap **out)
 {
 	struct member *m;

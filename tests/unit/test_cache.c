@@ -575,6 +575,7 @@ test_versionless_answer_gets_a_digest(void **state)
 	struct json_fake f = { .version = 0, .user = "u", .pass = "p" };
 	struct cache *c = make_json(&f), *c2 = make_json(&f);
 	struct cache_snap *s, *s2;
+	struct timespec changed;
 	char v1[64];
 	size_t i;
 
@@ -584,10 +585,19 @@ test_versionless_answer_gets_a_digest(void **state)
 	for (i = 0; i < 16; i++)
 		assert_non_null(strchr("0123456789abcdef", s->version[i]));
 	snprintf(v1, sizeof(v1), "%s", s->version);
+	changed = s->changed;
 	cache_put(s);
-	/* The same bytes again: the same version, no rotation. */
+	/* The same bytes again: the same version (and time), no rotation. */
+	usleep(2000);
 	assert_int_equal(cache_refresh_now(c, "f:user", 60000, 0, NULL, 0), 0);
 	assert_int_equal(f.rotated, 0);
+	assert_int_equal(cache_get(c, "f:user", 60000, &s), 0);
+	assert_string_equal(s->version, v1);
+	assert_true(s->changed.tv_sec == changed.tv_sec &&
+	    s->changed.tv_nsec == changed.tv_nsec);
+	assert_true(s->fetched.tv_sec != changed.tv_sec ||
+	    s->fetched.tv_nsec != changed.tv_nsec);
+	cache_put(s);
 	/* A rewrite: a new version and a rotation of each name. */
 	strcpy(f.pass, "p-new");
 	assert_int_equal(cache_refresh_now(c, "f:user", 60000, 0, NULL, 0), 0);
