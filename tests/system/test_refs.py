@@ -6,11 +6,13 @@ show the same `user.secretsfs.version` and a username/password pair of one versi
 rotation moment is made deterministic with the fake's "hold" fault: the refresh's GET waits
 at the fake while the test reads every file, then the test releases it and reads again.
 A KV v1 value has no version: the daemon makes one (a keyed digest), so a rewrite gives a
-`rotate` audit record, a new version and the on_rotate signal, as for KV v2.
+`rotate` audit record, a new version and the on_rotate signal, as for KV v2. A JSON
+SecretString on AWS is one answer the same way.
 
 Run: cd /work/main && SECRETSFS_BIN=BUILD/fuse/secretsfs /usr/bin/python3 -m pytest -q \
          tests/system/test_refs.py
 """
+import json
 import os
 import re
 import secrets
@@ -18,10 +20,22 @@ import signal
 import threading
 import time
 
-from test_ops import (HOST_RULE, Opener, audit_records, ctl, read, vault,  # noqa: F401
-                      pki, vault_backend, wait_for, with_audit)
+import pytest
+
+from test_ops import (HOST_RULE, Opener, audit_records, aws, aws_backend,  # noqa: F401
+                      ctl, pki, read, vault, vault_backend, wait_for, with_audit)
 
 XATTR = "user.secretsfs.version"
+
+
+@pytest.fixture(autouse=True)
+def _clear_vault_faults(request):
+    """No hold outlives its test."""
+    yield
+    if "vault" in request.fixturenames:
+        request.getfixturevalue("vault").clear_faults()
+
+
 FILES = ("db/username", "db/password", "db/host", "user", "pass")
 
 
@@ -103,6 +117,36 @@ def test_one_get_per_refresh_and_one_version_across_files(make_daemon, vault, tm
         by_secret.setdefault(r["secret"], []).append(r["new_version"])
     for name in FILES:
         assert by_secret.get(name) == [str(v) for v in range(2, 22)], name
+
+
+def test_aws_json_secret_is_one_answer(make_daemon, aws):
+    """A SecretString JSON on AWS has the same shape: one GetSecretValue per refresh."""
+    key = "refs-aws-%s" % secrets.token_hex(4)
+
+    def put(i):
+        return aws.put_secret(key, string=json.dumps(
+            {"username": "user-%d" % i, "password": "pass-%d" % i,
+             "host": "db.example"}))["VersionId"]
+
+    ver = put(0)
+    cfg = {"backends": {"aws": aws_backend(aws)},
+           "secrets": {
+               "db": {"backend": "aws", "ref": key, "as": "directory", "refresh": "1h"},
+               "user": {"backend": "aws", "ref": key, "field": "username",
+                        "refresh": "1h"},
+               "pass": {"backend": "aws", "ref": key, "field": "password",
+                        "refresh": "1h"}},
+           "rules": [HOST_RULE]}
+    d = make_daemon(cfg)
+    before = aws.count("GetSecretValue", key)
+    assert_one_version(snapshot(d), ver, 0)
+    assert aws.count("GetSecretValue", key) == before + 1
+    for i in range(1, 4):
+        ver = put(i)
+        before = aws.count("GetSecretValue", key)
+        assert ctl(d, "refresh", "user").returncode == 0
+        assert_one_version(snapshot(d), ver, i)
+        assert aws.count("GetSecretValue", key) == before + 1
 
 
 def test_one_get_per_scheduled_refresh(make_daemon, vault):
