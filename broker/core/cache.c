@@ -376,6 +376,8 @@ install(struct cache *c, struct entry *e, struct backend_value *v)
 		e->gen++;
 	s->generation = e->gen;
 	e->installs++;
+	/* Selections of the old value are made again from the new one. */
+	cache_members_drop(c, e);
 	if (e->snap) {
 		c->st.bytes -= e->snap->len;
 		cache_put(e->snap);
