@@ -164,16 +164,18 @@ backend_value_clear(struct backend_value *v)
 }
 
 int
-backend_select_field(struct backend_value *v, const char *field,
-    char *errbuf, size_t errlen)
+backend_select(const uint8_t *data, size_t dlen, const char *field,
+    uint8_t **out, size_t *olen, char *errbuf, size_t errlen)
 {
 	json_t *doc, *m;
 	json_error_t je;
 	uint8_t *sel;
 	size_t len;
 
+	*out = NULL;
+	*olen = 0;
 	/* jansson allocates from the arena, so the parse tree is locked too. */
-	doc = json_loadb((const char *)v->data, v->len, 0, &je);
+	doc = json_loadb((const char *)data, dlen, 0, &je);
 	if (!json_is_object(doc)) {
 		/* je.text may quote the input; say only where it broke. */
 		snprintf(errbuf, errlen, "field \"%s\" selected but the value "
@@ -203,6 +205,22 @@ backend_select_field(struct backend_value *v, const char *field,
 		snprintf(errbuf, errlen, "locked memory exhausted");
 		return -ENOMEM;
 	}
+	*out = sel;
+	*olen = len;
+	return 0;
+}
+
+int
+backend_select_field(struct backend_value *v, const char *field,
+    char *errbuf, size_t errlen)
+{
+	uint8_t *sel;
+	size_t len;
+	int r;
+
+	if ((r = backend_select(v->data, v->len, field, &sel, &len, errbuf,
+	    errlen)) < 0)
+		return r;
 	backend_value_clear(v);
 	v->data = sel;
 	v->len = len;

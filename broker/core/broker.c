@@ -251,9 +251,98 @@ broker_secret_of(const struct broker_view *v, const char *name,
 }
 
 /*
- * The cache's fetch callback: name -> config entry -> backend. A file of a
- * directory secret is cached as "secret/file": a key of the secret's JSON
- * value ("as": "directory") or the secret ref/file ("as": "prefix").
+ * The backend request of a cache name, and the field the cache selects
+ * from its answer (NULL: the whole value). A file of a directory secret
+ * is cached as "secret/file": a key of the secret's JSON value ("as":
+ * "directory", the same request as the secret's) or the secret ref/file
+ * ("as": "prefix", a request of its own).
+ */
+static void
+request_of(const struct config_secret *s, const char *child,
+    struct backend_request *req, char *ref, size_t rlen)
+{
+	req->ref = s->ref;
+	req->field = s->field;
+	req->version = s->version;
+	if (child && s->as == CONFIG_AS_DIRECTORY)
+		req->field = child;
+	else if (child && s->as == CONFIG_AS_PREFIX) {
+		snprintf(ref, rlen, "%s/%s", s->ref, child);
+		req->ref = ref;
+	} else if (s->as == CONFIG_AS_DIRECTORY)
+		req->field = NULL;	/* the whole object, to list its keys */
+}
+
+/*
+ * The cache's source of a name: one backend answer per backend,
+ * reference and version, so that a directory's keys and every field of
+ * one reference are fetched, refreshed and rotated together.
+ */
+static int
+resolve(void *arg, const char *name, char *key, size_t klen, char *field,
+    size_t flen, bool *has_field)
+{
+	struct broker *b = arg;
+	struct broker_view *v = broker_acquire(b);
+	const struct config_secret *s;
+	struct backend_request req;
+	const char *child = NULL, *bname;
+	char ref[1024];
+	int n, r = 0;
+
+	if (!(s = broker_secret_of(v, name, &child))) {
+		broker_release(v);
+		return -ESTALE;
+	}
+	request_of(s, child, &req, ref, sizeof(ref));
+	bname = v->cfg->backends[s->backend].name;
+	/* Newlines separate the parts: none may hold one. */
+	if (strchr(bname, '\n') || (req.version && strchr(req.version, '\n')))
+		r = -ESTALE;
+	else if ((n = snprintf(key, klen, "%s\n%s%s\n%s", bname,
+	    req.version ? "@" : "", req.version ? req.version : "",
+	    req.ref)) < 0 || (size_t)n >= klen)
+		r = -ENAMETOOLONG;
+	*has_field = req.field != NULL;
+	if (req.field && snprintf(field, flen, "%s", req.field) >= (int)flen)
+		r = -ENAMETOOLONG;
+	broker_release(v);
+	return r;
+}
+
+/* The cache could not select a field from a value: said once per value. */
+static void
+select_failed(void *arg, const char *name, int err, const char *why)
+{
+	struct broker *b = arg;
+	struct broker_view *v = broker_acquire(b);
+	const struct config_secret *s;
+	const char *child = NULL, *backend = "?";
+	char rname[NAME_CAP], ref[1024] = "";
+
+	if ((s = broker_secret_of(v, name, &child))) {
+		backend = v->cfg->backends[s->backend].name;
+		broker_record_names(s, child, rname, sizeof(rname), ref,
+		    sizeof(ref));
+	}
+	log_warnx("secret %s: backend %s: %s", name, backend,
+	    why[0] ? why : strerror(-err));
+	if (b->audit) {
+		struct audit_backend_error ae = {
+			.backend = backend, .secret = name,
+			.ref = s ? ref : NULL, .err = -err,
+			.reason = strerror(-err),
+		};
+
+		if (audit_backend_error(b->audit, &ae) < 0)
+			log_warnx("audit: cannot record a backend error");
+	}
+	broker_release(v);
+}
+
+/*
+ * The cache's fetch callback: name -> config entry -> backend, for the
+ * whole answer of the name's source (the cache selects the field).
  */
 static int
 fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
@@ -275,16 +364,8 @@ fetch(void *arg, const char *name, struct backend_value *out, char *errbuf,
 		return -ESTALE;
 	}
 	cb = &v->cfg->backends[s->backend];
-	req.ref = s->ref;
-	req.field = s->field;
-	req.version = s->version;
-	if (child && s->as == CONFIG_AS_DIRECTORY)
-		req.field = child;
-	else if (child && s->as == CONFIG_AS_PREFIX) {
-		snprintf(ref, sizeof(ref), "%s/%s", s->ref, child);
-		req.ref = ref;
-	} else if (s->as == CONFIG_AS_DIRECTORY)
-		req.field = NULL;	/* the whole object, to list its keys */
+	request_of(s, child, &req, ref, sizeof(ref));
+	req.field = NULL;
 	t0 = clk_mono_us();
 	r = backend_fetch(v->backends[s->backend]->be, &req, out, errbuf,
 	    errlen);
@@ -392,6 +473,8 @@ broker_new(struct config *cfg, struct broker **out, char *errbuf,
 	/* runtime is read at start only: a reload does not change it. */
 	identity_cache_set_trust(b->ids, &(struct identity_trust){
 	    .rootless = cfg->runtime_rootless });
+	cache_set_source(b->cache, &(const struct cache_source){
+	    .resolve = resolve, .select_failed = select_failed }, b);
 	if (cfg->runtime_socket && !(b->engine = engine_new(cfg->runtime_socket))) {
 		r = -ENOMEM;
 		snprintf(errbuf, errlen, "runtime.socket: %s", strerror(-r));

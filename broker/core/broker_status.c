@@ -167,8 +167,11 @@ broker_refresh(struct broker *b, const char *name, char *version,
 	} else
 		r = cache_refresh_now(b->cache, s->name, s->refresh_ms,
 		    broker_cache_flags(s), version, vlen);
-	if (r == 0 && s->as != CONFIG_AS_FILE) {
-		/* The files already read are refreshed with it. */
+	/*
+	 * A directory's files are parts of its one answer, refreshed with
+	 * it; a prefix's are answers of their own, refreshed one by one.
+	 */
+	if (r == 0 && s->as == CONFIG_AS_PREFIX) {
 		cache_foreach(b->cache, collect_children, &col);
 		for (k = 0; k < col.n; k++)
 			if (cache_refresh_now(b->cache, col.names[k],

@@ -1,29 +1,36 @@
 /*
- * The cache is a chained hash table under one mutex. The mutex is held
- * only to find an entry, decide (refresh.h) and take a reference; fetches
- * run unlocked, and a second reader that misses on a name already being
- * fetched waits for that one fetch to finish (on the cache's one condition
- * variable, re-checking its entry: one per entry would cost 48 bytes for
- * each of thousands of secrets). Entries are never freed before the cache is (only their
+ * The cache is two chained hash tables under one mutex: sources (one
+ * backend answer each, what is fetched and refreshed) and names (what
+ * readers ask for, each served from one source: cache_int.h). The mutex
+ * is held only to find an entry, decide (refresh.h) and take a
+ * reference; fetches and selections run unlocked, and a second reader
+ * that misses on a source already being fetched waits for that one fetch
+ * to finish (on the cache's one condition variable, re-checking its
+ * entry: one per entry would cost 48 bytes for each of thousands of
+ * secrets). Entries are never freed before the cache is (only their
  * values), so a fetch in flight can always land in its entry; a forget
  * bumps the entry's epoch and the landing fetch is then discarded.
  *
- * Events (a rotation, a value served stale, dropped...) are collected
- * under the lock and delivered after it is released.
+ * Events (a rotation, a value served stale, dropped...) happen to a
+ * source and are told of each of its names; they are collected under the
+ * lock and delivered after it is released.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+
+#include <openssl/evp.h>
 
 #include <secretsfs/lru.h>
 #include <secretsfs/clk.h>
 #include <secretsfs/cache.h>
 #include <secretsfs/secmem.h>
 
-#define NAME_CAP	512	/* "secret/file": 2 * NAME_MAX + 2 */
-#define MAX_EVENTS	4
+#include "cache_int.h"
+
 /*
  * A fetch that failed slowly (a backend that hangs until the timeout) is
  * remembered for as long as it took, at most SLOW_FAIL_MAX_MS: the kernel
@@ -34,60 +41,8 @@
 #define SLOW_FAIL_MS		1000
 #define SLOW_FAIL_MAX_MS	5000
 
-struct entry {
-	struct entry		*next;		/* hash chain */
-	struct lru_node		 lru;
-	struct cache_snap	*snap;		/* current value, or NULL */
-	struct refresh_entry	 rt;		/* state, times, fetching */
-	int64_t			 neg_until;	/* monotonic ms; remembered -ENOENT */
-	int64_t			 err_until;	/* monotonic ms; remembered slow failure */
-	unsigned		 failures;	/* consecutive failed fetches */
-	int			 last_err;
-	uint64_t		 done;		/* count of finished fetches */
-	uint64_t		 epoch;		/* bumps on forget */
-	uint64_t		 gen;		/* bumps with the version */
-	bool			 kicked;	/* the scheduler was woken for it */
-	/*
-	 * The version last fetched: while there is a value, its snapshot's
-	 * (and this is NULL); else malloc'd when one was seen, NULL when none.
-	 */
-	char			*last_version;
-	char			 name[];	/* immutable */
-};
-
-struct pending {
-	enum cache_event_type	 type;
-	char			 name[NAME_CAP];
-	char			 version[BACKEND_VERSION_MAX];
-	char			 old[BACKEND_VERSION_MAX];
-	int64_t			 age_ms;
-	int			 err;
-};
-
-struct evq {
-	struct pending	ev[MAX_EVENTS];
-	size_t		n;
-};
-
-struct cache {
-	pthread_mutex_t		 lock;
-	pthread_cond_t		 landed;	/* a fetch landed (any entry) */
-	struct entry		**buckets;
-	size_t			 nbuckets, count;
-	struct lru		 lru;
-	struct cache_limits	 lim;
-	cache_fetch_fn		 fetch;
-	void			*arg;
-	cache_event_fn		 events;
-	void			*events_arg;
-	void			(*waker)(void *);
-	void			*waker_arg;
-	uint64_t		 rnd;
-	struct cache_stats	 st;
-};
-
-static uint64_t
-hash(const char *s)
+uint64_t
+cache_hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL;
 
@@ -128,6 +83,14 @@ cache_new(const struct cache_limits *lim, cache_fetch_fn fn, void *arg)
 		free(c);
 		return NULL;
 	}
+	c->nnames = 64;
+	if (!(c->names = calloc(c->nnames, sizeof(*c->names))) ||
+	    getrandom(c->vkey, sizeof(c->vkey), 0) != sizeof(c->vkey)) {
+		free(c->names);
+		free(c->buckets);
+		free(c);
+		return NULL;
+	}
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->landed, NULL);
 	c->lim = *lim;
@@ -146,6 +109,17 @@ cache_set_limits(struct cache *c, const struct cache_limits *lim)
 {
 	pthread_mutex_lock(&c->lock);
 	c->lim = *lim;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void
+cache_set_source(struct cache *c, const struct cache_source *src, void *arg)
+{
+	pthread_mutex_lock(&c->lock);
+	memset(&c->source, 0, sizeof(c->source));
+	if (src)
+		c->source = *src;
+	c->source_arg = arg;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -204,21 +178,39 @@ wake(struct cache *c)
 		c->waker(c->waker_arg);
 }
 
+/* Locked. Out of memory the event is lost, as a log line would be. */
 static void
-queue(struct evq *q, enum cache_event_type type, const struct entry *e,
+queue_name(struct evq *q, enum cache_event_type type, const char *name,
     const char *version, const char *old, int64_t age_ms, int err)
 {
 	struct pending *p;
 
-	if (q->n == MAX_EVENTS)
-		return;
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? 2 * q->cap : 4;
+
+		if (!(p = realloc(q->ev, cap * sizeof(*p))))
+			return;
+		q->ev = p;
+		q->cap = cap;
+	}
 	p = &q->ev[q->n++];
 	p->type = type;
-	snprintf(p->name, sizeof(p->name), "%s", e->name);
+	snprintf(p->name, sizeof(p->name), "%s", name);
 	snprintf(p->version, sizeof(p->version), "%s", version ? version : "");
 	snprintf(p->old, sizeof(p->old), "%s", old ? old : "");
 	p->age_ms = age_ms;
 	p->err = err;
+}
+
+/* Locked: an event of source e, told of each of its names. */
+static void
+queue(struct evq *q, enum cache_event_type type, const struct entry *e,
+    const char *version, const char *old, int64_t age_ms, int err)
+{
+	const struct member *m;
+
+	for (m = e->members; m; m = m->sibling)
+		queue_name(q, type, m->name, version, old, age_ms, err);
 }
 
 /* Unlocked: hand the collected events over. */
@@ -229,8 +221,12 @@ deliver(struct cache *c, struct evq *q)
 	void *arg;
 	size_t i;
 
-	if (q->n == 0)
+	if (q->n == 0) {
+		free(q->ev);
+		q->ev = NULL;
+		q->cap = 0;
 		return;
+	}
 	pthread_mutex_lock(&c->lock);
 	fn = c->events;
 	arg = c->events_arg;
@@ -247,7 +243,9 @@ deliver(struct cache *c, struct evq *q)
 
 		fn(arg, &ev);
 	}
-	q->n = 0;
+	free(q->ev);
+	q->ev = NULL;
+	q->n = q->cap = 0;
 }
 
 void
@@ -263,16 +261,17 @@ cache_put(struct cache_snap *s)
 	}
 }
 
-static void
-pin(struct cache_snap *s)
+void
+cache_pin(struct cache_snap *s)
 {
 	__atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
 }
 
 /* Drop the entry's value (readers keep theirs). Locked. */
-static void
-drop_value(struct cache *c, struct entry *e)
+void
+cache_drop_value(struct cache *c, struct entry *e)
 {
+	cache_members_drop(c, e);
 	if (e->snap) {
 		/* The version outlives the value. */
 		struct cache_snap *s = e->snap;
@@ -299,19 +298,19 @@ grow(struct cache *c)
 	for (i = 0; i < c->nbuckets; i++)
 		for (e = c->buckets[i]; e; e = next) {
 			next = e->next;
-			e->next = b[hash(e->name) & (n - 1)];
-			b[hash(e->name) & (n - 1)] = e;
+			e->next = b[cache_hash(e->name) & (n - 1)];
+			b[cache_hash(e->name) & (n - 1)] = e;
 		}
 	free(c->buckets);
 	c->buckets = b;
 	c->nbuckets = n;
 }
 
-static struct entry *
-find(struct cache *c, const char *name, bool create)
+struct entry *
+cache_entry_find(struct cache *c, const char *name, bool create)
 {
 	struct entry *e;
-	size_t b = hash(name) & (c->nbuckets - 1);
+	size_t b = cache_hash(name) & (c->nbuckets - 1);
 
 	for (e = c->buckets[b]; e; e = e->next)
 		if (strcmp(e->name, name) == 0)
@@ -332,8 +331,8 @@ find(struct cache *c, const char *name, bool create)
  * Make room for `need` more bytes by dropping least recently used values
  * that no fetch is replacing. Locked.
  */
-static int
-make_room(struct cache *c, struct entry *keep, size_t need)
+int
+cache_make_room(struct cache *c, struct entry *keep, size_t need)
 {
 	struct entry *e, *prev;
 
@@ -344,7 +343,7 @@ make_room(struct cache *c, struct entry *keep, size_t need)
 		prev = LRU_ENTRY(e->lru.prev, struct entry, lru);
 		if (e == keep || e->rt.fetching || !e->snap)
 			continue;
-		drop_value(c, e);
+		cache_drop_value(c, e);
 	}
 	return c->st.bytes + need > c->lim.max_bytes ? -ENOSPC : 0;
 }
@@ -358,7 +357,7 @@ install(struct cache *c, struct entry *e, struct backend_value *v)
 	int r;
 
 	/* The old value's bytes are released below; count only the rest. */
-	if (v->len > old && (r = make_room(c, e, v->len - old)) < 0)
+	if (v->len > old && (r = cache_make_room(c, e, v->len - old)) < 0)
 		return r;
 	vlen = strnlen(v->version, sizeof(v->version) - 1);
 	if (!(s = calloc(1, sizeof(*s) + vlen + 1)))
@@ -368,10 +367,17 @@ install(struct cache *c, struct entry *e, struct backend_value *v)
 	memcpy(s->version, v->version, vlen);
 	clock_gettime(CLOCK_REALTIME, &s->fetched);
 	s->changed = v->changed.tv_sec ? v->changed : s->fetched;
+	/* A version the backend gave no time keeps the one it came with. */
+	if (!v->changed.tv_sec && e->snap && strcmp(e->snap->version,
+	    s->version) == 0)
+		s->changed = e->snap->changed;
 	s->refs = 1;
 	if (e->gen == 0 || strcmp(last_version(e), s->version) != 0)
 		e->gen++;
 	s->generation = e->gen;
+	e->installs++;
+	/* Selections of the old value are made again from the new one. */
+	cache_members_drop(c, e);
 	if (e->snap) {
 		c->st.bytes -= e->snap->len;
 		cache_put(e->snap);
@@ -396,14 +402,13 @@ expire_value(struct cache *c, struct entry *e, int64_t now, struct evq *q)
 		e->neg_until = now + c->lim.negative_ttl_ms;
 	else
 		c->st.expired++;
-	drop_value(c, e);
+	cache_drop_value(c, e);
 }
 
 /* What a fetch that is about to start needs to remember. Locked. */
 struct claim {
 	uint64_t	epoch;
 	int64_t		started;
-	char		last_version[BACKEND_VERSION_MAX];
 };
 
 static void
@@ -412,23 +417,87 @@ claim(struct entry *e, struct claim *cl)
 	e->rt.fetching = true;
 	cl->epoch = e->epoch;
 	cl->started = clk_mono_ms();
-	snprintf(cl->last_version, sizeof(cl->last_version), "%s",
-	    last_version(e));
 }
 
 /*
- * Unlocked, right after a fetch that worked: a new version is announced
- * before it is installed (its audit record must precede its readers').
+ * Unlocked. An answer without a version (KV v1, say) gets a digest of its
+ * bytes for one, keyed so that it cannot be checked against a guess:
+ * rotations, holders and on_rotate then work as for any backend.
+ */
+static int
+versionize(struct cache *c, struct backend_value *v)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	size_t mdlen = 0, i;
+
+	if (v->version[0])
+		return 0;
+	if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, c->vkey,
+	    sizeof(c->vkey), v->data, v->len, md, sizeof(md), &mdlen) ||
+	    mdlen < CACHE_VERSION_HASH / 2) {
+		backend_value_clear(v);
+		return -EIO;
+	}
+	for (i = 0; i < CACHE_VERSION_HASH / 2; i++) {
+		v->version[2 * i] = hex[md[i] >> 4];
+		v->version[2 * i + 1] = hex[md[i] & 0xf];
+	}
+	v->version[2 * i] = '\0';
+	explicit_bzero(md, sizeof(md));
+	return 0;
+}
+
+/*
+ * Unlocked, right after a fetch that worked: a new version is announced,
+ * for each name that served another one, before it is installed (its
+ * audit record must precede its readers').
  */
 static void
-announce(struct cache *c, const struct entry *e, const struct claim *cl,
+announce(struct cache *c, struct entry *e, const struct claim *cl,
     const struct backend_value *v, struct evq *q)
 {
-	if (cl->last_version[0] && strncmp(cl->last_version, v->version,
-	    sizeof(cl->last_version)) != 0) {
-		queue(q, CACHE_EV_ROTATING, e, v->version, cl->last_version, 0, 0);
-		deliver(c, q);
+	struct member *m;
+
+	pthread_mutex_lock(&c->lock);
+	if (e->epoch == cl->epoch)
+		for (m = e->members; m; m = m->sibling)
+			if (m->last_version && strncmp(m->last_version,
+			    v->version, sizeof(v->version)) != 0) {
+				queue_name(q, CACHE_EV_ROTATING, m->name,
+				    v->version, m->last_version, 0, 0);
+				m->announced = true;
+			}
+	pthread_mutex_unlock(&c->lock);
+	deliver(c, q);
+}
+
+/*
+ * Locked: each name of e now serves version v; the ones that served
+ * another are told (a name that joined while the fetch ran is announced
+ * here, late rather than never).
+ */
+static void
+rotate_members(struct cache *c, struct entry *e, const char *v,
+    struct evq *q)
+{
+	struct member *m;
+	bool rotated = false;
+
+	for (m = e->members; m; m = m->sibling) {
+		if (m->last_version && strcmp(m->last_version, v) != 0) {
+			if (!m->announced)
+				queue_name(q, CACHE_EV_ROTATING, m->name, v,
+				    m->last_version, 0, 0);
+			queue_name(q, CACHE_EV_ROTATED, m->name, v,
+			    m->last_version, 0, 0);
+			rotated = true;
+		}
+		m->announced = false;
+		cache_member_set_version(m, v);
 	}
+	if (rotated)
+		c->st.rotations++;
 }
 
 /*
@@ -441,8 +510,8 @@ land(struct cache *c, struct entry *e, const struct claim *cl, int r,
     struct backend_value *v, int64_t ttl, struct evq *q)
 {
 	enum refresh_state was = e->rt.state;
-	char old[BACKEND_VERSION_MAX];
 	int64_t now = clk_mono_ms();
+	struct member *m;
 
 	e->rt.fetching = false;
 	e->done++;
@@ -451,10 +520,11 @@ land(struct cache *c, struct entry *e, const struct claim *cl, int r,
 	if (e->epoch != cl->epoch) {
 		if (r == 0)
 			backend_value_clear(v);
+		for (m = e->members; m; m = m->sibling)
+			m->announced = false;
 		e->last_err = -EAGAIN;
 		return -EAGAIN;
 	}
-	snprintf(old, sizeof(old), "%s", last_version(e));
 	if (r == 0 && (r = install(c, e, v)) < 0)
 		backend_value_clear(v);
 	e->last_err = r;
@@ -473,19 +543,17 @@ land(struct cache *c, struct entry *e, const struct claim *cl, int r,
 		if (was == REFRESH_STALE || was == REFRESH_GONE)
 			queue(q, CACHE_EV_RECOVERED, e, e->snap->version, NULL,
 			    0, 0);
-		if (old[0] && strcmp(old, e->snap->version) != 0) {
-			c->st.rotations++;
-			queue(q, CACHE_EV_ROTATED, e, e->snap->version, old,
-			    0, 0);
-		}
+		rotate_members(c, e, e->snap->version, q);
 		lru_touch(&c->lru, &e->lru);
 		wake(c);
 		return 0;
 	}
+	for (m = e->members; m; m = m->sibling)
+		m->announced = false;
 	c->st.fetch_errors++;
 	if (r == -ESTALE) {
 		/* No longer configured: nothing to serve, no grace. */
-		drop_value(c, e);
+		cache_drop_value(c, e);
 		e->neg_until = now + c->lim.negative_ttl_ms;
 		e->last_err = r = -ENOENT;
 		return r;
@@ -503,7 +571,7 @@ land(struct cache *c, struct entry *e, const struct claim *cl, int r,
 			/* Gone from the backend: stop serving it. */
 			queue(q, CACHE_EV_REMOVED, e, e->snap->version, NULL,
 			    now - e->rt.fetched, r);
-			drop_value(c, e);
+			cache_drop_value(c, e);
 			e->neg_until = now + c->lim.negative_ttl_ms;
 			return r;
 		}
@@ -538,29 +606,74 @@ touch(struct cache *c, struct entry *e, int64_t now)
 	}
 }
 
+/*
+ * Locked: the source of name, resolved when new. Its interval is the
+ * shortest of its names' and it is watched when one of them is.
+ */
+static int
+source(struct cache *c, const char *name, int64_t ttl_ms, unsigned flags,
+    struct member **mp, struct entry **ep)
+{
+	struct member *m, *o;
+	struct entry *e;
+	int r;
+
+	if (!(m = cache_member_find(c, name, true)))
+		return -ENOMEM;
+	m->watched = (flags & CACHE_WATCHED) != 0;
+	/* A reload may have changed the interval: the next decision uses it. */
+	m->ttl = ttl_ms;
+	if ((r = cache_member_bind(c, m)) < 0)
+		return r == -ESTALE ? -ENOENT : r;
+	e = m->src;
+	e->rt.ttl = m->ttl;
+	e->rt.watched = false;
+	for (o = e->members; o; o = o->sibling) {
+		if (o->ttl < e->rt.ttl)
+			e->rt.ttl = o->ttl;
+		e->rt.watched |= o->watched;
+	}
+	*mp = m;
+	*ep = e;
+	return 0;
+}
+
+/* Unlocked: a source's answer, through one of its names. */
+static int
+fetch_source(struct cache *c, const char *name, struct backend_value *v)
+{
+	char ebuf[BACKEND_ERR_MAX];
+	int r;
+
+	memset(v, 0, sizeof(*v));
+	ebuf[0] = '\0';
+	if ((r = c->fetch(c->arg, name, v, ebuf, sizeof(ebuf))) == 0)
+		r = versionize(c, v);
+	return r;
+}
+
 int
 cache_get_ex(struct cache *c, const char *name, int64_t ttl_ms,
     unsigned flags, struct cache_snap **out)
 {
 	struct refresh_policy pol;
 	struct backend_value v;
+	struct member *m;
 	struct entry *e;
 	struct claim cl;
-	struct evq q = { .n = 0 };
-	char ebuf[BACKEND_ERR_MAX];
+	struct evq q = { 0 };
 	uint64_t seen;
-	int64_t now;
+	int64_t now, ttl;
 	int r;
 
 	*out = NULL;
 	pthread_mutex_lock(&c->lock);
-	if (!(e = find(c, name, true))) {
+rebind:
+	if ((r = source(c, name, ttl_ms, flags, &m, &e)) < 0) {
 		pthread_mutex_unlock(&c->lock);
-		return -ENOMEM;
+		deliver(c, &q);
+		return r;
 	}
-	e->rt.watched = (flags & CACHE_WATCHED) != 0;
-	/* A reload may have changed the interval: the next decision uses it. */
-	e->rt.ttl = ttl_ms;
 again:
 	for (;;) {
 		now = clk_mono_ms();
@@ -596,10 +709,12 @@ again:
 		}
 		if (!e->rt.fetching)
 			break;
-		/* Someone is fetching this name: wait for that one result. */
+		/* Someone is fetching this source: wait for that one result. */
 		seen = e->done;
 		while (e->rt.fetching && e->done == seen)
 			pthread_cond_wait(&c->landed, &c->lock);
+		if (m->src != e)
+			goto rebind;
 		if (!e->snap && e->done != seen && e->last_err < 0 &&
 		    e->last_err != -EAGAIN) {
 			r = e->last_err;
@@ -610,20 +725,20 @@ again:
 	}
 
 	c->st.misses++;
-	e->rt.ttl = ttl_ms;
+	ttl = e->rt.ttl;
 	claim(e, &cl);
 	pthread_mutex_unlock(&c->lock);
 
-	memset(&v, 0, sizeof(v));
-	ebuf[0] = '\0';
-	r = c->fetch(c->arg, name, &v, ebuf, sizeof(ebuf));
-	if (r == 0)
+	if ((r = fetch_source(c, name, &v)) == 0)
 		announce(c, e, &cl, &v, &q);
 
 	pthread_mutex_lock(&c->lock);
-	r = land(c, e, &cl, r, &v, ttl_ms, &q);
-	if (r == -EAGAIN)
+	r = land(c, e, &cl, r, &v, ttl, &q);
+	if (r == -EAGAIN) {
+		if (m->src != e)
+			goto rebind;
 		goto again;
+	}
 	if (!e->snap) {
 		pthread_mutex_unlock(&c->lock);
 		deliver(c, &q);
@@ -634,40 +749,17 @@ again:
 	now = clk_mono_ms();
 hit:
 	touch(c, e, now);
-	pin(e->snap);
-	*out = e->snap;
+	r = cache_member_serve(c, m, out);
 	pthread_mutex_unlock(&c->lock);
 	deliver(c, &q);
-	return 0;
-}
-
-int
-cache_get(struct cache *c, const char *name, int64_t ttl_ms,
-    struct cache_snap **out)
-{
-	return cache_get_ex(c, name, ttl_ms, 0, out);
-}
-
-int
-cache_peek(struct cache *c, const char *name, struct cache_snap **out)
-{
-	struct entry *e;
-
-	*out = NULL;
-	pthread_mutex_lock(&c->lock);
-	if ((e = find(c, name, false)) && e->snap) {
-		pin(e->snap);
-		*out = e->snap;
-	}
-	pthread_mutex_unlock(&c->lock);
-	return *out ? 0 : -ENOENT;
+	return r;
 }
 
 /* Locked. */
-static void
-forget(struct entry *e, struct cache *c, bool history)
+void
+cache_entry_forget(struct cache *c, struct entry *e, bool history)
 {
-	drop_value(c, e);
+	cache_drop_value(c, e);
 	e->neg_until = e->err_until = 0;
 	e->rt.fetched = e->rt.ahead = 0;
 	e->epoch++;
@@ -675,67 +767,38 @@ forget(struct entry *e, struct cache *c, bool history)
 		set_last_version(e, NULL);
 }
 
-void
-cache_forget(struct cache *c, const char *name)
-{
-	struct entry *e;
-	size_t i;
-
-	pthread_mutex_lock(&c->lock);
-	for (i = 0; i < c->nbuckets; i++)
-		for (e = c->buckets[i]; e; e = e->next)
-			if (!name || strcmp(e->name, name) == 0)
-				forget(e, c, false);
-	pthread_mutex_unlock(&c->lock);
-}
-
-void
-cache_forget_tree(struct cache *c, const char *name, bool history)
-{
-	size_t i, n = name ? strlen(name) : 0;
-	struct entry *e;
-
-	pthread_mutex_lock(&c->lock);
-	for (i = 0; i < c->nbuckets; i++)
-		for (e = c->buckets[i]; e; e = e->next)
-			if (!name || strcmp(e->name, name) == 0 ||
-			    (strncmp(e->name, name, n) == 0 && e->name[n] == '/'))
-				forget(e, c, history);
-	pthread_mutex_unlock(&c->lock);
-}
-
 int
 cache_refresh_now(struct cache *c, const char *name, int64_t ttl_ms,
     unsigned flags, char *version, size_t vlen)
 {
 	struct backend_value v;
-	struct evq q = { .n = 0 };
-	char ebuf[BACKEND_ERR_MAX];
+	struct evq q = { 0 };
+	struct member *m;
 	struct entry *e;
 	struct claim cl;
+	int64_t ttl;
 	int r, tries = 0;
 
 	if (version && vlen)
 		version[0] = '\0';
 	pthread_mutex_lock(&c->lock);
-	if (!(e = find(c, name, true))) {
-		pthread_mutex_unlock(&c->lock);
-		return -ENOMEM;
-	}
-	e->rt.watched = (flags & CACHE_WATCHED) != 0;
 	do {
+		if ((r = source(c, name, ttl_ms, flags, &m, &e)) < 0)
+			break;
 		while (e->rt.fetching)
 			pthread_cond_wait(&c->landed, &c->lock);
+		if (m->src != e) {
+			r = -EAGAIN;
+			continue;
+		}
 		c->st.misses++;
+		ttl = e->rt.ttl;
 		claim(e, &cl);
 		pthread_mutex_unlock(&c->lock);
-		memset(&v, 0, sizeof(v));
-		ebuf[0] = '\0';
-		r = c->fetch(c->arg, name, &v, ebuf, sizeof(ebuf));
-		if (r == 0)
+		if ((r = fetch_source(c, name, &v)) == 0)
 			announce(c, e, &cl, &v, &q);
 		pthread_mutex_lock(&c->lock);
-		r = land(c, e, &cl, r, &v, ttl_ms, &q);
+		r = land(c, e, &cl, r, &v, ttl, &q);
 	} while (r == -EAGAIN && ++tries < 3);
 	if (r == 0 && version && vlen)
 		snprintf(version, vlen, "%s", e->snap->version);
@@ -750,9 +813,9 @@ cache_refresh_step(struct cache *c, int64_t now, int64_t *next)
 	struct refresh_policy pol;
 	enum refresh_action act = REFRESH_NONE;
 	struct backend_value v;
-	struct evq q = { .n = 0 };
+	struct evq q = { 0 };
 	struct entry *e, *best = NULL;
-	char ebuf[BACKEND_ERR_MAX];
+	char name[CACHE_NAME_CAP];
 	struct claim cl;
 	int64_t n, ttl;
 	size_t i;
@@ -763,7 +826,8 @@ cache_refresh_step(struct cache *c, int64_t now, int64_t *next)
 	pol = policy(c);
 	for (i = 0; i < c->nbuckets && !best; i++)
 		for (e = c->buckets[i]; e && !best; e = e->next) {
-			if (!e->snap)
+			/* A source nobody names any more is not kept fresh. */
+			if (!e->snap || !e->members)
 				continue;
 			act = refresh_decide(&e->rt, &pol, now, &n);
 			if (act != REFRESH_NONE)
@@ -783,14 +847,12 @@ cache_refresh_step(struct cache *c, int64_t now, int64_t *next)
 		return 1;
 	}
 	ttl = e->rt.ttl;
+	/* Any of its names will do: they all make the same request. */
+	snprintf(name, sizeof(name), "%s", e->members->name);
 	claim(e, &cl);
 	pthread_mutex_unlock(&c->lock);
 
-	memset(&v, 0, sizeof(v));
-	ebuf[0] = '\0';
-	/* e->name never changes and e is never freed before the cache. */
-	r = c->fetch(c->arg, e->name, &v, ebuf, sizeof(ebuf));
-	if (r == 0)
+	if ((r = fetch_source(c, name, &v)) == 0)
 		announce(c, e, &cl, &v, &q);
 
 	pthread_mutex_lock(&c->lock);
@@ -804,78 +866,22 @@ cache_refresh_step(struct cache *c, int64_t now, int64_t *next)
 }
 
 void
-cache_stats(struct cache *c, struct cache_stats *st)
-{
-	struct entry *e;
-	size_t i;
-
-	pthread_mutex_lock(&c->lock);
-	*st = c->st;
-	st->entries = st->stale = 0;
-	for (i = 0; i < c->nbuckets; i++)
-		for (e = c->buckets[i]; e; e = e->next) {
-			st->entries += e->snap != NULL;
-			st->stale += e->snap != NULL &&
-			    (e->rt.state == REFRESH_STALE ||
-			    e->rt.state == REFRESH_GONE);
-		}
-	pthread_mutex_unlock(&c->lock);
-}
-
-void
-cache_foreach(struct cache *c,
-    void (*fn)(void *arg, const struct cache_entry_info *e), void *arg)
-{
-	struct cache_entry_info info;
-	struct refresh_policy pol;
-	struct entry *e;
-	int64_t now = clk_mono_ms(), next;
-	size_t i;
-
-	pthread_mutex_lock(&c->lock);
-	pol = policy(c);
-	for (i = 0; i < c->nbuckets; i++)
-		for (e = c->buckets[i]; e; e = e->next) {
-			memset(&info, 0, sizeof(info));
-			info.name = e->name;
-			info.state = e->snap ? e->rt.state : REFRESH_EMPTY;
-			info.fetching = e->rt.fetching;
-			snprintf(info.version, sizeof(info.version), "%s",
-			    e->snap ? e->snap->version : last_version(e));
-			info.failures = e->failures;
-			info.last_err = e->last_err;
-			info.age_ms = info.next_ms = -1;
-			if (e->snap) {
-				info.len = e->snap->len;
-				info.changed = e->snap->changed;
-				info.fetched = e->snap->fetched;
-				info.age_ms = now - e->rt.fetched;
-				if (e->rt.state != REFRESH_FRESH &&
-				    now > e->rt.fetched + e->rt.ttl)
-					info.stale_ms = now - e->rt.fetched -
-					    e->rt.ttl;
-				if (refresh_decide(&e->rt, &pol, now, &next) !=
-				    REFRESH_NONE)
-					info.next_ms = 0;
-				else if (next != INT64_MAX)
-					info.next_ms = next - now;
-				else if (e->rt.state == REFRESH_FRESH)
-					/* idle: fetched again at its next read */
-					info.next_ms = -1;
-			}
-			fn(arg, &info);
-		}
-	pthread_mutex_unlock(&c->lock);
-}
-
-void
 cache_free(struct cache *c)
 {
+	struct member *m, *mnext;
 	struct entry *e, *next;
 	size_t i;
 
 	if (!c)
 		return;
+	for (i = 0; i < c->nnames; i++)
+		for (m = c->names[i]; m; m = mnext) {
+			mnext = m->next;
+			cache_put(m->snap);
+			free(m->field);
+			free(m->last_version);
+			free(m);
+		}
 	for (i = 0; i < c->nbuckets; i++)
 		for (e = c->buckets[i]; e; e = next) {
 			next = e->next;
@@ -884,7 +890,9 @@ cache_free(struct cache *c)
 			free(e->last_version);
 			free(e);
 		}
+	free(c->names);
 	free(c->buckets);
+	explicit_bzero(c->vkey, sizeof(c->vkey));
 	pthread_cond_destroy(&c->landed);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

@@ -100,6 +100,14 @@ void backend_value_clear(struct backend_value *v);
  */
 int backend_select_field(struct backend_value *v, const char *field,
     char *errbuf, size_t errlen);
+/*
+ * The same selection from bytes the caller keeps: 0 and *out (secmem,
+ * NUL-terminated, *olen bytes before the NUL), or -ENOENT, -EINVAL,
+ * -ENOMEM. The one copy of the rule: the cache serves `field` and a
+ * directory's keys with it.
+ */
+int backend_select(const uint8_t *data, size_t dlen, const char *field,
+    uint8_t **out, size_t *olen, char *errbuf, size_t errlen);
 
 /*
  * Authentication events (a login, a token renewal, a failure of either)

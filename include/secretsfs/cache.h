@@ -3,7 +3,10 @@
  *
  * Readers pin a refcounted snapshot at open() and read from it until
  * release(), so a value replaced meanwhile never tears a read. Concurrent
- * misses on one name share a single fetch (singleflight). The total of the
+ * misses on one name share a single fetch (singleflight). Names that are
+ * parts of one backend answer (a directory's keys, every `field` of one
+ * reference and version: see cache_set_source) share one fetch, one
+ * refresh and one version: a new version replaces all of them at once. The total of the
  * cached values is capped. When each value is fetched again, how long a
  * stale or deleted one is still served, and the backoff of failing
  * refreshes are refresh.h's decisions; the scheduler threads of sched.h
@@ -38,7 +41,11 @@ struct cache_snap {
  * errbuf explains a failure. Called without any cache lock held, from the
  * thread that missed or a scheduler thread. -ESTALE means "no longer
  * configured": the value is dropped at once, without a grace, and readers
- * get -ENOENT.
+ * get -ENOENT. With a source (cache_set_source), name is one of the names
+ * of the source being fetched and the fetch brings the whole answer (no
+ * field selected): the cache selects. An answer without a version gets
+ * one: the first 16 hex digits of HMAC-SHA256 of the value under a key
+ * drawn at cache_new(), so it tells a change and nothing of the value.
  */
 typedef int (*cache_fetch_fn)(void *arg, const char *name,
     struct backend_value *out, char *errbuf, size_t errlen);
@@ -89,6 +96,24 @@ typedef void (*cache_event_fn)(void *arg, const struct cache_event *ev);
 
 struct cache;
 
+/*
+ * Where a name's value comes from. resolve: the key of the backend answer
+ * name is part of (names with equal keys share one fetch) and, when
+ * *has_field, the member of that answer's JSON object it serves (a string
+ * as its text, anything else as compact JSON). 0, or -ESTALE (not
+ * configured: readers get -ENOENT). Called without the cache lock, only
+ * when the name has no source yet (or lost it to cache_forget_tree with
+ * history). select_failed: a selection could not be made (no such field:
+ * err -ENOENT; not a JSON object: -EINVAL), once per value and name; why
+ * never holds the value.
+ */
+struct cache_source {
+	int	(*resolve)(void *arg, const char *name, char *key, size_t klen,
+		    char *field, size_t flen, bool *has_field);
+	void	(*select_failed)(void *arg, const char *name, int err,
+		    const char *why);
+};
+
 /* NULL on OOM. fn/arg are used for every fetch. */
 struct cache *cache_new(const struct cache_limits *lim, cache_fetch_fn fn,
     void *arg);
@@ -97,6 +122,10 @@ void cache_free(struct cache *c);
 
 /* New limits (a reload); values over a smaller cap go at the next fetch. */
 void cache_set_limits(struct cache *c, const struct cache_limits *lim);
+
+/* Register the sources (NULL: each name its own). Set before sharing. */
+void cache_set_source(struct cache *c, const struct cache_source *src,
+    void *arg);
 
 /* Register the event callback (NULL: none). Set before sharing the cache. */
 void cache_set_events(struct cache *c, cache_event_fn fn, void *arg);
@@ -135,7 +164,9 @@ void cache_put(struct cache_snap *s);
 void cache_forget(struct cache *c, const char *name);
 
 /*
- * Forget name and every "name/..." entry (all when name is NULL). With
+ * Forget name and every "name/..." entry (all when name is NULL), and the
+ * values of their sources (the other names of a source fetch again too).
+ * With
  * history, also the last version seen, so that the next fetch is not
  * taken for a rotation (a secret removed from, or redefined in, the
  * config). A fetch in flight for one of them is discarded.
@@ -163,13 +194,13 @@ struct cache_stats {
 	uint64_t	bytes, entries;
 	uint64_t	refreshes;	/* background fetches */
 	uint64_t	refresh_errors;
-	uint64_t	rotations;
+	uint64_t	rotations;	/* of sources */
 	uint64_t	expired;	/* values dropped past max_stale */
 	uint64_t	stale;		/* values now served stale or deleted */
 };
 void cache_stats(struct cache *c, struct cache_stats *st);
 
-/* One entry as status shows it. */
+/* One name as status shows it (its source's state). */
 struct cache_entry_info {
 	const char		*name;
 	enum refresh_state	 state;

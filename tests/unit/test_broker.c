@@ -501,6 +501,88 @@ test_pinned_snapshot_survives_a_reload(void **state)
 	cache_put(old);
 }
 
+/*
+ * "db", "hidden" and the files of "bundle" are one backend answer (file
+ * db): one fetch for all of them, one version, a refresh of one moves them
+ * all, and a missing key is that file's ENOENT alone, audited.
+ */
+static void
+test_names_on_one_ref_share_one_fetch(void **state)
+{
+	struct t *t = *state;
+	struct broker_view *v;
+	struct cache_snap *whole, *user, *user2, *hidden;
+	struct cache_stats st;
+	struct timespec ts[2];
+	char path[256], ver[64], **names;
+	ssize_t bundle, db, hid;
+	size_t n;
+	json_t *rec;
+
+	t->b = start(t, "deny");
+	v = broker_acquire(t->b);
+	bundle = broker_view_lookup(v, "bundle");
+	db = broker_view_lookup(v, "db");
+	hid = broker_view_lookup(v, "hidden");
+	assert_true(bundle >= 0 && db >= 0 && hid >= 0);
+	assert_int_equal(broker_children(v, (size_t)bundle, &names, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "user");
+	broker_names_free(names, n);
+	assert_int_equal(broker_get_child(v, (size_t)bundle, "user", &user), 0);
+	assert_true(holds(user, "u"));
+	assert_int_equal(broker_get(v, (size_t)db, &whole), 0);
+	assert_int_equal(broker_get(v, (size_t)hid, &hidden), 0);
+	assert_string_equal(whole->version, user->version);
+	assert_string_equal(hidden->version, user->version);
+	cache_stats(broker_cache(t->b), &st);
+	assert_int_equal(st.fetches, 1);
+
+	/* No such key: ENOENT for that file, audited; nothing fetched. */
+	assert_int_equal(broker_get_child(v, (size_t)bundle, "none", &user2),
+	    -ENOENT);
+	assert_non_null(rec = last_record(t, "backend_error", "bundle/none"));
+	json_decref(rec);
+	cache_stats(broker_cache(t->b), &st);
+	assert_int_equal(st.fetches, 1);
+
+	/* A new version; one refresh of the directory moves every name. */
+	snprintf(path, sizeof(path), "%s/db", t->secrets);
+	write_file(path, "{\"user\": \"u2\"}", 0600);
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec += 5;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	assert_int_equal(broker_refresh(t->b, "bundle", ver, sizeof(ver)), 0);
+	cache_stats(broker_cache(t->b), &st);
+	assert_int_equal(st.fetches, 2);
+	assert_int_equal(st.rotations, 1);
+	assert_string_not_equal(ver, user->version);
+	assert_int_equal(broker_get_child(v, (size_t)bundle, "user", &user2), 0);
+	assert_true(holds(user2, "u2"));
+	assert_string_equal(user2->version, ver);
+	cache_put(user2);
+	assert_int_equal(broker_get(v, (size_t)db, &user2), 0);
+	assert_string_equal(user2->version, ver);
+	cache_put(user2);
+	cache_stats(broker_cache(t->b), &st);
+	assert_int_equal(st.fetches, 2);
+	/* Each name was told (audited) of the rotation. */
+	assert_non_null(rec = last_record(t, "rotate", "bundle/user"));
+	assert_string_equal(str(rec, "new_version"), ver);
+	json_decref(rec);
+	assert_non_null(rec = last_record(t, "rotate", "hidden"));
+	json_decref(rec);
+
+	/* What was pinned before is intact. */
+	assert_true(holds(user, "u"));
+	assert_true(holds(whole, "{\"user\": \"u\"}"));
+	cache_put(user);
+	cache_put(whole);
+	cache_put(hidden);
+	broker_release(v);
+}
+
 static void
 test_failed_reload_keeps_the_old_view(void **state)
 {
@@ -553,6 +635,7 @@ main(void)
 		T(test_failed_fetch_is_audited_as_an_error),
 		T(test_directories_and_writes_are_refused_unrecorded),
 		T(test_pinned_snapshot_survives_a_reload),
+		T(test_names_on_one_ref_share_one_fetch),
 		T(test_failed_reload_keeps_the_old_view),
 #undef T
 	};
