@@ -5,7 +5,8 @@
  * The token is the only state shared by fetching threads. It lives in the
  * locked arena; a request takes its own copy under the lock and lets go
  * of the lock before any I/O. Logins are serialised by a second lock, so
- * that N threads that all meet an expired token cause one login, not N.
+ * that N threads that all meet an expired token cause one login, not N,
+ * and lookup-self checks by a third.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -314,6 +315,52 @@ vault_parse_errors(const uint8_t *body, size_t len, char *msg, size_t msglen)
 	return n;
 }
 
+/* Does any message of {"errors":[...]} contain word? */
+static bool
+errors_say(const json_t *errs, const char *word)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(errs, i, e)
+		if (json_is_string(e) && strstr(json_string_value(e), word))
+			return true;
+	return false;
+}
+
+enum vault_refusal
+vault_classify_refusal(long status, const uint8_t *body, size_t len,
+    bool login)
+{
+	enum vault_refusal r = VAULT_REFUSAL_NONE;
+	json_t *root, *errs;
+
+	root = load(body, len);
+	errs = json_object_get(root, "errors");
+	if (!json_is_array(errs))
+		errs = NULL;
+	if (login) {
+		/*
+		 * request_handling.go handleLoginRequest: a locked alias is
+		 * ErrPermissionDenied before the method runs; the methods
+		 * refuse bad, expired or used-up credentials with a 400
+		 * (approle: "invalid role or secret ID").
+		 */
+		if (status == 403 && errs && errors_say(errs,
+		    "permission denied"))
+			r = VAULT_REFUSAL_LOCKED_OUT;
+		else if (status == 400 || status == 401)
+			r = VAULT_REFUSAL_CREDENTIALS;
+	} else if (status == 403 && errs) {
+		if (errors_say(errs, "invalid token"))
+			r = VAULT_REFUSAL_DEAD_TOKEN;
+		else if (errors_say(errs, "permission denied"))
+			r = VAULT_REFUSAL_DENIED;
+	}
+	json_decref(root);
+	return r;
+}
+
 int
 vault_parse_list(const uint8_t *body, size_t len, char ***names, size_t *n,
     char *errbuf, size_t errlen)
@@ -555,16 +602,13 @@ vault_fetch(void *impl, const struct backend_request *req,
 		r = -ENOENT;
 		break;
 	case 403:
-		/*
-		 * vault_authed() already logged in again: this token may not
-		 * read it.
-		 */
+		/* vault_authed() knows the token is live: a policy says no. */
 		if (vault_parse_errors(resp.body, resp.body_len, msg,
 		    sizeof(msg)) < 0 || !msg[0])
 			snprintf(msg, sizeof(msg), "no reason given");
-		snprintf(errbuf, errlen, "%s/%s: permission denied after "
-		    "logging in again; Vault answered 403: %s", v->kv_mount,
-		    req->ref, msg);
+		snprintf(errbuf, errlen, "%s/%s: permission denied (the token "
+		    "is valid; its policies do not allow this read); Vault "
+		    "answered 403: %s", v->kv_mount, req->ref, msg);
 		r = -EACCES;
 		break;
 	default:
@@ -669,6 +713,7 @@ vault_close(void *impl)
 	pthread_cond_destroy(&v->cond);
 	pthread_mutex_destroy(&v->mu);
 	pthread_mutex_destroy(&v->login_mu);
+	pthread_mutex_destroy(&v->check_mu);
 	vault_free(v);
 }
 
@@ -743,6 +788,7 @@ vault_open(const struct config_backend *cfg, void **impl, char *errbuf,
 	}
 	pthread_mutex_init(&v->mu, NULL);
 	pthread_mutex_init(&v->login_mu, NULL);
+	pthread_mutex_init(&v->check_mu, NULL);
 	/* glibc's pthread_cond_init cannot fail: nothing to undo. */
 	(void)clk_cond_init(&v->cond);
 	*impl = v;

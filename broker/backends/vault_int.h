@@ -21,8 +21,8 @@
 #define CRED_MAX		(64u << 10)	/* role/secret id, JWT, token */
 #define DEFAULT_JWT_FILE	"/var/run/secrets/kubernetes.io/serviceaccount/token"
 #define MIN_RENEW_MS		250
-#define LOGIN_RETRY_MIN_MS	1000
-#define LOGIN_RETRY_MAX_MS	30000
+#define LOGIN_HOLD_MIN_MS	1000
+#define LOGIN_HOLD_MAX_MS	30000
 #define VMSG_MAX		160
 
 enum auth_method { AUTH_CERT, AUTH_APPROLE, AUTH_KUBERNETES, AUTH_TOKEN };
@@ -70,9 +70,13 @@ struct vault {
 	int64_t			 ttl_ms;	/* 0: never expires */
 	int64_t			 login_ttl_ms;
 	int64_t			 renew_at;	/* monotonic ms; 0: not due */
-	int64_t			 login_retry_ms;
-	uint64_t		 login_attempts;
-	bool			 login_failed;
+	uint64_t		 dead_gen;	/* Vault called this token dead */
+	uint64_t		 live_gen;	/* ... and this one live, */
+	int64_t			 live_at;	/* at this monotonic ms */
+	int64_t			 login_hold_ms;	/* the last failure's hold */
+	int64_t			 login_retry_at; /* the renewer's next login */
+	int64_t			 login_next;	/* no login before (mono ms) */
+	bool			 login_failed;	/* the last login */
 	int			 login_err;
 	char			 login_why[BACKEND_ERR_MAX];
 	bool			 thread_started;
@@ -80,6 +84,7 @@ struct vault {
 	pthread_t		 thread;
 
 	pthread_mutex_t		 login_mu;	/* one login at a time */
+	pthread_mutex_t		 check_mu;	/* one lookup-self at a time */
 };
 
 /* --- vault.c -------------------------------------------------------------- */
@@ -116,8 +121,10 @@ int vault_validate(const json_t *opts, const char *path,
 /* --- vault_login.c -------------------------------------------------------- */
 
 /*
- * A request with the current token; on 403 log in again once and retry.
- * 0 with *resp for any other status, or -errno.
+ * A request with the current token. A dead token (see vault.h) is
+ * replaced, once, and the request retried. 0 with *resp, whose status may
+ * still be 403 (*denied then true: the token is live, the capability is
+ * missing), or -errno.
  */
 int vault_authed(struct vault *v, const char *method, const char *path,
     struct http_response *resp, char *errbuf, size_t errlen);

@@ -90,24 +90,66 @@ auth_reason(int r)
 	}
 }
 
-static void
+/*
+ * The new token in place of the old. Returns the old one (the caller
+ * revokes and frees it) unless Vault already called it dead.
+ */
+static char *
 install_token(struct vault *v, struct vault_auth *a)
 {
 	int64_t now = clk_mono_ms(), in;
+	char *old;
 
 	pthread_mutex_lock(&v->mu);
-	secmem_free(v->token);
+	old = v->token;
+	if (old && v->dead_gen == v->gen) {
+		secmem_free(old);
+		old = NULL;
+	}
 	v->token = a->token;
 	a->token = NULL;
 	v->gen++;
+	/* Vault just made it: no lookup-self needed to know it is live. */
+	v->live_gen = v->gen;
+	v->live_at = now;
 	v->renewable = a->renewable;
 	v->ttl_ms = v->login_ttl_ms = a->ttl_s * 1000;
 	in = v->ttl_ms * 2 / 3;
 	v->renew_at = v->ttl_ms ? now + (in > MIN_RENEW_MS ? in : MIN_RENEW_MS) :
 	    0;
-	v->login_retry_ms = 0;
+	v->login_hold_ms = 0;
+	v->login_next = v->login_retry_at = 0;
 	pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&v->mu);
+	return old;
+}
+
+/*
+ * A replaced token that may still be live is revoked, or each login would
+ * leave one behind until its TTL runs out. Best effort: a failure only
+ * costs a token that expires on its own.
+ */
+static void
+revoke_old(struct vault *v, const char *old)
+{
+	static const uint8_t empty[] = "{}";
+	struct http_response resp;
+	char why[BACKEND_ERR_MAX] = "";
+	int r;
+
+	r = vault_http(v, "POST", "/v1/auth/token/revoke-self", old, empty,
+	    sizeof(empty) - 1, &resp, why, sizeof(why));
+	if (r == 0) {
+		if (resp.status != 204 && resp.status != 200) {
+			vault_describe_status(&resp, "revoke-self", why,
+			    sizeof(why));
+			r = -EIO;
+		}
+		http_response_clear(&resp);
+	}
+	if (r < 0)
+		log_debug("vault backend %s: the replaced token was not "
+		    "revoked: %s", v->name, why);
 }
 
 /* A login's answer; 400/401/403 mean Vault refused these credentials. */
@@ -115,12 +157,24 @@ static int
 judge_login(struct http_response *resp, struct vault_auth *a, char *errbuf,
     size_t errlen)
 {
+	size_t o;
+
 	if (resp->status == 200)
 		return vault_parse_auth(resp->body, resp->body_len, a, errbuf,
 		    errlen);
 	vault_describe_status(resp, NULL, errbuf, errlen);
-	return resp->status == 400 || resp->status == 401 ||
-	    resp->status == 403 ? -EACCES : -EIO;
+	switch (vault_classify_refusal(resp->status, resp->body,
+	    resp->body_len, true)) {
+	case VAULT_REFUSAL_LOCKED_OUT:
+		o = strlen(errbuf);
+		snprintf(errbuf + o, errlen - o, " (a user lockout of the "
+		    "role, or credentials this auth mount refuses)");
+		return -EACCES;
+	case VAULT_REFUSAL_CREDENTIALS:
+		return -EACCES;
+	default:
+		return resp->status == 403 ? -EACCES : -EIO;
+	}
 }
 
 static int
@@ -220,9 +274,10 @@ login(struct vault *v, char *errbuf, size_t errlen)
 	const char *mname = vault_method_names[v->method];
 	struct http_response resp;
 	struct vault_auth a = { 0 };
-	char path[512], why[BACKEND_ERR_MAX] = "";
+	char path[512], why[BACKEND_ERR_MAX] = "", *old;
 	uint8_t *body = NULL;
 	size_t blen = 0;
+	int64_t hold;
 	int r;
 
 	if (v->method == AUTH_TOKEN)
@@ -241,10 +296,25 @@ login(struct vault *v, char *errbuf, size_t errlen)
 		secmem_free(body);
 
 	pthread_mutex_lock(&v->mu);
-	v->login_attempts++;
 	v->login_failed = r < 0;
 	v->login_err = r;
 	snprintf(v->login_why, sizeof(v->login_why), "%s", why);
+	if (r < 0) {
+		hold = v->login_hold_ms ? v->login_hold_ms * 2 :
+		    LOGIN_HOLD_MIN_MS;
+		if (hold > LOGIN_HOLD_MAX_MS)
+			hold = LOGIN_HOLD_MAX_MS;
+		v->login_hold_ms = hold;
+		v->login_retry_at = clk_mono_ms() + hold / 2 +
+		    (int64_t)arc4random_uniform((uint32_t)(hold / 2) + 1);
+		/*
+		 * Refused credentials are held back, whoever asks: readers
+		 * cannot turn them into a user lockout. A sealed or
+		 * unreachable Vault counts no failures: the next read may
+		 * try at once.
+		 */
+		v->login_next = r == -EACCES ? v->login_retry_at : 0;
+	}
 	pthread_mutex_unlock(&v->mu);
 	/* The caller logs a failure, once; the audit trail gets it here. */
 	if (r < 0) {
@@ -262,25 +332,24 @@ login(struct vault *v, char *errbuf, size_t errlen)
 		log_info("vault backend %s: logged in with %s auth, token does "
 		    "not expire", v->name, mname);
 	backend_report_auth(v->name, mname, "login", true, 0, a.ttl_s, NULL);
-	install_token(v, &a);
+	old = install_token(v, &a);
 	vault_auth_clear(&a);
+	if (old) {
+		revoke_old(v, old);
+		secmem_free(old);
+	}
 	return 0;
 }
 
 /*
  * Make sure there is a token newer than stale_gen (0: any token): log in
- * unless another thread did while we waited. Threads that queued behind a
- * login that failed share its failure instead of each trying again.
+ * unless another thread did while we waited, or a login was refused so
+ * recently that it is still held back: then its failure is the answer.
  */
 static int
 relogin(struct vault *v, uint64_t stale_gen, char *errbuf, size_t errlen)
 {
-	uint64_t seen;
 	int r;
-
-	pthread_mutex_lock(&v->mu);
-	seen = v->login_attempts;
-	pthread_mutex_unlock(&v->mu);
 
 	pthread_mutex_lock(&v->login_mu);
 	pthread_mutex_lock(&v->mu);
@@ -289,7 +358,7 @@ relogin(struct vault *v, uint64_t stale_gen, char *errbuf, size_t errlen)
 		pthread_mutex_unlock(&v->login_mu);
 		return 0;
 	}
-	if (v->login_attempts != seen && v->login_failed) {
+	if (v->login_failed && clk_mono_ms() < v->login_next) {
 		r = v->login_err;
 		snprintf(errbuf, errlen, "login with %s auth failed: %s",
 		    vault_method_names[v->method], v->login_why);
@@ -300,6 +369,63 @@ relogin(struct vault *v, uint64_t stale_gen, char *errbuf, size_t errlen)
 	pthread_mutex_unlock(&v->mu);
 	r = login(v, errbuf, errlen);
 	pthread_mutex_unlock(&v->login_mu);
+	return r;
+}
+
+/* Vault called the token of generation gen dead. */
+static void
+mark_dead(struct vault *v, uint64_t gen)
+{
+	pthread_mutex_lock(&v->mu);
+	v->dead_gen = gen;
+	pthread_mutex_unlock(&v->mu);
+}
+
+/*
+ * Is tok (generation gen) live? 1 yes, 0 dead, -errno when Vault could
+ * not say. One lookup-self per token per VAULT_TOKEN_CHECK_MS, and one at
+ * a time: the others wait for its answer.
+ */
+static int
+token_alive(struct vault *v, const char *tok, uint64_t gen, char *errbuf,
+    size_t errlen)
+{
+	struct http_response resp;
+	int r = -1;
+
+	pthread_mutex_lock(&v->check_mu);
+	pthread_mutex_lock(&v->mu);
+	if (v->dead_gen == gen)
+		r = 0;
+	else if (v->live_gen == gen &&
+	    clk_mono_ms() - v->live_at < VAULT_TOKEN_CHECK_MS)
+		r = 1;
+	pthread_mutex_unlock(&v->mu);
+	if (r >= 0) {
+		pthread_mutex_unlock(&v->check_mu);
+		return r;
+	}
+	if ((r = vault_http(v, "GET", "/v1/auth/token/lookup-self", tok,
+	    NULL, 0, &resp, errbuf, errlen)) == 0) {
+		if (resp.status == 200)
+			r = 1;
+		else if (resp.status == 403)
+			r = 0;
+		else {
+			vault_describe_status(&resp, "lookup-self", errbuf,
+			    errlen);
+			r = -EIO;
+		}
+		http_response_clear(&resp);
+	}
+	pthread_mutex_lock(&v->mu);
+	if (r == 1) {
+		v->live_gen = gen;
+		v->live_at = clk_mono_ms();
+	} else if (r == 0)
+		v->dead_gen = gen;
+	pthread_mutex_unlock(&v->mu);
+	pthread_mutex_unlock(&v->check_mu);
 	return r;
 }
 
@@ -333,7 +459,7 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
     bool renewable, int64_t login_ttl_ms)
 {
 	char why[BACKEND_ERR_MAX] = "";
-	int64_t ttl_s = 0, in, retry;
+	int64_t ttl_s = 0, in, retry, now;
 	int r;
 
 	if (tok && renewable) {
@@ -359,6 +485,8 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
 			backend_report_auth(v->name,
 			    vault_method_names[v->method], "renew", false, -r,
 			    0, auth_reason(r));
+		if (r == -EACCES)
+			mark_dead(v, gen);
 		if (r == 0)
 			log_info("vault backend %s: token lease down to %" PRId64
 			    "s (max_ttl reached), logging in again", v->name,
@@ -371,14 +499,13 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
 		    "in again", v->name);
 	if (relogin(v, gen, why, sizeof(why)) == 0)
 		return;
-	/* Try again later, backing off; requests meanwhile try on their own. */
+	/* Again when the failed login's hold is over. */
 	pthread_mutex_lock(&v->mu);
-	retry = v->login_retry_ms ? v->login_retry_ms * 2 : LOGIN_RETRY_MIN_MS;
-	if (retry > LOGIN_RETRY_MAX_MS)
-		retry = LOGIN_RETRY_MAX_MS;
-	v->login_retry_ms = retry;
+	now = clk_mono_ms();
+	retry = v->login_retry_at > now ? v->login_retry_at - now :
+	    LOGIN_HOLD_MIN_MS;
 	if (v->gen == gen)
-		v->renew_at = clk_mono_ms() + retry;
+		v->renew_at = now + retry;
 	pthread_mutex_unlock(&v->mu);
 	log_warnx("vault backend %s: %s; trying again in %" PRId64 " ms",
 	    v->name, why, retry);
@@ -446,8 +573,9 @@ start_renewer(struct vault *v)
 }
 
 /*
- * A request with the current token; on 403 log in again once and retry.
- * 0 with *resp for any other status, or -errno.
+ * A request with the current token. A dead token (see vault.h) is
+ * replaced, once, and the request retried. 0 with *resp, whose status may
+ * still be 403: the token is live and may not do this; or -errno.
  */
 int
 vault_authed(struct vault *v, const char *method, const char *path,
@@ -470,10 +598,28 @@ vault_authed(struct vault *v, const char *method, const char *path,
 		}
 		r = vault_http(v, method, path, tok, NULL, 0, resp, errbuf,
 		    errlen);
-		secmem_free(tok);
-		if (r < 0 || resp->status != 403 || tries > 0)
+		if (r < 0 || resp->status != 403) {
+			secmem_free(tok);
 			return r;
-		/* Expired or revoked under us: a fresh token, then once more. */
+		}
+		/*
+		 * "permission denied" alone, or a 403 we cannot read: a
+		 * missing capability unless lookup-self says the token died.
+		 * Never a login for a live token: that is what used up
+		 * secret_ids and locked roles out.
+		 */
+		if (vault_classify_refusal(resp->status, resp->body,
+		    resp->body_len, false) == VAULT_REFUSAL_DEAD_TOKEN)
+			mark_dead(v, gen);
+		else if ((r = token_alive(v, tok, gen, errbuf, errlen)) != 0) {
+			secmem_free(tok);
+			if (r < 0)
+				http_response_clear(resp);
+			return r < 0 ? r : 0;
+		}
+		secmem_free(tok);
+		if (tries > 0)
+			return 0;	/* a fresh token refused too */
 		http_response_clear(resp);
 		if ((r = relogin(v, gen, errbuf, errlen)) < 0)
 			return r;

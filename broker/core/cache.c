@@ -39,7 +39,8 @@ struct entry {
 	struct lru_node		 lru;
 	struct cache_snap	*snap;		/* current value, or NULL */
 	struct refresh_entry	 rt;		/* state, times, fetching */
-	int64_t			 neg_until;	/* monotonic ms; remembered -ENOENT */
+	int64_t			 neg_until;	/* monotonic ms; remembered -ENOENT
+						   or -EACCES (last_err) */
 	int64_t			 err_until;	/* monotonic ms; remembered slow failure */
 	unsigned		 failures;	/* consecutive failed fetches */
 	int			 last_err;
@@ -491,7 +492,8 @@ land(struct cache *c, struct entry *e, const struct claim *cl, int r,
 		return r;
 	}
 	if (!e->snap) {
-		if (r == -ENOENT)
+		/* A refusal is an answer too: no backend request per read. */
+		if (r == -ENOENT || r == -EACCES)
 			e->neg_until = now + c->lim.negative_ttl_ms;
 		else if (now - cl->started >= SLOW_FAIL_MS)
 			e->err_until = now + (now - cl->started < SLOW_FAIL_MAX_MS ?
@@ -583,9 +585,10 @@ again:
 		}
 		if (!e->snap && now < e->neg_until) {
 			c->st.hits++;
+			r = e->last_err == -EACCES ? -EACCES : -ENOENT;
 			pthread_mutex_unlock(&c->lock);
 			deliver(c, &q);
-			return -ENOENT;
+			return r;
 		}
 		if (!e->snap && now < e->err_until && e->last_err < 0 &&
 		    !e->rt.fetching) {

@@ -76,8 +76,23 @@
  * or written anywhere. A background thread (started on first use, so that
  * a fork after open does not lose it) renews the token with renew-self at
  * 2/3 of its lease; when renewal fails, is refused, or the lease can no
- * longer grow (max_ttl), it logs in again. A request answered 403 also
- * logs in again, once, and is retried. Logins and renewals, and their
+ * longer grow (max_ttl), it logs in again, and the token it replaces is
+ * revoked (revoke-self) unless Vault already called it dead.
+ *
+ * A 403 is not a dead token. Vault since 2024 answers a revoked, expired
+ * or unknown token with "invalid token" beside "permission denied": then
+ * we log in again, once, and retry. "permission denied" alone is a
+ * missing capability, or on older Vault and OpenBao a dead token as well:
+ * one auth/token/lookup-self settles it, at most once per token per
+ * VAULT_TOKEN_CHECK_MS (a token we just logged in with needs none); a live
+ * token makes the read -EACCES and no login happens. Logins run one at a
+ * time per backend; one whose credentials Vault refused (400, 401, 403:
+ * wrong, expired, used up or locked out) is remembered, and not tried
+ * again, for 1 s doubling up to 30 s with each failure in a row (each hold
+ * drawn between half and all of that), so readers never make more logins
+ * than that schedule, whatever they ask. A login that failed otherwise
+ * (sealed, unreachable) may be tried again by the next read; the renewer
+ * backs off on the same schedule. Logins and renewals, and their
  * failures, go to the audit trail through backend_report_auth() (method,
  * action "login"/"renew", ttl, and a fixed reason: never Vault's words).
  */
@@ -144,6 +159,28 @@ int vault_parse_errors(const uint8_t *body, size_t len, char *msg,
  */
 int vault_parse_list(const uint8_t *body, size_t len, char ***names,
     size_t *n, char *errbuf, size_t errlen);
+
+/*
+ * What a refusal from Vault means (vault_classify_refusal). Vault renders
+ * several errors as one go-multierror text ("2 errors occurred:\n\t* ..."),
+ * so each message of "errors" is searched, not compared.
+ */
+enum vault_refusal {
+	VAULT_REFUSAL_NONE,		/* not a refusal we know */
+	VAULT_REFUSAL_DEAD_TOKEN,	/* 403 "invalid token": log in again */
+	VAULT_REFUSAL_DENIED,		/* 403 "permission denied" alone: a
+					   missing capability, or (older Vault,
+					   OpenBao) maybe a dead token */
+	VAULT_REFUSAL_LOCKED_OUT,	/* a login 403: the alias is locked */
+	VAULT_REFUSAL_CREDENTIALS,	/* a login 400: wrong, expired or
+					   used-up credentials */
+};
+
+#define VAULT_TOKEN_CHECK_MS	10000
+
+/* status and body of an answer to a request (login false) or a login. */
+enum vault_refusal vault_classify_refusal(long status, const uint8_t *body,
+    size_t len, bool login);
 
 /* RFC 3339 with optional fraction (to the nanosecond) and offset. 0 or
  * -EINVAL. */

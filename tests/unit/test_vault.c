@@ -363,6 +363,76 @@ test_errors(void **state)
 	    -EIO);
 }
 
+/*
+ * Vault's refusals, as its sources and docs word them (the fake's bodies,
+ * tests/fakes/vault_server.py, cite where each comes from).
+ */
+static void
+test_refusal_classification(void **state)
+{
+	static const struct {
+		long		 status;
+		const char	*body;
+		bool		 login;
+		enum vault_refusal want;
+	} cases[] = {
+		/* tokens.mdx "Error Responses": a dead token, Vault >= 2024 */
+		{ 403, "{\"errors\":[\"permission denied\",\"invalid token\"]}",
+		    false, VAULT_REFUSAL_DEAD_TOKEN },
+		/* the same as one go-multierror text */
+		{ 403, "{\"errors\":[\"2 errors occurred:\\n\\t* permission "
+		    "denied\\n\\t* invalid token\\n\\n\"]}", false,
+		    VAULT_REFUSAL_DEAD_TOKEN },
+		/* a missing capability (ACL, multierror-wrapped) */
+		{ 403, "{\"errors\":[\"1 error occurred:\\n\\t* permission "
+		    "denied\\n\\n\"]}", false, VAULT_REFUSAL_DENIED },
+		/* older Vault and OpenBao: a dead token, or no capability */
+		{ 403, "{\"errors\":[\"permission denied\"]}", false,
+		    VAULT_REFUSAL_DENIED },
+		/* a 403 that is no Vault answer: lookup-self decides */
+		{ 403, "<html>Forbidden</html>", false, VAULT_REFUSAL_NONE },
+		{ 404, "{\"errors\":[]}", false, VAULT_REFUSAL_NONE },
+		{ 503, "{\"errors\":[\"Vault is sealed\"]}", false,
+		    VAULT_REFUSAL_NONE },
+		/* "invalid token" only counts on a 403 */
+		{ 400, "{\"errors\":[\"invalid token\"]}", false,
+		    VAULT_REFUSAL_NONE },
+		/* user lockout: request_handling.go, ErrPermissionDenied */
+		{ 403, "{\"errors\":[\"permission denied\"]}", true,
+		    VAULT_REFUSAL_LOCKED_OUT },
+		/* approle path_login.go: unknown, expired or used-up secret_id */
+		{ 400, "{\"errors\":[\"invalid role or secret ID\"]}", true,
+		    VAULT_REFUSAL_CREDENTIALS },
+		{ 400, "{\"errors\":[\"invalid certificate or no client "
+		    "certificate supplied\"]}", true, VAULT_REFUSAL_CREDENTIALS },
+		{ 500, "{\"errors\":[\"internal error\"]}", true,
+		    VAULT_REFUSAL_NONE },
+		{ 200, "{}", false, VAULT_REFUSAL_NONE },
+	};
+	uint8_t *body;
+	size_t len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (vault_classify_refusal(cases[i].status,
+		    (const uint8_t *)cases[i].body, strlen(cases[i].body),
+		    cases[i].login) != cases[i].want)
+			fail_msg("case %zu: %ld %s", i, cases[i].status,
+			    cases[i].body);
+	}
+	/* Vault's own bodies that are not refusals */
+	body = example("error-list-empty-404.response.json", &len);
+	assert_int_equal(vault_classify_refusal(403, body, len, false),
+	    VAULT_REFUSAL_NONE);
+	free(body);
+	body = example("auth-token-lookup-self.response.json", &len);
+	assert_int_equal(vault_classify_refusal(200, body, len, false),
+	    VAULT_REFUSAL_NONE);
+	free(body);
+	assert_int_equal(vault_classify_refusal(403, NULL, 0, false),
+	    VAULT_REFUSAL_NONE);
+}
+
 static void
 check_list(const char *file)
 {
@@ -729,6 +799,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_auth_malformed),
 		cmocka_unit_test(test_lookup_self_example),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_refusal_classification),
 		cmocka_unit_test(test_list_examples),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_config_valid),
