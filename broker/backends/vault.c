@@ -234,13 +234,29 @@ vault_auth_clear(struct vault_auth *a)
 	a->token = NULL;
 	a->ttl_s = 0;
 	a->renewable = false;
+	a->batch = false;
+}
+
+int64_t
+vault_renew_in_ms(int64_t ttl_ms, uint32_t rnd)
+{
+	int64_t in, spread;
+
+	if (ttl_ms <= 0)
+		return 0;
+	/* 2/3 of what is left, less up to a tenth of it at random. */
+	in = ttl_ms * 2 / 3;
+	spread = in / 10;
+	if (spread > 0)
+		in -= (int64_t)(rnd % (uint64_t)(spread + 1));
+	return in > MIN_RENEW_MS ? in : MIN_RENEW_MS;
 }
 
 int
 vault_parse_auth(const uint8_t *body, size_t len, struct vault_auth *out,
     char *errbuf, size_t errlen)
 {
-	json_t *root, *auth, *tok, *ld;
+	json_t *root, *auth, *tok, *ld, *tt;
 
 	memset(out, 0, sizeof(*out));
 	root = load(body, len);
@@ -267,6 +283,9 @@ vault_parse_auth(const uint8_t *body, size_t len, struct vault_auth *out,
 	}
 	out->ttl_s = ld ? json_integer_value(ld) : 0;
 	out->renewable = json_is_true(json_object_get(auth, "renewable"));
+	tt = json_object_get(auth, "token_type");
+	out->batch = json_is_string(tt) &&
+	    strcmp(json_string_value(tt), "batch") == 0;
 	json_decref(root);
 	return 0;
 }
@@ -644,11 +663,16 @@ vault_list(void *impl, const char *prefix, char ***names, size_t *n,
 	    "/metadata/", prefix) :
 	    vault_build_path(path, sizeof(path), "/v1/", v->kv_mount, "/",
 	    prefix);
-	if (r < 0) {
+	/*
+	 * GET ?list=true, as the Vault CLI's own fallback does: gateways and
+	 * WAFs refuse the LIST method they do not know.
+	 */
+	if (r < 0 || strlen(path) + sizeof("?list=true") > sizeof(path)) {
 		snprintf(errbuf, errlen, "prefix too long");
 		return -EINVAL;
 	}
-	if ((r = vault_authed(v, "LIST", path, &resp, errbuf, errlen)) < 0)
+	strcat(path, "?list=true");
+	if ((r = vault_authed(v, "GET", path, &resp, errbuf, errlen)) < 0)
 		return r == -EACCES ? r : -EIO;
 	switch (resp.status) {
 	case 200:

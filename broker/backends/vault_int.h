@@ -67,6 +67,7 @@ struct vault {
 	char			*token;		/* secmem; NULL before login */
 	uint64_t		 gen;		/* bumps at every login */
 	bool			 renewable;
+	bool			 batch;		/* neither renewed nor revoked */
 	int64_t			 ttl_ms;	/* 0: never expires */
 	int64_t			 login_ttl_ms;
 	int64_t			 renew_at;	/* monotonic ms; 0: not due */

@@ -97,12 +97,13 @@ auth_reason(int r)
 static char *
 install_token(struct vault *v, struct vault_auth *a)
 {
-	int64_t now = clk_mono_ms(), in;
+	int64_t now = clk_mono_ms();
 	char *old;
 
 	pthread_mutex_lock(&v->mu);
 	old = v->token;
-	if (old && v->dead_gen == v->gen) {
+	/* A batch token cannot be revoked: it runs out on its own. */
+	if (old && (v->dead_gen == v->gen || v->batch)) {
 		secmem_free(old);
 		old = NULL;
 	}
@@ -112,11 +113,11 @@ install_token(struct vault *v, struct vault_auth *a)
 	/* Vault just made it: no lookup-self needed to know it is live. */
 	v->live_gen = v->gen;
 	v->live_at = now;
-	v->renewable = a->renewable;
+	v->renewable = a->renewable && !a->batch;
+	v->batch = a->batch;
 	v->ttl_ms = v->login_ttl_ms = a->ttl_s * 1000;
-	in = v->ttl_ms * 2 / 3;
-	v->renew_at = v->ttl_ms ? now + (in > MIN_RENEW_MS ? in : MIN_RENEW_MS) :
-	    0;
+	v->renew_at = v->ttl_ms ? now + vault_renew_in_ms(v->ttl_ms,
+	    arc4random()) : 0;
 	v->login_hold_ms = 0;
 	v->login_next = v->login_retry_at = 0;
 	pthread_cond_broadcast(&v->cond);
@@ -459,7 +460,8 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
     bool renewable, int64_t login_ttl_ms)
 {
 	char why[BACKEND_ERR_MAX] = "";
-	int64_t ttl_s = 0, in, retry, now;
+	int64_t ttl_s = 0, retry, now;
+	bool batch;
 	int r;
 
 	if (tok && renewable) {
@@ -469,9 +471,8 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
 			pthread_mutex_lock(&v->mu);
 			if (v->gen == gen) {
 				v->ttl_ms = ttl_s * 1000;
-				in = v->ttl_ms * 2 / 3;
 				v->renew_at = clk_mono_ms() +
-				    (in > MIN_RENEW_MS ? in : MIN_RENEW_MS);
+				    vault_renew_in_ms(v->ttl_ms, arc4random());
 			}
 			pthread_mutex_unlock(&v->mu);
 			log_debug("vault backend %s: token renewed, ttl %" PRId64
@@ -494,9 +495,14 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
 		else
 			log_warnx("vault backend %s: renewal failed: %s; "
 			    "logging in again", v->name, why);
-	} else if (tok)
-		log_info("vault backend %s: token is not renewable, logging "
-		    "in again", v->name);
+	} else if (tok) {
+		pthread_mutex_lock(&v->mu);
+		batch = v->batch;
+		pthread_mutex_unlock(&v->mu);
+		log_info("vault backend %s: %s, logging in again", v->name,
+		    batch ? "a batch token cannot be renewed" :
+		    "token is not renewable");
+	}
 	if (relogin(v, gen, why, sizeof(why)) == 0)
 		return;
 	/* Again when the failed login's hold is over. */

@@ -75,9 +75,12 @@
  * Tokens: held in locked memory only, sent as X-Vault-Token, never logged
  * or written anywhere. A background thread (started on first use, so that
  * a fork after open does not lose it) renews the token with renew-self at
- * 2/3 of its lease; when renewal fails, is refused, or the lease can no
+ * 2/3 of what is left of its lease, jittered (vault_renew_in_ms); a token
+ * that is not renewable (a batch token) is replaced by a login at that
+ * point instead, with no renew-self; when renewal fails, is refused, or the lease can no
  * longer grow (max_ttl), it logs in again, and the token it replaces is
- * revoked (revoke-self) unless Vault already called it dead.
+ * revoked (revoke-self) unless Vault already called it dead or it is a
+ * batch token (which Vault cannot revoke).
  *
  * A 403 is not a dead token. Vault since 2024 answers a revoked, expired
  * or unknown token with "invalid token" beside "permission denied": then
@@ -132,6 +135,8 @@ struct vault_auth {
 	char	*token;
 	int64_t	 ttl_s;		/* auth.lease_duration; 0 = no expiry */
 	bool	 renewable;
+	bool	 batch;		/* auth.token_type "batch": neither renewed
+				   nor revoked, replaced by a login */
 };
 
 /* auth.client_token, lease_duration, renewable. 0, or -EIO. */
@@ -139,6 +144,13 @@ int vault_parse_auth(const uint8_t *body, size_t len, struct vault_auth *out,
     char *errbuf, size_t errlen);
 /* Wipe and free the token. NULL members are fine. */
 void vault_auth_clear(struct vault_auth *a);
+
+/*
+ * When to renew a lease of ttl_ms: 2/3 of it less up to a tenth of that
+ * (rnd picks how much), so that many brokers started together do not
+ * renew together; at least 250 ms, 0 for a lease that does not expire.
+ */
+int64_t vault_renew_in_ms(int64_t ttl_ms, uint32_t rnd);
 
 /* lookup-self: data.ttl and data.renewable (the token is not copied). */
 int vault_parse_lookup(const uint8_t *body, size_t len, int64_t *ttl_s,

@@ -7,7 +7,8 @@ the same as one text; "legacy", older Vault and OpenBao: "permission denied" alo
 by at most one lookup-self per interval); the refusal is remembered for cache.negative_ttl
 (one backend request, one log line, an audit record); a use-limited AppRole serves a
 minute of allowed and denied reads on one secret_id use; readers cannot drive a lockout with
-refused credentials; a token replaced at max_ttl is revoked.
+refused credentials; a token replaced at max_ttl is revoked. Requests as real clients send
+them: lists as GET ?list=true; a batch token replaced by a login with no renew-self.
 
 Run: SECRETSFS_BIN=BUILD/fuse/secretsfs /usr/bin/python3 -m pytest -q tests/system/test_vault_prod.py
 """
@@ -65,7 +66,7 @@ def creds(tmp_path, secret_id=SECRET_ID):
 
 def config(vault, tmp_path, secrets_, auth=None, negative_ttl="60s"):
     audit = tmp_path / "audit"
-    audit.mkdir(mode=0o700, exist_ok=True)
+    audit.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = write_private(tmp_path / "audit.key", os.urandom(32).hex() + "\n")
     b = {"type": "vault", "address": vault.addr,
          "tls": {"ca_file": vault.ca, "client_cert": vault.client_cert,
@@ -304,4 +305,56 @@ def test_token_replaced_at_max_ttl_is_revoked(make_daemon, vault, tmp_path):
     assert wait_for(lambda: logins(vault) >= 3, timeout=25)
     assert revoke_self_calls(vault) >= 2
     assert wait_for(lambda: len(live_tokens(vault)) == 1, timeout=3)
+    assert read(d, "s") == v.encode()
+
+
+# -- requests as real clients send them --
+
+def test_lists_are_get_with_list_query(make_daemon, vault, tmp_path):
+    """Gateways and WAFs refuse the LIST method: a prefix is listed with GET ?list=true
+    (counted at the fake by how the list was asked), KV v2 and v1."""
+    a, b = value(), value()
+    vault.kv_put("secret", "p7/a", {"k": a})
+    vault.kv_put("kv", "p7/b", {"k": b})
+    d = make_daemon(config(vault, tmp_path, {
+        "v2": {"backend": "vault", "ref": "p7", "as": "prefix", "field": "k"}}))
+    assert os.listdir(d.path("v2")) == ["a"]
+    assert read(d, "v2/a") == a.encode()
+    st = vault.stats()
+    assert st["lists"].get("secret/metadata/p7", 0) >= 1
+    assert st["list_forms"].get("query", 0) >= 1
+    assert "method" not in st["list_forms"], st["list_forms"]
+    b2 = config(vault, tmp_path / "v1", {
+        "v1": {"backend": "vault", "ref": "p7", "as": "prefix", "field": "k"}})
+    b2["backends"]["vault"]["kv"] = {"mount": "kv", "version": 1}
+    d1 = make_daemon(b2, workdir=tmp_path / "v1")
+    assert os.listdir(d1.path("v1")) == ["b"]
+    assert read(d1, "v1/b") == b.encode()
+    st = vault.stats()
+    assert st["lists"].get("kv/p7", 0) >= 1 and "method" not in st["list_forms"]
+
+
+def test_batch_token_is_replaced_by_a_login_without_renew_or_revoke(make_daemon, vault,
+                                                                   tmp_path):
+    """A batch token (not renewable, not revocable) with a 3 s TTL: the renewer logs in
+    again at about 2/3 of it, never calls renew-self or revoke-self (counted at the fake),
+    and reads keep working throughout."""
+    v = value()
+    vault.configure(approle=approle(token_type="batch"), token_ttl=3)
+    vault.kv_put("secret", "p8/x", {"k": v})
+    d = make_daemon(config(vault, tmp_path, {
+        "s": {"backend": "vault", "ref": "p8/x", "field": "k", "refresh": "1s"}}))
+    fails = []
+    end = time.monotonic() + 8
+    while time.monotonic() < end:
+        if read_errno(d, "s") != 0:
+            fails.append(time.monotonic())
+        time.sleep(0.2)
+    assert fails == []
+    st = vault.stats()
+    assert logins(vault) >= 3, st["logins"]
+    assert st["by_path"].get("POST /v1/auth/token/renew-self", 0) == 0
+    assert revoke_self_calls(vault) == 0
+    assert st["renewals"] == 0
+    assert "a batch token cannot be renewed, logging in again" in d.log()
     assert read(d, "s") == v.encode()

@@ -270,6 +270,50 @@ test_auth_examples(void **state)
 	check_auth("auth-token-renew-self.response.json", "ABCD", 3600, true);
 }
 
+/* A batch token (docs concepts/tokens: hvb., not renewable). */
+static void
+test_auth_batch_token(void **state)
+{
+	struct vault_auth a;
+	char why[128];
+	uint8_t *body;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(vault_parse_auth(S("{\"auth\":{\"client_token\":"
+	    "\"hvb.AAAA\",\"lease_duration\":1200,\"renewable\":false,"
+	    "\"token_type\":\"batch\"}}"), &a, why, sizeof(why)), 0);
+	assert_true(a.batch);
+	assert_false(a.renewable);
+	assert_int_equal(a.ttl_s, 1200);
+	vault_auth_clear(&a);
+	assert_false(a.batch);
+	body = example("auth-approle-login.response.json", &len);
+	assert_int_equal(vault_parse_auth(body, len, &a, why, sizeof(why)), 0);
+	assert_false(a.batch);
+	vault_auth_clear(&a);
+	free(body);
+}
+
+/* 2/3 of the lease, jittered down by at most a tenth of that. */
+static void
+test_renew_delay(void **state)
+{
+	(void)state;
+	assert_int_equal(vault_renew_in_ms(0, 7), 0);
+	assert_int_equal(vault_renew_in_ms(3600000, 0), 2400000);
+	assert_int_equal(vault_renew_in_ms(3600000, 240000), 2160000);
+	for (uint32_t r = 0; r < 1000000; r += 997) {
+		int64_t in = vault_renew_in_ms(3600000, r * 7919u);
+
+		assert_true(in >= 2160000 && in <= 2400000);
+	}
+	/* Two brokers started together do not renew together. */
+	assert_true(vault_renew_in_ms(3600000, 1) !=
+	    vault_renew_in_ms(3600000, 2));
+	assert_int_equal(vault_renew_in_ms(300, 5), 250);
+}
+
 static void
 test_auth_malformed(void **state)
 {
@@ -797,6 +841,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_kv1_read_example),
 		cmocka_unit_test(test_auth_examples),
 		cmocka_unit_test(test_auth_malformed),
+		cmocka_unit_test(test_auth_batch_token),
+		cmocka_unit_test(test_renew_delay),
 		cmocka_unit_test(test_lookup_self_example),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_refusal_classification),
