@@ -484,9 +484,9 @@ vault_build_path(char *buf, size_t len, const char *a, const char *b,
  * One request to Vault with the headers every request carries. token may
  * be NULL (logins). Retries as the http options say.
  */
-int
-vault_http(struct vault *v, const char *method, const char *path,
-    const char *token, const uint8_t *body, size_t blen,
+static int
+request(struct vault *v, const char *ns, const char *method,
+    const char *path, const char *token, const uint8_t *body, size_t blen,
     struct http_response *resp, char *errbuf, size_t errlen)
 {
 	struct http_header h[4];
@@ -496,8 +496,8 @@ vault_http(struct vault *v, const char *method, const char *path,
 	h[n++] = (struct http_header){ "X-Vault-Request", "true" };
 	if (token)
 		h[n++] = (struct http_header){ "X-Vault-Token", token };
-	if (v->ns)
-		h[n++] = (struct http_header){ "X-Vault-Namespace", v->ns };
+	if (ns)
+		h[n++] = (struct http_header){ "X-Vault-Namespace", ns };
 	if (body)
 		h[n++] = (struct http_header){ "Content-Type",
 		    "application/json" };
@@ -510,6 +510,24 @@ vault_http(struct vault *v, const char *method, const char *path,
 	req.body_len = blen;
 	req.retry = true;
 	return http_do(v->http, &req, resp, errbuf, errlen);
+}
+
+int
+vault_http(struct vault *v, const char *method, const char *path,
+    const char *token, const uint8_t *body, size_t blen,
+    struct http_response *resp, char *errbuf, size_t errlen)
+{
+	return request(v, v->ns, method, path, token, body, blen, resp,
+	    errbuf, errlen);
+}
+
+int
+vault_http_auth(struct vault *v, const char *method, const char *path,
+    const char *token, const uint8_t *body, size_t blen,
+    struct http_response *resp, char *errbuf, size_t errlen)
+{
+	return request(v, v->auth_ns, method, path, token, body, blen, resp,
+	    errbuf, errlen);
 }
 
 /* "[what: ]Vault answered 503: Vault is sealed" */
@@ -710,6 +728,7 @@ vault_free(struct vault *v)
 	secmem_free(v->token);
 	free(v->name);
 	free(v->ns);
+	free(v->auth_ns);
 	free(v->kv_mount);
 	free(v->auth_mount);
 	free(v->cert_name);
@@ -791,6 +810,7 @@ vault_open(const struct config_backend *cfg, void **impl, char *errbuf,
 		return -ENOMEM;
 	v->name = xstrdup(cfg->name, &oom);
 	v->ns = xstrdup(vc.ns, &oom);
+	v->auth_ns = xstrdup(vc.auth_ns, &oom);
 	v->kv_mount = xstrdup(vc.kv_mount, &oom);
 	v->kv_version = vc.kv_version;
 	v->method = vc.method;

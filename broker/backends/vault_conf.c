@@ -75,16 +75,17 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
     struct cfg_err *err)
 {
 	static const char *const cert_keys[] = { "method", "mount", "name",
-	    NULL };
+	    "namespace", NULL };
 	static const char *const approle_keys[] = { "method", "mount",
-	    "role_id_file", "secret_id_file", NULL };
+	    "role_id_file", "secret_id_file", "namespace", NULL };
 	static const char *const k8s_keys[] = { "method", "mount", "role",
-	    "jwt_file", NULL };
+	    "jwt_file", "namespace", NULL };
 	static const char *const token_keys[] = { "method", "token_file",
-	    NULL };
+	    "namespace", NULL };
 	const char *const *keys[] = { cert_keys, approle_keys, k8s_keys,
 	    token_keys };
 	const char *method = NULL;
+	const json_t *ans;
 	char p[CFG_PATH_MAX];
 	size_t i;
 	int r;
@@ -107,6 +108,24 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 	vc->method = (enum auth_method)i;
 	if ((r = cfg_check_keys(auth, path, keys[i], err)) < 0)
 		return r;
+	/*
+	 * The auth method may live in a parent namespace of the secrets
+	 * (a platform team's approle, a tenant's KV); "" is the root one.
+	 */
+	vc->auth_ns = vc->ns;
+	ans = json_object_get(auth, "namespace");
+	if (json_is_string(ans) && json_string_length(ans) == 0)
+		vc->auth_ns = NULL;
+	else if (ans) {
+		if ((r = cfg_get_string(auth, path, "namespace", 0,
+		    &vc->auth_ns, err)) < 0)
+			return r;
+		if (!header_safe(vc->auth_ns)) {
+			cfg_path_key(p, sizeof(p), path, "namespace");
+			return cfg_err_set(err, p, "the namespace holds a "
+			    "control character");
+		}
+	}
 	vc->auth_mount = vault_method_names[i];
 	if (vc->method != AUTH_TOKEN &&
 	    (r = cfg_get_string(auth, path, "mount", 0, &vc->auth_mount,

@@ -34,6 +34,7 @@ extern const char *const vault_method_names[4];
 struct vault_conf {
 	const char		*address;
 	const char		*ns;
+	const char		*auth_ns;	/* NULL: the root namespace */
 	struct http_options	 http;
 	const char		*kv_mount;
 	int			 kv_version;
@@ -50,6 +51,7 @@ struct vault_conf {
 struct vault {
 	char			*name;
 	char			*ns;
+	char			*auth_ns;	/* logins, the token's -self */
 	char			*kv_mount;
 	int			 kv_version;
 	enum auth_method	 method;
@@ -67,11 +69,11 @@ struct vault {
 	char			*token;		/* secmem; NULL before login */
 	uint64_t		 gen;		/* bumps at every login */
 	bool			 renewable;
-	bool			 batch;		/* neither renewed nor revoked */
+	bool			 batch;		/* not renewed, not revoked */
 	int64_t			 ttl_ms;	/* 0: never expires */
 	int64_t			 login_ttl_ms;
 	int64_t			 renew_at;	/* monotonic ms; 0: not due */
-	uint64_t		 dead_gen;	/* Vault called this token dead */
+	uint64_t		 dead_gen;	/* Vault called it dead */
 	uint64_t		 live_gen;	/* ... and this one live, */
 	int64_t			 live_at;	/* at this monotonic ms */
 	int64_t			 login_hold_ms;	/* the last failure's hold */
@@ -103,6 +105,10 @@ int vault_build_path(char *buf, size_t len, const char *a, const char *b,
  * be NULL (logins). Retries as the http options say.
  */
 int vault_http(struct vault *v, const char *method, const char *path,
+    const char *token, const uint8_t *body, size_t blen,
+    struct http_response *resp, char *errbuf, size_t errlen);
+/* The same in the auth namespace: logins and auth/token/...-self. */
+int vault_http_auth(struct vault *v, const char *method, const char *path,
     const char *token, const uint8_t *body, size_t blen,
     struct http_response *resp, char *errbuf, size_t errlen);
 /* "[what: ]Vault answered 503: Vault is sealed" */

@@ -138,7 +138,7 @@ revoke_old(struct vault *v, const char *old)
 	char why[BACKEND_ERR_MAX] = "";
 	int r;
 
-	r = vault_http(v, "POST", "/v1/auth/token/revoke-self", old, empty,
+	r = vault_http_auth(v, "POST", "/v1/auth/token/revoke-self", old, empty,
 	    sizeof(empty) - 1, &resp, why, sizeof(why));
 	if (r == 0) {
 		if (resp.status != 204 && resp.status != 200) {
@@ -242,7 +242,7 @@ login_token_file(struct vault *v, struct vault_auth *a, char *errbuf,
 	if ((r = read_cred(v->token_file, true, &tok, &len, errbuf,
 	    errlen)) < 0)
 		return r;
-	if ((r = vault_http(v, "GET", "/v1/auth/token/lookup-self",
+	if ((r = vault_http_auth(v, "GET", "/v1/auth/token/lookup-self",
 	    (char *)tok, NULL, 0, &resp, errbuf, errlen)) < 0) {
 		secmem_free(tok);
 		return r;
@@ -286,8 +286,8 @@ login(struct vault *v, char *errbuf, size_t errlen)
 	else if ((r = login_body(v, &body, &blen, why, sizeof(why))) == 0 &&
 	    (r = vault_build_path(path, sizeof(path), "/v1/auth/",
 	    v->auth_mount, "/login", NULL)) == 0) {
-		r = vault_http(v, "POST", path, NULL, body, blen, &resp, why,
-		    sizeof(why));
+		r = vault_http_auth(v, "POST", path, NULL, body, blen, &resp,
+		    why, sizeof(why));
 		secmem_free(body);
 		if (r == 0) {
 			r = judge_login(&resp, &a, why, sizeof(why));
@@ -406,7 +406,7 @@ token_alive(struct vault *v, const char *tok, uint64_t gen, char *errbuf,
 		pthread_mutex_unlock(&v->check_mu);
 		return r;
 	}
-	if ((r = vault_http(v, "GET", "/v1/auth/token/lookup-self", tok,
+	if ((r = vault_http_auth(v, "GET", "/v1/auth/token/lookup-self", tok,
 	    NULL, 0, &resp, errbuf, errlen)) == 0) {
 		if (resp.status == 200)
 			r = 1;
@@ -440,7 +440,7 @@ renew(struct vault *v, const char *tok, int64_t *ttl_s, char *errbuf,
 	struct vault_auth a;
 	int r;
 
-	if ((r = vault_http(v, "POST", "/v1/auth/token/renew-self", tok,
+	if ((r = vault_http_auth(v, "POST", "/v1/auth/token/renew-self", tok,
 	    empty, sizeof(empty) - 1, &resp, errbuf, errlen)) < 0)
 		return r;
 	if (resp.status != 200) {

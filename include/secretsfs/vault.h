@@ -59,7 +59,11 @@
  *         {"method": "token", "token_file": "/etc/secretsfs/vault-token"}
  *             A token made elsewhere (e.g. by Vault Agent); the file must
  *             be private. Read again whenever the token stops working.
- *         "mount" defaults to the method's name.
+ *         "mount" defaults to the method's name. Every method also takes
+ *         "namespace": the namespace of the auth mount when it is not the
+ *         secrets' (a parent's approle, a child's KV; "" is the root
+ *         namespace). Logins and the token's lookup-, renew- and
+ *         revoke-self go there; KV requests go to "namespace" above.
  *   }
  *
  * Secrets: a secret's "ref" is the path inside the KV mount ("app/db");
@@ -77,8 +81,8 @@
  * a fork after open does not lose it) renews the token with renew-self at
  * 2/3 of what is left of its lease, jittered (vault_renew_in_ms); a token
  * that is not renewable (a batch token) is replaced by a login at that
- * point instead, with no renew-self; when renewal fails, is refused, or the lease can no
- * longer grow (max_ttl), it logs in again, and the token it replaces is
+ * point instead, with no renew-self; when renewal fails, is refused, or
+ * the lease can no longer grow (max_ttl), it logs in again, and the token it replaces is
  * revoked (revoke-self) unless Vault already called it dead or it is a
  * batch token (which Vault cannot revoke).
  *

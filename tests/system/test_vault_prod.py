@@ -358,3 +358,53 @@ def test_batch_token_is_replaced_by_a_login_without_renew_or_revoke(make_daemon,
     assert st["renewals"] == 0
     assert "a batch token cannot be renewed, logging in again" in d.log()
     assert read(d, "s") == v.encode()
+
+
+def test_http2_is_negotiated_with_vault(make_daemon, vault, tmp_path):
+    """The fake offers h2 by ALPN as Vault's Go listener does; libcurl takes it (its
+    default for https): every request the daemon made arrived as HTTP/2."""
+    v = value()
+    vault.kv_put("secret", "p9/x", {"k": v})
+    vault.kv_put("secret", "p9/y", {"k": v})
+    d = make_daemon(config(vault, tmp_path, {
+        "s": {"backend": "vault", "ref": "p9/x", "field": "k"},
+        "p": {"backend": "vault", "ref": "p9", "as": "prefix", "field": "k"}}))
+    assert read(d, "s") == v.encode()
+    assert sorted(os.listdir(d.path("p"))) == ["x", "y"]
+    ours = [r for r in vault.stats()["recent"] if r["token"] != "root"]
+    assert {r["path"] for r in ours} >= {"/v1/auth/approle/login", "/v1/secret/data/p9/x",
+                                         "/v1/secret/metadata/p9"}
+    assert {r["proto"] for r in ours} == {"HTTP/2"}, ours
+    assert vault.stats()["by_protocol"].get("HTTP/2", 0) >= 3
+
+
+def test_auth_in_a_parent_namespace_secrets_in_a_child(make_daemon, vault, tmp_path):
+    """The AppRole mount lives in "plat" only; the KV secret in "plat/team". With
+    auth.namespace "plat" the login goes there and the reads to the child, where the
+    parent's token works (Vault: a token acts in its namespace and below). Without it
+    the login goes to the child, which has no approle mount: refused."""
+    v = value()
+    vault.configure(namespaces={"plat": {"auth_mounts": {"approle": "approle"}},
+                                "plat/team": {"auth_mounts": {}}})
+    vault.kv_put("secret", "p10/x", {"k": v}, namespace="plat/team")
+    cfg = config(vault, tmp_path, {"s": {"backend": "vault", "ref": "p10/x", "field": "k"}},
+                 auth=dict(creds(tmp_path), namespace="plat"))
+    cfg["backends"]["vault"]["namespace"] = "plat/team"
+    d = make_daemon(cfg)
+    assert read(d, "s") == v.encode()
+    recent = vault.stats()["recent"]
+    login = [r for r in recent if r["path"] == "/v1/auth/approle/login"]
+    reads = [r for r in recent if r["path"] == "/v1/secret/data/p10/x" and
+             r["token"] == "token"]
+    assert [r["namespace"] for r in login] == ["plat"] and login[0]["status"] == 200
+    assert reads and {r["namespace"] for r in reads} == {"plat/team"}
+    assert reads[-1]["status"] == 200
+
+    other = tmp_path / "child-auth"
+    cfg = config(vault, other, {"s": {"backend": "vault", "ref": "p10/x", "field": "k"}})
+    cfg["backends"]["vault"]["namespace"] = "plat/team"
+    bad = make_daemon(cfg, workdir=other)
+    assert read_errno(bad, "s") == errno.EACCES
+    login = [r for r in vault.stats()["recent"] if r["path"] == "/v1/auth/approle/login"]
+    assert login[-1]["namespace"] == "plat/team" and login[-1]["status"] == 403
+    assert logins(vault) == 1

@@ -605,6 +605,13 @@ test_config_valid(void **state)
 		"{\"type\":\"vault\",\"address\":\"http://127.0.0.1:8200\","
 		    "\"tls\":false,\"auth\":{\"method\":\"token\","
 		    "\"token_file\":\"/etc/token\"}}",
+		/* auth in a parent namespace, or the root one */
+		"{\"type\":\"vault\"," ADDR ",\"namespace\":\"org/team\","
+		    "\"auth\":{\"method\":\"approle\",\"namespace\":\"org\","
+		    "\"role_id_file\":\"/etc/r\"}}",
+		"{\"type\":\"vault\"," ADDR ",\"namespace\":\"org\","
+		    "\"auth\":{\"method\":\"token\",\"namespace\":\"\","
+		    "\"token_file\":\"/etc/token\"}}",
 	};
 	struct cfg_err err;
 
@@ -640,6 +647,12 @@ test_config_errors_name_their_path(void **state)
 		    "unknown key" },
 		{ "{\"type\":\"vault\"," ADDR ",\"auth\":{\"method\":"
 		    "\"approle\"}}", "backends.v.auth", "role_id_file" },
+		{ "{\"type\":\"vault\"," ADDR ",\"auth\":{\"method\":"
+		    "\"approle\",\"role_id_file\":\"/r\",\"namespace\":\"a\\n\"}}",
+		    "backends.v.auth.namespace", "control character" },
+		{ "{\"type\":\"vault\"," ADDR ",\"auth\":{\"method\":"
+		    "\"approle\",\"role_id_file\":\"/r\",\"namespace\":1}}",
+		    "backends.v.auth.namespace", "" },
 		{ "{\"type\":\"vault\"," ADDR ",\"auth\":{\"method\":\"approle\","
 		    "\"role_id_file\":\"role-id\"}}",
 		    "backends.v.auth.role_id_file", "absolute" },
