@@ -264,11 +264,17 @@ vault_conf_parse(const json_t *opts, const char *path, struct vault_conf *vc,
 			return r;
 		if ((ver = json_object_get(kv, "version"))) {
 			cfg_path_key(kp, sizeof(kp), p, "version");
-			if (!json_is_integer(ver) ||
+			/* "auto": asked of Vault, as its CLI does (0) */
+			if (json_is_string(ver) &&
+			    strcmp(json_string_value(ver), "auto") == 0)
+				vc->kv_version = 0;
+			else if (!json_is_integer(ver) ||
 			    (json_integer_value(ver) != 1 &&
 			    json_integer_value(ver) != 2))
-				return cfg_err_set(err, kp, "expected 1 or 2");
-			vc->kv_version = (int)json_integer_value(ver);
+				return cfg_err_set(err, kp, "expected 1 or 2, "
+				    "or \"auto\"");
+			else
+				vc->kv_version = (int)json_integer_value(ver);
 		}
 		if (!vault_safe_path(vc->kv_mount, false)) {
 			cfg_path_key(kp, sizeof(kp), p, "mount");

@@ -1,7 +1,8 @@
 /*
  * vault_int.h: what the files of the Vault backend share (the client and
- * its operations in vault.c, the configuration in vault_conf.c, login and
- * the token in vault_login.c). Not an interface.
+ * its operations in vault.c, the parsers in vault_parse.c, the
+ * configuration in vault_conf.c, login and the token in vault_login.c).
+ * Not an interface.
  */
 #ifndef SECRETSFS_VAULT_INT_H
 #define SECRETSFS_VAULT_INT_H
@@ -53,7 +54,7 @@ struct vault {
 	char			*ns;
 	char			*auth_ns;	/* logins, the token's -self */
 	char			*kv_mount;
-	int			 kv_version;
+	int			 kv_version;	/* 0: "auto", ask (under mu) */
 	enum auth_method	 method;
 	char			*auth_mount;
 	char			*cert_name;
@@ -90,10 +91,16 @@ struct vault {
 	pthread_mutex_t		 check_mu;	/* one lookup-self at a time */
 };
 
-/* --- vault.c -------------------------------------------------------------- */
+/* --- vault_parse.c -------------------------------------------------------- */
 
 /* obj as compact JSON, into the arena. */
 int vault_dump_secmem(const json_t *obj, uint8_t **out, size_t *len);
+/* The first of a 404's warnings, cleaned, into msg ("" for none). */
+void vault_first_warning(const uint8_t *body, size_t len, char *msg,
+    size_t msglen);
+
+/* --- vault.c -------------------------------------------------------------- */
+
 /*
  * The parts that are not NULL, one after the other, each percent-encoded
  * but for unreserved characters and '/'; -errno when buf is too small.

@@ -39,7 +39,10 @@
  *       Retries (exponential backoff, full jitter, Retry-After honoured)
  *       on connection errors, 429 and 5xx.
  *     "kv": { "mount": "secret", "version": 2 },
- *         The KV secrets engine: its mount path and version (1 or 2).
+ *         The KV secrets engine: its mount path and version (1 or 2, or
+ *         "auto": asked of Vault once, before the first read, with
+ *         GET sys/internal/ui/mounts/<mount> as the Vault CLI does; the
+ *         token needs a capability under the mount, else -EACCES).
  *     "auth": { "method": ..., ... }          (required)
  *         {"method": "cert", "mount": "cert", "name": "role"}
  *             TLS certificate auth with tls.client_cert; "name" is the
@@ -155,6 +158,15 @@ void vault_auth_clear(struct vault_auth *a);
  * renew together; at least 250 ms, 0 for a lease that does not expire.
  */
 int64_t vault_renew_in_ms(int64_t ttl_ms, uint32_t rnd);
+
+/*
+ * A sys/internal/ui/mounts/<path> answer: the KV version of the mount
+ * holding the path (1 for a KV mount without options.version, or "kv"
+ * of type "generic") and its path ("secret/") into mount. 0, -ENOTSUP
+ * for a mount that is not KV, -EIO for no such answer.
+ */
+int vault_parse_ui_mount(const uint8_t *body, size_t len, int *version,
+    char *mount, size_t mountlen);
 
 /* lookup-self: data.ttl and data.renewable (the token is not copied). */
 int vault_parse_lookup(const uint8_t *body, size_t len, int64_t *ttl_s,

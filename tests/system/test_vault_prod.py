@@ -408,3 +408,35 @@ def test_auth_in_a_parent_namespace_secrets_in_a_child(make_daemon, vault, tmp_p
     login = [r for r in vault.stats()["recent"] if r["path"] == "/v1/auth/approle/login"]
     assert login[-1]["namespace"] == "plat/team" and login[-1]["status"] == 403
     assert logins(vault) == 1
+
+
+@pytest.mark.parametrize("mount,ver", [("secret", 2), ("kv", 1)])
+def test_kv_version_auto_asks_vault_once(make_daemon, vault, tmp_path, mount, ver):
+    """kv.version "auto": one GET sys/internal/ui/mounts/<mount> (the token's, as the
+    Vault CLI's preflight), then reads and lists of that version; a mount that is not
+    there is Vault's preflight 403: EACCES, no login."""
+    v = value()
+    vault.kv_put(mount, "p11/x", {"k": v})
+    cfg = config(vault, tmp_path, {
+        "s": {"backend": "vault", "ref": "p11/x", "field": "k"},
+        "p": {"backend": "vault", "ref": "p11", "as": "prefix", "field": "k"}})
+    cfg["backends"]["vault"]["kv"] = {"mount": mount, "version": "auto"}
+    d = make_daemon(cfg)
+    assert read(d, "s") == v.encode()
+    assert os.listdir(d.path("p")) == ["x"]
+    st = vault.stats()
+    asked = [r for r in st["recent"] if r["path"].startswith("/v1/sys/internal/ui/mounts/")
+             and r["token"] == "token"]
+    assert [(r["path"], r["status"]) for r in asked] == [
+        ("/v1/sys/internal/ui/mounts/" + mount, 200)]
+    read_path = ("/v1/secret/data/p11/x" if ver == 2 else "/v1/kv/p11/x")
+    assert any(r["path"] == read_path and r["status"] == 200 for r in st["recent"])
+    assert "%s is a KV version %d mount" % (mount, ver) in d.log()
+
+    other = tmp_path / "nomount"
+    cfg = config(vault, other, {"s": {"backend": "vault", "ref": "p11/x", "field": "k"}})
+    cfg["backends"]["vault"]["kv"] = {"mount": "nomount", "version": "auto"}
+    bad = make_daemon(cfg, workdir=other)
+    assert read_errno(bad, "s") == errno.EACCES
+    assert "preflight capability check returned 403" in bad.log()
+    assert logins(vault) == 2        # one per daemon: the 403 made none

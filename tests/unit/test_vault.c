@@ -295,6 +295,54 @@ test_auth_batch_token(void **state)
 	free(body);
 }
 
+/*
+ * sys/internal/ui/mounts/<path> (logical_system.go pathInternalUIMountRead;
+ * the fake's answer, tests/fakes/vault_server.py ui_mount, is built after
+ * it): the mount holding a path, its type and options.
+ */
+static void
+test_ui_mount(void **state)
+{
+	char mount[64];
+	int ver;
+
+	(void)state;
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":\"kv\","
+	    "\"path\":\"secret/\",\"options\":{\"version\":\"2\"}}}"), &ver,
+	    mount, sizeof(mount)), 0);
+	assert_int_equal(ver, 2);
+	assert_string_equal(mount, "secret/");
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":\"kv\","
+	    "\"path\":\"team/kv/\",\"options\":{\"version\":\"1\"}}}"), &ver,
+	    mount, sizeof(mount)), 0);
+	assert_int_equal(ver, 1);
+	assert_string_equal(mount, "team/kv/");
+	/* A KV v1 mount made without options; the old "generic" type. */
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":\"kv\","
+	    "\"path\":\"kv/\",\"options\":null}}"), &ver, mount,
+	    sizeof(mount)), 0);
+	assert_int_equal(ver, 1);
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":"
+	    "\"generic\",\"path\":\"old/\"}}"), &ver, mount, sizeof(mount)),
+	    0);
+	assert_int_equal(ver, 1);
+	/* Not KV: an auth mount, a transit engine, an unknown version. */
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":"
+	    "\"approle\",\"path\":\"approle/\",\"options\":null}}"), &ver,
+	    mount, sizeof(mount)), -ENOTSUP);
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":\"kv\","
+	    "\"path\":\"x/\",\"options\":{\"version\":\"3\"}}}"), &ver,
+	    mount, sizeof(mount)), -ENOTSUP);
+	/* The 403 of a path in no mount, and garbage. */
+	assert_int_equal(vault_parse_ui_mount(S("{\"errors\":[\"preflight "
+	    "capability check returned 403, please ensure client's policies "
+	    "grant access to path \\\"nope/\\\"\"]}"), &ver, mount,
+	    sizeof(mount)), -EIO);
+	assert_int_equal(vault_parse_ui_mount(S("nope"), &ver, mount,
+	    sizeof(mount)), -EIO);
+	assert_int_equal(ver, 0);
+}
+
 /* 2/3 of the lease, jittered down by at most a tenth of that. */
 static void
 test_renew_delay(void **state)
@@ -605,6 +653,8 @@ test_config_valid(void **state)
 		"{\"type\":\"vault\",\"address\":\"http://127.0.0.1:8200\","
 		    "\"tls\":false,\"auth\":{\"method\":\"token\","
 		    "\"token_file\":\"/etc/token\"}}",
+		"{\"type\":\"vault\"," ADDR ",\"kv\":{\"version\":\"auto\"},"
+		    "\"auth\":{\"method\":\"token\",\"token_file\":\"/t\"}}",
 		/* auth in a parent namespace, or the root one */
 		"{\"type\":\"vault\"," ADDR ",\"namespace\":\"org/team\","
 		    "\"auth\":{\"method\":\"approle\",\"namespace\":\"org\","
@@ -856,6 +906,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_auth_malformed),
 		cmocka_unit_test(test_auth_batch_token),
 		cmocka_unit_test(test_renew_delay),
+		cmocka_unit_test(test_ui_mount),
 		cmocka_unit_test(test_lookup_self_example),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_refusal_classification),
