@@ -75,9 +75,38 @@ vault_build_path(char *buf, size_t len, const char *a, const char *b,
 	return 0;
 }
 
+/* The configured address a redirect's Location names, or -1. */
+static int
+listed(const struct vault *v, const char *loc)
+{
+	for (size_t i = 0; i < v->naddrs; i++) {
+		size_t n = strlen(v->addrs[i]);
+
+		/* The whole origin: "https://a:8200" is not "https://a:82". */
+		if (strncmp(loc, v->addrs[i], n) == 0 &&
+		    (loc[n] == '/' || loc[n] == '?' || loc[n] == '\0'))
+			return (int)i;
+	}
+	return -1;
+}
+
+/* A node that did not answer: another may. */
+static bool
+node_down(int r)
+{
+	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
+	    r == -EPROTO || r == -EIO;
+}
+
 /*
  * One request to Vault with the headers every request carries. token may
- * be NULL (logins). Retries as the http options say.
+ * be NULL (logins). Retries as the http options say. With several
+ * addresses, the one that answered last goes first; a 503 (sealed, or a
+ * standby that knows no leader) or a node that does not answer moves on
+ * to the next at once, and the last one tried retries as the options say.
+ * A 429 is retried on its node (Retry-After). A 307 or 308 to one of the
+ * addresses is followed once, with the same client certificate; to any
+ * other address never, so the token goes nowhere the config does not name.
  */
 static int
 request(struct vault *v, const char *ns, const char *method,
@@ -86,7 +115,8 @@ request(struct vault *v, const char *ns, const char *method,
 {
 	struct http_header h[4];
 	struct http_request req;
-	size_t n = 0;
+	size_t n = 0, k, i, start;
+	int r, j;
 
 	h[n++] = (struct http_header){ "X-Vault-Request", "true" };
 	if (token)
@@ -103,8 +133,46 @@ request(struct vault *v, const char *ns, const char *method,
 	req.nheaders = n;
 	req.body = body;
 	req.body_len = blen;
-	req.retry = true;
-	return http_do(v->http, &req, resp, errbuf, errlen);
+
+	pthread_mutex_lock(&v->mu);
+	start = v->cur;
+	pthread_mutex_unlock(&v->mu);
+	for (k = 0, r = -EIO; k < v->naddrs; k++) {
+		i = (start + k) % v->naddrs;
+		req.retry = k + 1 == v->naddrs;
+		r = http_do(v->http[i], &req, resp, errbuf, errlen);
+		if (r == 0 && resp->status == 429 && !req.retry) {
+			http_response_clear(resp);
+			req.retry = true;
+			r = http_do(v->http[i], &req, resp, errbuf, errlen);
+		}
+		if (r == 0 && (resp->status == 307 || resp->status == 308) &&
+		    (j = listed(v, resp->location)) >= 0 && (size_t)j != i) {
+			log_debug("vault backend %s: %s redirects to %s, one "
+			    "of our addresses", v->name, v->addrs[i],
+			    v->addrs[j]);
+			http_response_clear(resp);
+			i = (size_t)j;
+			req.retry = true;
+			r = http_do(v->http[i], &req, resp, errbuf, errlen);
+		}
+		if (k + 1 < v->naddrs && ((r < 0 && node_down(r)) ||
+		    (r == 0 && resp->status == 503))) {
+			log_debug("vault backend %s: %s: %s; trying the next "
+			    "address", v->name, v->addrs[i], r < 0 ? errbuf :
+			    "503");
+			if (r == 0)
+				http_response_clear(resp);
+			continue;
+		}
+		if (r == 0) {
+			pthread_mutex_lock(&v->mu);
+			v->cur = i;
+			pthread_mutex_unlock(&v->mu);
+		}
+		break;
+	}
+	return r;
 }
 
 int
@@ -380,7 +448,10 @@ vault_free(struct vault *v)
 {
 	if (!v)
 		return;
-	http_client_free(v->http);
+	for (size_t i = 0; i < v->naddrs; i++) {
+		http_client_free(v->http[i]);
+		free(v->addrs[i]);
+	}
 	secmem_free(v->token);
 	free(v->name);
 	free(v->ns);
@@ -481,10 +552,22 @@ vault_open(const struct config_backend *cfg, void **impl, char *errbuf,
 		vault_free(v);
 		return -ENOMEM;
 	}
-	if ((r = http_client_new(vc.address, &vc.http, &v->http, errbuf,
-	    errlen)) < 0) {
-		vault_free(v);
-		return r;
+	for (size_t i = 0; i < vc.naddrs; i++) {
+		size_t n = strlen(vc.addrs[i]);
+
+		/* Compared with a redirect's Location: no trailing '/'. */
+		while (n > 0 && vc.addrs[i][n - 1] == '/')
+			n--;
+		if (!(v->addrs[i] = strndup(vc.addrs[i], n))) {
+			vault_free(v);
+			return -ENOMEM;
+		}
+		v->naddrs = i + 1;
+		if ((r = http_client_new(vc.addrs[i], &vc.http, &v->http[i],
+		    errbuf, errlen)) < 0) {
+			vault_free(v);
+			return r;
+		}
 	}
 	pthread_mutex_init(&v->mu, NULL);
 	pthread_mutex_init(&v->login_mu, NULL);

@@ -201,11 +201,12 @@ int
 vault_conf_parse(const json_t *opts, const char *path, struct vault_conf *vc,
     struct cfg_err *err)
 {
-	static const char *const keys[] = { "type", "address", "namespace",
-	    "tls", "http", "kv", "auth", NULL };
+	static const char *const keys[] = { "type", "address", "addresses",
+	    "namespace", "tls", "http", "kv", "auth", NULL };
 	static const char *const kv_keys[] = { "mount", "version", NULL };
-	const json_t *kv, *auth;
+	const json_t *kv, *auth, *addrs, *a;
 	char p[CFG_PATH_MAX], kp[CFG_PATH_MAX], why[256];
+	size_t i;
 	int r;
 
 	memset(vc, 0, sizeof(*vc));
@@ -226,6 +227,28 @@ vault_conf_parse(const json_t *opts, const char *path, struct vault_conf *vc,
 	}
 	if ((r = http_options_from_json(opts, path, &vc->http, err)) < 0)
 		return r;
+	/* An HA cluster: its nodes, tried in turn (vault.h). */
+	if ((addrs = json_object_get(opts, "addresses"))) {
+		cfg_path_key(p, sizeof(p), path, "addresses");
+		if (json_object_get(opts, "address"))
+			return cfg_err_set(err, p, "give \"address\" or "
+			    "\"addresses\", not both");
+		if (!json_is_array(addrs) || json_array_size(addrs) == 0 ||
+		    json_array_size(addrs) > VAULT_ADDRS_MAX)
+			return cfg_err_set(err, p, "expected a list of 1 to %d "
+			    "URLs", VAULT_ADDRS_MAX);
+		json_array_foreach(addrs, i, a) {
+			if (!json_is_string(a))
+				return cfg_err_set(err, p, "entry %zu is not a "
+				    "URL", i);
+			vc->addrs[i] = json_string_value(a);
+		}
+		vc->naddrs = json_array_size(addrs);
+		vc->address = vc->addrs[0];
+	} else if (vc->address) {
+		vc->addrs[0] = vc->address;
+		vc->naddrs = 1;
+	}
 	if (!vc->address)
 		return cfg_err_set(err, path, "missing required key "
 		    "\"address\" ($VAULT_ADDR is not set either)");
@@ -246,9 +269,11 @@ vault_conf_parse(const json_t *opts, const char *path, struct vault_conf *vc,
 				return r;
 		}
 	}
-	cfg_path_key(p, sizeof(p), path, "address");
-	if (http_check_url(vc->address, vc->http.tls, why, sizeof(why)) < 0)
-		return cfg_err_set(err, p, "%s", why);
+	cfg_path_key(p, sizeof(p), path, addrs ? "addresses" : "address");
+	for (i = 0; i < vc->naddrs; i++)
+		if (http_check_url(vc->addrs[i], vc->http.tls, why,
+		    sizeof(why)) < 0)
+			return cfg_err_set(err, p, "%s", why);
 
 	vc->kv_mount = "secret";
 	vc->kv_version = 2;

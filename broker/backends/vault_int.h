@@ -25,6 +25,7 @@
 #define LOGIN_HOLD_MIN_MS	1000
 #define LOGIN_HOLD_MAX_MS	30000
 #define VMSG_MAX		160
+#define VAULT_ADDRS_MAX		8
 
 enum auth_method { AUTH_CERT, AUTH_APPROLE, AUTH_KUBERNETES, AUTH_TOKEN };
 
@@ -33,7 +34,9 @@ extern const char *const vault_method_names[4];
 
 /* The parsed config object; strings point into it or into the env. */
 struct vault_conf {
-	const char		*address;
+	const char		*address;	/* addrs[0] */
+	const char		*addrs[VAULT_ADDRS_MAX];
+	size_t			 naddrs;
 	const char		*ns;
 	const char		*auth_ns;	/* NULL: the root namespace */
 	struct http_options	 http;
@@ -63,7 +66,12 @@ struct vault {
 	char			*role;
 	char			*jwt_file;
 	char			*token_file;
-	struct http_client	*http;
+	/* One client per configured address (its own connections). */
+	struct http_client	*http[VAULT_ADDRS_MAX];
+	char			*addrs[VAULT_ADDRS_MAX];
+	size_t			 naddrs;
+	size_t			 cur;		/* under mu: the one that answered
+						   last, tried first */
 
 	pthread_mutex_t		 mu;		/* everything below */
 	pthread_cond_t		 cond;		/* wakes the renewer */

@@ -10,6 +10,11 @@
  *         Vault's URL. Default: $VAULT_ADDR; one of the two is required.
  *         https:// always; http:// only with "tls": false and a loopback
  *         host (127.0.0.0/8, ::1, localhost).
+ *     "addresses": ["https://vault-0:8200", "https://vault-1:8200"],
+ *         Vault HA, instead of "address": 1 to 8 nodes. The one that
+ *         answered last goes first; a 503 or a node that does not answer
+ *         moves to the next; a 429 is retried on its node after
+ *         Retry-After; a 307/308 is followed once, only to one of these.
  *     "namespace": "team-a/",
  *         Vault Enterprise namespace, sent as X-Vault-Namespace.
  *         Default: $VAULT_NAMESPACE, else none.

@@ -8,7 +8,10 @@ by at most one lookup-self per interval); the refusal is remembered for cache.ne
 (one backend request, one log line, an audit record); a use-limited AppRole serves a
 minute of allowed and denied reads on one secret_id use; readers cannot drive a lockout with
 refused credentials; a token replaced at max_ttl is revoked. Requests as real clients send
-them: lists as GET ?list=true; a batch token replaced by a login with no renew-self.
+them: lists as GET ?list=true; a batch token replaced by a login with no renew-self; HTTP/2;
+auth in a parent namespace; kv.version "auto". Vault HA ("addresses"): a sealed node moves
+to the next, a standby's 307 followed only to a listed node (a second fake counts what an
+unlisted one receives), a 429 backs off on its node.
 
 Run: SECRETSFS_BIN=BUILD/fuse/secretsfs /usr/bin/python3 -m pytest -q tests/system/test_vault_prod.py
 """
@@ -440,3 +443,91 @@ def test_kv_version_auto_asks_vault_once(make_daemon, vault, tmp_path, mount, ve
     assert read_errno(bad, "s") == errno.EACCES
     assert "preflight capability check returned 403" in bad.log()
     assert logins(vault) == 2        # one per daemon: the 403 made none
+
+
+# -- Vault HA --
+
+@pytest.fixture
+def ha(tmp_path, pki):
+    v = VaultFake.start(tmp_path / "ha", pki, quiet=True, nodes=2,
+                        config={"approle": approle()})
+    yield v
+    v.stop()
+
+
+def ha_config(ha, tmp_path, secrets_, addresses=None):
+    cfg = config(ha, tmp_path, secrets_)
+    b = cfg["backends"]["vault"]
+    del b["address"]
+    b["addresses"] = addresses or list(ha.addrs)
+    b["http"] = {"timeout": "5s", "retry_max": "200ms"}
+    return cfg
+
+
+def test_ha_first_node_sealed_every_read_through_the_second(make_daemon, ha, tmp_path):
+    vals = {"s%d" % i: value() for i in range(5)}
+    for n, v in vals.items():
+        ha.kv_put("secret", "p12/" + n, {"k": v})
+    ha.faults(sealed=True, node=0)
+    ha.reset_stats()
+    d = make_daemon(ha_config(ha, tmp_path, {
+        n: {"backend": "vault", "ref": "p12/" + n, "field": "k"} for n in vals}))
+    for n, v in vals.items():
+        assert read(d, n) == v.encode()
+    st = ha.stats()
+    assert st["token_by_node"].get("1", 0) >= len(vals)
+    # The sealed node said 503 to the first request only: the answering node goes first.
+    assert st["by_node"].get("0", 0) == 1, st["by_node"]
+
+
+def test_ha_redirect_to_a_listed_node_is_followed_with_the_certificate(make_daemon, ha,
+                                                                       tmp_path):
+    """Node 0 is a standby without request forwarding: 307 to node 1 (listed). Followed
+    once; node 1 demands a client certificate (the fake's listener requires one), so the
+    answer proves it was presented."""
+    v = value()
+    ha.kv_put("secret", "p13/x", {"k": v})
+    ha.faults(standby={"mode": "redirect", "active": ha.addrs[1]}, node=0)
+    d = make_daemon(ha_config(ha, tmp_path, {
+        "s": {"backend": "vault", "ref": "p13/x", "field": "k"}}))
+    assert read(d, "s") == v.encode()
+    st = ha.stats()
+    assert st["standby"].get("redirect", 0) >= 1
+    served = [r for r in st["recent"] if r["path"] == "/v1/secret/data/p13/x"
+              and r["status"] == 200]
+    assert served and served[-1]["node"] == 1
+
+
+def test_ha_redirect_to_an_unlisted_address_is_not_followed(make_daemon, ha, tmp_path,
+                                                            pki):
+    """A standby pointing at an address the config does not name (a second fake, counting
+    every request): never followed, no token sent there; the read is EIO, logged."""
+    other = VaultFake.start(tmp_path / "other", pki, quiet=True)
+    try:
+        v = value()
+        ha.kv_put("secret", "p14/x", {"k": v})
+        ha.faults(standby={"mode": "redirect", "active": other.addr}, node=0)
+        d = make_daemon(ha_config(ha, tmp_path, {
+            "s": {"backend": "vault", "ref": "p14/x", "field": "k"}},
+            addresses=[ha.addrs[0]]))
+        assert read_errno(d, "s") == errno.EIO
+        st = other.stats()
+        assert st["requests"] == 0 and st["token_by_node"] == {}, st
+        assert "redirects are not followed" in d.log()
+    finally:
+        other.stop()
+
+
+def test_ha_429_backs_off_on_its_node(make_daemon, ha, tmp_path):
+    """A rate limit quota on node 0 (429, Retry-After 1): the request waits and is
+    retried there, not sent to the other node; counted at the fake, not timed."""
+    v = value()
+    ha.kv_put("secret", "p15/x", {"k": v})
+    d = make_daemon(ha_config(ha, tmp_path, {
+        "s": {"backend": "vault", "ref": "p15/x", "field": "k"}}))
+    ha.faults(rate_limit={"rate": 1, "interval": 1, "retry_after": 1})
+    ha.reset_stats()
+    assert read(d, "s") == v.encode()
+    st = ha.stats()
+    assert st["rate_limited"] >= 1
+    assert st["by_node"].get("1", 0) == 0, st["by_node"]

@@ -655,6 +655,9 @@ test_config_valid(void **state)
 		    "\"token_file\":\"/etc/token\"}}",
 		"{\"type\":\"vault\"," ADDR ",\"kv\":{\"version\":\"auto\"},"
 		    "\"auth\":{\"method\":\"token\",\"token_file\":\"/t\"}}",
+		"{\"type\":\"vault\",\"addresses\":[\"https://127.0.0.1:8200\","
+		    "\"https://127.0.0.2:8200/\"],\"auth\":{\"method\":\"token\","
+		    "\"token_file\":\"/t\"}}",
 		/* auth in a parent namespace, or the root one */
 		"{\"type\":\"vault\"," ADDR ",\"namespace\":\"org/team\","
 		    "\"auth\":{\"method\":\"approle\",\"namespace\":\"org\","
@@ -697,6 +700,15 @@ test_config_errors_name_their_path(void **state)
 		    "unknown key" },
 		{ "{\"type\":\"vault\"," ADDR ",\"auth\":{\"method\":"
 		    "\"approle\"}}", "backends.v.auth", "role_id_file" },
+		{ "{\"type\":\"vault\"," ADDR ",\"addresses\":[\"https://a\"],"
+		    "\"auth\":{\"method\":\"token\",\"token_file\":\"/t\"}}",
+		    "backends.v.addresses", "not both" },
+		{ "{\"type\":\"vault\",\"addresses\":[],\"auth\":{\"method\":"
+		    "\"token\",\"token_file\":\"/t\"}}", "backends.v.addresses",
+		    "1 to 8" },
+		{ "{\"type\":\"vault\",\"addresses\":[\"https://a\",\"ftp://b\"],"
+		    "\"auth\":{\"method\":\"token\",\"token_file\":\"/t\"}}",
+		    "backends.v.addresses", "" },
 		{ "{\"type\":\"vault\"," ADDR ",\"auth\":{\"method\":"
 		    "\"approle\",\"role_id_file\":\"/r\",\"namespace\":\"a\\n\"}}",
 		    "backends.v.auth.namespace", "control character" },
