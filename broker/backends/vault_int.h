@@ -83,6 +83,8 @@ struct vault {
 	int64_t			 login_ttl_ms;
 	int64_t			 renew_at;	/* monotonic ms; 0: not due */
 	uint64_t		 dead_gen;	/* Vault called it dead */
+	uint64_t		 gone_gen;	/* refused its -self: replaced,
+						   and revoked in case it lives */
 	uint64_t		 live_gen;	/* ... and this one live, */
 	int64_t			 live_at;	/* at this monotonic ms */
 	int64_t			 login_hold_ms;	/* the last failure's hold */

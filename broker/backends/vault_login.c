@@ -373,12 +373,24 @@ relogin(struct vault *v, uint64_t stale_gen, char *errbuf, size_t errlen)
 	return r;
 }
 
-/* Vault called the token of generation gen dead. */
+/*
+ * Vault refused the token of generation gen. "invalid token" says it is
+ * dead; "permission denied" alone (older Vault, OpenBao; or a policy
+ * without lookup-self) does not, so that token is replaced and revoked
+ * all the same: a revoke-self too many costs a 403, a token too few
+ * lives on until its TTL.
+ */
 static void
-mark_dead(struct vault *v, uint64_t gen)
+mark_refused(struct vault *v, uint64_t gen, const struct http_response *resp)
 {
+	bool dead = vault_classify_refusal(resp->status, resp->body,
+	    resp->body_len, false) == VAULT_REFUSAL_DEAD_TOKEN;
+
 	pthread_mutex_lock(&v->mu);
-	v->dead_gen = gen;
+	if (dead)
+		v->dead_gen = gen;
+	else
+		v->gone_gen = gen;
 	pthread_mutex_unlock(&v->mu);
 }
 
@@ -396,7 +408,7 @@ token_alive(struct vault *v, const char *tok, uint64_t gen, char *errbuf,
 
 	pthread_mutex_lock(&v->check_mu);
 	pthread_mutex_lock(&v->mu);
-	if (v->dead_gen == gen)
+	if (v->dead_gen == gen || v->gone_gen == gen)
 		r = 0;
 	else if (v->live_gen == gen &&
 	    clk_mono_ms() - v->live_at < VAULT_TOKEN_CHECK_MS)
@@ -410,30 +422,30 @@ token_alive(struct vault *v, const char *tok, uint64_t gen, char *errbuf,
 	    NULL, 0, &resp, errbuf, errlen)) == 0) {
 		if (resp.status == 200)
 			r = 1;
-		else if (resp.status == 403)
+		else if (resp.status == 403) {
+			mark_refused(v, gen, &resp);
 			r = 0;
-		else {
+		} else {
 			vault_describe_status(&resp, "lookup-self", errbuf,
 			    errlen);
 			r = -EIO;
 		}
 		http_response_clear(&resp);
 	}
-	pthread_mutex_lock(&v->mu);
 	if (r == 1) {
+		pthread_mutex_lock(&v->mu);
 		v->live_gen = gen;
 		v->live_at = clk_mono_ms();
-	} else if (r == 0)
-		v->dead_gen = gen;
-	pthread_mutex_unlock(&v->mu);
+		pthread_mutex_unlock(&v->mu);
+	}
 	pthread_mutex_unlock(&v->check_mu);
 	return r;
 }
 
 /* renew-self: 0 and the new lease in *ttl_s, or -errno. */
 static int
-renew(struct vault *v, const char *tok, int64_t *ttl_s, char *errbuf,
-    size_t errlen)
+renew(struct vault *v, const char *tok, uint64_t gen, int64_t *ttl_s,
+    char *errbuf, size_t errlen)
 {
 	static const uint8_t empty[] = "{}";
 	struct http_response resp;
@@ -446,6 +458,8 @@ renew(struct vault *v, const char *tok, int64_t *ttl_s, char *errbuf,
 	if (resp.status != 200) {
 		vault_describe_status(&resp, "renew-self", errbuf, errlen);
 		r = resp.status == 403 ? -EACCES : -EIO;
+		if (r == -EACCES)
+			mark_refused(v, gen, &resp);
 	} else if ((r = vault_parse_auth(resp.body, resp.body_len, &a, errbuf,
 	    errlen)) == 0) {
 		*ttl_s = a.ttl_s;
@@ -465,7 +479,7 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
 	int r;
 
 	if (tok && renewable) {
-		r = renew(v, tok, &ttl_s, why, sizeof(why));
+		r = renew(v, tok, gen, &ttl_s, why, sizeof(why));
 		/* A lease that cannot grow back has hit the token's max_ttl. */
 		if (r == 0 && ttl_s * 1000 * 2 >= login_ttl_ms) {
 			pthread_mutex_lock(&v->mu);
@@ -486,8 +500,6 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
 			backend_report_auth(v->name,
 			    vault_method_names[v->method], "renew", false, -r,
 			    0, auth_reason(r));
-		if (r == -EACCES)
-			mark_dead(v, gen);
 		if (r == 0)
 			log_info("vault backend %s: token lease down to %" PRId64
 			    "s (max_ttl reached), logging in again", v->name,
@@ -616,7 +628,7 @@ vault_authed(struct vault *v, const char *method, const char *path,
 		 */
 		if (vault_classify_refusal(resp->status, resp->body,
 		    resp->body_len, false) == VAULT_REFUSAL_DEAD_TOKEN)
-			mark_dead(v, gen);
+			mark_refused(v, gen, resp);
 		else if ((r = token_alive(v, tok, gen, errbuf, errlen)) != 0) {
 			secmem_free(tok);
 			if (r < 0)

@@ -91,8 +91,9 @@
  * that is not renewable (a batch token) is replaced by a login at that
  * point instead, with no renew-self; when renewal fails, is refused, or
  * the lease can no longer grow (max_ttl), it logs in again, and the token it replaces is
- * revoked (revoke-self) unless Vault already called it dead or it is a
- * batch token (which Vault cannot revoke).
+ * revoked (revoke-self) unless Vault called it dead ("invalid token": a
+ * bare "permission denied" is no proof) or it is a batch token (which
+ * Vault cannot revoke).
  *
  * A 403 is not a dead token. Vault since 2024 answers a revoked, expired
  * or unknown token with "invalid token" beside "permission denied": then
