@@ -5,7 +5,8 @@
  * The token is the only state shared by fetching threads. It lives in the
  * locked arena; a request takes its own copy under the lock and lets go
  * of the lock before any I/O. Logins are serialised by a second lock, so
- * that N threads that all meet an expired token cause one login, not N.
+ * that N threads that all meet an expired token cause one login, not N,
+ * and lookup-self checks by a third.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -31,346 +32,6 @@
 #include <secretsfs/vault.h>
 
 #include "vault_int.h"
-
-/* --- parsers ------------------------------------------------------------- */
-
-/* Vault's words, fit for a log line: no control characters, bounded. */
-static void
-clean_copy(char *dst, size_t dlen, const char *s)
-{
-	size_t o = 0;
-	bool space = false;
-
-	if (!dlen)
-		return;
-	for (; *s && o + 1 < dlen; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch < 0x20 || ch == 0x7f || ch == ' ') {
-			space = o > 0;
-			continue;
-		}
-		if (space && o + 2 < dlen)
-			dst[o++] = ' ';
-		space = false;
-		dst[o++] = (char)ch;
-	}
-	dst[o] = '\0';
-}
-
-static json_t *
-load(const uint8_t *body, size_t len)
-{
-	json_error_t je;
-
-	if (!body || !len)
-		return NULL;
-	/* je.text may quote the body: it is never shown. */
-	return json_loadb((const char *)body, len, 0, &je);
-}
-
-/* obj as compact JSON, into the arena. */
-int
-vault_dump_secmem(const json_t *obj, uint8_t **out, size_t *len)
-{
-	size_t n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
-	uint8_t *buf;
-
-	*out = NULL;
-	*len = 0;
-	if (n == 0)
-		return -ENOMEM;
-	if (!(buf = secmem_alloc(n + 1)))
-		return -ENOMEM;
-	if (json_dumpb(obj, (char *)buf, n, JSON_COMPACT) != n) {
-		secmem_free(buf);
-		return -EIO;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
-int
-vault_parse_time(const char *s, struct timespec *ts)
-{
-	struct tm tm;
-	const char *p;
-	long ns = 0, off = 0;
-	int digits = 0;
-	time_t t;
-
-	memset(&tm, 0, sizeof(tm));
-	ts->tv_sec = 0;
-	ts->tv_nsec = 0;
-	if (!s || !isdigit((unsigned char)*s) ||
-	    !(p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)))
-		return -EINVAL;
-	if (*p == '.') {
-		p++;
-		if (!isdigit((unsigned char)*p))
-			return -EINVAL;
-		for (; isdigit((unsigned char)*p); p++)
-			if (digits < 9) {
-				ns = ns * 10 + (*p - '0');
-				digits++;
-			}
-		for (; digits < 9; digits++)
-			ns *= 10;
-	}
-	if (*p == 'Z' || *p == 'z')
-		p++;
-	else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) &&
-	    isdigit((unsigned char)p[2]) && p[3] == ':' &&
-	    isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
-		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 +
-		    ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
-		if (*p == '-')
-			off = -off;
-		p += 6;
-	} else
-		return -EINVAL;
-	if (*p)
-		return -EINVAL;
-	if ((t = timegm(&tm)) == (time_t)-1)
-		return -EINVAL;
-	ts->tv_sec = t - off;
-	ts->tv_nsec = ns;
-	return 0;
-}
-
-int
-vault_parse_kv2(const uint8_t *body, size_t len, struct backend_value *out,
-    char *errbuf, size_t errlen)
-{
-	json_t *root, *data, *meta, *d, *ver, *del, *cr;
-	const char *deleted = "";
-	json_int_t version = 0;
-	int r;
-
-	memset(out, 0, sizeof(*out));
-	root = load(body, len);
-	data = json_object_get(root, "data");
-	meta = json_object_get(data, "metadata");
-	if (!json_is_object(data) || !json_is_object(meta)) {
-		snprintf(errbuf, errlen, "not a KV v2 answer (no "
-		    "data.metadata)");
-		json_decref(root);
-		return -EIO;
-	}
-	if (json_is_integer(ver = json_object_get(meta, "version")))
-		version = json_integer_value(ver);
-	if (json_is_string(del = json_object_get(meta, "deletion_time")))
-		deleted = json_string_value(del);
-	d = json_object_get(data, "data");
-	if (json_is_true(json_object_get(meta, "destroyed"))) {
-		snprintf(errbuf, errlen, "version %" JSON_INTEGER_FORMAT
-		    " is destroyed", version);
-		json_decref(root);
-		return -ENOENT;
-	}
-	/* A deletion_time in the future is a scheduled deletion: still here. */
-	if (!d || json_is_null(d)) {
-		if (*deleted) {
-			char when[64];
-
-			clean_copy(when, sizeof(when), deleted);
-			snprintf(errbuf, errlen, "version %" JSON_INTEGER_FORMAT
-			    " was deleted at %s", version, when);
-			r = -ENOENT;
-		} else {
-			snprintf(errbuf, errlen, "version %" JSON_INTEGER_FORMAT
-			    " has no data", version);
-			r = -EIO;
-		}
-		json_decref(root);
-		return r;
-	}
-	if (!json_is_object(d)) {
-		snprintf(errbuf, errlen, "not a KV v2 answer (data.data is not "
-		    "an object)");
-		json_decref(root);
-		return -EIO;
-	}
-	if ((r = vault_dump_secmem(d, &out->data, &out->len)) < 0) {
-		snprintf(errbuf, errlen, "locked memory exhausted");
-		json_decref(root);
-		return r;
-	}
-	snprintf(out->version, sizeof(out->version), "%" JSON_INTEGER_FORMAT,
-	    version);
-	if (json_is_string(cr = json_object_get(meta, "created_time")))
-		(void)vault_parse_time(json_string_value(cr), &out->changed);
-	json_decref(root);
-	return 0;
-}
-
-int
-vault_parse_kv1(const uint8_t *body, size_t len, struct backend_value *out,
-    char *errbuf, size_t errlen)
-{
-	json_t *root, *d;
-	int r;
-
-	memset(out, 0, sizeof(*out));
-	root = load(body, len);
-	if (!json_is_object(d = json_object_get(root, "data"))) {
-		snprintf(errbuf, errlen, "not a KV v1 answer (no data object)");
-		json_decref(root);
-		return -EIO;
-	}
-	if ((r = vault_dump_secmem(d, &out->data, &out->len)) < 0)
-		snprintf(errbuf, errlen, "locked memory exhausted");
-	json_decref(root);
-	return r;
-}
-
-void
-vault_auth_clear(struct vault_auth *a)
-{
-	secmem_free(a->token);
-	a->token = NULL;
-	a->ttl_s = 0;
-	a->renewable = false;
-}
-
-int
-vault_parse_auth(const uint8_t *body, size_t len, struct vault_auth *out,
-    char *errbuf, size_t errlen)
-{
-	json_t *root, *auth, *tok, *ld;
-
-	memset(out, 0, sizeof(*out));
-	root = load(body, len);
-	auth = json_object_get(root, "auth");
-	tok = json_object_get(auth, "client_token");
-	if (!json_is_object(auth) || !json_is_string(tok) ||
-	    json_string_length(tok) == 0 ||
-	    strlen(json_string_value(tok)) != json_string_length(tok)) {
-		snprintf(errbuf, errlen, "no auth.client_token in the answer");
-		json_decref(root);
-		return -EIO;
-	}
-	ld = json_object_get(auth, "lease_duration");
-	if (ld && (!json_is_integer(ld) || json_integer_value(ld) < 0)) {
-		snprintf(errbuf, errlen, "auth.lease_duration is not a "
-		    "number of seconds");
-		json_decref(root);
-		return -EIO;
-	}
-	if (!(out->token = secmem_strdup(json_string_value(tok)))) {
-		snprintf(errbuf, errlen, "locked memory exhausted");
-		json_decref(root);
-		return -ENOMEM;
-	}
-	out->ttl_s = ld ? json_integer_value(ld) : 0;
-	out->renewable = json_is_true(json_object_get(auth, "renewable"));
-	json_decref(root);
-	return 0;
-}
-
-int
-vault_parse_lookup(const uint8_t *body, size_t len, int64_t *ttl_s,
-    bool *renewable, char *errbuf, size_t errlen)
-{
-	json_t *root, *data, *ttl;
-
-	*ttl_s = 0;
-	*renewable = false;
-	root = load(body, len);
-	data = json_object_get(root, "data");
-	ttl = json_object_get(data, "ttl");
-	if (!json_is_object(data) || !json_is_integer(ttl) ||
-	    json_integer_value(ttl) < 0) {
-		snprintf(errbuf, errlen, "not a token lookup answer (no "
-		    "data.ttl)");
-		json_decref(root);
-		return -EIO;
-	}
-	*ttl_s = json_integer_value(ttl);
-	*renewable = json_is_true(json_object_get(data, "renewable"));
-	json_decref(root);
-	return 0;
-}
-
-int
-vault_parse_errors(const uint8_t *body, size_t len, char *msg, size_t msglen)
-{
-	json_t *root, *errs, *first;
-	int n;
-
-	if (msglen)
-		msg[0] = '\0';
-	root = load(body, len);
-	if (!json_is_array(errs = json_object_get(root, "errors"))) {
-		json_decref(root);
-		return -EIO;
-	}
-	n = (int)json_array_size(errs);
-	if (n > 0 && json_is_string(first = json_array_get(errs, 0)))
-		clean_copy(msg, msglen, json_string_value(first));
-	json_decref(root);
-	return n;
-}
-
-int
-vault_parse_list(const uint8_t *body, size_t len, char ***names, size_t *n,
-    char *errbuf, size_t errlen)
-{
-	json_t *root, *keys, *k;
-	char **out;
-	size_t i;
-
-	*names = NULL;
-	*n = 0;
-	root = load(body, len);
-	keys = json_object_get(json_object_get(root, "data"), "keys");
-	if (!json_is_array(keys)) {
-		snprintf(errbuf, errlen, "not a LIST answer (no data.keys)");
-		json_decref(root);
-		return -EIO;
-	}
-	if (!(out = calloc(json_array_size(keys) + 1, sizeof(*out)))) {
-		json_decref(root);
-		return -ENOMEM;
-	}
-	json_array_foreach(keys, i, k) {
-		if (!json_is_string(k) || json_string_length(k) == 0 ||
-		    strlen(json_string_value(k)) != json_string_length(k)) {
-			snprintf(errbuf, errlen, "data.keys[%zu] is not a name",
-			    i);
-			goto fail;
-		}
-		if (!(out[i] = strdup(json_string_value(k)))) {
-			snprintf(errbuf, errlen, "out of memory");
-			goto fail;
-		}
-	}
-	*n = json_array_size(keys);
-	*names = out;
-	json_decref(root);
-	return 0;
-fail:
-	for (i = 0; out[i]; i++)
-		free(out[i]);
-	free(out);
-	json_decref(root);
-	return -EIO;
-}
-
-/* The first of a 404's warnings (a v1 path on a v2 mount says so). */
-static void
-first_warning(const uint8_t *body, size_t len, char *msg, size_t msglen)
-{
-	json_t *root = load(body, len), *w;
-
-	msg[0] = '\0';
-	w = json_array_get(json_object_get(root, "warnings"), 0);
-	if (json_is_string(w))
-		clean_copy(msg, msglen, json_string_value(w));
-	json_decref(root);
-}
 
 /* --- HTTP ---------------------------------------------------------------- */
 
@@ -414,24 +75,54 @@ vault_build_path(char *buf, size_t len, const char *a, const char *b,
 	return 0;
 }
 
+/* The configured address a redirect's Location names, or -1. */
+static int
+listed(const struct vault *v, const char *loc)
+{
+	for (size_t i = 0; i < v->naddrs; i++) {
+		size_t n = strlen(v->addrs[i]);
+
+		/* The whole origin: "https://a:8200" is not "https://a:82". */
+		if (strncmp(loc, v->addrs[i], n) == 0 &&
+		    (loc[n] == '/' || loc[n] == '?' || loc[n] == '\0'))
+			return (int)i;
+	}
+	return -1;
+}
+
+/* A node that did not answer: another may. */
+static bool
+node_down(int r)
+{
+	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
+	    r == -EPROTO || r == -EIO;
+}
+
 /*
  * One request to Vault with the headers every request carries. token may
- * be NULL (logins). Retries as the http options say.
+ * be NULL (logins). Retries as the http options say. With several
+ * addresses, the one that answered last goes first; a 503 (sealed, or a
+ * standby that knows no leader) or a node that does not answer moves on
+ * to the next at once, and the last one tried retries as the options say.
+ * A 429 is retried on its node (Retry-After). A 307 or 308 to one of the
+ * addresses is followed once, with the same client certificate; to any
+ * other address never, so the token goes nowhere the config does not name.
  */
-int
-vault_http(struct vault *v, const char *method, const char *path,
-    const char *token, const uint8_t *body, size_t blen,
+static int
+request(struct vault *v, const char *ns, const char *method,
+    const char *path, const char *token, const uint8_t *body, size_t blen,
     struct http_response *resp, char *errbuf, size_t errlen)
 {
 	struct http_header h[4];
 	struct http_request req;
-	size_t n = 0;
+	size_t n = 0, k, i, start;
+	int r, j;
 
 	h[n++] = (struct http_header){ "X-Vault-Request", "true" };
 	if (token)
 		h[n++] = (struct http_header){ "X-Vault-Token", token };
-	if (v->ns)
-		h[n++] = (struct http_header){ "X-Vault-Namespace", v->ns };
+	if (ns)
+		h[n++] = (struct http_header){ "X-Vault-Namespace", ns };
 	if (body)
 		h[n++] = (struct http_header){ "Content-Type",
 		    "application/json" };
@@ -442,8 +133,64 @@ vault_http(struct vault *v, const char *method, const char *path,
 	req.nheaders = n;
 	req.body = body;
 	req.body_len = blen;
-	req.retry = true;
-	return http_do(v->http, &req, resp, errbuf, errlen);
+
+	pthread_mutex_lock(&v->mu);
+	start = v->cur;
+	pthread_mutex_unlock(&v->mu);
+	for (k = 0, r = -EIO; k < v->naddrs; k++) {
+		i = (start + k) % v->naddrs;
+		req.retry = k + 1 == v->naddrs;
+		r = http_do(v->http[i], &req, resp, errbuf, errlen);
+		if (r == 0 && resp->status == 429 && !req.retry) {
+			http_response_clear(resp);
+			req.retry = true;
+			r = http_do(v->http[i], &req, resp, errbuf, errlen);
+		}
+		if (r == 0 && (resp->status == 307 || resp->status == 308) &&
+		    (j = listed(v, resp->location)) >= 0 && (size_t)j != i) {
+			log_debug("vault backend %s: %s redirects to %s, one "
+			    "of our addresses", v->name, v->addrs[i],
+			    v->addrs[j]);
+			http_response_clear(resp);
+			i = (size_t)j;
+			req.retry = true;
+			r = http_do(v->http[i], &req, resp, errbuf, errlen);
+		}
+		if (k + 1 < v->naddrs && ((r < 0 && node_down(r)) ||
+		    (r == 0 && resp->status == 503))) {
+			log_debug("vault backend %s: %s: %s; trying the next "
+			    "address", v->name, v->addrs[i], r < 0 ? errbuf :
+			    "503");
+			if (r == 0)
+				http_response_clear(resp);
+			continue;
+		}
+		if (r == 0) {
+			pthread_mutex_lock(&v->mu);
+			v->cur = i;
+			pthread_mutex_unlock(&v->mu);
+		}
+		break;
+	}
+	return r;
+}
+
+int
+vault_http(struct vault *v, const char *method, const char *path,
+    const char *token, const uint8_t *body, size_t blen,
+    struct http_response *resp, char *errbuf, size_t errlen)
+{
+	return request(v, v->ns, method, path, token, body, blen, resp,
+	    errbuf, errlen);
+}
+
+int
+vault_http_auth(struct vault *v, const char *method, const char *path,
+    const char *token, const uint8_t *body, size_t blen,
+    struct http_response *resp, char *errbuf, size_t errlen)
+{
+	return request(v, v->auth_ns, method, path, token, body, blen, resp,
+	    errbuf, errlen);
 }
 
 /* "[what: ]Vault answered 503: Vault is sealed" */
@@ -480,6 +227,63 @@ vault_describe_status(const struct http_response *resp, const char *what,
 
 /* --- the backend operations ---------------------------------------------- */
 
+/*
+ * The KV version: configured, or asked of Vault (kv.version "auto") and
+ * remembered once it is known. 1 or 2, or -errno with errbuf.
+ */
+static int
+kv_version(struct vault *v, char *errbuf, size_t errlen)
+{
+	struct http_response resp;
+	char path[2048], want[1024], mount[1024];
+	int r, ver;
+
+	pthread_mutex_lock(&v->mu);
+	ver = v->kv_version;
+	pthread_mutex_unlock(&v->mu);
+	if (ver)
+		return ver;
+	if (vault_build_path(path, sizeof(path), "/v1/sys/internal/ui/mounts/",
+	    v->kv_mount, NULL, NULL) < 0) {
+		snprintf(errbuf, errlen, "kv.mount too long");
+		return -EINVAL;
+	}
+	if ((r = vault_authed(v, "GET", path, &resp, errbuf, errlen)) < 0)
+		return r == -EACCES ? r : -EIO;
+	if (resp.status == 200) {
+		r = vault_parse_ui_mount(resp.body, resp.body_len, &ver, mount,
+		    sizeof(mount));
+		snprintf(want, sizeof(want), "%s/", v->kv_mount);
+		if (r == -ENOTSUP) {
+			snprintf(errbuf, errlen, "kv.version \"auto\": %.200s "
+			    "is not a KV mount", mount);
+			r = -EIO;
+		} else if (r < 0) {
+			snprintf(errbuf, errlen, "kv.version \"auto\": not a "
+			    "sys/internal/ui/mounts answer");
+		} else if (strcmp(mount, want) != 0) {
+			/* A KV path inside a mount would be misread. */
+			snprintf(errbuf, errlen, "kv.version \"auto\": %.200s "
+			    "is inside the mount %.200s; set kv.mount to that",
+			    v->kv_mount, mount);
+			r = -EIO;
+		}
+	} else {
+		vault_describe_status(&resp, "kv.version \"auto\"", errbuf,
+		    errlen);
+		r = resp.status == 403 ? -EACCES : -EIO;
+	}
+	http_response_clear(&resp);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&v->mu);
+	v->kv_version = ver;
+	pthread_mutex_unlock(&v->mu);
+	log_info("vault backend %s: %s is a KV version %d mount", v->name,
+	    v->kv_mount, ver);
+	return ver;
+}
+
 static int
 vault_fetch(void *impl, const struct backend_request *req,
     struct backend_value *out, char *errbuf, size_t errlen)
@@ -487,17 +291,19 @@ vault_fetch(void *impl, const struct backend_request *req,
 	struct vault *v = impl;
 	struct http_response resp;
 	char path[2048], msg[VMSG_MAX], why[BACKEND_ERR_MAX];
-	int r;
+	int r, kv;
 
 	if (!vault_safe_path(req->ref, false)) {
 		snprintf(errbuf, errlen, "reference \"%s\" is not a KV path",
 		    req->ref);
 		return -EINVAL;
 	}
+	if ((kv = kv_version(v, errbuf, errlen)) < 0)
+		return kv;
 	if (req->version) {
 		size_t n = strspn(req->version, "0123456789");
 
-		if (v->kv_version == 1) {
+		if (kv == 1) {
 			snprintf(errbuf, errlen, "KV v1 keeps no versions; "
 			    "remove \"version\"");
 			return -ENOENT;
@@ -508,7 +314,7 @@ vault_fetch(void *impl, const struct backend_request *req,
 			return -EINVAL;
 		}
 	}
-	if (v->kv_version == 2)
+	if (kv == 2)
 		r = vault_build_path(path, sizeof(path), "/v1/", v->kv_mount,
 		    "/data/", req->ref);
 	else
@@ -529,7 +335,7 @@ vault_fetch(void *impl, const struct backend_request *req,
 
 	switch (resp.status) {
 	case 200:
-		r = v->kv_version == 2 ?
+		r = kv == 2 ?
 		    vault_parse_kv2(resp.body, resp.body_len, out, why,
 		    sizeof(why)) :
 		    vault_parse_kv1(resp.body, resp.body_len, out, why,
@@ -540,13 +346,13 @@ vault_fetch(void *impl, const struct backend_request *req,
 		break;
 	case 404:
 		/* A deleted version still answers with its metadata. */
-		if (v->kv_version == 2 && vault_parse_kv2(resp.body,
+		if (kv == 2 && vault_parse_kv2(resp.body,
 		    resp.body_len, out, why, sizeof(why)) == -ENOENT) {
 			snprintf(errbuf, errlen, "%s/%s: %s", v->kv_mount,
 			    req->ref, why);
 		} else {
 			backend_value_clear(out);
-			first_warning(resp.body, resp.body_len, msg,
+			vault_first_warning(resp.body, resp.body_len, msg,
 			    sizeof(msg));
 			snprintf(errbuf, errlen, "%s/%s: no such secret%s%s%s",
 			    v->kv_mount, req->ref, req->version ? " version" :
@@ -555,16 +361,13 @@ vault_fetch(void *impl, const struct backend_request *req,
 		r = -ENOENT;
 		break;
 	case 403:
-		/*
-		 * vault_authed() already logged in again: this token may not
-		 * read it.
-		 */
+		/* vault_authed() knows the token is live: a policy says no. */
 		if (vault_parse_errors(resp.body, resp.body_len, msg,
 		    sizeof(msg)) < 0 || !msg[0])
 			snprintf(msg, sizeof(msg), "no reason given");
-		snprintf(errbuf, errlen, "%s/%s: permission denied after "
-		    "logging in again; Vault answered 403: %s", v->kv_mount,
-		    req->ref, msg);
+		snprintf(errbuf, errlen, "%s/%s: permission denied (the token "
+		    "is valid; its policies do not allow this read); Vault "
+		    "answered 403: %s", v->kv_mount, req->ref, msg);
 		r = -EACCES;
 		break;
 	default:
@@ -584,7 +387,7 @@ vault_list(void *impl, const char *prefix, char ***names, size_t *n,
 	struct vault *v = impl;
 	struct http_response resp;
 	char path[2048], why[BACKEND_ERR_MAX];
-	int r;
+	int r, kv;
 
 	*names = NULL;
 	*n = 0;
@@ -595,16 +398,23 @@ vault_list(void *impl, const char *prefix, char ***names, size_t *n,
 		    prefix);
 		return -EINVAL;
 	}
-	r = v->kv_version == 2 ?
+	if ((kv = kv_version(v, errbuf, errlen)) < 0)
+		return kv;
+	r = kv == 2 ?
 	    vault_build_path(path, sizeof(path), "/v1/", v->kv_mount,
 	    "/metadata/", prefix) :
 	    vault_build_path(path, sizeof(path), "/v1/", v->kv_mount, "/",
 	    prefix);
-	if (r < 0) {
+	/*
+	 * GET ?list=true, as the Vault CLI's own fallback does: gateways and
+	 * WAFs refuse the LIST method they do not know.
+	 */
+	if (r < 0 || strlen(path) + sizeof("?list=true") > sizeof(path)) {
 		snprintf(errbuf, errlen, "prefix too long");
 		return -EINVAL;
 	}
-	if ((r = vault_authed(v, "LIST", path, &resp, errbuf, errlen)) < 0)
+	strcat(path, "?list=true");
+	if ((r = vault_authed(v, "GET", path, &resp, errbuf, errlen)) < 0)
 		return r == -EACCES ? r : -EIO;
 	switch (resp.status) {
 	case 200:
@@ -638,10 +448,14 @@ vault_free(struct vault *v)
 {
 	if (!v)
 		return;
-	http_client_free(v->http);
+	for (size_t i = 0; i < v->naddrs; i++) {
+		http_client_free(v->http[i]);
+		free(v->addrs[i]);
+	}
 	secmem_free(v->token);
 	free(v->name);
 	free(v->ns);
+	free(v->auth_ns);
 	free(v->kv_mount);
 	free(v->auth_mount);
 	free(v->cert_name);
@@ -669,6 +483,7 @@ vault_close(void *impl)
 	pthread_cond_destroy(&v->cond);
 	pthread_mutex_destroy(&v->mu);
 	pthread_mutex_destroy(&v->login_mu);
+	pthread_mutex_destroy(&v->check_mu);
 	vault_free(v);
 }
 
@@ -722,6 +537,7 @@ vault_open(const struct config_backend *cfg, void **impl, char *errbuf,
 		return -ENOMEM;
 	v->name = xstrdup(cfg->name, &oom);
 	v->ns = xstrdup(vc.ns, &oom);
+	v->auth_ns = xstrdup(vc.auth_ns, &oom);
 	v->kv_mount = xstrdup(vc.kv_mount, &oom);
 	v->kv_version = vc.kv_version;
 	v->method = vc.method;
@@ -736,13 +552,26 @@ vault_open(const struct config_backend *cfg, void **impl, char *errbuf,
 		vault_free(v);
 		return -ENOMEM;
 	}
-	if ((r = http_client_new(vc.address, &vc.http, &v->http, errbuf,
-	    errlen)) < 0) {
-		vault_free(v);
-		return r;
+	for (size_t i = 0; i < vc.naddrs; i++) {
+		size_t n = strlen(vc.addrs[i]);
+
+		/* Compared with a redirect's Location: no trailing '/'. */
+		while (n > 0 && vc.addrs[i][n - 1] == '/')
+			n--;
+		if (!(v->addrs[i] = strndup(vc.addrs[i], n))) {
+			vault_free(v);
+			return -ENOMEM;
+		}
+		v->naddrs = i + 1;
+		if ((r = http_client_new(vc.addrs[i], &vc.http, &v->http[i],
+		    errbuf, errlen)) < 0) {
+			vault_free(v);
+			return r;
+		}
 	}
 	pthread_mutex_init(&v->mu, NULL);
 	pthread_mutex_init(&v->login_mu, NULL);
+	pthread_mutex_init(&v->check_mu, NULL);
 	/* glibc's pthread_cond_init cannot fail: nothing to undo. */
 	(void)clk_cond_init(&v->cond);
 	*impl = v;

@@ -75,16 +75,17 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
     struct cfg_err *err)
 {
 	static const char *const cert_keys[] = { "method", "mount", "name",
-	    NULL };
+	    "namespace", NULL };
 	static const char *const approle_keys[] = { "method", "mount",
-	    "role_id_file", "secret_id_file", NULL };
+	    "role_id_file", "secret_id_file", "namespace", NULL };
 	static const char *const k8s_keys[] = { "method", "mount", "role",
-	    "jwt_file", NULL };
+	    "jwt_file", "namespace", NULL };
 	static const char *const token_keys[] = { "method", "token_file",
-	    NULL };
+	    "namespace", NULL };
 	const char *const *keys[] = { cert_keys, approle_keys, k8s_keys,
 	    token_keys };
 	const char *method = NULL;
+	const json_t *ans;
 	char p[CFG_PATH_MAX];
 	size_t i;
 	int r;
@@ -107,6 +108,24 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 	vc->method = (enum auth_method)i;
 	if ((r = cfg_check_keys(auth, path, keys[i], err)) < 0)
 		return r;
+	/*
+	 * The auth method may live in a parent namespace of the secrets
+	 * (a platform team's approle, a tenant's KV); "" is the root one.
+	 */
+	vc->auth_ns = vc->ns;
+	ans = json_object_get(auth, "namespace");
+	if (json_is_string(ans) && json_string_length(ans) == 0)
+		vc->auth_ns = NULL;
+	else if (ans) {
+		if ((r = cfg_get_string(auth, path, "namespace", 0,
+		    &vc->auth_ns, err)) < 0)
+			return r;
+		if (!header_safe(vc->auth_ns)) {
+			cfg_path_key(p, sizeof(p), path, "namespace");
+			return cfg_err_set(err, p, "the namespace holds a "
+			    "control character");
+		}
+	}
 	vc->auth_mount = vault_method_names[i];
 	if (vc->method != AUTH_TOKEN &&
 	    (r = cfg_get_string(auth, path, "mount", 0, &vc->auth_mount,
@@ -182,11 +201,12 @@ int
 vault_conf_parse(const json_t *opts, const char *path, struct vault_conf *vc,
     struct cfg_err *err)
 {
-	static const char *const keys[] = { "type", "address", "namespace",
-	    "tls", "http", "kv", "auth", NULL };
+	static const char *const keys[] = { "type", "address", "addresses",
+	    "namespace", "tls", "http", "kv", "auth", NULL };
 	static const char *const kv_keys[] = { "mount", "version", NULL };
-	const json_t *kv, *auth;
+	const json_t *kv, *auth, *addrs, *a;
 	char p[CFG_PATH_MAX], kp[CFG_PATH_MAX], why[256];
+	size_t i;
 	int r;
 
 	memset(vc, 0, sizeof(*vc));
@@ -207,6 +227,28 @@ vault_conf_parse(const json_t *opts, const char *path, struct vault_conf *vc,
 	}
 	if ((r = http_options_from_json(opts, path, &vc->http, err)) < 0)
 		return r;
+	/* An HA cluster: its nodes, tried in turn (vault.h). */
+	if ((addrs = json_object_get(opts, "addresses"))) {
+		cfg_path_key(p, sizeof(p), path, "addresses");
+		if (json_object_get(opts, "address"))
+			return cfg_err_set(err, p, "give \"address\" or "
+			    "\"addresses\", not both");
+		if (!json_is_array(addrs) || json_array_size(addrs) == 0 ||
+		    json_array_size(addrs) > VAULT_ADDRS_MAX)
+			return cfg_err_set(err, p, "expected a list of 1 to %d "
+			    "URLs", VAULT_ADDRS_MAX);
+		json_array_foreach(addrs, i, a) {
+			if (!json_is_string(a))
+				return cfg_err_set(err, p, "entry %zu is not a "
+				    "URL", i);
+			vc->addrs[i] = json_string_value(a);
+		}
+		vc->naddrs = json_array_size(addrs);
+		vc->address = vc->addrs[0];
+	} else if (vc->address) {
+		vc->addrs[0] = vc->address;
+		vc->naddrs = 1;
+	}
 	if (!vc->address)
 		return cfg_err_set(err, path, "missing required key "
 		    "\"address\" ($VAULT_ADDR is not set either)");
@@ -227,9 +269,11 @@ vault_conf_parse(const json_t *opts, const char *path, struct vault_conf *vc,
 				return r;
 		}
 	}
-	cfg_path_key(p, sizeof(p), path, "address");
-	if (http_check_url(vc->address, vc->http.tls, why, sizeof(why)) < 0)
-		return cfg_err_set(err, p, "%s", why);
+	cfg_path_key(p, sizeof(p), path, addrs ? "addresses" : "address");
+	for (i = 0; i < vc->naddrs; i++)
+		if (http_check_url(vc->addrs[i], vc->http.tls, why,
+		    sizeof(why)) < 0)
+			return cfg_err_set(err, p, "%s", why);
 
 	vc->kv_mount = "secret";
 	vc->kv_version = 2;
@@ -245,11 +289,17 @@ vault_conf_parse(const json_t *opts, const char *path, struct vault_conf *vc,
 			return r;
 		if ((ver = json_object_get(kv, "version"))) {
 			cfg_path_key(kp, sizeof(kp), p, "version");
-			if (!json_is_integer(ver) ||
+			/* "auto": asked of Vault, as its CLI does (0) */
+			if (json_is_string(ver) &&
+			    strcmp(json_string_value(ver), "auto") == 0)
+				vc->kv_version = 0;
+			else if (!json_is_integer(ver) ||
 			    (json_integer_value(ver) != 1 &&
 			    json_integer_value(ver) != 2))
-				return cfg_err_set(err, kp, "expected 1 or 2");
-			vc->kv_version = (int)json_integer_value(ver);
+				return cfg_err_set(err, kp, "expected 1 or 2, "
+				    "or \"auto\"");
+			else
+				vc->kv_version = (int)json_integer_value(ver);
 		}
 		if (!vault_safe_path(vc->kv_mount, false)) {
 			cfg_path_key(kp, sizeof(kp), p, "mount");

@@ -90,24 +90,67 @@ auth_reason(int r)
 	}
 }
 
-static void
+/*
+ * The new token in place of the old. Returns the old one (the caller
+ * revokes and frees it) unless Vault already called it dead.
+ */
+static char *
 install_token(struct vault *v, struct vault_auth *a)
 {
-	int64_t now = clk_mono_ms(), in;
+	int64_t now = clk_mono_ms();
+	char *old;
 
 	pthread_mutex_lock(&v->mu);
-	secmem_free(v->token);
+	old = v->token;
+	/* A batch token cannot be revoked: it runs out on its own. */
+	if (old && (v->dead_gen == v->gen || v->batch)) {
+		secmem_free(old);
+		old = NULL;
+	}
 	v->token = a->token;
 	a->token = NULL;
 	v->gen++;
-	v->renewable = a->renewable;
+	/* Vault just made it: no lookup-self needed to know it is live. */
+	v->live_gen = v->gen;
+	v->live_at = now;
+	v->renewable = a->renewable && !a->batch;
+	v->batch = a->batch;
 	v->ttl_ms = v->login_ttl_ms = a->ttl_s * 1000;
-	in = v->ttl_ms * 2 / 3;
-	v->renew_at = v->ttl_ms ? now + (in > MIN_RENEW_MS ? in : MIN_RENEW_MS) :
-	    0;
-	v->login_retry_ms = 0;
+	v->renew_at = v->ttl_ms ? now + vault_renew_in_ms(v->ttl_ms,
+	    arc4random()) : 0;
+	v->login_hold_ms = 0;
+	v->login_next = v->login_retry_at = 0;
 	pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&v->mu);
+	return old;
+}
+
+/*
+ * A replaced token that may still be live is revoked, or each login would
+ * leave one behind until its TTL runs out. Best effort: a failure only
+ * costs a token that expires on its own.
+ */
+static void
+revoke_old(struct vault *v, const char *old)
+{
+	static const uint8_t empty[] = "{}";
+	struct http_response resp;
+	char why[BACKEND_ERR_MAX] = "";
+	int r;
+
+	r = vault_http_auth(v, "POST", "/v1/auth/token/revoke-self", old, empty,
+	    sizeof(empty) - 1, &resp, why, sizeof(why));
+	if (r == 0) {
+		if (resp.status != 204 && resp.status != 200) {
+			vault_describe_status(&resp, "revoke-self", why,
+			    sizeof(why));
+			r = -EIO;
+		}
+		http_response_clear(&resp);
+	}
+	if (r < 0)
+		log_debug("vault backend %s: the replaced token was not "
+		    "revoked: %s", v->name, why);
 }
 
 /* A login's answer; 400/401/403 mean Vault refused these credentials. */
@@ -115,12 +158,24 @@ static int
 judge_login(struct http_response *resp, struct vault_auth *a, char *errbuf,
     size_t errlen)
 {
+	size_t o;
+
 	if (resp->status == 200)
 		return vault_parse_auth(resp->body, resp->body_len, a, errbuf,
 		    errlen);
 	vault_describe_status(resp, NULL, errbuf, errlen);
-	return resp->status == 400 || resp->status == 401 ||
-	    resp->status == 403 ? -EACCES : -EIO;
+	switch (vault_classify_refusal(resp->status, resp->body,
+	    resp->body_len, true)) {
+	case VAULT_REFUSAL_LOCKED_OUT:
+		o = strlen(errbuf);
+		snprintf(errbuf + o, errlen - o, " (a user lockout of the "
+		    "role, or credentials this auth mount refuses)");
+		return -EACCES;
+	case VAULT_REFUSAL_CREDENTIALS:
+		return -EACCES;
+	default:
+		return resp->status == 403 ? -EACCES : -EIO;
+	}
 }
 
 static int
@@ -187,7 +242,7 @@ login_token_file(struct vault *v, struct vault_auth *a, char *errbuf,
 	if ((r = read_cred(v->token_file, true, &tok, &len, errbuf,
 	    errlen)) < 0)
 		return r;
-	if ((r = vault_http(v, "GET", "/v1/auth/token/lookup-self",
+	if ((r = vault_http_auth(v, "GET", "/v1/auth/token/lookup-self",
 	    (char *)tok, NULL, 0, &resp, errbuf, errlen)) < 0) {
 		secmem_free(tok);
 		return r;
@@ -220,9 +275,10 @@ login(struct vault *v, char *errbuf, size_t errlen)
 	const char *mname = vault_method_names[v->method];
 	struct http_response resp;
 	struct vault_auth a = { 0 };
-	char path[512], why[BACKEND_ERR_MAX] = "";
+	char path[512], why[BACKEND_ERR_MAX] = "", *old;
 	uint8_t *body = NULL;
 	size_t blen = 0;
+	int64_t hold;
 	int r;
 
 	if (v->method == AUTH_TOKEN)
@@ -230,8 +286,8 @@ login(struct vault *v, char *errbuf, size_t errlen)
 	else if ((r = login_body(v, &body, &blen, why, sizeof(why))) == 0 &&
 	    (r = vault_build_path(path, sizeof(path), "/v1/auth/",
 	    v->auth_mount, "/login", NULL)) == 0) {
-		r = vault_http(v, "POST", path, NULL, body, blen, &resp, why,
-		    sizeof(why));
+		r = vault_http_auth(v, "POST", path, NULL, body, blen, &resp,
+		    why, sizeof(why));
 		secmem_free(body);
 		if (r == 0) {
 			r = judge_login(&resp, &a, why, sizeof(why));
@@ -241,10 +297,25 @@ login(struct vault *v, char *errbuf, size_t errlen)
 		secmem_free(body);
 
 	pthread_mutex_lock(&v->mu);
-	v->login_attempts++;
 	v->login_failed = r < 0;
 	v->login_err = r;
 	snprintf(v->login_why, sizeof(v->login_why), "%s", why);
+	if (r < 0) {
+		hold = v->login_hold_ms ? v->login_hold_ms * 2 :
+		    LOGIN_HOLD_MIN_MS;
+		if (hold > LOGIN_HOLD_MAX_MS)
+			hold = LOGIN_HOLD_MAX_MS;
+		v->login_hold_ms = hold;
+		v->login_retry_at = clk_mono_ms() + hold / 2 +
+		    (int64_t)arc4random_uniform((uint32_t)(hold / 2) + 1);
+		/*
+		 * Refused credentials are held back, whoever asks: readers
+		 * cannot turn them into a user lockout. A sealed or
+		 * unreachable Vault counts no failures: the next read may
+		 * try at once.
+		 */
+		v->login_next = r == -EACCES ? v->login_retry_at : 0;
+	}
 	pthread_mutex_unlock(&v->mu);
 	/* The caller logs a failure, once; the audit trail gets it here. */
 	if (r < 0) {
@@ -262,25 +333,24 @@ login(struct vault *v, char *errbuf, size_t errlen)
 		log_info("vault backend %s: logged in with %s auth, token does "
 		    "not expire", v->name, mname);
 	backend_report_auth(v->name, mname, "login", true, 0, a.ttl_s, NULL);
-	install_token(v, &a);
+	old = install_token(v, &a);
 	vault_auth_clear(&a);
+	if (old) {
+		revoke_old(v, old);
+		secmem_free(old);
+	}
 	return 0;
 }
 
 /*
  * Make sure there is a token newer than stale_gen (0: any token): log in
- * unless another thread did while we waited. Threads that queued behind a
- * login that failed share its failure instead of each trying again.
+ * unless another thread did while we waited, or a login was refused so
+ * recently that it is still held back: then its failure is the answer.
  */
 static int
 relogin(struct vault *v, uint64_t stale_gen, char *errbuf, size_t errlen)
 {
-	uint64_t seen;
 	int r;
-
-	pthread_mutex_lock(&v->mu);
-	seen = v->login_attempts;
-	pthread_mutex_unlock(&v->mu);
 
 	pthread_mutex_lock(&v->login_mu);
 	pthread_mutex_lock(&v->mu);
@@ -289,7 +359,7 @@ relogin(struct vault *v, uint64_t stale_gen, char *errbuf, size_t errlen)
 		pthread_mutex_unlock(&v->login_mu);
 		return 0;
 	}
-	if (v->login_attempts != seen && v->login_failed) {
+	if (v->login_failed && clk_mono_ms() < v->login_next) {
 		r = v->login_err;
 		snprintf(errbuf, errlen, "login with %s auth failed: %s",
 		    vault_method_names[v->method], v->login_why);
@@ -303,22 +373,93 @@ relogin(struct vault *v, uint64_t stale_gen, char *errbuf, size_t errlen)
 	return r;
 }
 
+/*
+ * Vault refused the token of generation gen. "invalid token" says it is
+ * dead; "permission denied" alone (older Vault, OpenBao; or a policy
+ * without lookup-self) does not, so that token is replaced and revoked
+ * all the same: a revoke-self too many costs a 403, a token too few
+ * lives on until its TTL.
+ */
+static void
+mark_refused(struct vault *v, uint64_t gen, const struct http_response *resp)
+{
+	bool dead = vault_classify_refusal(resp->status, resp->body,
+	    resp->body_len, false) == VAULT_REFUSAL_DEAD_TOKEN;
+
+	pthread_mutex_lock(&v->mu);
+	if (dead)
+		v->dead_gen = gen;
+	else
+		v->gone_gen = gen;
+	pthread_mutex_unlock(&v->mu);
+}
+
+/*
+ * Is tok (generation gen) live? 1 yes, 0 dead, -errno when Vault could
+ * not say. One lookup-self per token per VAULT_TOKEN_CHECK_MS, and one at
+ * a time: the others wait for its answer.
+ */
+static int
+token_alive(struct vault *v, const char *tok, uint64_t gen, char *errbuf,
+    size_t errlen)
+{
+	struct http_response resp;
+	int r = -1;
+
+	pthread_mutex_lock(&v->check_mu);
+	pthread_mutex_lock(&v->mu);
+	if (v->dead_gen == gen || v->gone_gen == gen)
+		r = 0;
+	else if (v->live_gen == gen &&
+	    clk_mono_ms() - v->live_at < VAULT_TOKEN_CHECK_MS)
+		r = 1;
+	pthread_mutex_unlock(&v->mu);
+	if (r >= 0) {
+		pthread_mutex_unlock(&v->check_mu);
+		return r;
+	}
+	if ((r = vault_http_auth(v, "GET", "/v1/auth/token/lookup-self", tok,
+	    NULL, 0, &resp, errbuf, errlen)) == 0) {
+		if (resp.status == 200)
+			r = 1;
+		else if (resp.status == 403) {
+			mark_refused(v, gen, &resp);
+			r = 0;
+		} else {
+			vault_describe_status(&resp, "lookup-self", errbuf,
+			    errlen);
+			r = -EIO;
+		}
+		http_response_clear(&resp);
+	}
+	if (r == 1) {
+		pthread_mutex_lock(&v->mu);
+		v->live_gen = gen;
+		v->live_at = clk_mono_ms();
+		pthread_mutex_unlock(&v->mu);
+	}
+	pthread_mutex_unlock(&v->check_mu);
+	return r;
+}
+
 /* renew-self: 0 and the new lease in *ttl_s, or -errno. */
 static int
-renew(struct vault *v, const char *tok, int64_t *ttl_s, char *errbuf,
-    size_t errlen)
+renew(struct vault *v, const char *tok, uint64_t gen, int64_t *ttl_s,
+    char *errbuf, size_t errlen)
 {
 	static const uint8_t empty[] = "{}";
 	struct http_response resp;
 	struct vault_auth a;
 	int r;
 
-	if ((r = vault_http(v, "POST", "/v1/auth/token/renew-self", tok,
+	if ((r = vault_http_auth(v, "POST", "/v1/auth/token/renew-self", tok,
 	    empty, sizeof(empty) - 1, &resp, errbuf, errlen)) < 0)
 		return r;
 	if (resp.status != 200) {
 		vault_describe_status(&resp, "renew-self", errbuf, errlen);
 		r = resp.status == 403 ? -EACCES : -EIO;
+		if (r == -EACCES)
+			mark_refused(v, gen, &resp);
 	} else if ((r = vault_parse_auth(resp.body, resp.body_len, &a, errbuf,
 	    errlen)) == 0) {
 		*ttl_s = a.ttl_s;
@@ -333,19 +474,19 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
     bool renewable, int64_t login_ttl_ms)
 {
 	char why[BACKEND_ERR_MAX] = "";
-	int64_t ttl_s = 0, in, retry;
+	int64_t ttl_s = 0, retry, now;
+	bool batch;
 	int r;
 
 	if (tok && renewable) {
-		r = renew(v, tok, &ttl_s, why, sizeof(why));
+		r = renew(v, tok, gen, &ttl_s, why, sizeof(why));
 		/* A lease that cannot grow back has hit the token's max_ttl. */
 		if (r == 0 && ttl_s * 1000 * 2 >= login_ttl_ms) {
 			pthread_mutex_lock(&v->mu);
 			if (v->gen == gen) {
 				v->ttl_ms = ttl_s * 1000;
-				in = v->ttl_ms * 2 / 3;
 				v->renew_at = clk_mono_ms() +
-				    (in > MIN_RENEW_MS ? in : MIN_RENEW_MS);
+				    vault_renew_in_ms(v->ttl_ms, arc4random());
 			}
 			pthread_mutex_unlock(&v->mu);
 			log_debug("vault backend %s: token renewed, ttl %" PRId64
@@ -366,19 +507,23 @@ renew_or_login(struct vault *v, const char *tok, uint64_t gen,
 		else
 			log_warnx("vault backend %s: renewal failed: %s; "
 			    "logging in again", v->name, why);
-	} else if (tok)
-		log_info("vault backend %s: token is not renewable, logging "
-		    "in again", v->name);
+	} else if (tok) {
+		pthread_mutex_lock(&v->mu);
+		batch = v->batch;
+		pthread_mutex_unlock(&v->mu);
+		log_info("vault backend %s: %s, logging in again", v->name,
+		    batch ? "a batch token cannot be renewed" :
+		    "token is not renewable");
+	}
 	if (relogin(v, gen, why, sizeof(why)) == 0)
 		return;
-	/* Try again later, backing off; requests meanwhile try on their own. */
+	/* Again when the failed login's hold is over. */
 	pthread_mutex_lock(&v->mu);
-	retry = v->login_retry_ms ? v->login_retry_ms * 2 : LOGIN_RETRY_MIN_MS;
-	if (retry > LOGIN_RETRY_MAX_MS)
-		retry = LOGIN_RETRY_MAX_MS;
-	v->login_retry_ms = retry;
+	now = clk_mono_ms();
+	retry = v->login_retry_at > now ? v->login_retry_at - now :
+	    LOGIN_HOLD_MIN_MS;
 	if (v->gen == gen)
-		v->renew_at = clk_mono_ms() + retry;
+		v->renew_at = now + retry;
 	pthread_mutex_unlock(&v->mu);
 	log_warnx("vault backend %s: %s; trying again in %" PRId64 " ms",
 	    v->name, why, retry);
@@ -447,8 +592,9 @@ start_renewer(struct vault *v)
 }
 
 /*
- * A request with the current token; on 403 log in again once and retry.
- * 0 with *resp for any other status, or -errno.
+ * A request with the current token. A dead token (see vault.h) is
+ * replaced, once, and the request retried. 0 with *resp, whose status may
+ * still be 403: the token is live and may not do this; or -errno.
  */
 int
 vault_authed(struct vault *v, const char *method, const char *path,
@@ -471,10 +617,28 @@ vault_authed(struct vault *v, const char *method, const char *path,
 		}
 		r = vault_http(v, method, path, tok, NULL, 0, resp, errbuf,
 		    errlen);
-		secmem_free(tok);
-		if (r < 0 || resp->status != 403 || tries > 0)
+		if (r < 0 || resp->status != 403) {
+			secmem_free(tok);
 			return r;
-		/* Expired or revoked under us: a fresh token, then once more. */
+		}
+		/*
+		 * "permission denied" alone, or a 403 we cannot read: a
+		 * missing capability unless lookup-self says the token died.
+		 * Never a login for a live token: that is what used up
+		 * secret_ids and locked roles out.
+		 */
+		if (vault_classify_refusal(resp->status, resp->body,
+		    resp->body_len, false) == VAULT_REFUSAL_DEAD_TOKEN)
+			mark_refused(v, gen, resp);
+		else if ((r = token_alive(v, tok, gen, errbuf, errlen)) != 0) {
+			secmem_free(tok);
+			if (r < 0)
+				http_response_clear(resp);
+			return r < 0 ? r : 0;
+		}
+		secmem_free(tok);
+		if (tries > 0)
+			return 0;	/* a fresh token refused too */
 		http_response_clear(resp);
 		if ((r = relogin(v, gen, errbuf, errlen)) < 0)
 			return r;

@@ -559,7 +559,7 @@ land(struct cache *c, struct entry *e, const struct claim *cl, int r,
 		return r;
 	}
 	if (!e->snap) {
-		if (r == -ENOENT)
+		if (r == -ENOENT || r == -EACCES)
 			e->neg_until = now + c->lim.negative_ttl_ms;
 		else if (now - cl->started >= SLOW_FAIL_MS)
 			e->err_until = now + (now - cl->started < SLOW_FAIL_MAX_MS ?
@@ -696,9 +696,10 @@ again:
 		}
 		if (!e->snap && now < e->neg_until) {
 			c->st.hits++;
+			r = e->last_err == -EACCES ? -EACCES : -ENOENT;
 			pthread_mutex_unlock(&c->lock);
 			deliver(c, &q);
-			return -ENOENT;
+			return r;
 		}
 		if (!e->snap && now < e->err_until && e->last_err < 0 &&
 		    !e->rt.fetching) {

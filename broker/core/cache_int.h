@@ -34,7 +34,9 @@ struct entry {
 	struct lru_node		 lru;
 	struct cache_snap	*snap;		/* current value, or NULL */
 	struct refresh_entry	 rt;		/* state, times, fetching */
-	int64_t			 neg_until;	/* monotonic ms; remembered -ENOENT */
+	int64_t			 neg_until;	/* monotonic ms; remembered -ENOENT
+						   or -EACCES (last_err): a refusal
+						   is an answer too */
 	int64_t			 err_until;	/* monotonic ms; remembered slow failure */
 	unsigned		 failures;	/* consecutive failed fetches */
 	int			 last_err;

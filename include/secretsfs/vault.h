@@ -10,6 +10,11 @@
  *         Vault's URL. Default: $VAULT_ADDR; one of the two is required.
  *         https:// always; http:// only with "tls": false and a loopback
  *         host (127.0.0.0/8, ::1, localhost).
+ *     "addresses": ["https://vault-0:8200", "https://vault-1:8200"],
+ *         Vault HA, instead of "address": 1 to 8 nodes. The one that
+ *         answered last goes first; a 503 or a node that does not answer
+ *         moves to the next; a 429 is retried on its node after
+ *         Retry-After; a 307/308 is followed once, only to one of these.
  *     "namespace": "team-a/",
  *         Vault Enterprise namespace, sent as X-Vault-Namespace.
  *         Default: $VAULT_NAMESPACE, else none.
@@ -39,7 +44,10 @@
  *       Retries (exponential backoff, full jitter, Retry-After honoured)
  *       on connection errors, 429 and 5xx.
  *     "kv": { "mount": "secret", "version": 2 },
- *         The KV secrets engine: its mount path and version (1 or 2).
+ *         The KV secrets engine: its mount path and version (1 or 2, or
+ *         "auto": asked of Vault once, before the first read, with
+ *         GET sys/internal/ui/mounts/<mount> as the Vault CLI does; the
+ *         token needs a capability under the mount, else -EACCES).
  *     "auth": { "method": ..., ... }          (required)
  *         {"method": "cert", "mount": "cert", "name": "role"}
  *             TLS certificate auth with tls.client_cert; "name" is the
@@ -59,7 +67,11 @@
  *         {"method": "token", "token_file": "/etc/secretsfs/vault-token"}
  *             A token made elsewhere (e.g. by Vault Agent); the file must
  *             be private. Read again whenever the token stops working.
- *         "mount" defaults to the method's name.
+ *         "mount" defaults to the method's name. Every method also takes
+ *         "namespace": the namespace of the auth mount when it is not the
+ *         secrets' (a parent's approle, a child's KV; "" is the root
+ *         namespace). Logins and the token's lookup-, renew- and
+ *         revoke-self go there; KV requests go to "namespace" above.
  *   }
  *
  * Secrets: a secret's "ref" is the path inside the KV mount ("app/db");
@@ -75,9 +87,28 @@
  * Tokens: held in locked memory only, sent as X-Vault-Token, never logged
  * or written anywhere. A background thread (started on first use, so that
  * a fork after open does not lose it) renews the token with renew-self at
- * 2/3 of its lease; when renewal fails, is refused, or the lease can no
- * longer grow (max_ttl), it logs in again. A request answered 403 also
- * logs in again, once, and is retried. Logins and renewals, and their
+ * 2/3 of what is left of its lease, jittered (vault_renew_in_ms); a token
+ * that is not renewable (a batch token) is replaced by a login at that
+ * point instead, with no renew-self; when renewal fails, is refused, or
+ * the lease can no longer grow (max_ttl), it logs in again, and the token it replaces is
+ * revoked (revoke-self) unless Vault called it dead ("invalid token": a
+ * bare "permission denied" is no proof) or it is a batch token (which
+ * Vault cannot revoke).
+ *
+ * A 403 is not a dead token. Vault since 2024 answers a revoked, expired
+ * or unknown token with "invalid token" beside "permission denied": then
+ * we log in again, once, and retry. "permission denied" alone is a
+ * missing capability, or on older Vault and OpenBao a dead token as well:
+ * one auth/token/lookup-self settles it, at most once per token per
+ * VAULT_TOKEN_CHECK_MS (a token we just logged in with needs none); a live
+ * token makes the read -EACCES and no login happens. Logins run one at a
+ * time per backend; one whose credentials Vault refused (400, 401, 403:
+ * wrong, expired, used up or locked out) is remembered, and not tried
+ * again, for 1 s doubling up to 30 s with each failure in a row (each hold
+ * drawn between half and all of that), so readers never make more logins
+ * than that schedule, whatever they ask. A login that failed otherwise
+ * (sealed, unreachable) may be tried again by the next read; the renewer
+ * backs off on the same schedule. Logins and renewals, and their
  * failures, go to the audit trail through backend_report_auth() (method,
  * action "login"/"renew", ttl, and a fixed reason: never Vault's words).
  */
@@ -117,6 +148,8 @@ struct vault_auth {
 	char	*token;
 	int64_t	 ttl_s;		/* auth.lease_duration; 0 = no expiry */
 	bool	 renewable;
+	bool	 batch;		/* auth.token_type "batch": neither renewed
+				   nor revoked, replaced by a login */
 };
 
 /* auth.client_token, lease_duration, renewable. 0, or -EIO. */
@@ -124,6 +157,22 @@ int vault_parse_auth(const uint8_t *body, size_t len, struct vault_auth *out,
     char *errbuf, size_t errlen);
 /* Wipe and free the token. NULL members are fine. */
 void vault_auth_clear(struct vault_auth *a);
+
+/*
+ * When to renew a lease of ttl_ms: 2/3 of it less up to a tenth of that
+ * (rnd picks how much), so that many brokers started together do not
+ * renew together; at least 250 ms, 0 for a lease that does not expire.
+ */
+int64_t vault_renew_in_ms(int64_t ttl_ms, uint32_t rnd);
+
+/*
+ * A sys/internal/ui/mounts/<path> answer: the KV version of the mount
+ * holding the path (1 for a KV mount without options.version, or "kv"
+ * of type "generic") and its path ("secret/") into mount. 0, -ENOTSUP
+ * for a mount that is not KV, -EIO for no such answer.
+ */
+int vault_parse_ui_mount(const uint8_t *body, size_t len, int *version,
+    char *mount, size_t mountlen);
 
 /* lookup-self: data.ttl and data.renewable (the token is not copied). */
 int vault_parse_lookup(const uint8_t *body, size_t len, int64_t *ttl_s,
@@ -144,6 +193,28 @@ int vault_parse_errors(const uint8_t *body, size_t len, char *msg,
  */
 int vault_parse_list(const uint8_t *body, size_t len, char ***names,
     size_t *n, char *errbuf, size_t errlen);
+
+/*
+ * What a refusal from Vault means (vault_classify_refusal). Vault renders
+ * several errors as one go-multierror text ("2 errors occurred:\n\t* ..."),
+ * so each message of "errors" is searched, not compared.
+ */
+enum vault_refusal {
+	VAULT_REFUSAL_NONE,		/* not a refusal we know */
+	VAULT_REFUSAL_DEAD_TOKEN,	/* 403 "invalid token": log in again */
+	VAULT_REFUSAL_DENIED,		/* 403 "permission denied" alone: a
+					   missing capability, or (older Vault,
+					   OpenBao) maybe a dead token */
+	VAULT_REFUSAL_LOCKED_OUT,	/* a login 403: the alias is locked */
+	VAULT_REFUSAL_CREDENTIALS,	/* a login 400: wrong, expired or
+					   used-up credentials */
+};
+
+#define VAULT_TOKEN_CHECK_MS	10000
+
+/* status and body of an answer to a request (login false) or a login. */
+enum vault_refusal vault_classify_refusal(long status, const uint8_t *body,
+    size_t len, bool login);
 
 /* RFC 3339 with optional fraction (to the nanosecond) and offset. 0 or
  * -EINVAL. */

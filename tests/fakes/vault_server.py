@@ -69,7 +69,11 @@ namespaces {path: {auth_mounts}} makes the namespace list (and each one's auth m
 explicit: an unknown namespace is 404 "namespace not found". Without it any namespace
 exists and has every auth mount.
 
-Not modelled: response wrapping, PATCH.
+Batch tokens (approle role token_type "batch"): hvb. prefix, auth.renewable false,
+token_type "batch"; renew-self answers 400 "batch tokens cannot be renewed".
+stats "list_forms" counts lists by how they were asked (LIST method, GET ?list=true).
+
+Not modelled: response wrapping, PATCH, revoking a batch token.
 
 Control routes (token: the root token), for the tests and for "the security team":
   GET  /_fake/stats                  counters (see State.new_stats)
@@ -326,7 +330,8 @@ class State:
         auth_mounts {mount: "cert"|"approle"|"kubernetes"},
         approle {role_name: {role_id, secret_id | secret_ids [..] | null (no secret needed),
                              secret_id_num_uses (per secret_id), secret_id_ttl (from
-                             configuration time), policies, token_ttl, token_max_ttl}},
+                             configuration time), policies, token_ttl, token_max_ttl,
+                             token_type "service" (default) | "batch"}},
         token_errors "modern" | "multierror" | "legacy", user_lockout {threshold, duration,
                      counter_reset, disable},
         kubernetes {role: {jwts [..], policies, service_account_name,
@@ -666,6 +671,7 @@ class State:
             "token_by_node": {},    # node index: of which carried a token (where it went)
             "namespace_denied": 0,  # live tokens refused outside their namespace
             "by_protocol": {},      # "HTTP/1.1" | "HTTP/2": /v1 requests
+            "list_forms": {},       # "method" (LIST) | "query" (GET ?list=true): lists
             "token_reviews": {},    # kubernetes: "reviewer_jwt" | "client_jwt": n
             "token_review_failures": {},    # why the fake API server refused
             "sts_refusals": {},     # aws login: STS error code: n
@@ -697,13 +703,17 @@ class State:
 
     # -- tokens --
 
-    def issue_token(self, path, policies, meta, ttl, max_ttl, display_name, namespace=""):
+    def issue_token(self, path, policies, meta, ttl, max_ttl, display_name, namespace="",
+                    token_type="service"):
+        """token_type "batch": Vault's batch token (hvb. prefix, not renewable; docs
+        concepts/tokens "Token types")."""
         now = time.time()
         ttl = self.token_ttl if ttl is None else parse_duration(ttl)
         max_ttl = self.token_max_ttl if max_ttl is None else parse_duration(max_ttl)
         ttl = min(ttl, max_ttl)
         tok = {
-            "id": "hvs." + rand62(24), "accessor": rand62(24),
+            "id": ("hvb." if token_type == "batch" else "hvs.") + rand62(24),
+            "accessor": rand62(24), "type": token_type,
             "policies": sorted(set(["default"] + list(policies or []))),
             "meta": meta, "path": path, "display_name": display_name,
             "creation_time": now, "creation_ttl": ttl, "renew_ttl": ttl,
@@ -1061,6 +1071,7 @@ class Handler(BaseHTTPRequestHandler):
         self.url_path = unquote(url.path)
         self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         self.method = method
+        self.wire_method = method
         self.list_query_error = False
         if method == "GET" and self.query.get("list"):
             # http/logical.go: "list" goes through strconv.ParseBool; a value it refuses
@@ -1084,6 +1095,10 @@ class Handler(BaseHTTPRequestHandler):
             if self.token_id():
                 st.bump("token_by_node", str(self.server.node))
             st.bump("by_path", "%s %s" % (method, self.url_path))
+            if method == "LIST":
+                # how the client asked: the LIST method, or GET ?list=true (what
+                # gateways and WAFs that refuse unknown methods let through)
+                st.bump("list_forms", "method" if self.wire_method == "LIST" else "query")
             slow, terminal = st.take_faults(self.url_path)
             if slow:
                 time.sleep(slow["seconds"])
@@ -1379,7 +1394,8 @@ class Handler(BaseHTTPRequestHandler):
         return {"client_token": tok["id"], "accessor": tok["accessor"],
                 "policies": tok["policies"], "token_policies": tok["policies"],
                 "metadata": tok["meta"], "lease_duration": int(lease_duration),
-                "renewable": renewable, "entity_id": tok["entity_id"], "token_type": "service",
+                "renewable": renewable, "entity_id": tok["entity_id"],
+                "token_type": tok.get("type", "service"),
                 "orphan": True, "mfa_requirement": None, "num_uses": 0}
 
     def login(self, mount, kind):
@@ -1411,10 +1427,12 @@ class Handler(BaseHTTPRequestHandler):
             st.login_succeeded(mount, alias)
         tok = st.issue_token("auth/%s/login" % mount, role.get("policies"), meta,
                              role.get("token_ttl"), role.get("token_max_ttl"),
-                             "%s-%s" % (mount, role_name), namespace=self.namespace)
+                             "%s-%s" % (mount, role_name), namespace=self.namespace,
+                             token_type="batch" if role.get("token_type") == "batch"
+                             else "service")
         st.bump("logins", kind)
-        self.send(200, self.envelope(auth=self.auth_block(tok, tok["creation_ttl"]),
-                                     mount_type=kind))
+        self.send(200, self.envelope(auth=self.auth_block(
+            tok, tok["creation_ttl"], tok.get("type") != "batch"), mount_type=kind))
 
     def login_cert(self, body):
         st = self.server.state
@@ -1754,8 +1772,10 @@ class Handler(BaseHTTPRequestHandler):
                 "issue_time": rfc3339(int(tok["creation_time"] * 1e9)),
                 "meta": tok["meta"], "num_uses": 0, "orphan": True, "path": tok["path"],
                 "namespace_path": (tok.get("namespace") + "/") if tok.get("namespace") else "",
-                "policies": tok["policies"], "renewable": exp is not None,
-                "ttl": max(0, int(exp - now)) if exp else 0, "type": "service"}
+                "policies": tok["policies"],
+                "renewable": exp is not None and tok.get("type") != "batch",
+                "ttl": max(0, int(exp - now)) if exp else 0,
+                "type": tok.get("type", "service")}
         self.send(200, self.envelope(data=data, mount_type="token"))
 
     def renew_self(self):
@@ -1763,6 +1783,9 @@ class Handler(BaseHTTPRequestHandler):
         tok = self.require_token()
         body = self.json_body()
         st.bump("by_route", "token.renew-self")
+        if tok.get("type") == "batch":
+            # vault/expiration.go renewAuthEntry: logical.ErrorResponse, a 400
+            raise VaultError(400, "batch tokens cannot be renewed")
         try:
             inc = parse_duration(body.get("increment"))
         except ValueError:

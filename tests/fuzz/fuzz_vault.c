@@ -124,6 +124,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	fuzz_check_msg(msg, sizeof(msg));
 
+	/* Only a 403 is a token's refusal; only a login's 400 is its own. */
+	if (vault_classify_refusal(200, data, size, false) !=
+	    VAULT_REFUSAL_NONE ||
+	    vault_classify_refusal(400, data, size, false) !=
+	    VAULT_REFUSAL_NONE ||
+	    vault_classify_refusal(403, data, size, true) ==
+	    VAULT_REFUSAL_DEAD_TOKEN)
+		abort();
+
 	err[0] = '\0';
 	r = vault_parse_list(data, size, &names, &n, err, sizeof(err));
 	if (r == 0) {

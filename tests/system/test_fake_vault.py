@@ -1047,6 +1047,33 @@ def test_list_method_and_list_query(vault):
     assert status == 400 and body == {"errors": []}
     st = vault.stats()
     assert st["by_path"]["LIST /v1/secret/metadata/lst"] == 4
+    # hvac's LIST once, GET ?list= three times on secret/, once on kv/
+    assert st["list_forms"] == {"method": 1, "query": 4}
+
+
+def test_batch_tokens_are_not_renewable(vault):
+    """A role with token_type batch issues Vault's batch tokens: hvb., not renewable,
+    and renew-self refuses them as expiration.go renewAuthEntry does (a 400)."""
+    roles = {"batch": {"role_id": "batch-role", "secret_id": "batch-secret",
+                       "policies": ["secretsfs"], "token_type": "batch"}}
+    vault.configure(approle=roles)
+    renewals = vault.stats()["renewals"]
+    c = client(vault)
+    login = c.auth.approle.login(role_id="batch-role", secret_id="batch-secret")
+    auth = login["auth"]
+    assert auth["client_token"].startswith("hvb.") and auth["token_type"] == "batch"
+    assert auth["renewable"] is False and auth["lease_duration"] > 0
+    look = c.auth.token.lookup_self()["data"]
+    assert look["type"] == "batch" and look["renewable"] is False
+    with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+        c.auth.token.renew_self()
+    assert e.value.errors == ["batch tokens cannot be renewed"]
+    assert vault.stats()["renewals"] == renewals
+    # A service token from the default role still renews.
+    vault.configure(approle=APPROLE)
+    c = client(vault)
+    c.auth.approle.login(role_id="role-id-1234", secret_id="secret-id-5678")
+    assert c.auth.token.renew_self()["auth"]["renewable"] is True
 
 
 @pytest.fixture

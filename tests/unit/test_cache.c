@@ -241,6 +241,26 @@ test_negative_entries(void **state)
 	cache_free(c);
 }
 
+/* A backend's refusal is remembered like "no such secret", as itself. */
+static void
+test_refusals_are_remembered(void **state)
+{
+	struct fake f = { .result = -EACCES };
+	struct cache *c = make(&f, 100);
+	struct cache_snap *s;
+
+	(void)state;
+	assert_int_equal(cache_get(c, "denied", 60000, &s), -EACCES);
+	assert_int_equal(cache_get(c, "denied", 60000, &s), -EACCES);
+	assert_int_equal(f.fetches, 1);
+	cache_forget(c, "denied");
+	f.result = -ENOENT;
+	assert_int_equal(cache_get(c, "denied", 60000, &s), -ENOENT);
+	assert_int_equal(cache_get(c, "denied", 60000, &s), -ENOENT);
+	assert_int_equal(f.fetches, 2);
+	cache_free(c);
+}
+
 static void
 test_stale_value_served_when_refresh_fails(void **state)
 {
@@ -624,6 +644,7 @@ main(void)
 		cmocka_unit_test(test_singleflight_shares_errors),
 		cmocka_unit_test(test_byte_cap),
 		cmocka_unit_test(test_negative_entries),
+		cmocka_unit_test(test_refusals_are_remembered),
 		cmocka_unit_test(test_stale_value_served_when_refresh_fails),
 		cmocka_unit_test(test_version_outlives_the_value),
 		cmocka_unit_test(test_names_of_one_source_share_one_fetch),

@@ -270,6 +270,98 @@ test_auth_examples(void **state)
 	check_auth("auth-token-renew-self.response.json", "ABCD", 3600, true);
 }
 
+/* A batch token (docs concepts/tokens: hvb., not renewable). */
+static void
+test_auth_batch_token(void **state)
+{
+	struct vault_auth a;
+	char why[128];
+	uint8_t *body;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(vault_parse_auth(S("{\"auth\":{\"client_token\":"
+	    "\"hvb.AAAA\",\"lease_duration\":1200,\"renewable\":false,"
+	    "\"token_type\":\"batch\"}}"), &a, why, sizeof(why)), 0);
+	assert_true(a.batch);
+	assert_false(a.renewable);
+	assert_int_equal(a.ttl_s, 1200);
+	vault_auth_clear(&a);
+	assert_false(a.batch);
+	body = example("auth-approle-login.response.json", &len);
+	assert_int_equal(vault_parse_auth(body, len, &a, why, sizeof(why)), 0);
+	assert_false(a.batch);
+	vault_auth_clear(&a);
+	free(body);
+}
+
+/*
+ * sys/internal/ui/mounts/<path> (logical_system.go pathInternalUIMountRead;
+ * the fake's answer, tests/fakes/vault_server.py ui_mount, is built after
+ * it): the mount holding a path, its type and options.
+ */
+static void
+test_ui_mount(void **state)
+{
+	char mount[64];
+	int ver;
+
+	(void)state;
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":\"kv\","
+	    "\"path\":\"secret/\",\"options\":{\"version\":\"2\"}}}"), &ver,
+	    mount, sizeof(mount)), 0);
+	assert_int_equal(ver, 2);
+	assert_string_equal(mount, "secret/");
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":\"kv\","
+	    "\"path\":\"team/kv/\",\"options\":{\"version\":\"1\"}}}"), &ver,
+	    mount, sizeof(mount)), 0);
+	assert_int_equal(ver, 1);
+	assert_string_equal(mount, "team/kv/");
+	/* A KV v1 mount made without options; the old "generic" type. */
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":\"kv\","
+	    "\"path\":\"kv/\",\"options\":null}}"), &ver, mount,
+	    sizeof(mount)), 0);
+	assert_int_equal(ver, 1);
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":"
+	    "\"generic\",\"path\":\"old/\"}}"), &ver, mount, sizeof(mount)),
+	    0);
+	assert_int_equal(ver, 1);
+	/* Not KV: an auth mount, a transit engine, an unknown version. */
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":"
+	    "\"approle\",\"path\":\"approle/\",\"options\":null}}"), &ver,
+	    mount, sizeof(mount)), -ENOTSUP);
+	assert_int_equal(vault_parse_ui_mount(S("{\"data\":{\"type\":\"kv\","
+	    "\"path\":\"x/\",\"options\":{\"version\":\"3\"}}}"), &ver,
+	    mount, sizeof(mount)), -ENOTSUP);
+	/* The 403 of a path in no mount, and garbage. */
+	assert_int_equal(vault_parse_ui_mount(S("{\"errors\":[\"preflight "
+	    "capability check returned 403, please ensure client's policies "
+	    "grant access to path \\\"nope/\\\"\"]}"), &ver, mount,
+	    sizeof(mount)), -EIO);
+	assert_int_equal(vault_parse_ui_mount(S("nope"), &ver, mount,
+	    sizeof(mount)), -EIO);
+	assert_int_equal(ver, 0);
+}
+
+/* 2/3 of the lease, jittered down by at most a tenth of that. */
+static void
+test_renew_delay(void **state)
+{
+	(void)state;
+	assert_int_equal(vault_renew_in_ms(0, 7), 0);
+	assert_int_equal(vault_renew_in_ms(3600000, 0), 2400000);
+	assert_int_equal(vault_renew_in_ms(3600000, 240000), 2160000);
+	for (uint32_t r = 0; r < 1000000; r += 997) {
+		int64_t in = vault_renew_in_ms(3600000, r * 7919u);
+
+		assert_true(in >= 2160000 && in <= 2400000);
+	}
+	/* Two brokers started together do not renew together. */
+	assert_true(vault_renew_in_ms(3600000, 1) !=
+	    vault_renew_in_ms(3600000, 2));
+	assert_int_equal(vault_renew_in_ms(300, 5), 250);
+}
+
 static void
 test_auth_malformed(void **state)
 {
@@ -361,6 +453,76 @@ test_errors(void **state)
 	free(body);
 	assert_int_equal(vault_parse_errors(S("not json"), msg, sizeof(msg)),
 	    -EIO);
+}
+
+/*
+ * Vault's refusals, as its sources and docs word them (the fake's bodies,
+ * tests/fakes/vault_server.py, cite where each comes from).
+ */
+static void
+test_refusal_classification(void **state)
+{
+	static const struct {
+		long		 status;
+		const char	*body;
+		bool		 login;
+		enum vault_refusal want;
+	} cases[] = {
+		/* tokens.mdx "Error Responses": a dead token, Vault >= 2024 */
+		{ 403, "{\"errors\":[\"permission denied\",\"invalid token\"]}",
+		    false, VAULT_REFUSAL_DEAD_TOKEN },
+		/* the same as one go-multierror text */
+		{ 403, "{\"errors\":[\"2 errors occurred:\\n\\t* permission "
+		    "denied\\n\\t* invalid token\\n\\n\"]}", false,
+		    VAULT_REFUSAL_DEAD_TOKEN },
+		/* a missing capability (ACL, multierror-wrapped) */
+		{ 403, "{\"errors\":[\"1 error occurred:\\n\\t* permission "
+		    "denied\\n\\n\"]}", false, VAULT_REFUSAL_DENIED },
+		/* older Vault and OpenBao: a dead token, or no capability */
+		{ 403, "{\"errors\":[\"permission denied\"]}", false,
+		    VAULT_REFUSAL_DENIED },
+		/* a 403 that is no Vault answer: lookup-self decides */
+		{ 403, "<html>Forbidden</html>", false, VAULT_REFUSAL_NONE },
+		{ 404, "{\"errors\":[]}", false, VAULT_REFUSAL_NONE },
+		{ 503, "{\"errors\":[\"Vault is sealed\"]}", false,
+		    VAULT_REFUSAL_NONE },
+		/* "invalid token" only counts on a 403 */
+		{ 400, "{\"errors\":[\"invalid token\"]}", false,
+		    VAULT_REFUSAL_NONE },
+		/* user lockout: request_handling.go, ErrPermissionDenied */
+		{ 403, "{\"errors\":[\"permission denied\"]}", true,
+		    VAULT_REFUSAL_LOCKED_OUT },
+		/* approle path_login.go: unknown, expired or used-up secret_id */
+		{ 400, "{\"errors\":[\"invalid role or secret ID\"]}", true,
+		    VAULT_REFUSAL_CREDENTIALS },
+		{ 400, "{\"errors\":[\"invalid certificate or no client "
+		    "certificate supplied\"]}", true, VAULT_REFUSAL_CREDENTIALS },
+		{ 500, "{\"errors\":[\"internal error\"]}", true,
+		    VAULT_REFUSAL_NONE },
+		{ 200, "{}", false, VAULT_REFUSAL_NONE },
+	};
+	uint8_t *body;
+	size_t len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (vault_classify_refusal(cases[i].status,
+		    (const uint8_t *)cases[i].body, strlen(cases[i].body),
+		    cases[i].login) != cases[i].want)
+			fail_msg("case %zu: %ld %s", i, cases[i].status,
+			    cases[i].body);
+	}
+	/* Vault's own bodies that are not refusals */
+	body = example("error-list-empty-404.response.json", &len);
+	assert_int_equal(vault_classify_refusal(403, body, len, false),
+	    VAULT_REFUSAL_NONE);
+	free(body);
+	body = example("auth-token-lookup-self.response.json", &len);
+	assert_int_equal(vault_classify_refusal(200, body, len, false),
+	    VAULT_REFUSAL_NONE);
+	free(body);
+	assert_int_equal(vault_classify_refusal(403, NULL, 0, false),
+	    VAULT_REFUSAL_NONE);
 }
 
 static void
@@ -491,6 +653,18 @@ test_config_valid(void **state)
 		"{\"type\":\"vault\",\"address\":\"http://127.0.0.1:8200\","
 		    "\"tls\":false,\"auth\":{\"method\":\"token\","
 		    "\"token_file\":\"/etc/token\"}}",
+		"{\"type\":\"vault\"," ADDR ",\"kv\":{\"version\":\"auto\"},"
+		    "\"auth\":{\"method\":\"token\",\"token_file\":\"/t\"}}",
+		"{\"type\":\"vault\",\"addresses\":[\"https://127.0.0.1:8200\","
+		    "\"https://127.0.0.2:8200/\"],\"auth\":{\"method\":\"token\","
+		    "\"token_file\":\"/t\"}}",
+		/* auth in a parent namespace, or the root one */
+		"{\"type\":\"vault\"," ADDR ",\"namespace\":\"org/team\","
+		    "\"auth\":{\"method\":\"approle\",\"namespace\":\"org\","
+		    "\"role_id_file\":\"/etc/r\"}}",
+		"{\"type\":\"vault\"," ADDR ",\"namespace\":\"org\","
+		    "\"auth\":{\"method\":\"token\",\"namespace\":\"\","
+		    "\"token_file\":\"/etc/token\"}}",
 	};
 	struct cfg_err err;
 
@@ -526,6 +700,21 @@ test_config_errors_name_their_path(void **state)
 		    "unknown key" },
 		{ "{\"type\":\"vault\"," ADDR ",\"auth\":{\"method\":"
 		    "\"approle\"}}", "backends.v.auth", "role_id_file" },
+		{ "{\"type\":\"vault\"," ADDR ",\"addresses\":[\"https://a\"],"
+		    "\"auth\":{\"method\":\"token\",\"token_file\":\"/t\"}}",
+		    "backends.v.addresses", "not both" },
+		{ "{\"type\":\"vault\",\"addresses\":[],\"auth\":{\"method\":"
+		    "\"token\",\"token_file\":\"/t\"}}", "backends.v.addresses",
+		    "1 to 8" },
+		{ "{\"type\":\"vault\",\"addresses\":[\"https://a\",\"ftp://b\"],"
+		    "\"auth\":{\"method\":\"token\",\"token_file\":\"/t\"}}",
+		    "backends.v.addresses", "" },
+		{ "{\"type\":\"vault\"," ADDR ",\"auth\":{\"method\":"
+		    "\"approle\",\"role_id_file\":\"/r\",\"namespace\":\"a\\n\"}}",
+		    "backends.v.auth.namespace", "control character" },
+		{ "{\"type\":\"vault\"," ADDR ",\"auth\":{\"method\":"
+		    "\"approle\",\"role_id_file\":\"/r\",\"namespace\":1}}",
+		    "backends.v.auth.namespace", "" },
 		{ "{\"type\":\"vault\"," ADDR ",\"auth\":{\"method\":\"approle\","
 		    "\"role_id_file\":\"role-id\"}}",
 		    "backends.v.auth.role_id_file", "absolute" },
@@ -727,8 +916,12 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_kv1_read_example),
 		cmocka_unit_test(test_auth_examples),
 		cmocka_unit_test(test_auth_malformed),
+		cmocka_unit_test(test_auth_batch_token),
+		cmocka_unit_test(test_renew_delay),
+		cmocka_unit_test(test_ui_mount),
 		cmocka_unit_test(test_lookup_self_example),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_refusal_classification),
 		cmocka_unit_test(test_list_examples),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_config_valid),
