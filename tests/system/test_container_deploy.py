@@ -194,7 +194,7 @@ def deployment(tmp_path):
         broker = unique_name("broker")
         argv = list(PODMAN_RUN) + [
             "-d", "--name", broker, "--network", "none",
-            "--restart", "always", "--pid", "host",
+            "--restart", "always", "--pid", "host", "--cgroupns", "host",
             "--device", "/dev/fuse:/dev/fuse", "--cap-drop", "ALL"]
         for c in CAPS:
             argv += ["--cap-add", c]
@@ -205,6 +205,9 @@ def deployment(tmp_path):
                  "--ulimit", "core=0:0",
                  "-v", "%s:%s:rshared" % (base, base),
                  "-v", "%s:/etc/secretsfs:ro" % etc,
+                 # compose.yaml's: the host's cgroup tree, where callers'
+                 # cgroup directories are checked (every v1 hierarchy).
+                 "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
                  "--entrypoint", "/usr/sbin/secretsfs", made["image"],
                  "mount", "-f", "-c", "/etc/secretsfs/secretsfs.json"]
         made["names"].append(broker)
@@ -263,7 +266,7 @@ def test_the_deployment_recovers_from_a_stop_and_a_crash_by_itself(
         "--rootfs", d["rootfs"], "/bin/sleep", "600"],
         capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert app_reads(d, app)
+    assert app_reads(d, app), logs()
 
     # A clean stop: exit 0, no abort, the mount gone (not left dead).
     podman("stop", "-t", "20", d["broker"])
