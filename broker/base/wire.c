@@ -2,6 +2,8 @@
  * Framing for the socketpairs between secretsfs's processes.
  */
 #include <errno.h>
+#include <sys/time.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -259,4 +261,31 @@ wire_get_bytes(struct wire_in *in, size_t *n)
 	}
 	*n = len;
 	return p;
+}
+
+int
+wire_accept(int lfd, int wake_fd, int io_timeout_s)
+{
+	struct timeval tv = { .tv_sec = io_timeout_s };
+	struct pollfd pfd[2];
+	int fd;
+
+	for (;;) {
+		pfd[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = wake_fd, .events = POLLIN };
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (pfd[1].revents)
+			return -1;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		return fd;
+	}
 }

@@ -19,6 +19,7 @@
 
 #include <secretsfs/control.h>
 #include <secretsfs/log.h>
+#include <secretsfs/wire.h>
 
 #include "control_int.h"
 
@@ -212,8 +213,6 @@ static void *
 accept_thread(void *arg)
 {
 	struct control *c = arg;
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-	struct pollfd pfd[2];
 	struct conn *cn;
 	pthread_attr_t attr;
 	pthread_t t;
@@ -221,22 +220,7 @@ accept_thread(void *arg)
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	for (;;) {
-		pfd[0] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
-		pfd[1] = (struct pollfd){ .fd = c->wake[0], .events = POLLIN };
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pfd[1].revents)
-			break;
-		if (!(pfd[0].revents & POLLIN))
-			continue;
-		if ((fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC)) < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while ((fd = wire_accept(c->fd, c->wake[0], IO_TIMEOUT_S)) >= 0) {
 		pthread_mutex_lock(&c->lock);
 		if (c->active >= CONN_MAX || !(cn = malloc(sizeof(*cn)))) {
 			pthread_mutex_unlock(&c->lock);

@@ -31,6 +31,7 @@
 #include <secretsfs/metrics.h>
 #include <secretsfs/secfile.h>
 #include <secretsfs/secmem.h>
+#include <secretsfs/wire.h>
 
 #define IO_TIMEOUT_S		5	/* a handshake and head; a write */
 #define KEY_FILE_MAX		(64 << 10)
@@ -359,26 +360,9 @@ static void *
 listen_thread(void *arg)
 {
 	struct metrics *m = arg;
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-	struct pollfd pfd[2];
 	int fd;
 
-	for (;;) {
-		pfd[0] = (struct pollfd){ .fd = m->fd, .events = POLLIN };
-		pfd[1] = (struct pollfd){ .fd = m->wake[0], .events = POLLIN };
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pfd[1].revents)
-			break;
-		if (!(pfd[0].revents & POLLIN))
-			continue;
-		if ((fd = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC)) < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while ((fd = wire_accept(m->fd, m->wake[0], IO_TIMEOUT_S)) >= 0) {
 		serve(m, fd);
 		close(fd);
 	}

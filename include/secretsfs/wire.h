@@ -47,6 +47,14 @@ int wire_recv_hdr(int fd, struct wire_hdr *h, int *passfd);
 int wire_recv_body(int fd, void *buf, size_t len);
 
 /*
+ * The next connection on the listening socket lfd (SOCK_CLOEXEC), its
+ * reads and writes bounded by io_timeout_s; -1 once wake_fd is readable
+ * (the server is stopping) or poll fails for good. The one accept loop of
+ * the control socket and the metrics listener.
+ */
+int wire_accept(int lfd, int wake_fd, int io_timeout_s);
+
+/*
  * Field encoding inside a payload: little-endian on one host, so plain
  * native integers; strings and byte runs as a u32 length then the bytes.
  * A writer over a caller's buffer; overflow sets ->err and is reported
