@@ -327,6 +327,7 @@ select_failed(void *arg, const char *name, int err, const char *why)
 	}
 	log_warnx("secret %s: backend %s: %s", name, backend,
 	    why[0] ? why : strerror(-err));
+	broker_holders_fetched(b, name, why[0] ? why : strerror(-err));
 	if (b->audit) {
 		struct audit_backend_error ae = {
 			.backend = backend, .secret = name,
@@ -338,6 +339,13 @@ select_failed(void *arg, const char *name, int err, const char *why)
 			log_warnx("audit: cannot record a backend error");
 	}
 	broker_release(v);
+}
+
+/* name's field is there again: its last error goes (status). */
+static void
+selected(void *arg, const char *name)
+{
+	broker_holders_fetched(arg, name, NULL);
 }
 
 /*
@@ -474,7 +482,8 @@ broker_new(struct config *cfg, struct broker **out, char *errbuf,
 	identity_cache_set_trust(b->ids, &(struct identity_trust){
 	    .rootless = cfg->runtime_rootless });
 	cache_set_source(b->cache, &(const struct cache_source){
-	    .resolve = resolve, .select_failed = select_failed }, b);
+	    .resolve = resolve, .select_failed = select_failed,
+	    .selected = selected }, b);
 	if (cfg->runtime_socket && !(b->engine = engine_new(cfg->runtime_socket))) {
 		r = -ENOMEM;
 		snprintf(errbuf, errlen, "runtime.socket: %s", strerror(-r));

@@ -177,6 +177,7 @@ cache_member_serve(struct cache *c, struct member *m, struct cache_snap **out)
 	struct entry *e = m->src;
 	struct cache_snap *src, *s = NULL;
 	char why[BACKEND_ERR_MAX] = "", *field;
+	bool failed_before;
 	uint64_t serial;
 	uint8_t *data;
 	size_t len;
@@ -209,6 +210,7 @@ cache_member_serve(struct cache *c, struct member *m, struct cache_snap **out)
 	src = e->snap;
 	cache_pin(src);
 	serial = e->installs;
+	failed_before = m->sel_err != 0;
 	pthread_mutex_unlock(&c->lock);
 	r = backend_select(src->data, src->len, field, &data, &len, why,
 	    sizeof(why));
@@ -218,6 +220,8 @@ cache_member_serve(struct cache *c, struct member *m, struct cache_snap **out)
 	}
 	if (r < 0 && c->source.select_failed)
 		c->source.select_failed(c->source_arg, m->name, r, why);
+	else if (r == 0 && failed_before && c->source.selected)
+		c->source.selected(c->source_arg, m->name);
 	cache_put(src);
 	free(field);
 	pthread_mutex_lock(&c->lock);
@@ -367,6 +371,12 @@ cache_foreach(struct cache *c,
 			    e->last_version : "");
 			info.failures = e ? e->failures : 0;
 			info.last_err = e ? e->last_err : 0;
+			/* A value without the field: this name has none. */
+			if (e && e->snap && m->field && m->serial == e->installs &&
+			    m->sel_err) {
+				info.state = REFRESH_EMPTY;
+				info.last_err = m->sel_err;
+			}
 			info.age_ms = info.next_ms = -1;
 			if (e && e->snap) {
 				info.len = m->field ? m->snap &&

@@ -112,6 +112,8 @@ struct cache_source {
 		    char *field, size_t flen, bool *has_field);
 	void	(*select_failed)(void *arg, const char *name, int err,
 		    const char *why);
+	/* Optional: name's selection worked again after select_failed. */
+	void	(*selected)(void *arg, const char *name);
 };
 
 /* NULL on OOM. fn/arg are used for every fetch. */

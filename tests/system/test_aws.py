@@ -758,10 +758,12 @@ def test_expired_token_answer_renews_once_and_retries(make_daemon, fake, monkeyp
 
 
 def test_revoked_credentials_are_eacces(make_daemon, fake, monkeypatch, tmp_path):
-    name = unique("rev")
+    name, other = unique("rev"), unique("rev")
     fake.put_secret(name, string="before-revoke")
+    fake.put_secret(other, string="after-revoke")
     extra = imds(fake, monkeypatch, tmp_path)
-    d = make_daemon(aws_config(fake, {"s": {"ref": name}, "t": {"ref": name}},
+    # Two refs: files on one ref share one fetch, so t must ask again.
+    d = make_daemon(aws_config(fake, {"s": {"ref": name}, "t": {"ref": other}},
                                **extra))
     assert read(d, "s") == b"before-revoke"
     fake.revoke_temp_credentials()

@@ -216,9 +216,11 @@ def test_modern_dead_token_relogin_without_lookup_self(make_daemon, vault, tmp_p
     v1 = value()
     vault.configure(token_errors="modern")
     vault.kv_put("secret", "p3/x", {"k": v1})
+    vault.kv_put("secret", "p3/y", {"k": v1})
+    # Two refs: files on one ref share one fetch, so b must ask again.
     d = make_daemon(config(vault, tmp_path, {
         "a": {"backend": "vault", "ref": "p3/x", "field": "k"},
-        "b": {"backend": "vault", "ref": "p3/x"}}))
+        "b": {"backend": "vault", "ref": "p3/y"}}))
     assert read(d, "a") == v1.encode()
     assert vault.revoke_tokens() == 1
     before = vault.stats()
