@@ -19,6 +19,8 @@
 #include <secretsfs/sigv4.h>
 #include <secretsfs/vault.h>
 
+#include "vault_int.h"
+
 #define STS_BODY	"Action=GetCallerIdentity&Version=2011-06-15"
 #define STS_CTYPE	"application/x-www-form-urlencoded; charset=utf-8"
 #define SERVER_ID_HDR	"X-Vault-AWS-IAM-Server-ID"
@@ -37,6 +39,7 @@ b64_string(const void *in, size_t len)
 		return NULL;
 	EVP_EncodeBlock(out, in, (int)len);
 	s = json_string((char *)out);
+	explicit_bzero(out, olen);	/* the headers hold a session token */
 	free(out);
 	return s;
 }
@@ -97,8 +100,9 @@ vault_aws_login_fields(struct sigv4_signer *s,
 	struct sigv4_header in[3];
 	struct sigv4_request req = { 0 };
 	struct sigv4_out *out;
-	char host[256], *hjson = NULL;
-	size_t n = 0, i;
+	char host[256];
+	uint8_t *hjson = NULL;
+	size_t n = 0, i, hlen = 0;
 	json_t *hdrs = NULL;
 	int r;
 
@@ -138,7 +142,8 @@ vault_aws_login_fields(struct sigv4_signer *s,
 	for (i = 0; i < out->nhdr; i++)
 		if (add_header(hdrs, out->hdr[i].name, out->hdr[i].value) < 0)
 			goto done;
-	if (!(hjson = json_dumps(hdrs, JSON_COMPACT | JSON_SORT_KEYS)))
+	/* jansson allocates from the arena: dump it there, not with malloc */
+	if (vault_dump_secmem(hdrs, &hjson, &hlen) < 0)
 		goto done;
 	if (json_object_set_new(o, "iam_http_request_method",
 	    json_string("POST")) < 0 ||
@@ -147,16 +152,13 @@ vault_aws_login_fields(struct sigv4_signer *s,
 	    json_object_set_new(o, "iam_request_body",
 	    b64_string(STS_BODY, strlen(STS_BODY))) < 0 ||
 	    json_object_set_new(o, "iam_request_headers",
-	    b64_string(hjson, strlen(hjson))) < 0)
+	    b64_string(hjson, hlen)) < 0)
 		goto done;
 	r = 0;
 done:
 	if (r == -ENOMEM && !errbuf[0])
 		snprintf(errbuf, errlen, "out of memory");
-	if (hjson) {
-		explicit_bzero(hjson, strlen(hjson));
-		free(hjson);
-	}
+	secmem_free(hjson);
 	json_decref(hdrs);
 	secmem_free(out);
 	return r;
