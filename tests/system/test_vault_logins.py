@@ -7,6 +7,7 @@ login yields then reads a secret; a refused login is one clear log line and no v
 Run: SECRETSFS_BIN=BUILD/fuse/secretsfs /usr/bin/python3 -m pytest -q tests/system/test_vault_logins.py
 """
 import errno
+import json
 import os
 import secrets
 import sys
@@ -208,3 +209,57 @@ def test_jwt_login_with_a_wrong_or_expired_token_fails_clearly(make_daemon, vaul
         assert why in lines[0], lines
         assert tok not in d.log()
     assert logins(vault, "jwt") == 0
+
+
+def test_aws_login_with_web_identity_credentials(make_daemon, vault, tmp_path, pki,
+                                                 monkeypatch):
+    """AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN: the chain trades the token for
+    temporary credentials at the AWS fake's STS (AssumeRoleWithWebIdentity), and the
+    GetCallerIdentity is signed with them and their session token. Which key STS
+    issues is known only once it is issued, so the fake Vault learns it then (as real
+    STS would know it all along): the first login is refused as InvalidClientTokenId,
+    the next one, after the refusal's hold, logs in with the same web-identity keys."""
+    from aws_fixture import AwsFake
+    fake = AwsFake.start(tmp_path / "aws-fake", pki.dir)
+    try:
+        monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE",
+                           fake.write_web_identity_token(tmp_path / "wi-token"))
+        monkeypatch.setenv("AWS_ROLE_ARN", fake.role_arn)
+        monkeypatch.setenv("AWS_ROLE_SESSION_NAME", "secretsfs-test")
+        for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+        roles = {"node": {"bound_iam_principal_arn": [fake.role_arn],
+                          "policies": ["secretsfs"]}}
+        vault.configure(aws={"iam_server_id_header_value": "vault.test",
+                             "credentials": {}, "roles": roles})
+        v = value()
+        vault.kv_put("secret", "aws/wi", {"k": v})
+        auth = {"method": "aws", "role": "node", "header_value": "vault.test",
+                "sts_endpoint": fake.http_endpoint}
+        d = make_daemon(config(vault, tmp_path, {"s": {"backend": "vault", "ref": "aws/wi",
+                                                         "field": "k"}}, auth=auth,
+                               negative_ttl="1s"))
+        assert read_errno(d, "s") == errno.EACCES
+        assert vault.stats()["sts_refusals"] == {"InvalidClientTokenId": 1}
+        with open(fake.state_path) as f:
+            temp = json.load(f)["temp"]
+        assert len(temp) == 1
+        akid, t = next(iter(temp.items()))
+        assert akid.startswith("ASIA") and t["source"] == "sts", t
+        vault.configure(aws={"iam_server_id_header_value": "vault.test", "roles": roles,
+                             "credentials": {akid: {
+                                 "secret_access_key": t["secret_key"],
+                                 "session_token": t["token"],
+                                 "arn": "arn:aws:sts::%s:assumed-role/%s/%s" % (
+                                     fake.account_id, t["role"], t["session"]),
+                                 "user_id": "AROAFAKENODE:" + t["session"]}}})
+        # the refusal is cached for negative_ttl, and the login held back 0.5-1 s
+        time.sleep(1.5)
+        assert read(d, "s") == v.encode()
+        assert logins(vault, "aws") == 1
+        assert len(fake.temp_credentials()) == 1    # the same keys, not fetched again
+        assert t["secret_key"] not in d.log() and t["token"] not in d.log()
+    finally:
+        fake.stop()
