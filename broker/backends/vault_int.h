@@ -1,7 +1,8 @@
 /*
  * vault_int.h: what the files of the Vault backend share (the client and
  * its operations in vault.c, the parsers in vault_parse.c, the
- * configuration in vault_conf.c, login and the token in vault_login.c).
+ * configuration in vault_conf.c, login and the token in vault_login.c, the
+ * aws method's signed request in vault_aws.c).
  * Not an interface.
  */
 #ifndef SECRETSFS_VAULT_INT_H
