@@ -229,7 +229,8 @@ test_config_good(void **state)
 		"{\"method\":\"aws\",\"role\":\"r\",\"header_value\":\"v.x\","
 		    "\"region\":\"eu-west-1\",\"profile\":\"p\","
 		    "\"credentials_file\":\"/c\",\"config_file\":\"/f\","
-		    "\"sts_endpoint\":\"http://127.0.0.1:1\",\"mount\":\"a/b\"}",
+		    "\"sts_endpoint\":\"http://127.0.0.1:1\","
+		    "\"mount\":\"a/b\"}",
 		"{\"method\":\"aws\",\"credentials\":{\"access_key_id\":\"A\","
 		    "\"secret_access_key\":\"S\"}}",
 		"{\"method\":\"jwt\",\"role\":\"r\",\"jwt_file\":\"/t\"}",
