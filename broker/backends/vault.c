@@ -464,6 +464,12 @@ vault_free(struct vault *v)
 	free(v->role);
 	free(v->jwt_file);
 	free(v->token_file);
+	aws_creds_free(v->aws_creds);
+	if (v->aws_signer) {
+		sigv4_signer_wipe(v->aws_signer);
+		secmem_free(v->aws_signer);
+	}
+	free(v->aws_server_id);
 	free(v);
 }
 
@@ -514,6 +520,46 @@ xstrdup(const char *s, bool *oom)
 	return d;
 }
 
+/* The aws method's signer and AWS credential chain (aws_creds.h). */
+static int
+open_aws(struct vault *v, const struct config_backend *cfg,
+    const struct vault_conf *vc, char *errbuf, size_t errlen)
+{
+	const json_t *o = vc->aws_opts;
+	struct aws_creds_options co;
+	char why[BACKEND_ERR_MAX] = "";
+	int r;
+
+	vault_aws_sts_url(vc->aws_region, v->aws_url, sizeof(v->aws_url));
+	if (!(v->aws_signer = secmem_alloc(sizeof(*v->aws_signer)))) {
+		snprintf(errbuf, errlen, "locked memory exhausted");
+		return -ENOMEM;
+	}
+	if ((r = sigv4_signer_init(v->aws_signer, vc->aws_region, "sts")) < 0) {
+		snprintf(errbuf, errlen, "region \"%s\" cannot be signed for",
+		    vc->aws_region);
+		return r;
+	}
+	memset(&co, 0, sizeof(co));
+	co.backend = cfg->name;
+	co.credentials = json_object_get(o, "credentials");
+	co.profile = json_string_value(json_object_get(o, "profile"));
+	co.credentials_file = json_string_value(json_object_get(o,
+	    "credentials_file"));
+	co.config_file = json_string_value(json_object_get(o, "config_file"));
+	co.region = vc->aws_region;
+	co.sts_endpoint = json_string_value(json_object_get(o, "sts_endpoint"));
+	co.imds_endpoint = json_string_value(json_object_get(o,
+	    "imds_endpoint"));
+	/* Not Vault's options: its CA and client certificate are not AWS's. */
+	co.http = NULL;
+	if ((r = aws_creds_new(&co, &v->aws_creds, why, sizeof(why))) < 0) {
+		snprintf(errbuf, errlen, "AWS credentials: %s", why);
+		return r;
+	}
+	return 0;
+}
+
 static int
 vault_open(const struct config_backend *cfg, void **impl, char *errbuf,
     size_t errlen)
@@ -548,9 +594,15 @@ vault_open(const struct config_backend *cfg, void **impl, char *errbuf,
 	v->role = xstrdup(vc.role, &oom);
 	v->jwt_file = xstrdup(vc.jwt_file, &oom);
 	v->token_file = xstrdup(vc.token_file, &oom);
+	v->aws_server_id = xstrdup(vc.aws_server_id, &oom);
 	if (oom) {
 		vault_free(v);
 		return -ENOMEM;
+	}
+	if (v->method == AUTH_AWS && (r = open_aws(v, cfg, &vc, errbuf,
+	    errlen)) < 0) {
+		vault_free(v);
+		return r;
 	}
 	for (size_t i = 0; i < vc.naddrs; i++) {
 		size_t n = strlen(vc.addrs[i]);

@@ -14,12 +14,16 @@
 
 #include "vault_int.h"
 
-const char *const vault_method_names[4] = {
+const char *const vault_method_names[6] = {
 	[AUTH_CERT] = "cert",
 	[AUTH_APPROLE] = "approle",
 	[AUTH_KUBERNETES] = "kubernetes",
 	[AUTH_TOKEN] = "token",
+	[AUTH_AWS] = "aws",
+	[AUTH_JWT] = "jwt",
 };
+
+#define METHOD_LIST	"cert, approle, kubernetes, token, aws or jwt"
 
 #define NMETHODS	(sizeof(vault_method_names) / sizeof(vault_method_names[0]))
 
@@ -70,6 +74,96 @@ header_safe(const char *s)
 	return true;
 }
 
+static bool
+region_ok(const char *s)
+{
+	if (!*s || strlen(s) > SIGV4_REGION_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		    *s == '-'))
+			return false;
+	return true;
+}
+
+static int
+opt_url(const json_t *o, const char *path, const char *key,
+    struct cfg_err *err)
+{
+	const char *s = NULL;
+	char p[CFG_PATH_MAX];
+	int r;
+
+	if ((r = cfg_get_string(o, path, key, 0, &s, err)) < 0 || !s)
+		return r;
+	cfg_path_key(p, sizeof(p), path, key);
+	if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
+		return cfg_err_set(err, p, "expected an http(s) URL");
+	if (strpbrk(s, " \t\r\n@?#"))
+		return cfg_err_set(err, p, "no blanks, user, query or "
+		    "fragment allowed in the URL");
+	return 0;
+}
+
+/*
+ * The aws method: the role, Vault's server id header, the region to sign
+ * for, and the AWS backend's credential chain options (aws_creds.h).
+ */
+static int
+parse_aws(const json_t *auth, const char *path, struct vault_conf *vc,
+    struct cfg_err *err)
+{
+	static const char *const ckeys[] = { "access_key_id",
+	    "secret_access_key", "session_token", NULL };
+	const char *s = NULL, *id = NULL, *secret = NULL, *tok = NULL;
+	char p[CFG_PATH_MAX];
+	const json_t *c;
+	int r;
+
+	vc->aws_opts = auth;
+	vc->aws_region = "us-east-1";
+	if ((r = cfg_get_string(auth, path, "role", 0, &vc->role, err)) < 0 ||
+	    (r = cfg_get_string(auth, path, "header_value", 0,
+	    &vc->aws_server_id, err)) < 0 ||
+	    (r = cfg_get_string(auth, path, "region", 0, &vc->aws_region,
+	    err)) < 0 ||
+	    (r = cfg_get_string(auth, path, "profile", 0, &s, err)) < 0 ||
+	    (r = cfg_get_path(auth, path, "credentials_file", 0, &s,
+	    err)) < 0 ||
+	    (r = cfg_get_path(auth, path, "config_file", 0, &s, err)) < 0 ||
+	    (r = opt_url(auth, path, "sts_endpoint", err)) < 0 ||
+	    (r = opt_url(auth, path, "imds_endpoint", err)) < 0)
+		return r;
+	if (!region_ok(vc->aws_region)) {
+		cfg_path_key(p, sizeof(p), path, "region");
+		return cfg_err_set(err, p, "expected a region name such as "
+		    "\"us-east-1\"");
+	}
+	if (vc->aws_server_id && (!*vc->aws_server_id ||
+	    !header_safe(vc->aws_server_id))) {
+		cfg_path_key(p, sizeof(p), path, "header_value");
+		return cfg_err_set(err, p, "expected a non-empty value without "
+		    "control characters");
+	}
+	if ((c = json_object_get(auth, "credentials"))) {
+		cfg_path_key(p, sizeof(p), path, "credentials");
+		if (!json_is_object(c))
+			return cfg_err_set(err, p, "expected an object");
+		if ((r = cfg_check_keys(c, p, ckeys, err)) < 0 ||
+		    (r = cfg_get_string(c, p, "access_key_id", 0, &id,
+		    err)) < 0 ||
+		    (r = cfg_get_string(c, p, "secret_access_key", 0, &secret,
+		    err)) < 0 ||
+		    (r = cfg_get_string(c, p, "session_token", 0, &tok,
+		    err)) < 0)
+			return r;
+		if (!id || !secret)
+			return cfg_err_set(err, p, "needs access_key_id and "
+			    "secret_access_key");
+	}
+	return 0;
+}
+
 static int
 parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
     struct cfg_err *err)
@@ -82,8 +176,14 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 	    "jwt_file", "namespace", NULL };
 	static const char *const token_keys[] = { "method", "token_file",
 	    "namespace", NULL };
+	static const char *const aws_keys[] = { "method", "mount", "role",
+	    "header_value", "region", "namespace", "credentials", "profile",
+	    "credentials_file", "config_file", "sts_endpoint", "imds_endpoint",
+	    NULL };
+	static const char *const jwt_keys[] = { "method", "mount", "role",
+	    "jwt_file", "namespace", NULL };
 	const char *const *keys[] = { cert_keys, approle_keys, k8s_keys,
-	    token_keys };
+	    token_keys, aws_keys, jwt_keys };
 	const char *method = NULL;
 	const json_t *ans;
 	char p[CFG_PATH_MAX];
@@ -96,14 +196,14 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 		return r;
 	if (!method)
 		return cfg_err_set(err, path, "missing required key "
-		    "\"method\" (cert, approle, kubernetes or token)");
+		    "\"method\" (" METHOD_LIST ")");
 	for (i = 0; i < NMETHODS; i++)
 		if (strcmp(method, vault_method_names[i]) == 0)
 			break;
 	if (i == NMETHODS) {
 		cfg_path_key(p, sizeof(p), path, "method");
 		return cfg_err_set(err, p, "unknown auth method \"%s\" "
-		    "(cert, approle, kubernetes or token)", method);
+		    "(" METHOD_LIST ")", method);
 	}
 	vc->method = (enum auth_method)i;
 	if ((r = cfg_check_keys(auth, path, keys[i], err)) < 0)
@@ -169,6 +269,23 @@ parse_auth(const json_t *auth, const char *path, struct vault_conf *vc,
 		if (!vc->role)
 			return cfg_err_set(err, path, "missing required key "
 			    "\"role\"");
+		break;
+	case AUTH_AWS:
+		if ((r = parse_aws(auth, path, vc, err)) < 0)
+			return r;
+		break;
+	case AUTH_JWT:
+		if ((r = cfg_get_string(auth, path, "role", 0, &vc->role,
+		    err)) < 0 ||
+		    (r = cfg_get_path(auth, path, "jwt_file", 0, &vc->jwt_file,
+		    err)) < 0)
+			return r;
+		if (!vc->role)
+			return cfg_err_set(err, path, "missing required key "
+			    "\"role\"");
+		if (!vc->jwt_file)
+			return cfg_err_set(err, path, "missing required key "
+			    "\"jwt_file\"");
 		break;
 	case AUTH_TOKEN:
 		if ((r = cfg_get_path(auth, path, "token_file", 0,

@@ -1,7 +1,8 @@
 /*
  * vault_int.h: what the files of the Vault backend share (the client and
  * its operations in vault.c, the parsers in vault_parse.c, the
- * configuration in vault_conf.c, login and the token in vault_login.c).
+ * configuration in vault_conf.c, login and the token in vault_login.c, the
+ * aws method's signed request in vault_aws.c).
  * Not an interface.
  */
 #ifndef SECRETSFS_VAULT_INT_H
@@ -14,9 +15,11 @@
 
 #include <jansson.h>
 
+#include <secretsfs/aws_creds.h>
 #include <secretsfs/backend.h>
 #include <secretsfs/cfg.h>
 #include <secretsfs/http.h>
+#include <secretsfs/sigv4.h>
 #include <secretsfs/vault.h>
 
 #define CRED_MAX		(64u << 10)	/* role/secret id, JWT, token */
@@ -27,10 +30,11 @@
 #define VMSG_MAX		160
 #define VAULT_ADDRS_MAX		8
 
-enum auth_method { AUTH_CERT, AUTH_APPROLE, AUTH_KUBERNETES, AUTH_TOKEN };
+enum auth_method { AUTH_CERT, AUTH_APPROLE, AUTH_KUBERNETES, AUTH_TOKEN,
+    AUTH_AWS, AUTH_JWT };
 
 /* "cert", "approle", ..., by enum auth_method (vault_conf.c). */
-extern const char *const vault_method_names[4];
+extern const char *const vault_method_names[6];
 
 /* The parsed config object; strings point into it or into the env. */
 struct vault_conf {
@@ -50,6 +54,10 @@ struct vault_conf {
 	const char		*role;
 	const char		*jwt_file;
 	const char		*token_file;
+	/* aws: the auth object also holds the credential chain's options */
+	const json_t		*aws_opts;
+	const char		*aws_region;
+	const char		*aws_server_id;
 };
 
 struct vault {
@@ -66,6 +74,11 @@ struct vault {
 	char			*role;
 	char			*jwt_file;
 	char			*token_file;
+	/* aws: used under login_mu only */
+	struct aws_creds	*aws_creds;
+	struct sigv4_signer	*aws_signer;	/* secmem */
+	char			*aws_server_id;
+	char			 aws_url[128];
 	/* One client per configured address (its own connections). */
 	struct http_client	*http[VAULT_ADDRS_MAX];
 	char			*addrs[VAULT_ADDRS_MAX];

@@ -178,6 +178,27 @@ judge_login(struct http_response *resp, struct vault_auth *a, char *errbuf,
 	}
 }
 
+/* The aws method's role and signed GetCallerIdentity (vault_aws.c). */
+static int
+aws_fields(struct vault *v, json_t *o, char *errbuf, size_t errlen)
+{
+	struct aws_credentials c = { 0 };
+	char why[BACKEND_ERR_MAX] = "";
+	int r;
+
+	if ((r = aws_creds_get(v->aws_creds, &c, why, sizeof(why))) < 0) {
+		snprintf(errbuf, errlen, "AWS credentials (%s): %s",
+		    aws_creds_source(v->aws_creds), why);
+		return r;
+	}
+	if (v->role)
+		json_object_set_new(o, "role", json_string(v->role));
+	r = vault_aws_login_fields(v->aws_signer, &c, v->aws_url,
+	    v->aws_server_id, time(NULL), o, errbuf, errlen);
+	aws_credentials_clear(&c);
+	return r;
+}
+
 static int
 login_body(struct vault *v, uint8_t **body, size_t *blen, char *errbuf,
     size_t errlen)
@@ -211,11 +232,16 @@ login_body(struct vault *v, uint8_t **body, size_t *blen, char *errbuf,
 			    json_stringn((char *)b, bl));
 		break;
 	case AUTH_KUBERNETES:
+	case AUTH_JWT:
+		/* Re-read at every login: the issuer rotates it. */
 		if ((r = read_cred(v->jwt_file, false, &a, &alen, errbuf,
 		    errlen)) < 0)
 			break;
 		json_object_set_new(o, "role", json_string(v->role));
 		json_object_set_new(o, "jwt", json_stringn((char *)a, alen));
+		break;
+	case AUTH_AWS:
+		r = aws_fields(v, o, errbuf, errlen);
 		break;
 	case AUTH_TOKEN:
 		break;

@@ -120,6 +120,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include <secretsfs/backend.h>
 
 /*
@@ -219,5 +221,29 @@ enum vault_refusal vault_classify_refusal(long status, const uint8_t *body,
 /* RFC 3339 with optional fraction (to the nanosecond) and offset. 0 or
  * -EINVAL. */
 int vault_parse_time(const char *s, struct timespec *ts);
+
+/* --- aws auth (vault_aws.c), exported for unit tests ---------------------- */
+
+struct sigv4_signer;
+struct aws_credentials;
+
+/*
+ * Vault's default iam_request_url for region: the global STS endpoint
+ * https://sts.amazonaws.com/ for us-east-1, else the regional one.
+ */
+void vault_aws_sts_url(const char *region, char *buf, size_t len);
+
+/*
+ * Set the four iam_* fields of an aws login body in o: a POST of
+ * Action=GetCallerIdentity&Version=2011-06-15 to url (http(s)://host/),
+ * signed with s (service "sts") and c as of now, with the
+ * X-Vault-AWS-IAM-Server-ID header signed too when server_id is not NULL;
+ * url, body and the headers (a JSON map of name to [values]) base64, as
+ * Vault wants them. 0, -EINVAL (bad url), -ENOMEM, or sigv4_sign()'s
+ * error, with errbuf saying why (never a secret).
+ */
+int vault_aws_login_fields(struct sigv4_signer *s,
+    const struct aws_credentials *c, const char *url, const char *server_id,
+    time_t now, json_t *o, char *errbuf, size_t errlen);
 
 #endif
