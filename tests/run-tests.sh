@@ -9,7 +9,7 @@
 #   3. builds with AddressSanitizer and UBSan into ./build-asan and runs the
 #      unit and system suites against it;
 #   4. runs the unit suite of ./build under valgrind memcheck.
-# Any failure fails the run. About 16 minutes on two cores; the time of
+# Any failure fails the run. About 27 minutes on two cores; the time of
 # each stage is printed at the end.
 set -eu
 cd "$(dirname "$0")/.."
