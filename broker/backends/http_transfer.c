@@ -246,6 +246,9 @@ map_error(struct http_client *c, CURLcode rc, const struct handle *h,
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
+	/* With HTTP/2 a refusal after the handshake breaks the session. */
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
 		if (c->o.tls && version_mismatch(detail)) {
 			snprintf(errbuf, errlen, "%s %s: TLS: the server offers no "
 			    "TLS version we accept; TLS 1.2 is the least (%s)",
